@@ -1,0 +1,146 @@
+//! The headless CLI: clap definitions and dispatch. One module per command group.
+
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::engine::config::{self, LoadedConfig};
+use crate::engine::error::{EmaError, Result, exit};
+
+pub mod output;
+
+use output::Output;
+
+/// ema — Enhanced Model Availability: get models onto a machine fast and intact, prove they are intact,
+/// suggest what to use instead, and migrate old setups without losing a byte.
+#[derive(Debug, Parser)]
+#[command(name = "ema", version, about, long_about = None, propagate_version = true)]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 failure, 2 usage or configuration error, 3 integrity problem, \
+4 hub unreachable or unauthorized, 5 not found, 6 not enough disk space, 130 interrupted."
+)]
+pub struct Cli {
+    /// Configuration file (default: $EMA_CONFIG, ./config/enhanced_model_config.json, then the platform config dir).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print one JSON document on stdout (NDJSON for streams) instead of human output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect the configuration in force.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Say which configuration file is in force and why.
+    Path,
+    /// Print the effective configuration (defaults filled in; the API token is redacted).
+    Show,
+}
+
+/// Context every handler gets.
+pub struct Ctx {
+    pub out: Output,
+    pub config_flag: Option<PathBuf>,
+}
+
+impl Ctx {
+    /// Load the configuration in force (discovery order documented on `--config`).
+    pub fn load_config(&self) -> Result<LoadedConfig> {
+        config::load(self.config_flag.as_deref())
+    }
+}
+
+/// Entry point: parse, dispatch, map errors to exit codes.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let out = Output::new(cli.json);
+    let ctx = Ctx {
+        out,
+        config_flag: cli.config.clone(),
+    };
+    match run(cli, &ctx) {
+        Ok(code) => code,
+        Err(e) => {
+            ctx.out.error(&e);
+            e.exit_code()
+        }
+    }
+}
+
+fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
+    let Some(command) = cli.command else {
+        return Err(EmaError::Config(
+            "no command given; run `ema --help` for the list of commands".to_string(),
+        ));
+    };
+    match command {
+        Command::Config(c) => config_cmd(c, ctx),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "ema", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn config_cmd(c: ConfigCommand, ctx: &Ctx) -> Result<i32> {
+    let loaded = ctx.load_config()?;
+    match c {
+        ConfigCommand::Path => {
+            if ctx.out.json {
+                ctx.out.json(&serde_json::json!({
+                    "path": loaded.path,
+                    "source": loaded.source,
+                    "reason": loaded.source.describe(),
+                    "searched": loaded.searched,
+                    "models_directory": loaded.config.storage.models_directory,
+                }));
+            } else {
+                match &loaded.path {
+                    Some(p) => println!("{} ({})", p.display(), loaded.source.describe()),
+                    None => println!("(none) — {}", loaded.source.describe()),
+                }
+                println!("searched:");
+                for s in &loaded.searched {
+                    println!("  {}", s.display());
+                }
+                println!(
+                    "models directory: {}",
+                    loaded.config.storage.models_directory.display()
+                );
+            }
+        }
+        ConfigCommand::Show => {
+            let mut c = loaded.config.clone();
+            if c.api.token.is_some() {
+                c.api.token = Some("<redacted>".to_string());
+            }
+            ctx.out.json(&c);
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,85 @@
+//! Atomic file writes: a temp file in the same directory, fsync, rename over the target, fsync the directory.
+//! A crash at any moment leaves either the old or the new file, never a mix.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::error::{EmaError, Result};
+
+/// Write `bytes` to `path` atomically. The parent directory must exist.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(
+            ".{}.",
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| EmaError::io("cannot create a temporary file in", dir, e))?;
+    // Keep the permissions of the file we replace, if any.
+    if let Ok(meta) = std::fs::metadata(path) {
+        let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
+    }
+    tmp.write_all(bytes)
+        .map_err(|e| EmaError::io("cannot write", tmp.path(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| EmaError::io("cannot fsync", tmp.path(), e))?;
+    tmp.persist(path)
+        .map_err(|e| EmaError::io("cannot replace", path, e.error))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Serialize `value` as pretty JSON (with a trailing newline) and write it atomically.
+pub fn write_json_atomic<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| EmaError::Other(format!("cannot serialize {}: {e}", path.display())))?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+/// fsync a directory so a rename inside it survives power loss. Best effort.
+pub fn sync_dir(dir: &Path) {
+    if let Ok(f) = std::fs::File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_content_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.json");
+        write_atomic(&p, b"old").unwrap();
+        write_atomic(&p, b"new").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn failure_leaves_old_file_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("missing-dir").join("a.json");
+        assert!(write_atomic(&p, b"x").is_err());
+        let p2 = dir.path().join("b.json");
+        std::fs::write(&p2, b"old").unwrap();
+        // Target is a directory: rename fails, old content stays.
+        let d = dir.path().join("c");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("inner"), b"keep").unwrap();
+        assert!(write_atomic(&d, b"new").is_err());
+        assert_eq!(std::fs::read(d.join("inner")).unwrap(), b"keep");
+        assert_eq!(std::fs::read(&p2).unwrap(), b"old");
+    }
+}

@@ -1,0 +1,225 @@
+//! One typed event bus. The engine publishes; every face (TUI, CLI, server) subscribes. Progress events are
+//! rate-limited at the source so a slow subscriber never sees more than a few per second per file.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+/// Where a model stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Availability {
+    Available,
+    Downloading,
+    Queued,
+    Paused,
+    Incomplete,
+    Corrupted,
+    Missing,
+}
+
+impl Availability {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Availability::Available => "available",
+            Availability::Downloading => "downloading",
+            Availability::Queued => "queued",
+            Availability::Paused => "paused",
+            Availability::Incomplete => "incomplete",
+            Availability::Corrupted => "corrupted",
+            Availability::Missing => "missing",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+/// Health of one model, from integrity checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthState {
+    Healthy,
+    Degraded,
+    Corrupted,
+    Incomplete,
+    Missing,
+    Unknown,
+}
+
+impl HealthState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HealthState::Healthy => "healthy",
+            HealthState::Degraded => "degraded",
+            HealthState::Corrupted => "corrupted",
+            HealthState::Incomplete => "incomplete",
+            HealthState::Missing => "missing",
+            HealthState::Unknown => "unknown",
+        }
+    }
+}
+
+/// Everything the engine tells the faces. Serialized with a `type` tag for `--json` NDJSON and the WebSocket.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A download was accepted and resolved to a commit.
+    DownloadQueued {
+        model_id: String,
+        revision: String,
+        files: usize,
+        total_bytes: u64,
+    },
+    DownloadStarted {
+        model_id: String,
+        commit: String,
+    },
+    /// Progress of one file (rate-limited).
+    FileProgress {
+        model_id: String,
+        path: String,
+        bytes_done: u64,
+        bytes_total: u64,
+    },
+    /// Progress of a whole model (rate-limited).
+    #[serde(rename = "model_download_progress")]
+    ModelProgress {
+        model_id: String,
+        bytes_done: u64,
+        bytes_total: u64,
+        files_done: usize,
+        files_total: usize,
+        progress_percent: f64,
+        rate_bytes_per_sec: f64,
+        eta_seconds: Option<f64>,
+    },
+    FileVerified {
+        model_id: String,
+        path: String,
+        size: u64,
+        hash: String,
+    },
+    /// A retry is about to happen.
+    Retry {
+        model_id: String,
+        path: String,
+        attempt: u32,
+        delay_ms: u64,
+        reason: String,
+    },
+    DownloadPaused {
+        model_id: String,
+    },
+    DownloadResumed {
+        model_id: String,
+    },
+    DownloadCancelled {
+        model_id: String,
+    },
+    DownloadFinished {
+        model_id: String,
+        commit: String,
+        bytes: u64,
+        seconds: f64,
+    },
+    DownloadFailed {
+        model_id: String,
+        error: String,
+        exit_code: i32,
+    },
+    #[serde(rename = "model_availability_change")]
+    AvailabilityChanged {
+        model_id: String,
+        old_status: Option<Availability>,
+        new_status: Availability,
+    },
+    #[serde(rename = "model_health_alert")]
+    HealthAlert {
+        id: String,
+        severity: Severity,
+        model_id: Option<String>,
+        message: String,
+        suggested_action: Option<String>,
+        at: String,
+    },
+    HealthChanged {
+        model_id: String,
+        state: HealthState,
+        reason: String,
+    },
+    /// A free-form log line for the console's log views.
+    Log {
+        level: Severity,
+        message: String,
+    },
+}
+
+/// A cloneable handle to the broadcast bus.
+#[derive(Clone, Debug)]
+pub struct EventBus {
+    tx: broadcast::Sender<Event>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventBus {
+    pub fn new() -> Self {
+        let (tx, _) = broadcast::channel(4096);
+        EventBus { tx }
+    }
+
+    /// Publish an event. Having no subscriber is fine.
+    pub fn emit(&self, event: Event) {
+        let _ = self.tx.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialize_with_spec_type_names() {
+        let e = Event::AvailabilityChanged {
+            model_id: "a/b".into(),
+            old_status: None,
+            new_status: Availability::Available,
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["type"], "model_availability_change");
+        assert_eq!(v["new_status"], "available");
+    }
+
+    #[tokio::test]
+    async fn subscribers_receive_in_order() {
+        let bus = EventBus::new();
+        let mut rx = bus.subscribe();
+        bus.emit(Event::DownloadPaused {
+            model_id: "x".into(),
+        });
+        bus.emit(Event::DownloadResumed {
+            model_id: "x".into(),
+        });
+        assert!(matches!(
+            rx.recv().await.unwrap(),
+            Event::DownloadPaused { .. }
+        ));
+        assert!(matches!(
+            rx.recv().await.unwrap(),
+            Event::DownloadResumed { .. }
+        ));
+    }
+}

@@ -1,0 +1,9 @@
+//! The model engine: configuration, store, hub client, downloads, integrity, health, events. No UI code here.
+
+pub mod atomic;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod store;
+
+pub use error::{EmaError, Result};

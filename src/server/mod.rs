@@ -1,0 +1,1 @@
+//! The server face: the Hub-compatible mirror, REST + WebSocket API and metrics.
