@@ -4,6 +4,8 @@ pub mod atomic;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod health;
+pub mod integrity;
 pub mod store;
 
 pub use error::{EmaError, Result};
