@@ -42,3 +42,13 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(
         })
         .collect()
 }
+
+/// Re-downloads named files of a model through the download engine (resume, verification), then returns.
+/// Implemented by the download engine; the health monitor and `--repair-corrupted` use it.
+pub trait Repairer: Send + Sync {
+    fn repair<'a>(
+        &'a self,
+        repo: &'a crate::engine::store::RepoId,
+        files: &'a [String],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::engine::Result<()>> + Send + 'a>>;
+}

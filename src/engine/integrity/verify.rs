@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::hash::{self, HashJob, HashKinds};
 use super::safetensors;
@@ -31,14 +31,14 @@ pub const HF_LOCAL_DIR_CACHE: &str = ".cache/huggingface/";
 /// Largest JSON file whose syntax is checked (bigger ones are only hashed).
 const MAX_JSON_CHECK_BYTES: u64 = 256 << 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckMode {
     Quick,
     Full,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FileProblem {
     /// In the metadata, not on disk.
@@ -100,7 +100,7 @@ pub fn state_rank(s: HealthState) -> u8 {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileIssue {
     pub path: String,
     pub problem: FileProblem,
@@ -108,7 +108,7 @@ pub struct FileIssue {
 }
 
 /// The health of one model and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelHealth {
     pub model_id: String,
     pub state: HealthState,
@@ -123,10 +123,10 @@ pub struct ModelHealth {
     pub verification: Option<VerificationState>,
     pub seconds: f64,
     /// Read throughput measured while hashing (bytes/s), a load-time basis.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_bytes_per_sec: Option<f64>,
     /// `total_bytes / read_bytes_per_sec`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_time_estimate_seconds: Option<f64>,
     pub checked_at: String,
 }
