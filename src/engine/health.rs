@@ -385,6 +385,47 @@ impl PerfBaselines {
     }
 }
 
+/// Record a `health` alert for every model that is not healthy (and resolve it for those that are). Returns the
+/// alerts that are news (to publish). Used by the monitor and by the verify commands.
+pub fn record_health_alerts(alerts: &AlertStore, results: &[ModelHealth]) -> Result<Vec<Alert>> {
+    let mut news_out = Vec::new();
+    for h in results {
+        if h.state == HealthState::Healthy {
+            alerts.resolve(Some(&h.model_id), "health")?;
+            continue;
+        }
+        let (severity, action) = match h.state {
+            HealthState::Corrupted | HealthState::Missing | HealthState::Incomplete => (
+                Severity::Critical,
+                format!(
+                    "run `ema verify-all-models --repair-corrupted` (re-downloads only the bad files) for {}",
+                    h.model_id
+                ),
+            ),
+            HealthState::Degraded => (
+                Severity::Warning,
+                "review the stray files listed by `ema verify-all-models`; remove them if unneeded"
+                    .into(),
+            ),
+            _ => (
+                Severity::Info,
+                "run `ema generate-metadata` and `ema verify-all-models`".into(),
+            ),
+        };
+        let (a, news) = alerts.record(NewAlert {
+            kind: "health",
+            severity,
+            model_id: Some(h.model_id.clone()),
+            message: format!("{} is {}: {}", h.model_id, h.state.as_str(), h.reason),
+            suggested_action: Some(action),
+        })?;
+        if news {
+            news_out.push(a);
+        }
+    }
+    Ok(news_out)
+}
+
 /// What one tick did (for tests and the console).
 #[derive(Debug, Clone, Default)]
 pub struct TickReport {
@@ -610,39 +651,10 @@ impl HealthMonitor {
                     reason: h.reason.clone(),
                 });
             }
-            if h.state == HealthState::Healthy {
-                self.alerts.resolve(Some(&h.model_id), "health")?;
-                continue;
-            }
-            let (severity, action) = match h.state {
-                HealthState::Corrupted | HealthState::Missing | HealthState::Incomplete => (
-                    Severity::Critical,
-                    format!(
-                        "run `ema verify-all-models --repair-corrupted` (re-downloads only the bad files) for {}",
-                        h.model_id
-                    ),
-                ),
-                HealthState::Degraded => (
-                    Severity::Warning,
-                    "review the stray files; `ema check-models --repair-if-needed` removes them"
-                        .into(),
-                ),
-                _ => (
-                    Severity::Info,
-                    "run `ema generate-metadata` and `ema verify-all-models`".into(),
-                ),
-            };
-            let (a, news) = self.alerts.record(NewAlert {
-                kind: "health",
-                severity,
-                model_id: Some(h.model_id.clone()),
-                message: format!("{} is {}: {}", h.model_id, h.state.as_str(), h.reason),
-                suggested_action: Some(action),
-            })?;
-            if news {
-                self.bus.emit(a.to_event());
-                report.alerts.push(a);
-            }
+        }
+        for a in record_health_alerts(&self.alerts, results)? {
+            self.bus.emit(a.to_event());
+            report.alerts.push(a);
         }
         Ok(())
     }

@@ -303,7 +303,13 @@ fn summarize(state: HealthState, issues: &[FileIssue], files: usize, mode: Check
     let mut parts: Vec<String> = sorted
         .iter()
         .take(3)
-        .map(|i| format!("{}: {}", i.path, i.detail))
+        .map(|i| {
+            if i.path.is_empty() {
+                i.detail.clone()
+            } else {
+                format!("{}: {}", i.path, i.detail)
+            }
+        })
         .collect();
     if sorted.len() > 3 {
         parts.push(format!("and {} more", sorted.len() - 3));
