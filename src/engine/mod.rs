@@ -7,3 +7,9 @@ pub mod events;
 pub mod store;
 
 pub use error::{EmaError, Result};
+pub mod download;
+pub mod facade;
+pub mod hub;
+pub mod status;
+
+pub use facade::Engine;
