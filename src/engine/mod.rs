@@ -9,3 +9,9 @@ pub mod integrity;
 pub mod store;
 
 pub use error::{EmaError, Result};
+pub mod download;
+pub mod facade;
+pub mod hub;
+pub mod status;
+
+pub use facade::Engine;
