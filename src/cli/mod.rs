@@ -7,6 +7,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::engine::config::{self, LoadedConfig};
 use crate::engine::error::{EmaError, Result, exit};
 
+pub mod mirror;
 pub mod output;
 
 use output::Output;
@@ -35,6 +36,8 @@ pub enum Command {
     /// Inspect the configuration in force.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Serve the local store over the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT).
+    Mirror(mirror::MirrorArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -99,6 +102,7 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
     };
     match command {
         Command::Config(c) => config_cmd(c, ctx),
+        Command::Mirror(a) => mirror::run(a, ctx),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ema", &mut std::io::stdout());
