@@ -8,6 +8,7 @@ use crate::engine::config::{self, LoadedConfig};
 use crate::engine::error::{EmaError, Result, exit};
 
 pub mod integrity;
+pub mod mirror;
 pub mod output;
 
 use output::Output;
@@ -48,6 +49,8 @@ pub enum Command {
     Cleanup(integrity::CleanupArgs),
     /// Move the models directory (copy, verify, switch the configuration, delete the source).
     MoveModels(integrity::MoveArgs),
+    /// Serve the local store over the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT).
+    Mirror(mirror::MirrorArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -118,6 +121,7 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::Health(a) => integrity::health_cmd(a, ctx),
         Command::Cleanup(a) => integrity::cleanup_cmd(a, ctx),
         Command::MoveModels(a) => integrity::move_cmd(a, ctx),
+        Command::Mirror(a) => mirror::run(a, ctx),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ema", &mut std::io::stdout());
