@@ -8,12 +8,15 @@ use clap::Args;
 use serde::Serialize;
 
 use super::Ctx;
-use crate::engine::config::LoadedConfig;
+use crate::engine::config::{HubEnv, LoadedConfig};
 use crate::engine::error::{EmaError, Result, exit};
 use crate::engine::events::HealthState;
+use crate::engine::facade::Engine;
 use crate::engine::health::{self, AlertStore, HealthSnapshot};
+use crate::engine::hub::HubClient;
 use crate::engine::integrity::generate::{self, GenerateAction, GenerateOptions};
 use crate::engine::integrity::maintenance::{self, CleanupOptions, MoveOptions};
+use crate::engine::integrity::repair::{self, DownloadRepairer, HubMetadataSource, RepairOutcome};
 use crate::engine::integrity::verify::{self, ModelHealth, VerifyOptions};
 use crate::engine::store::{Store, now_rfc3339};
 
@@ -31,6 +34,9 @@ pub struct GenerateMetadataArgs {
     /// Report a model that fails and continue with the others (default: stop with exit 1).
     #[arg(long)]
     pub ignore_errors: bool,
+    /// Do not ask the hub for expected hashes (also implied by HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]
@@ -41,6 +47,12 @@ pub struct VerifyArgs {
     /// Write reports/model_integrity_report.json (relative to the working directory).
     #[arg(long)]
     pub generate_report: bool,
+    /// Re-download only the corrupted or missing files from the hub (resume engine), then verify again.
+    #[arg(long)]
+    pub repair_corrupted: bool,
+    /// With repair: also delete stray files (refused when storage.shared_storage is on).
+    #[arg(long)]
+    pub remove_stray_files: bool,
 }
 
 #[derive(Debug, Args)]
@@ -51,6 +63,12 @@ pub struct CheckArgs {
     /// Existence, size and modification time only (no hashing): milliseconds for thousands of models.
     #[arg(long)]
     pub quick: bool,
+    /// Repair what the check finds (re-download bad or missing files), then verify again.
+    #[arg(long)]
+    pub repair_if_needed: bool,
+    /// With repair: also delete stray files (refused when storage.shared_storage is on).
+    #[arg(long)]
+    pub remove_stray_files: bool,
 }
 
 #[derive(Debug, Args)]
@@ -207,6 +225,8 @@ struct CheckDocument<'a> {
     seconds: f64,
     sha_ni: bool,
     threads: usize,
+    #[serde(skip_serializing_if = "<[RepairOutcome]>::is_empty")]
+    repairs: &'a [RepairOutcome],
     models: &'a [ModelHealth],
 }
 
@@ -226,7 +246,32 @@ pub fn generate_metadata(a: GenerateMetadataArgs, ctx: &Ctx) -> Result<i32> {
         force: a.force_regenerate,
         ..Default::default()
     };
-    let (outcomes, err) = generate::generate_all(&store, &opts, None, a.ignore_errors)?;
+    let env = HubEnv::from_env();
+    let use_hub = !(a.offline || env.offline);
+    let rt = runtime()?;
+    let source = if use_hub {
+        Some(HubMetadataSource::new(
+            HubClient::new(&env, &loaded.config.downloads)?,
+            rt.handle().clone(),
+        ))
+    } else {
+        None
+    };
+    let (outcomes, err) = generate::generate_all(
+        &store,
+        &opts,
+        source.as_deref().map(|s| s as &dyn generate::HubSource),
+        a.ignore_errors,
+    )?;
+    let hub_note = match &source {
+        None => "hub not asked (offline)".to_string(),
+        Some(s) if s.unreachable() => format!(
+            "hub {} unreachable: {}",
+            env.endpoint,
+            s.last_error().unwrap_or_default()
+        ),
+        Some(_) => format!("hub {}", env.endpoint),
+    };
     let failed = outcomes
         .iter()
         .filter(|o| o.action == GenerateAction::Failed)
@@ -234,7 +279,7 @@ pub fn generate_metadata(a: GenerateMetadataArgs, ctx: &Ctx) -> Result<i32> {
     if ctx.out.json {
         ctx.out.json(&serde_json::json!({
             "models_directory": dir,
-            "hub_checked": false,
+            "hub": hub_note,
             "models": outcomes,
             "failed": failed,
         }));
@@ -286,7 +331,7 @@ pub fn generate_metadata(a: GenerateMetadataArgs, ctx: &Ctx) -> Result<i32> {
             .filter(|o| o.action == GenerateAction::Kept)
             .count();
         eprintln!(
-            "{written} written, {kept} kept, {failed} failed in {}",
+            "{written} written, {kept} kept, {failed} failed in {} ({hub_note})",
             dir.display()
         );
     }
@@ -312,6 +357,7 @@ fn run_full(store: &Store) -> Result<(Vec<ModelHealth>, f64, u64)> {
     Ok((models, secs, hashed))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn print_check(
     ctx: &Ctx,
     dir: &Path,
@@ -320,8 +366,10 @@ fn print_check(
     secs: f64,
     hashed: u64,
     report: Option<&Path>,
+    repairs: &[RepairOutcome],
 ) -> Result<()> {
     let doc = CheckDocument {
+        repairs,
         generated_at: now_rfc3339(),
         ema_version: env!("CARGO_PKG_VERSION"),
         models_directory: dir.to_path_buf(),
@@ -344,6 +392,22 @@ fn print_check(
     if ctx.out.json {
         ctx.out.json(&doc);
         return Ok(());
+    }
+    for r in repairs {
+        match &r.error {
+            None => println!(
+                "repaired {}: re-downloaded {} file{}{}",
+                r.model_id,
+                r.redownloaded.len(),
+                if r.redownloaded.len() == 1 { "" } else { "s" },
+                if r.strays_removed.is_empty() {
+                    String::new()
+                } else {
+                    format!(", removed {} stray file(s)", r.strays_removed.len())
+                }
+            ),
+            Some(e) => println!("repair of {} FAILED: {e}", r.model_id),
+        }
     }
     print_table(ctx, models);
     println!();
@@ -382,11 +446,64 @@ fn print_check(
     Ok(())
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| EmaError::Other(format!("cannot start the async runtime: {e}")))
+}
+
+type Reverified = (Vec<ModelHealth>, f64, u64, Vec<RepairOutcome>);
+
+/// Repair the unhealthy models through the download engine, then verify them again.
+fn repair_and_reverify(
+    ctx: &Ctx,
+    loaded: &LoadedConfig,
+    dir: &Path,
+    store: &Store,
+    models: &[ModelHealth],
+    remove_stray_files: bool,
+) -> Result<Reverified> {
+    let mut remove = remove_stray_files;
+    if remove && loaded.config.storage.shared_storage {
+        ctx.out.warn(
+            "storage.shared_storage is on: stray files are left in place (another installation may own them)",
+        );
+        remove = false;
+    }
+    let mut config = loaded.config.clone();
+    config.storage.models_directory = dir.to_path_buf();
+    let rt = runtime()?;
+    let repairs = rt.block_on(async {
+        let engine = Engine::new(config, HubEnv::from_env())?;
+        let repairer = DownloadRepairer {
+            manager: engine.download_manager().clone(),
+        };
+        for m in models.iter().filter(|m| !m.files_to_download().is_empty()) {
+            eprintln!(
+                "repairing {}: re-downloading {} file(s) from {}",
+                m.model_id,
+                m.files_to_download().len(),
+                engine.hub_env().endpoint
+            );
+        }
+        Ok::<_, EmaError>(repair::repair_models(store, models, &repairer, remove).await)
+    })?;
+    let (after, secs, hashed) = run_full(store)?;
+    Ok((after, secs, hashed, repairs))
+}
+
 pub fn verify_all(a: VerifyArgs, ctx: &Ctx) -> Result<i32> {
     let loaded = ctx.load_config()?;
     let dir = models_dir(a.models_dir.as_deref(), &loaded);
     let store = open_store(&dir)?;
-    let (models, secs, hashed) = run_full(&store)?;
+    let (mut models, mut secs, mut hashed) = run_full(&store)?;
+    let mut repairs = Vec::new();
+    if a.repair_corrupted && !models.iter().all(|m| m.is_healthy()) {
+        let (m2, s2, h2, r) =
+            repair_and_reverify(ctx, &loaded, &dir, &store, &models, a.remove_stray_files)?;
+        (models, secs, hashed, repairs) = (m2, secs + s2, hashed + h2, r);
+    }
     let report = a.generate_report.then(|| PathBuf::from(REPORT_PATH));
     print_check(
         ctx,
@@ -396,6 +513,7 @@ pub fn verify_all(a: VerifyArgs, ctx: &Ctx) -> Result<i32> {
         secs,
         hashed,
         report.as_deref(),
+        &repairs,
     )?;
     Ok(exit_for(&models))
 }
@@ -404,6 +522,11 @@ pub fn check_models(a: CheckArgs, ctx: &Ctx) -> Result<i32> {
     let loaded = ctx.load_config()?;
     let dir = models_dir(a.models_dir.as_deref(), &loaded);
     let store = open_store(&dir)?;
+    if a.quick && a.repair_if_needed {
+        return Err(EmaError::Config(
+            "--repair-if-needed needs a full check (it must know which bytes are bad); drop --quick".into(),
+        ));
+    }
     if a.quick {
         let t = Instant::now();
         let ids = store.list_models()?;
@@ -413,10 +536,25 @@ pub fn check_models(a: CheckArgs, ctx: &Ctx) -> Result<i32> {
             crate::engine::integrity::hash::default_threads(),
         );
         let secs = t.elapsed().as_secs_f64();
-        print_check(ctx, &dir, &models, verify::CheckMode::Quick, secs, 0, None)?;
+        print_check(
+            ctx,
+            &dir,
+            &models,
+            verify::CheckMode::Quick,
+            secs,
+            0,
+            None,
+            &[],
+        )?;
         return Ok(exit_for(&models));
     }
-    let (models, secs, hashed) = run_full(&store)?;
+    let (mut models, mut secs, mut hashed) = run_full(&store)?;
+    let mut repairs = Vec::new();
+    if a.repair_if_needed && !models.iter().all(|m| m.is_healthy()) {
+        let (m2, s2, h2, r) =
+            repair_and_reverify(ctx, &loaded, &dir, &store, &models, a.remove_stray_files)?;
+        (models, secs, hashed, repairs) = (m2, secs + s2, hashed + h2, r);
+    }
     print_check(
         ctx,
         &dir,
@@ -425,6 +563,7 @@ pub fn check_models(a: CheckArgs, ctx: &Ctx) -> Result<i32> {
         secs,
         hashed,
         None,
+        &repairs,
     )?;
     Ok(exit_for(&models))
 }

@@ -4,6 +4,7 @@
 pub mod generate;
 pub mod hash;
 pub mod maintenance;
+pub mod repair;
 pub mod safetensors;
 pub mod verify;
 

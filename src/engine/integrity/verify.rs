@@ -689,6 +689,10 @@ fn record_outcome(
         if matched.contains(&i) {
             rec.verified_at = Some(now.clone());
             rec.mtime = on_disk.get(rec.path.as_str()).and_then(|f| f.mtime);
+        } else {
+            // Not proven: no stamp may vouch for it (a re-download must re-hash it).
+            rec.verified_at = None;
+            rec.mtime = None;
         }
     }
     let content_bad = h.issues.iter().any(|i| {
