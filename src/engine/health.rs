@@ -361,6 +361,7 @@ impl PerfBaselines {
             .unwrap_or_default()
     }
     pub fn save(&self, store: &Store) -> Result<()> {
+        store.ensure()?;
         super::atomic::write_json_atomic(&Self::path(store), self)
     }
     /// The baseline: the median of the recorded measurements.
@@ -508,7 +509,13 @@ impl HealthMonitor {
         let mut full_due = self
             .last_full
             .is_none_or(|t| now.duration_since(t) >= self.full_interval());
-        let ids = self.store.list_models()?;
+        // Models being downloaded (their lock is held, here or in another process) are not judged mid-flight.
+        let ids: Vec<RepoId> = self
+            .store
+            .list_models()?
+            .into_iter()
+            .filter(|id| !super::integrity::maintenance::lock_held(&self.store.lock_path(id)))
+            .collect();
         let mut results = Vec::new();
         if quick_due || full_due {
             let store = self.store.clone();
@@ -536,6 +543,8 @@ impl HealthMonitor {
             results = self.full_verify(&ids).await?;
             self.last_full = Some(now);
             report.full_ran = true;
+            // Tell the faces what was found before repairing it.
+            self.publish(&results, &mut report)?;
             if self.config.health_monitoring.auto_repair_enabled
                 && let Some(rep) = self.repairer.clone()
             {
@@ -571,6 +580,7 @@ impl HealthMonitor {
                 }
                 if !again.is_empty() {
                     let fresh = self.full_verify(&again).await?;
+                    self.publish(&fresh, &mut report)?;
                     for f in fresh {
                         if let Some(slot) = results.iter_mut().find(|h| h.model_id == f.model_id) {
                             *slot = f;
@@ -580,7 +590,9 @@ impl HealthMonitor {
             }
         }
         if report.quick_ran || report.full_ran {
-            self.publish(&results, &mut report)?;
+            if !report.full_ran {
+                self.publish(&results, &mut report)?;
+            }
             HealthSnapshot::record(&self.store, &results)?;
             let usage = storage_usage(&self.store, &self.config);
             self.storage_alerts(&usage, &mut report)?;
