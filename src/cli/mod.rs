@@ -7,6 +7,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::engine::config::{self, LoadedConfig};
 use crate::engine::error::{EmaError, Result, exit};
 
+pub mod download;
 pub mod output;
 
 use output::Output;
@@ -35,6 +36,12 @@ pub enum Command {
     /// Inspect the configuration in force.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Download a model from the Hub (HF_ENDPOINT), verified file by file; resumable.
+    Download(download::DownloadArgs),
+    /// Every model in the store: availability, size, commit, verification state.
+    Status(download::StatusArgs),
+    /// List, pause, resume or cancel downloads (also those of other ema processes).
+    Downloads(download::DownloadsArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -99,6 +106,9 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
     };
     match command {
         Command::Config(c) => config_cmd(c, ctx),
+        Command::Download(a) => download::download(a, ctx),
+        Command::Status(a) => download::status(a, ctx),
+        Command::Downloads(a) => download::downloads(a, ctx),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ema", &mut std::io::stdout());

@@ -99,6 +99,8 @@ enum AttemptEnd {
     Restart(String),
     /// Paused or cancelled.
     Interrupted,
+    /// The file's ETag no longer matches the listing's hash.
+    UpstreamChanged,
     Fatal(EmaError),
 }
 
@@ -123,6 +125,8 @@ pub enum FileOutcome {
     Done { fetched: u64 },
     /// Stopped by pause-then-cancel or cancel.
     Cancelled,
+    /// The server now publishes another hash for this path than the listing did: list again.
+    UpstreamChanged,
 }
 
 /// Per-file live progress for the job's ticker.
@@ -183,6 +187,7 @@ pub(super) async fn download_file(
                 });
             }
             Err(AttemptEnd::Fatal(e)) => return Err(e),
+            Err(AttemptEnd::UpstreamChanged) => return Ok(FileOutcome::UpstreamChanged),
             Err(AttemptEnd::Interrupted) => {
                 if *control.borrow() == Control::Cancel {
                     return Ok(FileOutcome::Cancelled);
@@ -358,6 +363,14 @@ async fn attempt_once(
             file.path, ctx.repo, ctx.commit
         ))));
     }
+    // An ETag that is a hash but not the listed one: the file changed upstream since the listing.
+    if let Some(etag) = &head.etag
+        && (crate::engine::hub::is_hex(etag, 40) || crate::engine::hub::is_hex(etag, 64))
+        && etag.len() == hash.len()
+        && etag != hash
+    {
+        return Err(AttemptEnd::UpstreamChanged);
+    }
     if let Some(s) = head.size
         && s != file.size
     {
@@ -454,7 +467,8 @@ async fn attempt_once(
     for r in results {
         if let Err(e) = r {
             let rank = |a: &AttemptEnd| match a {
-                AttemptEnd::Fatal(_) => 4,
+                AttemptEnd::Fatal(_) => 5,
+                AttemptEnd::UpstreamChanged => 4,
                 AttemptEnd::Interrupted => 3,
                 AttemptEnd::Restart(_) => 2,
                 AttemptEnd::Transient { .. } => 1,
@@ -657,6 +671,15 @@ async fn run_part(
                 });
             }
             Ok(None) => break,
+            Ok(Some(Err(e))) if e.is_timeout() => {
+                return Err(AttemptEnd::Transient {
+                    message: format!(
+                        "the connection stalled: no byte for {:.1} s; dropped it",
+                        stall.as_secs_f64()
+                    ),
+                    retry_after: None,
+                });
+            }
             Ok(Some(Err(e))) => {
                 return Err(AttemptEnd::Transient {
                     message: format!(

@@ -464,6 +464,11 @@ impl DownloadManager {
     ) -> Result<DownloadReport> {
         let inner = &self.inner;
         let started = Instant::now();
+        // One process per model: wait for another one to finish (it owns the queue entry meanwhile).
+        let _lock = self.lock_model(repo, &mut rx).await?;
+        if *rx.borrow() == Control::Cancel {
+            return self.finish_cancelled(repo, started);
+        }
         inner
             .queue
             .upsert_started(repo, opts.revision.as_deref(), &opts.include, &opts.exclude)?;
@@ -505,12 +510,37 @@ impl DownloadManager {
         };
         let _watcher_guard = AbortOnDrop(watcher);
 
-        // One process per model: wait for another one to finish.
-        let _lock = self.lock_model(repo, &mut rx).await?;
-        if *rx.borrow() == Control::Cancel {
-            return self.finish_cancelled(repo, started);
+        // A file whose upstream changed under the same commit (a mirror being refreshed) restarts the round with a
+        // fresh listing; verified files are kept.
+        for round in 0..3 {
+            match self.run_round(repo, opts, &rx, &live, started).await? {
+                Some(report) => return Ok(report),
+                None => {
+                    self.inner.bus.emit(Event::Log {
+                        level: Severity::Warning,
+                        message: format!(
+                            "the files of {repo} changed upstream during the download; listing them again (round {})",
+                            round + 2
+                        ),
+                    });
+                }
+            }
         }
+        Err(EmaError::Hub(format!(
+            "the files of {repo} keep changing upstream during the download; retry later"
+        )))
+    }
 
+    /// One pass: resolve, list, fetch. `None` when a file changed upstream and the listing must be fetched again.
+    async fn run_round(
+        &self,
+        repo: &RepoId,
+        opts: &DownloadOptions,
+        rx: &watch::Receiver<Control>,
+        live: &Arc<Mutex<LiveStats>>,
+        started: Instant,
+    ) -> Result<Option<DownloadReport>> {
+        let inner = &self.inner;
         // Resolve the revision and list the files.
         let info = self
             .with_retries(repo, || {
@@ -633,7 +663,7 @@ impl DownloadManager {
                 bytes: 0,
                 seconds: started.elapsed().as_secs_f64(),
             });
-            return Ok(DownloadReport {
+            return Ok(Some(DownloadReport {
                 model_id: repo.to_string(),
                 commit,
                 path: model_dir,
@@ -643,7 +673,7 @@ impl DownloadManager {
                 bytes_fetched: 0,
                 seconds: started.elapsed().as_secs_f64(),
                 completed: true,
-            });
+            }));
         }
         inner.store.write_metadata(&meta)?;
         inner.bus.emit(Event::DownloadQueued {
@@ -736,10 +766,12 @@ impl DownloadManager {
         let mut first_err: Option<EmaError> = None;
         let mut fetched_total = 0u64;
         let mut cancelled = false;
+        let mut upstream_changed = false;
         while let Some(r) = set.join_next().await {
             match r {
                 Ok(Ok(FileOutcome::Done { fetched })) => fetched_total += fetched,
                 Ok(Ok(FileOutcome::Cancelled)) => cancelled = true,
+                Ok(Ok(FileOutcome::UpstreamChanged)) => upstream_changed = true,
                 Ok(Err(e)) => {
                     if first_err
                         .as_ref()
@@ -755,7 +787,10 @@ impl DownloadManager {
             }
         }
         if cancelled || *rx.borrow() == Control::Cancel {
-            return self.finish_cancelled(repo, started);
+            return self.finish_cancelled(repo, started).map(Some);
+        }
+        if upstream_changed && first_err.is_none() {
+            return Ok(None);
         }
         if let Some(e) = first_err {
             if matches!(e, EmaError::Integrity(_)) {
@@ -784,7 +819,7 @@ impl DownloadManager {
             m.updated_at = now;
             inner.store.write_metadata(&m)?;
         }
-        let _ = std::fs::remove_dir(&partial_dir);
+        let _ = std::fs::remove_dir_all(&partial_dir);
         let seconds = started.elapsed().as_secs_f64();
         emit_model_progress(
             &ctx,
@@ -806,7 +841,7 @@ impl DownloadManager {
             old_status: Some(Availability::Downloading),
             new_status: Availability::Available,
         });
-        Ok(DownloadReport {
+        Ok(Some(DownloadReport {
             model_id: repo.to_string(),
             commit,
             path: model_dir,
@@ -816,7 +851,7 @@ impl DownloadManager {
             bytes_fetched: fetched_total,
             seconds,
             completed: true,
-        })
+        }))
     }
 
     fn finish_cancelled(&self, repo: &RepoId, started: Instant) -> Result<DownloadReport> {
