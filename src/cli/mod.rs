@@ -8,6 +8,7 @@ use crate::engine::config::{self, LoadedConfig};
 use crate::engine::error::{EmaError, Result, exit};
 
 pub mod download;
+pub mod mirror;
 pub mod output;
 
 use output::Output;
@@ -42,6 +43,8 @@ pub enum Command {
     Status(download::StatusArgs),
     /// List, pause, resume or cancel downloads (also those of other ema processes).
     Downloads(download::DownloadsArgs),
+    /// Serve the local store over the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT).
+    Mirror(mirror::MirrorArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -109,6 +112,7 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::Download(a) => download::download(a, ctx),
         Command::Status(a) => download::status(a, ctx),
         Command::Downloads(a) => download::downloads(a, ctx),
+        Command::Mirror(a) => mirror::run(a, ctx),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ema", &mut std::io::stdout());

@@ -2,6 +2,7 @@
 
 pub mod atomic;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod events;
 pub mod store;
