@@ -293,6 +293,48 @@ fn downloads_byte_identical_with_metadata_and_token_only_to_endpoint_host() {
 }
 
 #[test]
+fn large_files_use_parallel_range_parts_and_bandwidth_limit_holds() {
+    let hub = start_hub(|_| {});
+    let d = tempfile::tempdir().unwrap();
+    let e = engine(&hub, d.path(), None, |c| {
+        c.downloads.bandwidth_limit_mbps = 80.0
+    });
+    let t = Instant::now();
+    hub.rt
+        .block_on(e.download(&repo("org/big"), DownloadOptions::default()))
+        .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert_model_matches(&hub, d.path(), "org/big");
+    let sha = sha256_hex(&hub.models["org/big"]["model.safetensors"]);
+    let mut ranges: Vec<String> = hub
+        .plan
+        .requests()
+        .into_iter()
+        .filter(|q| q.method == "GET" && q.path.contains(&sha))
+        .map(|q| q.range.unwrap_or_default())
+        .collect();
+    ranges.sort();
+    let part = (24u64 << 20) / 4;
+    let want: Vec<String> = (0..4u64)
+        .map(|i| {
+            if i == 3 {
+                format!("bytes={}-", 3 * part)
+            } else {
+                format!("bytes={}-{}", i * part, (i + 1) * part - 1)
+            }
+        })
+        .collect();
+    let mut want = want;
+    want.sort();
+    assert_eq!(ranges, want);
+    // 24 MiB at 80 Mbit/s (10 MB/s) cannot take less than ~2.2 s (a quarter-second burst allowed).
+    assert!(
+        secs >= 2.2,
+        "the bandwidth limit was not applied: {secs:.2} s"
+    );
+}
+
+#[test]
 fn flipped_byte_is_detected_and_refetched_and_persistent_corruption_fails_integrity() {
     let hub = start_hub(|_| {});
     let d = tempfile::tempdir().unwrap();
@@ -1011,14 +1053,24 @@ fn download_from_ema_mirror_of_another_store_reproduces_it() {
         .rt
         .block_on(e.download(&repo("org/small"), DownloadOptions::default()))
         .unwrap();
-    // Serve store A with the mirror (what `ema mirror` runs) and download from it into B with the CLI.
-    let (mirror_url, _h) = hub.rt.block_on(async {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (_m, h) = Mirror::start(&a, MirrorOptions::default(), l)
-            .await
-            .unwrap();
-        (h.url(), h)
-    });
+    // Serve store A with `ema mirror` and download from it into B with `ema download`.
+    let mut m = Command::new(ema_bin());
+    m.args(["--json", "mirror", "--port", "0", "--models-dir"])
+        .arg(&a)
+        .env("HF_HOME", d.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut mirror = m.spawn().unwrap();
+    let mut first = String::new();
+    {
+        use std::io::BufRead;
+        let mut r = std::io::BufReader::new(mirror.stdout.take().unwrap());
+        r.read_line(&mut first).unwrap();
+    }
+    let info: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let mirror_url = info["endpoint"].as_str().unwrap().to_string();
+    assert!(mirror_url.starts_with("http://127.0.0.1:"), "{mirror_url}");
     let b = d.path().join("b");
     let cfg = write_config(d.path(), &b, |_| {});
     let mut c = ema(&mirror_url, &cfg, d.path());
@@ -1029,4 +1081,6 @@ fn download_from_ema_mirror_of_another_store_reproduces_it() {
     assert_eq!(last["commit"], ra.commit.as_str(), "same pinned commit");
     assert_eq!(tree(&a.join("org--small")), tree(&b.join("org--small")));
     assert_model_matches(&hub, &b, "org/small");
+    let _ = mirror.kill();
+    let _ = mirror.wait();
 }
