@@ -22,6 +22,8 @@ use crate::engine::hub::{HttpFailure, RemoteFile, Subject, describe_reqwest};
 
 const PARTIAL_STATE_VERSION: u32 = 1;
 const HASH_CHUNK: usize = 4 << 20;
+/// Files smaller than this restart from zero after a crash instead of persisting part progress.
+const PERSIST_MIN_SIZE: u64 = 1 << 20;
 
 /// Persisted progress of one partial file (`<hash>.json` beside `<hash>.part`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -335,7 +337,9 @@ fn load_or_create_state(
         etag: etag.map(str::to_string),
         parts,
     };
-    write_json_atomic(&paths.state, &st).map_err(AttemptEnd::Fatal)?;
+    if size >= PERSIST_MIN_SIZE {
+        write_json_atomic(&paths.state, &st).map_err(AttemptEnd::Fatal)?;
+    }
     Ok((st, false))
 }
 
@@ -415,6 +419,7 @@ async fn attempt_once(
     };
 
     // Persist progress about once a second while parts run.
+    let persist = file.size >= PERSIST_MIN_SIZE;
     let persist_stop = Arc::new(tokio::sync::Notify::new());
     let persister = {
         let parts = parts.clone();
@@ -425,7 +430,9 @@ async fn attempt_once(
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                        let _ = write_json_atomic(&path, &parts.snapshot(&state));
+                        if persist {
+                            let _ = write_json_atomic(&path, &parts.snapshot(&state));
+                        }
                     }
                     _ = notify.notified() => return,
                 }
@@ -455,7 +462,9 @@ async fn attempt_once(
     let results = futures::future::join_all(part_futs).await;
     persist_stop.notify_one();
     let _ = persister.await;
-    let _ = write_json_atomic(&paths.state, &parts.snapshot(&state));
+    if persist && !parts.complete() {
+        let _ = write_json_atomic(&paths.state, &parts.snapshot(&state));
+    }
     stop.store(true, Ordering::Release);
     let hashed = hasher_task.await.map_err(|e| {
         AttemptEnd::Fatal(EmaError::Other(format!("the hashing thread failed: {e}")))

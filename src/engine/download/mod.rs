@@ -732,6 +732,7 @@ impl DownloadManager {
         ));
         let _ticker_guard = AbortOnDrop(ticker);
         let meta = Arc::new(Mutex::new(meta));
+        let last_meta_write = Arc::new(Mutex::new(Instant::now()));
 
         let mut set = tokio::task::JoinSet::new();
         for (k, (i, hash)) in todo.iter().enumerate() {
@@ -743,6 +744,7 @@ impl DownloadManager {
             let meta = meta.clone();
             let store = inner.store.clone();
             let files_done = files_done.clone();
+            let last_meta_write = last_meta_write.clone();
             let idx = *i;
             set.spawn(async move {
                 let _permit = sem
@@ -758,7 +760,13 @@ impl DownloadManager {
                     m.files[idx].verified_at = Some(now_rfc3339());
                     m.files[idx].mtime = mtime;
                     m.updated_at = now_rfc3339();
-                    store.write_metadata(&m)?;
+                    // Record progress at most once a second (the final write always happens); a file verified
+                    // but not yet recorded is adopted by its hash on the next run.
+                    let mut last = last_meta_write.lock().expect("meta write lock");
+                    if last.elapsed() >= Duration::from_secs(1) {
+                        *last = Instant::now();
+                        store.write_metadata(&m)?;
+                    }
                 }
                 Ok::<FileOutcome, EmaError>(out)
             });
@@ -793,9 +801,11 @@ impl DownloadManager {
             return Ok(None);
         }
         if let Some(e) = first_err {
-            if matches!(e, EmaError::Integrity(_)) {
+            {
                 let mut m = meta.lock().expect("meta lock");
-                m.verification = VerificationState::Failed;
+                if matches!(e, EmaError::Integrity(_)) {
+                    m.verification = VerificationState::Failed;
+                }
                 m.updated_at = now_rfc3339();
                 let _ = inner.store.write_metadata(&m);
             }
