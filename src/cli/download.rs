@@ -112,7 +112,7 @@ async fn with_event_printer<T>(
                 };
                 if json {
                     if let Ok(s) = serde_json::to_string(&ev) {
-                        println!("{s}");
+                        out_line(&s);
                     }
                     continue;
                 }
@@ -179,13 +179,21 @@ async fn with_event_printer<T>(
     out
 }
 
+/// One line on stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn out_line(s: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "{s}");
+    let _ = o.flush();
+}
+
 fn print_report(ctx: &Ctx, r: &DownloadReport) {
     if ctx.out.json {
         let mut v = serde_json::to_value(r).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
             o.insert("type".into(), "download_result".into());
         }
-        ctx.out.json_line(&v);
+        out_line(&v.to_string());
     } else if !r.completed {
         println!("{}: cancelled", r.model_id);
     } else if r.files_already_present == r.files {
@@ -224,10 +232,13 @@ fn short(c: &str) -> &str {
 /// Report an error for a streaming command: one NDJSON line with `--json`, and the message on stderr.
 fn stream_error(ctx: &Ctx, e: &EmaError) -> i32 {
     if ctx.out.json {
-        ctx.out.json_line(&serde_json::json!({
-            "type": "error",
-            "error": { "kind": e.kind(), "message": e.to_string(), "exit_code": e.exit_code() }
-        }));
+        out_line(
+            &serde_json::json!({
+                "type": "error",
+                "error": { "kind": e.kind(), "message": e.to_string(), "exit_code": e.exit_code() }
+            })
+            .to_string(),
+        );
     }
     let plain = super::output::Output {
         json: false,

@@ -439,11 +439,24 @@ impl DownloadManager {
             Ok(_) => {}
             Err(e) => {
                 let msg = e.to_string();
-                let _ = inner.queue.modify(repo, |q| {
-                    q.state = QueueState::Failed;
-                    q.pid = None;
-                    q.error = Some(msg.clone());
-                });
+                if matches!(e, EmaError::NotFound(_) | EmaError::Config(_)) {
+                    // Nothing to resume: a typo or a missing revision stays missing.
+                    if inner
+                        .queue
+                        .get(repo)
+                        .is_some_and(|q| q.pid == Some(std::process::id()))
+                    {
+                        let _ = inner.queue.remove(repo);
+                    }
+                } else {
+                    let _ = inner.queue.modify(repo, |q| {
+                        if q.pid == Some(std::process::id()) {
+                            q.state = QueueState::Failed;
+                            q.pid = None;
+                            q.error = Some(msg.clone());
+                        }
+                    });
+                }
                 inner.bus.emit(Event::DownloadFailed {
                     model_id: repo.to_string(),
                     error: msg,
