@@ -1084,3 +1084,77 @@ fn download_from_ema_mirror_of_another_store_reproduces_it() {
     let _ = mirror.kill();
     let _ = mirror.wait();
 }
+
+#[test]
+fn in_process_pause_resume_and_status_through_the_engine_api() {
+    let hub = start_hub(|_| {});
+    let d = tempfile::tempdir().unwrap();
+    let e = engine(&hub, d.path(), None, |_| {});
+    let mut rx = e.bus().subscribe();
+    let r = repo("org/big");
+    hub.plan.set_connection_cap(Some(2_000_000));
+    let report = hub.rt.block_on(async {
+        let dl = tokio::spawn({
+            let e = e.clone();
+            let r = r.clone();
+            async move { e.download(&r, DownloadOptions::default()).await }
+        });
+        // Wait for progress, then pause.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Ok(Event::ModelProgress { bytes_done, .. })) =
+                tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
+                && bytes_done > 1_000_000
+            {
+                break;
+            }
+        }
+        e.pause(&r).unwrap();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let s = e.model_status(&r, false).unwrap();
+        assert_eq!(s.availability, Availability::Paused);
+        let snap = e.downloads();
+        assert_eq!(snap.len(), 1);
+        assert!(snap[0].in_process && snap[0].bytes_total > 0);
+        let a = hub.plan.body_bytes_sent("/cdn/");
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(
+            a,
+            hub.plan.body_bytes_sent("/cdn/"),
+            "no bytes while paused"
+        );
+        hub.plan.set_connection_cap(None);
+        e.resume(&r).unwrap();
+        dl.await.unwrap()
+    });
+    let report = report.unwrap();
+    assert!(report.completed);
+    assert_model_matches(&hub, d.path(), "org/big");
+    let evs = collect_events(&mut rx);
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, Event::DownloadPaused { .. }))
+    );
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, Event::DownloadResumed { .. }))
+    );
+    let progress: Vec<_> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::ModelProgress {
+                eta_seconds,
+                rate_bytes_per_sec,
+                ..
+            } => Some((*eta_seconds, *rate_bytes_per_sec)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        progress
+            .iter()
+            .any(|(eta, rate)| eta.is_some() && *rate > 0.0),
+        "rate and ETA reported"
+    );
+    assert!(e.downloads().is_empty());
+}
