@@ -688,13 +688,17 @@ async fn run_part(
     let mut stream = resp.bytes_stream();
     let mut pos = from;
     let mut control = ctx.control.clone();
+    let mut control_alive = true;
     loop {
         if *control.borrow_and_update() != Control::Run {
             return Err(AttemptEnd::Interrupted);
         }
         let next = tokio::select! {
             n = tokio::time::timeout(stall, stream.next()) => n,
-            _ = control.changed() => continue,
+            r = control.changed(), if control_alive => {
+                control_alive = r.is_ok();
+                continue;
+            }
         };
         let chunk = match next {
             Err(_) => {

@@ -931,7 +931,8 @@ impl DownloadManager {
                     ),
                 });
             }
-            if util::sleep_or_control(Duration::from_millis(200), rx).await == Control::Cancel {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if *rx.borrow() == Control::Cancel {
                 return Ok(ModelLock(f));
             }
         }
