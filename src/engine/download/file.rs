@@ -161,6 +161,10 @@ pub(super) async fn download_file(
     progress: &Arc<FileProgress>,
 ) -> Result<FileOutcome> {
     let paths = partial_paths(&ctx.partial_dir, hash);
+    if !ctx.cfg.resume_enabled {
+        // downloads.resume_enabled = false: never continue a partial from an earlier run.
+        reset_partial(&paths);
+    }
     let mut control = ctx.control.clone();
     let mut hasher: Option<(FileHasher, u64)> = None;
     let mut attempt: u32 = 0;
