@@ -1326,3 +1326,77 @@ async fn huggingface_hub_snapshot_download_gets_the_same_bytes() {
         .count();
     assert!(cdn_gets >= 2, "{cdn_gets}");
 }
+
+/// A model downloaded (or re-pinned) while the mirror runs is served on its next request, without a restart.
+#[tokio::test]
+async fn models_that_appear_or_change_while_running_are_picked_up() {
+    use ema::engine::store::{
+        FileRecord, METADATA_SCHEMA_VERSION, ModelMetadata, VerificationState,
+    };
+    let d = tempfile::tempdir().unwrap();
+    let (_mirror, h) = Mirror::start(
+        d.path(),
+        MirrorOptions::default(),
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .await
+    .unwrap();
+    let c = client();
+    let info = |c: reqwest::Client, url: String| async move { c.get(url).send().await.unwrap() };
+    let url = format!("{}/api/models/org/new", h.url());
+    let r = info(c.clone(), url.clone()).await;
+    assert_eq!(hdr(&r, "x-error-code").as_deref(), Some("RepoNotFound"));
+
+    std::fs::create_dir_all(d.path().join("org--new")).unwrap();
+    std::fs::write(d.path().join("org--new/config.json"), b"{\"v\": 1}\n").unwrap();
+    let r = info(c.clone(), url.clone()).await;
+    assert_eq!(r.status(), 200);
+
+    let content = b"{\"v\": 1}\n";
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let mut meta = ModelMetadata {
+        schema_version: METADATA_SCHEMA_VERSION,
+        repo_id: RepoId::parse("org/new").unwrap(),
+        requested_revision: "v1.0".to_string(),
+        commit: Some(commit.to_string()),
+        endpoint: None,
+        files: vec![FileRecord {
+            path: "config.json".to_string(),
+            size: content.len() as u64,
+            sha256: Some(sha256_hex(content)),
+            git_sha1: Some(git_blob_sha1(content)),
+            lfs: false,
+            verified_at: None,
+            mtime: None,
+        }],
+        total_size: content.len() as u64,
+        pipeline_tag: Some("text-generation".to_string()),
+        library_name: None,
+        tags: vec![],
+        parameters: None,
+        created_at: "2026-01-01T00:00:00Z".to_string(),
+        updated_at: "2026-01-01T00:00:00Z".to_string(),
+        last_verified_at: None,
+        verification: VerificationState::Verified,
+    };
+    let store = Store::new(d.path());
+    store.write_metadata(&meta).unwrap();
+    let v: Value = info(c.clone(), url.clone()).await.json().await.unwrap();
+    assert_eq!(v["sha"], commit);
+    assert_eq!(v["pipeline_tag"], "text-generation");
+    // The revision it was downloaded at resolves too.
+    let r = info(
+        c.clone(),
+        format!("{}/org/new/resolve/v1.0/config.json", h.url()),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(hdr(&r, "x-repo-commit").as_deref(), Some(commit));
+
+    // A failed verification takes it off the mirror.
+    meta.verification = VerificationState::Failed;
+    meta.updated_at = "2026-01-02T00:00:00Z".to_string();
+    store.write_metadata(&meta).unwrap();
+    let r = info(c.clone(), url.clone()).await;
+    assert_eq!(hdr(&r, "x-error-code").as_deref(), Some("RepoNotFound"));
+}

@@ -112,10 +112,10 @@ pub fn run(args: MirrorArgs, ctx: &Ctx) -> Result<i32> {
             );
             for m in &models {
                 println!(
-                    "  {:<40} {:>4} files {:>12} bytes  commit {}",
+                    "  {:<40} {:>4} files {:>10}  commit {}",
                     m.repo_id,
                     m.files,
-                    m.total_size,
+                    human_size(m.total_size),
                     &m.commit[..m.commit.len().min(12)]
                 );
             }
@@ -142,6 +142,21 @@ pub fn run(args: MirrorArgs, ctx: &Ctx) -> Result<i32> {
         handle.shutdown().await;
         Ok(exit::OK)
     })
+}
+
+fn human_size(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 async fn wait_for_stop() {

@@ -221,6 +221,7 @@ impl VirtualRepo {
         Repo {
             id: self.id,
             commit,
+            recorded_revision: None,
             files,
             pipeline_tag: None,
             library_name: None,

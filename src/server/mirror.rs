@@ -10,11 +10,13 @@
 //! - `GET /cdn/{sha256}?X-Amz-Signature=…`, the CDN side of that redirect (the same app; tests bind it on a second
 //!   loopback address so the redirect crosses hosts).
 //!
-//! `{repo}` is `org/name` or `name`. A revision is `main` or the 40-hex commit; anything else is
-//! `404 RevisionNotFound`. The commit and the hashes come from each model's metadata sidecar; a model folder
-//! without metadata gets its hashes computed once at start-up and a commit derived from them. Models whose
-//! metadata lists files that are missing or of another size, or whose last verification failed, are not served
-//! (see [`Mirror::skipped`]). File bytes are streamed from disk, never loaded whole.
+//! `{repo}` is `org/name` or `name`. A revision is `main`, the 40-hex commit, or the revision the metadata
+//! records the model was downloaded at; anything else is `404 RevisionNotFound`. The commit and the hashes come
+//! from each model's metadata sidecar; a model folder without metadata gets its hashes computed when first loaded
+//! and a commit derived from them. Models whose metadata lists files that are missing or of another size, or whose
+//! last verification failed, are not served (see [`Mirror::skipped`]). A model whose sidecar changes (downloaded,
+//! re-downloaded, repaired) while the mirror runs is reloaded on its next request. File bytes are streamed from
+//! disk, never loaded whole.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
@@ -183,6 +185,8 @@ impl FileEntry {
 pub(crate) struct Repo {
     pub id: String,
     pub commit: String,
+    /// The revision the store's metadata says the model was downloaded at (served besides `main` and the commit).
+    pub recorded_revision: Option<String>,
     pub files: BTreeMap<String, Arc<FileEntry>>,
     pub pipeline_tag: Option<String>,
     pub library_name: Option<String>,
@@ -222,11 +226,34 @@ pub struct ServedModel {
     pub total_size: u64,
 }
 
+/// What a model's sidecar and folder looked like when it was loaded; a change triggers a reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    metadata: Option<(std::time::SystemTime, u64)>,
+    folder: bool,
+}
+
+fn stamp(store: &Store, id: &RepoId) -> Stamp {
+    Stamp {
+        metadata: std::fs::metadata(store.metadata_path(id))
+            .ok()
+            .map(|m| (m.modified().unwrap_or(std::time::UNIX_EPOCH), m.len())),
+        folder: store.model_dir(id).is_dir(),
+    }
+}
+
+/// One model as last loaded.
+#[derive(Debug, Clone)]
+struct Loaded {
+    stamp: Stamp,
+    /// `Ok(None)`: nothing to serve; `Err`: present but not servable, and why.
+    repo: std::result::Result<Option<Arc<Repo>>, String>,
+}
+
 pub(crate) struct MirrorState {
     pub opts: MirrorOptions,
-    repos: BTreeMap<String, Arc<Repo>>,
-    by_sha256: HashMap<String, Arc<FileEntry>>,
-    skipped: Vec<SkippedModel>,
+    store: Store,
+    repos: std::sync::RwLock<BTreeMap<String, Loaded>>,
     cdn_secret: String,
 }
 
@@ -291,25 +318,17 @@ impl Drop for MirrorHandle {
 impl Mirror {
     /// Scan the store at `store_root` (hashing files that have no recorded hashes) and prepare to serve it.
     pub async fn load(store_root: &Path, opts: MirrorOptions) -> Result<Mirror> {
-        let root = store_root.to_path_buf();
-        let (repos, skipped) = tokio::task::spawn_blocking(move || scan_store(&root))
+        let store = Store::new(store_root);
+        let s2 = store.clone();
+        let repos = tokio::task::spawn_blocking(move || scan_store(&s2))
             .await
             .map_err(|e| EmaError::Other(format!("store scan failed: {e}")))??;
-        let mut by_sha256 = HashMap::new();
-        for r in repos.values() {
-            for f in r.files.values() {
-                if let Some(s) = &f.sha256 {
-                    by_sha256.insert(s.clone(), f.clone());
-                }
-            }
-        }
         let cdn_secret = hex::encode(rand::random::<[u8; 16]>());
         Ok(Mirror {
             state: Arc::new(MirrorState {
                 opts,
-                repos,
-                by_sha256,
-                skipped,
+                store,
+                repos: std::sync::RwLock::new(repos),
                 cdn_secret,
             }),
         })
@@ -326,11 +345,12 @@ impl Mirror {
         Ok((m, h))
     }
 
-    /// The models served.
+    /// The models served (as of the last look at the store).
     pub fn models(&self) -> Vec<ServedModel> {
         self.state
-            .repos
+            .read_repos()
             .values()
+            .filter_map(|l| l.repo.as_ref().ok().cloned().flatten())
             .map(|r| ServedModel {
                 repo_id: r.id.clone(),
                 commit: r.commit.clone(),
@@ -341,8 +361,17 @@ impl Mirror {
     }
 
     /// Models present in the store but not served (incomplete, failed verification, unreadable).
-    pub fn skipped(&self) -> &[SkippedModel] {
-        &self.state.skipped
+    pub fn skipped(&self) -> Vec<SkippedModel> {
+        self.state
+            .read_repos()
+            .iter()
+            .filter_map(|(id, l)| {
+                l.repo.as_ref().err().map(|reason| SkippedModel {
+                    repo_id: id.clone(),
+                    reason: reason.clone(),
+                })
+            })
+            .collect()
     }
 
     /// The axum app (for embedding in another server).
@@ -382,25 +411,20 @@ impl Mirror {
 // Store scan
 // ---------------------------------------------------------------------------------------------------------------
 
-type ScanResult = (BTreeMap<String, Arc<Repo>>, Vec<SkippedModel>);
-
-fn scan_store(root: &Path) -> Result<ScanResult> {
-    let store = Store::new(root);
-    let mut repos = BTreeMap::new();
-    let mut skipped = Vec::new();
-    for id in store.list_models()? {
-        match load_repo(&store, &id) {
-            Ok(Some(r)) => {
-                repos.insert(r.id.clone(), Arc::new(r));
-            }
-            Ok(None) => {}
-            Err(reason) => skipped.push(SkippedModel {
-                repo_id: id.to_string(),
-                reason,
-            }),
-        }
+fn load_one(store: &Store, id: &RepoId) -> Loaded {
+    let stamp = stamp(store, id);
+    Loaded {
+        stamp,
+        repo: load_repo(store, id).map(|r| r.map(Arc::new)),
     }
-    Ok((repos, skipped))
+}
+
+fn scan_store(store: &Store) -> Result<BTreeMap<String, Loaded>> {
+    Ok(store
+        .list_models()?
+        .into_iter()
+        .map(|id| (id.to_string(), load_one(store, &id)))
+        .collect())
 }
 
 /// Files under `dir`, repo-relative with `/`, regular files only (symlinks are followed only when they stay inside).
@@ -664,6 +688,10 @@ fn load_repo(store: &Store, id: &RepoId) -> std::result::Result<Option<Repo>, St
     Ok(Some(Repo {
         id: id.to_string(),
         commit,
+        recorded_revision: meta
+            .as_ref()
+            .map(|m| m.requested_revision.clone())
+            .filter(|r| !r.is_empty()),
         files,
         pipeline_tag: meta.as_ref().and_then(|m| m.pipeline_tag.clone()),
         library_name: meta.as_ref().and_then(|m| m.library_name.clone()),
@@ -679,13 +707,44 @@ fn load_repo(store: &Store, id: &RepoId) -> std::result::Result<Option<Repo>, St
 // ---------------------------------------------------------------------------------------------------------------
 
 impl MirrorState {
+    fn read_repos(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Loaded>> {
+        self.repos.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reload `id` if its sidecar or folder changed since it was loaded (a model downloaded, re-downloaded or
+    /// removed while the mirror runs). Costs two `stat`s when nothing changed.
+    async fn refresh(self: &Arc<Self>, id: &str) {
+        let Ok(rid) = RepoId::parse(id) else {
+            return;
+        };
+        let now = stamp(&self.store, &rid);
+        let unchanged = match self.read_repos().get(id) {
+            Some(l) => l.stamp == now,
+            None => !now.folder && now.metadata.is_none(),
+        };
+        if unchanged {
+            return;
+        }
+        let st = self.clone();
+        if let Ok(loaded) = tokio::task::spawn_blocking(move || load_one(&st.store, &rid)).await {
+            let mut w = self.repos.write().unwrap_or_else(|e| e.into_inner());
+            if loaded.stamp.folder || loaded.stamp.metadata.is_some() {
+                w.insert(id.to_string(), loaded);
+            } else {
+                w.remove(id);
+            }
+        }
+    }
+
     fn repo(&self, id: &str) -> Option<Arc<Repo>> {
         if let Some(plan) = &self.opts.faults
             && let Some(r) = plan.virtual_repo(id)
         {
             return Some(r);
         }
-        self.repos.get(id).cloned()
+        self.read_repos()
+            .get(id)
+            .and_then(|l| l.repo.as_ref().ok().cloned().flatten())
     }
 
     fn known(&self, id: &str) -> bool {
@@ -718,7 +777,15 @@ impl MirrorState {
         {
             return Some(f);
         }
-        self.by_sha256.get(sha).cloned()
+        self.read_repos()
+            .values()
+            .filter_map(|l| l.repo.as_ref().ok().cloned().flatten())
+            .find_map(|r| {
+                r.files
+                    .values()
+                    .find(|f| f.sha256.as_deref() == Some(sha))
+                    .cloned()
+            })
     }
 
     fn cdn_signature(&self, sha: &str) -> String {
@@ -838,6 +905,18 @@ async fn handle(State(st): State<Arc<MirrorState>>, req: Request) -> Response {
         .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
         .collect();
     let segs: Vec<&str> = segs.iter().map(|s| s.as_str()).collect();
+    // Pick up models that appeared or changed on disk: the one- and two-part ids this path could name.
+    let rest: &[&str] = match segs.as_slice() {
+        ["api", "models", rest @ ..] => rest,
+        ["cdn", ..] => &[],
+        other => other,
+    };
+    if let Some(first) = rest.first() {
+        if let Some(second) = rest.get(1) {
+            st.refresh(&format!("{first}/{second}")).await;
+        }
+        st.refresh(first).await;
+    }
     let resp = match segs.as_slice() {
         ["api", "models", rest @ ..] if !rest.is_empty() => {
             api(&st, rest, query.as_deref(), &headers, &raw_path)
@@ -924,7 +1003,7 @@ fn api(
 }
 
 fn revision_ok(repo: &Repo, rev: &str) -> bool {
-    rev == "main" || rev == repo.commit
+    rev == "main" || rev == repo.commit || repo.recorded_revision.as_deref() == Some(rev)
 }
 
 fn json_response(v: &Value) -> Response {
@@ -1069,8 +1148,16 @@ fn tree(
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("localhost");
+        // Behind a TLS-terminating proxy the next link must keep the client's scheme.
+        let scheme = match headers
+            .get("x-forwarded-proto")
+            .and_then(|h| h.to_str().ok())
+        {
+            Some("https") => "https",
+            _ => "http",
+        };
         let mut url = format!(
-            "http://{host}/api/models/{}/tree/{}",
+            "{scheme}://{host}/api/models/{}/tree/{}",
             encode_path(&repo.id),
             utf8_percent_encode(rev, SEGMENT)
         );
