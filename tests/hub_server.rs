@@ -187,6 +187,50 @@ async fn info_without_and_with_blobs() {
         }
     }
 
+    // The listing, with the Hub's filters.
+    let ids = |v: Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all: Value = c
+        .get(hub.url("/api/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(all),
+        SAMPLE_REPOS
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+    let v: Value = c
+        .get(hub.url("/api/models?search=TINY&limit=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(v), vec!["ema-demo/tiny-gpt"]);
+    let v: Value = c
+        .get(hub.url("/api/models?pipeline_tag=feature-extraction&author=ema-demo"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(v), vec!["ema-demo/mini-embed"]);
+
     // A repo id without an org, from a store without metadata: a derived, stable 40-hex commit.
     let small = small_store();
     let hub2 = start(small.path(), false, |_| {}).await;
@@ -297,6 +341,37 @@ async fn tree_is_paginated_with_link_header() {
         .unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(hdr(&r, "x-error-code").as_deref(), Some("EntryNotFound"));
+
+    // paths-info (the one POST): existing files and directories, missing ones left out.
+    let v: Vec<Value> = c
+        .post(hub.url("/api/models/org/model/paths-info/main"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("paths=sub%2Fa.txt&paths=sub&paths=nope&expand=false")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let got: Vec<(&str, &str)> = v
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap(), e["path"].as_str().unwrap()))
+        .collect();
+    assert_eq!(got, vec![("file", "sub/a.txt"), ("directory", "sub")]);
+    assert_eq!(v[0]["oid"], git_blob_sha1(b"hello\n"));
+    // Any other write is refused.
+    let r = c
+        .post(hub.url("/api/models/org/model"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let r = c
+        .put(hub.url("/org/model/resolve/main/config.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
 }
 
 #[tokio::test]

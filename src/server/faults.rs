@@ -323,6 +323,10 @@ impl FaultPlan {
         self.lock().virtual_repos.get(id).cloned()
     }
 
+    pub(crate) fn virtual_repos(&self) -> Vec<Arc<Repo>> {
+        self.lock().virtual_repos.values().cloned().collect()
+    }
+
     pub(crate) fn changed_files(&self, repo_id: &str) -> Vec<(String, Arc<FileEntry>)> {
         self.lock()
             .changed
