@@ -491,6 +491,25 @@ async fn ranges_give_206_and_416() {
         .await
         .unwrap();
     assert_eq!(&r.bytes().await.unwrap()[..], &content[BIG - 5..]);
+    // If-Range: the range holds only for the same entity; a stale ETag gets the whole file.
+    let etag = format!("\"{}\"", sha256_hex(&content));
+    let r = c
+        .get(&url)
+        .header("Range", "bytes=7-")
+        .header("If-Range", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    let r = c
+        .get(&url)
+        .header("Range", "bytes=7-")
+        .header("If-Range", "\"stale\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().len(), BIG);
     for bad in [format!("bytes={BIG}-"), format!("bytes={}-", BIG + 10)] {
         let r = c.get(&url).header("Range", bad).send().await.unwrap();
         assert_eq!(r.status(), 416);
@@ -1296,9 +1315,8 @@ fn ema_mirror_cli_serves_the_store() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut json_reader = BufReader::new(child.stdout.take().unwrap());
+    json_reader.read_line(&mut line).unwrap();
     let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
     let endpoint = v["endpoint"].as_str().unwrap().to_string();
     assert!(endpoint.starts_with("http://127.0.0.1:"));
@@ -1332,6 +1350,62 @@ fn ema_mirror_cli_serves_the_store() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
+
+    // Human output with the hidden per-connection cap: the HF_ENDPOINT line, and the cap holds.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ema"))
+        .args([
+            "mirror",
+            "--port",
+            "0",
+            "--throttle-per-connection",
+            "100000",
+            "--models-dir",
+        ])
+        .arg(root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut endpoint = None;
+    // Keep the pipe open until the child exits: it may still be printing.
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    for _ in 0..20 {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if let Some(e) = line.trim_end().strip_prefix("HF_ENDPOINT=") {
+            endpoint = Some(e.to_string());
+            break;
+        }
+    }
+    let endpoint = endpoint.expect("an HF_ENDPOINT= line");
+    let t = Instant::now();
+    let n = rt.block_on(async {
+        let r = client()
+            .get(format!(
+                "{endpoint}/ema-demo/tiny-gpt/resolve/main/model.safetensors"
+            ))
+            .header("Range", "bytes=0-59999")
+            .send()
+            .await
+            .unwrap();
+        r.bytes().await.unwrap().len()
+    });
+    assert_eq!(n, 60_000);
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "ema mirror did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop((reader, json_reader));
 
     // A non-loopback host is refused (nothing is bound) unless --allow-remote.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ema"))

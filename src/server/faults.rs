@@ -95,6 +95,9 @@ pub struct RequestRecord {
     pub body_bytes: u64,
 }
 
+/// The request log keeps the most recent requests only (a long benchmark run must not grow without bound).
+const MAX_LOG: usize = 100_000;
+
 #[derive(Debug)]
 struct LogEntry {
     method: String,
@@ -295,7 +298,7 @@ impl FaultPlan {
         self.lock().virtual_repos.insert(r.id.clone(), Arc::new(r));
     }
 
-    /// Every request seen so far, oldest first.
+    /// Every request seen so far (the most recent 100 000), oldest first.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.log
             .lock()
@@ -419,10 +422,13 @@ async fn layer(State(plan): State<Arc<FaultPlan>>, mut req: Request, next: Next)
         status: AtomicU16::new(0),
         body_bytes: AtomicU64::new(0),
     });
-    plan.log
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(entry.clone());
+    {
+        let mut log = plan.log.lock().unwrap_or_else(|e| e.into_inner());
+        if log.len() >= MAX_LOG {
+            log.drain(..MAX_LOG / 10);
+        }
+        log.push(entry.clone());
+    }
 
     if (method == Method::GET || method == Method::HEAD)
         && let Some(Fault::Status {

@@ -1508,7 +1508,29 @@ async fn serve_bytes(
     extra: HeaderMap,
 ) -> Response {
     let size = file.size;
-    let range = match parse_range(headers.get(header::RANGE), size) {
+    // `If-Range`: the range only applies while the entity is the one the client started with; otherwise the
+    // whole (new) file.
+    let if_range_ok = match headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(v) => {
+            let norm = |s: &str| {
+                s.trim()
+                    .trim_start_matches("W/")
+                    .trim_matches('"')
+                    .to_string()
+            };
+            extra
+                .get(header::ETAG)
+                .and_then(|e| e.to_str().ok())
+                .is_some_and(|e| norm(e) == norm(v))
+        }
+    };
+    let range_header = if if_range_ok {
+        headers.get(header::RANGE)
+    } else {
+        None
+    };
+    let range = match parse_range(range_header, size) {
         Ok(r) => r,
         Err(()) => {
             let mut r = hub_error(
