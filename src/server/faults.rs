@@ -58,7 +58,8 @@ pub enum Fault {
     Trickle(u64),
     /// Ignore the `Range` header: answer 200 with the whole file.
     IgnoreRange,
-    /// Send the headers and the first N bytes of the body, then nothing, keeping the connection open.
+    /// Send the headers and the first N bytes of the body, then nothing, keeping the connection open (for ten
+    /// minutes, then it is closed).
     Stall { after_bytes: u64 },
 }
 
@@ -491,6 +492,7 @@ async fn layer(State(plan): State<Arc<FaultPlan>>, mut req: Request, next: Next)
         pending: None,
         done: false,
         dropping: false,
+        stalling: false,
         entry: entry.clone(),
     };
     for f in faults {
@@ -515,6 +517,9 @@ async fn layer(State(plan): State<Arc<FaultPlan>>, mut req: Request, next: Next)
     Response::from_parts(parts, Body::from_stream(shaper))
 }
 
+/// How long a stalled response stays open.
+const STALL_LIMIT: Duration = Duration::from_secs(600);
+
 type DataStream = Pin<Box<dyn Stream<Item = Result<Bytes, axum::Error>> + Send>>;
 
 /// Wraps a response body: counts bytes, flips bytes, throttles, stalls or cuts it.
@@ -535,6 +540,8 @@ struct Shaper {
     done: bool,
     /// The drop limit was reached and the grace period started.
     dropping: bool,
+    /// The stall limit was reached and the stall started.
+    stalling: bool,
     entry: Arc<LogEntry>,
 }
 
@@ -574,8 +581,21 @@ impl Stream for Shaper {
         if let Some(n) = this.stall_after
             && this.sent >= n
         {
-            // Never wake: the connection stays open with nothing more to read.
-            return Poll::Pending;
+            // Nothing more for ten minutes (far beyond any client's stall timeout), then cut the connection so a
+            // stalled response never lives forever.
+            if !this.stalling {
+                this.stalling = true;
+                let mut t = Box::pin(tokio::time::sleep(STALL_LIMIT));
+                if t.as_mut().poll(cx).is_pending() {
+                    this.sleep = Some(t);
+                    return Poll::Pending;
+                }
+            }
+            this.done = true;
+            return Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "injected fault: stalled response closed",
+            ))));
         }
         let chunk = match this.pending.take() {
             Some(c) => c,
