@@ -628,13 +628,12 @@ fn check_analytics_db(c: &Config) -> Check {
             name,
             ok: true,
             detail: format!(
-                "{} opens and accepts a write transaction{}{}",
+                "{} opens and accepts a write transaction{}",
                 path.display(),
-                if existed { "" } else { " (created)" },
-                if created_dir {
-                    " (created its directory)"
-                } else {
-                    ""
+                match (existed, created_dir) {
+                    (true, _) => "",
+                    (false, false) => " (created the database file)",
+                    (false, true) => " (created the database file and its directory)",
                 }
             ),
         },
@@ -654,12 +653,20 @@ fn check_analytics_db(c: &Config) -> Check {
     }
 }
 
-/// Run the real prerequisites of a feature against the configuration at `path` (relative paths resolved as `ema`
-/// resolves them).
-pub fn self_test(feature: &str, path: &Path) -> Result<Vec<Check>> {
+/// The configuration a file gives (or would give, when it does not exist yet: the defaults, with relative paths
+/// resolved against the file's location as `ema` resolves them).
+pub fn load_for_edit(path: &Path) -> Result<Config> {
+    if path.exists() {
+        return Ok(config::load(Some(path))?.config);
+    }
+    let mut c = Config::default();
+    c.storage.models_directory = config::base_dir_for(path).join(&c.storage.models_directory);
+    Ok(c)
+}
+
+/// Run the real prerequisites of a feature against a configuration.
+pub fn self_test(feature: &str, c: &Config) -> Result<Vec<Check>> {
     feature_keys(feature)?;
-    let loaded = config::load(Some(path))?;
-    let c = &loaded.config;
     let models = check_writable_dir("models directory writable", &c.storage.models_directory);
     let cache = check_writable_dir("cache directory writable", &c.storage.cache_dir());
     Ok(match feature {
@@ -845,14 +852,14 @@ mod tests {
                 .to_string(),
         )
         .unwrap();
-        let checks = self_test("health-monitoring", &cfg).unwrap();
+        let checks = self_test("health-monitoring", &load_for_edit(&cfg).unwrap()).unwrap();
         assert!(checks.iter().all(|c| c.ok), "{checks:?}");
-        let checks = self_test("usage-analytics", &cfg).unwrap();
+        let checks = self_test("usage-analytics", &load_for_edit(&cfg).unwrap()).unwrap();
         assert!(checks.iter().all(|c| c.ok), "{checks:?}");
         assert!(dir.path().join("cache").join("analytics.db").is_file());
         // A models "directory" that is a file fails.
         std::fs::write(dir.path().join("models"), b"x").unwrap();
-        let checks = self_test("health-monitoring", &cfg).unwrap();
+        let checks = self_test("health-monitoring", &load_for_edit(&cfg).unwrap()).unwrap();
         assert!(!checks[0].ok);
         // A missing directory for the analytics db fails.
         std::fs::write(
@@ -861,7 +868,7 @@ mod tests {
                 .to_string(),
         )
         .unwrap();
-        let checks = self_test("usage-analytics", &cfg).unwrap();
+        let checks = self_test("usage-analytics", &load_for_edit(&cfg).unwrap()).unwrap();
         assert!(!checks[1].ok);
     }
 }

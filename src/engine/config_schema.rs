@@ -472,9 +472,13 @@ pub enum Misfit {
     /// The JSON type is wrong. `convert` is the same value in the right type when that is unambiguous
     /// (`"3"` → `3`, `"true"` → `true`, `3.0` → `3`, `"x"` → `["x"]`).
     WrongType { convert: Option<Value> },
-    /// The right type but outside the range; `clamp` is the nearest allowed value (or the default when the bound
-    /// is strict).
-    OutOfRange { clamp: Value, detail: String },
+    /// The right type but outside the range; `clamp` is the nearest allowed value, or the default when the bound
+    /// is strict (`to_default`).
+    OutOfRange {
+        clamp: Value,
+        detail: String,
+        to_default: bool,
+    },
     /// The right type but not an allowed value (empty string, bad URL scheme).
     Invalid { detail: String },
     /// null where a value is required: removing the key gives the default.
@@ -519,12 +523,14 @@ pub fn check(section: &str, key: &Key, v: &Value) -> Result<(), Misfit> {
                     return Err(Misfit::OutOfRange {
                         clamp: Value::from(min),
                         detail: format!("{u} is below the minimum {min}"),
+                        to_default: false,
                     });
                 }
                 if u > max {
                     return Err(Misfit::OutOfRange {
                         clamp: Value::from(max),
                         detail: format!("{u} is above the maximum {max}"),
+                        to_default: false,
                     });
                 }
                 Ok(())
@@ -532,6 +538,7 @@ pub fn check(section: &str, key: &Key, v: &Value) -> Result<(), Misfit> {
                 Err(Misfit::OutOfRange {
                     clamp: Value::from(min),
                     detail: format!("{i} is negative; the minimum is {min}"),
+                    to_default: false,
                 })
             } else {
                 Err(Misfit::WrongType {
@@ -558,12 +565,14 @@ pub fn check(section: &str, key: &Key, v: &Value) -> Result<(), Misfit> {
                 return Err(Misfit::OutOfRange {
                     clamp: default_value(section, key.name),
                     detail: format!("{} is not above {}", fmt_num(f), fmt_num(min)),
+                    to_default: true,
                 });
             }
             if !min_exclusive && f < min {
                 return Err(Misfit::OutOfRange {
                     clamp: tidy_number(Value::from(min)),
                     detail: format!("{} is below the minimum {}", fmt_num(f), fmt_num(min)),
+                    to_default: false,
                 });
             }
             if let Some(max) = max
@@ -572,6 +581,7 @@ pub fn check(section: &str, key: &Key, v: &Value) -> Result<(), Misfit> {
                 return Err(Misfit::OutOfRange {
                     clamp: tidy_number(Value::from(max)),
                     detail: format!("{} is above the maximum {}", fmt_num(f), fmt_num(max)),
+                    to_default: false,
                 });
             }
             Ok(())
@@ -853,7 +863,8 @@ mod tests {
             check(s.name, key, &Value::from(0)),
             Err(Misfit::OutOfRange {
                 clamp: Value::from(1),
-                detail: "0 is below the minimum 1".into()
+                detail: "0 is below the minimum 1".into(),
+                to_default: false
             })
         );
         assert!(matches!(
@@ -877,7 +888,8 @@ mod tests {
             check(s.name, key, &Value::from(0)),
             Err(Misfit::OutOfRange {
                 clamp: Value::from(24),
-                detail: "0 is not above 0".into()
+                detail: "0 is not above 0".into(),
+                to_default: true
             })
         );
     }

@@ -381,15 +381,24 @@ impl<'a> Validator<'a> {
                     }),
                 )
             }
-            Err(Misfit::OutOfRange { clamp, detail }) => self.push(
+            Err(Misfit::OutOfRange {
+                clamp,
+                detail,
+                to_default,
+            }) => self.push(
                 path,
                 m.value.pos,
                 ProblemKind::OutOfRange,
                 detail,
                 expected,
                 format!(
-                    "set it to {} (the nearest allowed value)",
-                    json_text(&clamp)
+                    "set it to {} ({})",
+                    json_text(&clamp),
+                    if to_default {
+                        "the default"
+                    } else {
+                        "the nearest allowed value"
+                    }
                 ),
                 Some(FixAction::SetValue {
                     section: sec.name.to_string(),
