@@ -795,9 +795,17 @@ pub fn reference_markdown() -> String {
                 None => format!("`{}`", default_value(s.name, key.name)),
             };
             let ty = match key.kind {
-                Kind::UInt { .. } | Kind::Float { .. } => {
-                    format!("{} ({})", type_name(key.kind), expected(key.kind))
-                }
+                Kind::UInt { min, max } if max >= u32::MAX as u64 => format!("integer ≥ {min}"),
+                Kind::UInt { min, max } => format!("integer {min}–{max}"),
+                Kind::Float {
+                    min,
+                    min_exclusive,
+                    max,
+                } => match (min_exclusive, max) {
+                    (true, None) => format!("number > {}", fmt_num(min)),
+                    (false, None) => format!("number ≥ {}", fmt_num(min)),
+                    (_, Some(max)) => format!("number {}–{}", fmt_num(min), fmt_num(max)),
+                },
                 _ => type_name(key.kind).to_string(),
             };
             out.push_str(&format!(
@@ -924,5 +932,34 @@ mod tests {
         assert_eq!(parse_cli_value(s.name, key, "null"), Ok(Value::Null));
         let (s, key) = lookup("storage.max_storage_gb").unwrap();
         assert_eq!(parse_cli_value(s.name, key, "250.0"), Ok(Value::from(250)));
+    }
+}
+
+#[cfg(test)]
+mod readme {
+    /// The README's configuration reference is generated from the schema table. Regenerate with
+    /// `EMA_UPDATE_README=1 cargo test --lib readme_reference_is_current`.
+    #[test]
+    fn readme_reference_is_current() {
+        const START: &str = "<!-- config-reference:start -->\n";
+        const END: &str = "<!-- config-reference:end -->";
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let (Some(a), Some(b)) = (readme.find(START), readme.find(END)) else {
+            panic!("README.md lacks the {START:?} … {END:?} markers");
+        };
+        let current = &readme[a + START.len()..b];
+        let wanted = super::reference_markdown();
+        if current != wanted {
+            if std::env::var_os("EMA_UPDATE_README").is_some() {
+                let new = format!("{}{START}{wanted}{}", &readme[..a], &readme[b..]);
+                std::fs::write(&path, new).unwrap();
+            } else {
+                panic!(
+                    "the README's configuration reference is out of date; run \
+                     `EMA_UPDATE_README=1 cargo test --lib readme_reference_is_current`"
+                );
+            }
+        }
     }
 }
