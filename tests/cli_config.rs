@@ -1131,3 +1131,64 @@ fn round_trip_through_show_and_validate() {
     let again = ema(d, &["--config", "b.json", "config", "show"]);
     assert_eq!(json_doc(&again), json_doc(&shown));
 }
+
+/// `--interactive` on a real terminal: `script` (util-linux) gives the process a pseudo-terminal; the answers are
+/// typed into it. Edit the models directory, use the default retries, keep the rest; turn health monitoring on.
+#[test]
+fn interactive_review_on_a_terminal() {
+    if !Path::new("/usr/bin/script").exists() {
+        eprintln!(
+            "skipped: /usr/bin/script (util-linux) is not installed, no pseudo-terminal available"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("config.json"), SPEC_LEGACY).unwrap();
+    let inner = format!(
+        "{} migrate-config --source config.json --target out.json --interactive",
+        env!("CARGO_BIN_EXE_ema")
+    );
+    let mut c = Command::new("/usr/bin/script");
+    c.args(["-qec", &inner, "/dev/null"])
+        .current_dir(d)
+        .env_remove("EMA_CONFIG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use std::io::Write;
+        let stdin = child.stdin.as_mut().unwrap();
+        // models_directory: edit; cache: keep; retries: default; concurrency: keep; health: default (on); mock: keep
+        stdin.write_all(b"e\n/srv/models\ny\nn\ny\nn\ny\n").unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("interactive migration did not finish");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let r = finish(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("keep it? [y]es"), "{}", r.stdout);
+    assert!(r.stdout.contains("(changed in review)"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("Note: health_check_enabled is false"),
+        "{}",
+        r.stdout
+    );
+    let out = read_json(&d.join("out.json"));
+    assert_eq!(out["storage"]["models_directory"], "/srv/models");
+    assert_eq!(out["storage"]["cache_directory"], "/srv/cache");
+    assert_eq!(out["downloads"]["max_retries"], 5);
+    assert_eq!(out["downloads"]["max_concurrent_downloads"], 2);
+    assert_eq!(out["health_monitoring"]["enabled"], true);
+    assert_eq!(ema(d, &["validate-config", "--config", "out.json"]).code, 0);
+}

@@ -310,10 +310,13 @@ pub fn migrate(args: MigrateArgs, ctx: &Ctx) -> Result<i32> {
     println!("Mapped from the legacy file:");
     let width = mig.changes.iter().map(|c| c.path.len()).max().unwrap_or(0);
     for c in &mig.changes {
-        let from = match &c.legacy_value {
+        let mut from = match &c.legacy_value {
             Some(lv) => format!("legacy {} = {}", c.source, show(lv)),
             None => c.source.clone(),
         };
+        if c.edited {
+            from.push_str(" (changed in review)");
+        }
         println!("  {:width$} = {:<16} ← {from}", c.path, show(&c.value));
     }
     println!(

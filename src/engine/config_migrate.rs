@@ -71,6 +71,8 @@ pub struct Change {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub legacy_value: Option<Value>,
     pub note: String,
+    /// The operator changed this value during `--interactive` review.
+    pub edited: bool,
 }
 
 /// A planned migration: the document and what went into it.
@@ -180,6 +182,7 @@ pub fn migrate(text: &str, source: &Path) -> Result<Migration> {
                     source: lk.to_string(),
                     legacy_value: Some(v.clone()),
                     note: note.to_string(),
+                    edited: false,
                 });
             }
             Err(m) => {
@@ -224,6 +227,7 @@ pub fn migrate(text: &str, source: &Path) -> Result<Migration> {
             source: "derived: `cache` beside storage.models_directory".to_string(),
             legacy_value: None,
             note: "Scratch space for partial downloads and backups".to_string(),
+            edited: false,
         },
     );
     if legacy.get("health_check_enabled") == Some(&Value::Bool(false)) {
@@ -279,7 +283,17 @@ impl Migration {
     pub fn set_value(&mut self, path: &str, value: Value) {
         set_path(&mut self.document, path, value.clone());
         if let Some(c) = self.changes.iter_mut().find(|c| c.path == path) {
+            if c.value != value {
+                c.edited = true;
+            }
             c.value = value.clone();
+        }
+        if path == "health_monitoring.enabled" {
+            // The conflict note only applies while health monitoring stays off as the legacy file had it.
+            self.notes.retain(|n| n != HEALTH_CONFLICT_NOTE);
+            if value == Value::Bool(false) {
+                self.notes.insert(0, HEALTH_CONFLICT_NOTE.to_string());
+            }
         }
         if path == "storage.models_directory"
             && let Some(md) = value.as_str()
