@@ -1192,3 +1192,68 @@ fn interactive_review_on_a_terminal() {
     assert_eq!(out["health_monitoring"]["enabled"], true);
     assert_eq!(ema(d, &["validate-config", "--config", "out.json"]).code, 0);
 }
+
+/// Errors with `--json` are still exactly one JSON document on stdout; an invalid file is not edited, and duplicate
+/// keys are never rewritten by fix-config.
+#[test]
+fn errors_are_one_json_document_and_invalid_files_are_not_edited() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("config.json"), SPEC_LEGACY).unwrap();
+    std::fs::write(d.join("t.json"), b"{}\n").unwrap();
+    let r = ema(
+        d,
+        &[
+            "migrate-config",
+            "--source",
+            "config.json",
+            "--target",
+            "t.json",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 2);
+    let doc = json_doc(&r);
+    assert_eq!(doc["error"]["kind"], "config");
+    assert_eq!(doc["error"]["exit_code"], 2);
+
+    let text = "{\"api\": {\"port\": 0, \"port\": 1}, \"ui\": {\"theme\": 3}}\n";
+    std::fs::write(d.join("bad.json"), text).unwrap();
+    let r = ema(
+        d,
+        &[
+            "configure",
+            "--config",
+            "bad.json",
+            "--set",
+            "api.host=0.0.0.0",
+        ],
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("fix-config"), "{}", r.stderr);
+    let r = ema(
+        d,
+        &["fix-config", "--config", "bad.json", "--auto-fix", "--json"],
+    );
+    assert_eq!(r.code, 2);
+    let doc = json_doc(&r);
+    assert_eq!(doc["written"], false);
+    assert_eq!(doc["remaining"].as_array().unwrap().len(), 3);
+    assert_eq!(std::fs::read_to_string(d.join("bad.json")).unwrap(), text);
+    assert_eq!(
+        std::fs::read_dir(d).unwrap().count(),
+        3,
+        "no backup when nothing is written"
+    );
+
+    // Malformed JSON: fix-config reports the position and writes nothing.
+    std::fs::write(d.join("broken.json"), "{\n  \"api\": {\"port\": 80\n}\n").unwrap();
+    let r = ema(d, &["fix-config", "--config", "broken.json", "--auto-fix"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stdout
+            .contains("broken.json:4:1: (document): malformed JSON"),
+        "{}",
+        r.stdout
+    );
+}
