@@ -217,7 +217,7 @@ fn migrate_keeps_unknown_legacy_keys_and_reports_them() {
     let d = dir.path();
     std::fs::write(
         d.join("config.json"),
-        r#"{"models_directory": "models", "log_level": "debug", "api_keys": {"a": [1, 2]}}"#,
+        r#"{"models_directory": "models", "log_level": "debug", "retry_policy": {"a": [1, 2]}}"#,
     )
     .unwrap();
     let r = ema(
@@ -235,12 +235,12 @@ fn migrate_keeps_unknown_legacy_keys_and_reports_them() {
     let rep = json_doc(&r);
     assert_eq!(
         rep["unmapped_legacy_settings"],
-        json!({"log_level": "debug", "api_keys": {"a": [1, 2]}})
+        json!({"log_level": "debug", "retry_policy": {"a": [1, 2]}})
     );
     let out = read_json(&d.join("out.json"));
     assert_eq!(
         out["migration"]["unmapped_legacy_settings"],
-        json!({"log_level": "debug", "api_keys": {"a": [1, 2]}})
+        json!({"log_level": "debug", "retry_policy": {"a": [1, 2]}})
     );
     assert_eq!(out["storage"]["cache_directory"], "cache");
     assert_eq!(ema(d, &["validate-config", "--config", "out.json"]).code, 0);
@@ -559,7 +559,7 @@ fn each_validation_class_message_and_position() {
             1,
             26,
             "invalid_value",
-            "not a supported database URL",
+            "scheme `mysql` is not supported",
         ),
         (
             "{\"ui\": {\"theme\": 1, \"theme\": 2}}",
@@ -1256,4 +1256,92 @@ fn errors_are_one_json_document_and_invalid_files_are_not_edited() {
         "{}",
         r.stdout
     );
+}
+
+/// Credentials never reach the output: api.token, secret-looking legacy keys, database URLs.
+#[test]
+fn credentials_are_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let r = ema(
+        d,
+        &[
+            "configure",
+            "--config",
+            "c.json",
+            "--set",
+            "api.token=hf_SECRET1",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    json_doc(&r);
+    let r2 = ema(
+        d,
+        &[
+            "configure",
+            "--config",
+            "c.json",
+            "--set",
+            "api.token=hf_SECRET2",
+        ],
+    );
+    assert_eq!(r2.code, 0, "{}", r2.stderr);
+    assert_eq!(read_json(&d.join("c.json"))["api"]["token"], "hf_SECRET2");
+    std::fs::write(
+        d.join("config.json"),
+        r#"{"models_directory": "m", "hf_token": "hf_SECRET3", "db": {"password": "SECRET4"}}"#,
+    )
+    .unwrap();
+    let r3 = ema(
+        d,
+        &[
+            "migrate-config",
+            "--source",
+            "config.json",
+            "--target",
+            "o.json",
+        ],
+    );
+    let r4 = ema(
+        d,
+        &[
+            "migrate-config",
+            "--source",
+            "config.json",
+            "--target",
+            "o2.json",
+            "--json",
+        ],
+    );
+    assert_eq!((r3.code, r4.code), (0, 0));
+    assert_eq!(
+        read_json(&d.join("o.json"))["migration"]["unmapped_legacy_settings"]["hf_token"],
+        "hf_SECRET3",
+        "kept verbatim in the file"
+    );
+    std::fs::write(
+        d.join("bad.json"),
+        r#"{"analytics": {"db_url": "mysql://u:SECRET5@h/db"}, "api": {"token": 12345}}"#,
+    )
+    .unwrap();
+    let r5 = ema(d, &["validate-config", "--config", "bad.json", "--verbose"]);
+    let r6 = ema(
+        d,
+        &[
+            "validate-config",
+            "--config",
+            "o.json",
+            "--verbose",
+            "--json",
+        ],
+    );
+    for r in [&r, &r2, &r3, &r4, &r5, &r6] {
+        let all = format!("{}{}", r.stdout, r.stderr);
+        for s in [
+            "SECRET1", "SECRET2", "SECRET3", "SECRET4", "SECRET5", "12345",
+        ] {
+            assert!(!all.contains(s), "{s} leaked:\n{all}");
+        }
+    }
 }

@@ -290,7 +290,7 @@ pub fn migrate(args: MigrateArgs, ctx: &Ctx) -> Result<i32> {
             "backup": backup,
             "changes": mig.changes,
             "new_features": new_features,
-            "unmapped_legacy_settings": mig.unmapped,
+            "unmapped_legacy_settings": config_validate::redact(&Value::Object(mig.unmapped.clone())),
             "notes": mig.notes,
         }));
         return Ok(exit::OK);
@@ -335,7 +335,7 @@ pub fn migrate(args: MigrateArgs, ctx: &Ctx) -> Result<i32> {
             "Unmapped legacy settings, kept verbatim under migration.unmapped_legacy_settings:"
         );
         for (k, v) in &mig.unmapped {
-            println!("  {k} = {}", show(v));
+            println!("  {k} = {}", show(&config_validate::redact_at(k, v)));
         }
     }
     for n in &mig.notes {
@@ -467,15 +467,33 @@ fn print_edit(out: &config_edit::EditOutcome, dry_run: bool) {
     println!("{verb} {}", out.file.display());
     for c in &out.changes {
         let old = match &c.old {
-            Some(v) => show(v),
+            Some(v) => show(&config_validate::redact_at(&c.path, v)),
             None => "(default)".to_string(),
         };
+        let new = show(&config_validate::redact_at(&c.path, &c.new));
         if c.changed {
-            println!("  {}: {old} → {}", c.path, show(&c.new));
+            println!("  {}: {old} → {new}", c.path);
         } else {
-            println!("  {}: {} (already set)", c.path, show(&c.new));
+            println!("  {}: {new} (already set)", c.path);
         }
     }
+}
+
+/// The changes of an edit for `--json`, with credentials redacted.
+fn changes_json(out: &config_edit::EditOutcome) -> Value {
+    Value::Array(
+        out.changes
+            .iter()
+            .map(|c| {
+                json!({
+                    "path": c.path,
+                    "old": c.old.as_ref().map(|v| config_validate::redact_at(&c.path, v)),
+                    "new": config_validate::redact_at(&c.path, &c.new),
+                    "changed": c.changed,
+                })
+            })
+            .collect(),
+    )
 }
 
 pub fn configure(args: ConfigureArgs, ctx: &Ctx) -> Result<i32> {
@@ -498,7 +516,7 @@ pub fn configure(args: ConfigureArgs, ctx: &Ctx) -> Result<i32> {
             "created": out.created,
             "written": out.written,
             "dry_run": args.dry_run,
-            "changes": out.changes,
+            "changes": changes_json(&out),
         }));
     } else {
         print_edit(&out, args.dry_run);
@@ -551,7 +569,7 @@ pub fn enable_feature(args: EnableFeatureArgs, ctx: &Ctx) -> Result<i32> {
             "checks": checks,
             "enabled": true,
             "written": out.written,
-            "changes": out.changes,
+            "changes": changes_json(&out),
         }));
     } else {
         print_checks(&checks);

@@ -610,8 +610,10 @@ pub fn check(section: &str, key: &Key, v: &Value) -> Result<(), Misfit> {
                 {
                     Ok(())
                 } else {
+                    // Never echo the URL: it may carry a password.
+                    let scheme = s.split_once("://").map(|(a, _)| a).unwrap_or("(none)");
                     Err(Misfit::Invalid {
-                        detail: format!("`{s}` is not a supported database URL"),
+                        detail: format!("the URL scheme `{scheme}` is not supported"),
                     })
                 }
             }

@@ -341,10 +341,12 @@ impl<'a> Validator<'a> {
 
     fn value(&mut self, sec: &Section, key: &Key, m: &Member) {
         let path = format!("{}.{}", sec.name, key.name);
-        let v = m.value.to_value();
+        let raw = m.value.to_value();
+        // Messages never show a credential.
+        let v = redact_at(&path, &raw);
         let expected = schema::expected(key.kind);
         let default = schema::default_value(sec.name, key.name);
-        match schema::check(sec.name, key, &v) {
+        match schema::check(sec.name, key, &raw) {
             Ok(()) => {}
             Err(Misfit::Null) => self.push(
                 path,
@@ -650,6 +652,65 @@ fn join(prefix: &str, key: &str) -> String {
     }
 }
 
+/// Does a key name look like it holds a credential (`token`, `hf_token`, `api_key`, `password`, …)?
+pub fn is_secret_key(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "api_key",
+        "apikey",
+        "credential",
+        "auth",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
+}
+
+/// A copy of `v` for display with every value under a secret-looking key replaced by `"<redacted>"`.
+pub fn redact(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let v = if is_secret_key(k) && !v.is_null() {
+                        Value::String("<redacted>".to_string())
+                    } else {
+                        redact(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(redact).collect()),
+        Value::String(s) => Value::String(mask_url_password(s)),
+        other => other.clone(),
+    }
+}
+
+/// `postgresql://user:pw@host/db` → `postgresql://user:<redacted>@host/db`; other strings unchanged.
+pub fn mask_url_password(s: &str) -> String {
+    if let Some((scheme, rest)) = s.split_once("://")
+        && let Some((userinfo, host)) = rest.split_once('@')
+        && let Some((user, _)) = userinfo.split_once(':')
+    {
+        return format!("{scheme}://{user}:<redacted>@{host}");
+    }
+    s.to_string()
+}
+
+/// `value` for display under `path` (`api.token`, or anything secret-looking): redacted when it is a credential.
+pub fn redact_at(path: &str, value: &Value) -> Value {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    if is_secret_key(last) && !value.is_null() {
+        Value::String("<redacted>".to_string())
+    } else {
+        redact(value)
+    }
+}
+
 /// One row of `validate-config --verbose`: a key's effective value and whether it came from the file.
 #[derive(Debug, Clone, Serialize)]
 pub struct Effective {
@@ -665,14 +726,15 @@ pub fn effective_values(doc: &Value) -> Vec<Effective> {
     for s in SCHEMA {
         for key in s.keys {
             let from = doc.get(s.name).and_then(|sec| sec.get(key.name));
-            let mut value = from
-                .cloned()
-                .unwrap_or_else(|| schema::default_value(s.name, key.name));
-            if s.name == "api" && key.name == "token" && !value.is_null() {
-                value = Value::String("<redacted>".to_string());
-            }
+            let path = format!("{}.{}", s.name, key.name);
+            let value = redact_at(
+                &path,
+                &from
+                    .cloned()
+                    .unwrap_or_else(|| schema::default_value(s.name, key.name)),
+            );
             out.push(Effective {
-                path: format!("{}.{}", s.name, key.name),
+                path,
                 value,
                 from_file: from.is_some(),
             });
@@ -849,6 +911,22 @@ mod tests {
             assert!(!validate_text(text).is_valid(), "{text}");
             assert!(config::parse(text, Path::new("x")).is_err(), "{text}");
         }
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        assert_eq!(
+            mask_url_password("postgresql://u:pw@h:5432/db"),
+            "postgresql://u:<redacted>@h:5432/db"
+        );
+        assert_eq!(mask_url_password("sqlite:///a@b"), "sqlite:///a@b");
+        let v: Value =
+            serde_json::from_str(r#"{"hf_token": "x", "n": {"Password": "y"}, "ok": [1]}"#)
+                .unwrap();
+        assert_eq!(
+            redact(&v),
+            serde_json::json!({"hf_token": "<redacted>", "n": {"Password": "<redacted>"}, "ok": [1]})
+        );
     }
 
     #[test]
