@@ -111,8 +111,8 @@ pub fn validate(args: ValidateArgs, ctx: &Ctx) -> Result<i32> {
                 .json(&json!({"valid": true, "file": null, "problems": []}));
         } else {
             println!(
-                "no configuration file in force ({}); the built-in defaults apply and are valid",
-                config::ConfigSource::Defaults.describe()
+                "no configuration file found (see `ema config path` for where ema looks); the built-in defaults \
+                 apply and are valid"
             );
         }
         return Ok(exit::OK);
