@@ -448,6 +448,8 @@ pub struct HealthMonitor {
     last_quick: Option<Instant>,
     last_full: Option<Instant>,
     states: HashMap<String, HealthState>,
+    /// What the previous quick check saw per model: (path, problem) pairs.
+    quick_seen: HashMap<String, Vec<(String, FileProblem)>>,
 }
 
 impl HealthMonitor {
@@ -471,6 +473,7 @@ impl HealthMonitor {
             last_quick: None,
             last_full: None,
             states,
+            quick_seen: HashMap::new(),
         }
     }
 
@@ -527,15 +530,25 @@ impl HealthMonitor {
             .map_err(|e| EmaError::Other(format!("quick check task failed: {e}")))?;
             self.last_quick = Some(now);
             report.quick_ran = true;
-            // A change (or any new problem) since the last result triggers a full verification.
-            let changed = quick.iter().any(|h| {
-                h.issues.iter().any(|i| {
-                    matches!(
-                        i.problem,
-                        FileProblem::Changed | FileProblem::WrongSize | FileProblem::Missing
-                    )
-                }) || self.states.get(&h.model_id) != Some(&h.state)
-            });
+            // A change in what the quick check sees (a file modified, resized, gone, new) since the previous quick
+            // check triggers a full verification; a problem that merely persists does not re-hash everything.
+            let mut changed = false;
+            let mut seen = HashMap::new();
+            for h in &quick {
+                let mut fp: Vec<(String, FileProblem)> = h
+                    .issues
+                    .iter()
+                    .map(|i| (i.path.clone(), i.problem))
+                    .collect();
+                fp.sort_by(|a, b| a.0.cmp(&b.0));
+                let is_new_problem = fp.iter().any(|(_, p)| *p == FileProblem::Changed);
+                if self.quick_seen.get(&h.model_id) != Some(&fp) || is_new_problem {
+                    changed = true;
+                }
+                seen.insert(h.model_id.clone(), fp);
+            }
+            changed |= self.quick_seen.len() != seen.len();
+            self.quick_seen = seen;
             full_due |= changed;
             results = quick;
         }
@@ -843,6 +856,10 @@ mod tests {
         assert!(saw_alert && saw_change);
         let snap = HealthSnapshot::load(&store);
         assert_eq!(snap.models["org/m"].state, HealthState::Corrupted);
+        // The problem persists but nothing changed: the next quick check does not re-hash everything.
+        let r = m.run_once(later + Duration::from_secs(600)).await.unwrap();
+        assert!(r.quick_ran && !r.full_ran);
+        assert_eq!(r.models[0].state, HealthState::Corrupted);
         assert!(
             AlertStore::new(&store)
                 .list()
