@@ -250,10 +250,20 @@ fn every_kind_of_damage_is_detected_and_repaired_from_the_test_hub() {
     // The alert history has them.
     let health = env.ema(&["health", "--json"], &[]);
     let alerts = health.json()["alerts"].as_array().unwrap().clone();
+    let alert = alerts
+        .iter()
+        .find(|a| a["model_id"] == "ema-demo/small-gpt" && a["severity"] == "critical")
+        .expect("a critical alert for the corrupted model");
+    let id = alert["id"].as_str().unwrap();
+    let r = env.ema(&["health", "--acknowledge", id], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let again = env.ema(&["health", "--json"], &[]).json();
     assert!(
-        alerts
+        again["alerts"]
+            .as_array()
+            .unwrap()
             .iter()
-            .any(|a| a["model_id"] == "ema-demo/small-gpt" && a["severity"] == "critical")
+            .any(|a| a["id"] == id && a["acknowledged"] == true)
     );
 
     // Repair: only the bad files are fetched, then everything verifies.
