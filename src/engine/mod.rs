@@ -7,3 +7,5 @@ pub mod events;
 pub mod store;
 
 pub use error::{EmaError, Result};
+pub mod inventory;
+pub mod migration;
