@@ -202,6 +202,29 @@ pub fn disk_space(path: &Path) -> Result<DiskSpace> {
     })
 }
 
+/// Whether a TCP connection to the hub endpoint's host and port succeeds within `timeout` (the console's
+/// online/offline indicator; no request is sent, no token leaves the machine).
+pub async fn endpoint_reachable(endpoint: &str, timeout: std::time::Duration) -> bool {
+    let Ok(u) = url::Url::parse(endpoint) else {
+        return false;
+    };
+    let (Some(host), Some(port)) = (u.host_str(), u.port_or_known_default()) else {
+        return false;
+    };
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    matches!(
+        tokio::time::timeout(
+            timeout,
+            tokio::net::TcpStream::connect((host.as_str(), port))
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}
+
 /// Delete a model: its folder, its sidecar and any partial download. In a shared store (`shared_storage`), a model
 /// without an ema sidecar was not created by ema and is refused.
 pub fn delete_model(store: &Store, id: &RepoId, shared_storage: bool) -> Result<()> {
