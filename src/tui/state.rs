@@ -309,6 +309,7 @@ impl ConsoleState {
             old.at = a.at;
             old.severity = old.severity.max(a.severity);
             old.acknowledged = false;
+            self.sort_alerts();
             return;
         }
         a.count = a.count.max(1);
