@@ -7,5 +7,11 @@ pub mod events;
 pub mod store;
 
 pub use error::{EmaError, Result};
+pub mod download;
+pub mod facade;
+pub mod hub;
 pub mod inventory;
 pub mod migration;
+pub mod status;
+
+pub use facade::Engine;

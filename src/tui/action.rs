@@ -68,7 +68,7 @@ impl Action {
                 model_id,
                 confirmed: false,
             } => Some(format!(
-                "Cancel the download of {model_id}? Partial files are kept for a later resume."
+                "Cancel the download of {model_id}? Its partial data is deleted."
             )),
             Action::MigrationRun {
                 step,

@@ -1,6 +1,5 @@
 //! The thin bridge between the console and the engine: the few calls the console needs. The console only ever talks
-//! to a `ConsoleBackend`; the implementation here drives the engine parts that exist (store inventory, event bus,
-//! migration wizard).
+//! to a `ConsoleBackend`; [`EngineBackend`] implements it over the engine.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -8,9 +7,11 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::engine::config::{HubEnv, LoadedConfig};
+use crate::engine::Engine;
+use crate::engine::config::LoadedConfig;
+use crate::engine::download::{DownloadOptions, DownloadReport, DownloadSnapshot};
 use crate::engine::error::{EmaError, Result};
-use crate::engine::events::{Event, EventBus};
+use crate::engine::events::Event;
 use crate::engine::inventory::{self, ModelInfo};
 use crate::engine::migration::{self, MigrationContext, MigrationState, StepOutcome};
 use crate::engine::store::{RepoId, Store};
@@ -32,6 +33,8 @@ pub trait ConsoleBackend: Send + Sync + 'static {
     fn subscribe(&self) -> broadcast::Receiver<Event>;
     /// Every model in the store plus the watch list.
     fn models(&self) -> impl Future<Output = Result<Vec<ModelInfo>>> + Send + 'static;
+    /// Every download the engine knows (in this process or persisted by another).
+    fn downloads(&self) -> Vec<DownloadSnapshot>;
     fn storage(&self) -> impl Future<Output = Result<StorageFacts>> + Send + 'static;
     /// Can the hub be reached right now?
     fn hub_reachable(&self) -> impl Future<Output = bool> + Send + 'static;
@@ -43,6 +46,8 @@ pub trait ConsoleBackend: Send + Sync + 'static {
     fn verify(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
     fn repair(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
     fn delete(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
+    /// Continue downloads left unfinished by an earlier run (called once at startup, in the background).
+    fn resume_unfinished(&self) -> impl Future<Output = ()> + Send + 'static;
     fn migration_load(&self) -> Result<MigrationState>;
     fn migration_save(
         &self,
@@ -56,46 +61,37 @@ pub trait ConsoleBackend: Send + Sync + 'static {
     ) -> impl Future<Output = StepOutcome> + Send + 'static;
 }
 
-/// The backend over the engine parts that exist today: the store on disk, its metadata sidecars and the event bus.
-/// Downloads and hash verification belong to the download engine and the integrity checker; until those are in
-/// this build, asking for them returns an error that says so.
+/// The backend over the real engine: the [`Engine`] facade (downloads with pause/resume/cancel, its event bus), the
+/// store inventory and the migration wizard. Hash verification and repair belong to the integrity checker; until it
+/// is in this build, asking for them returns an error that says so.
 #[derive(Clone)]
-pub struct StoreBackend {
+pub struct EngineBackend {
     inner: Arc<Inner>,
 }
 
 struct Inner {
+    engine: Engine,
     loaded: LoadedConfig,
     config_flag: Option<PathBuf>,
-    store: Store,
-    bus: EventBus,
-    hub: HubEnv,
 }
 
-impl StoreBackend {
-    pub fn new(
-        loaded: LoadedConfig,
-        config_flag: Option<PathBuf>,
-        bus: EventBus,
-        hub: HubEnv,
-    ) -> Self {
-        let store = Store::new(loaded.config.storage.models_directory.clone());
-        StoreBackend {
+impl EngineBackend {
+    pub fn new(engine: Engine, loaded: LoadedConfig, config_flag: Option<PathBuf>) -> Self {
+        EngineBackend {
             inner: Arc::new(Inner {
+                engine,
                 loaded,
                 config_flag,
-                store,
-                bus,
-                hub,
             }),
         }
     }
 
-    fn not_in_build(what: &str, cmd: &str) -> EmaError {
-        EmaError::Other(format!(
-            "{what} is not available in this build yet (the download engine is not linked in); use `{cmd}` once \
-             it is"
-        ))
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    fn store(&self) -> &Store {
+        self.inner.engine.store()
     }
 }
 
@@ -105,32 +101,71 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| EmaError::Other(format!("background task failed: {e}")))?
 }
 
+fn report_text(r: &DownloadReport) -> String {
+    if !r.completed {
+        format!("download of {} cancelled", r.model_id)
+    } else if r.bytes_fetched == 0 {
+        format!(
+            "{} is complete: {} file(s) already present and verified",
+            r.model_id, r.files
+        )
+    } else {
+        format!(
+            "downloaded {}: {} file(s), {} in {:.1}s",
+            r.model_id,
+            r.files,
+            super::state::human_bytes(r.bytes_fetched),
+            r.seconds
+        )
+    }
+}
+
 // The futures must be `'static` (the console spawns them), which `async fn` with `&self` would not give.
 #[allow(clippy::manual_async_fn)]
-impl ConsoleBackend for StoreBackend {
+impl ConsoleBackend for EngineBackend {
     fn info(&self) -> BackendInfo {
+        let env = self.inner.engine.hub_env();
         BackendInfo {
-            store_root: self.inner.store.root().to_path_buf(),
-            hub_endpoint: self.inner.hub.endpoint.clone(),
-            offline_mode: self.inner.hub.offline,
+            store_root: self.store().root().to_path_buf(),
+            hub_endpoint: env.endpoint.clone(),
+            offline_mode: env.offline,
         }
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.inner.bus.subscribe()
+        self.inner.engine.bus().subscribe()
     }
 
     fn models(&self) -> impl Future<Output = Result<Vec<ModelInfo>>> + Send + 'static {
         let inner = self.inner.clone();
-        blocking(move || inventory::scan(&inner.store, &inner.loaded.config.storage.wanted_models))
+        blocking(move || {
+            let mut wanted = inner.loaded.config.storage.wanted_models.clone();
+            // Models with a download in the queue show up even before their folder exists.
+            for d in inner.engine.downloads() {
+                if !wanted.contains(&d.model_id) {
+                    wanted.push(d.model_id);
+                }
+            }
+            let mut rows = inventory::scan(inner.engine.store(), &wanted)?;
+            let configured = &inner.loaded.config.storage.wanted_models;
+            for r in &mut rows {
+                r.wanted = configured.iter().any(|w| w.trim() == r.id.as_str());
+            }
+            Ok(rows)
+        })
+    }
+
+    fn downloads(&self) -> Vec<DownloadSnapshot> {
+        self.inner.engine.downloads()
     }
 
     fn storage(&self) -> impl Future<Output = Result<StorageFacts>> + Send + 'static {
         let inner = self.inner.clone();
         blocking(move || {
             let s = &inner.loaded.config.storage;
-            let used = inventory::dir_size(inner.store.root());
-            let disk = inventory::disk_space(inner.store.root()).ok();
+            let root = inner.engine.store().root();
+            let used = inventory::dir_size(root);
+            let disk = inventory::disk_space(root).ok();
             Ok(StorageFacts {
                 used_bytes: used,
                 max_storage_gb: s.max_storage_gb,
@@ -142,49 +177,56 @@ impl ConsoleBackend for StoreBackend {
     }
 
     fn hub_reachable(&self) -> impl Future<Output = bool> + Send + 'static {
-        let endpoint = self.inner.hub.endpoint.clone();
-        let offline = self.inner.hub.offline;
+        let env = self.inner.engine.hub_env().clone();
         async move {
-            if offline {
+            if env.offline {
                 return false;
             }
-            inventory::endpoint_reachable(&endpoint, std::time::Duration::from_secs(3)).await
+            inventory::endpoint_reachable(&env.endpoint, std::time::Duration::from_secs(3)).await
         }
     }
 
     fn download(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
+        let engine = self.inner.engine.clone();
         async move {
-            Err(Self::not_in_build(
-                &format!("downloading {model_id}"),
-                "ema download",
-            ))
+            let repo = RepoId::parse(&model_id)?;
+            let report = engine.download(&repo, DownloadOptions::default()).await?;
+            Ok(report_text(&report))
         }
     }
 
     fn pause(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
+        let engine = self.inner.engine.clone();
         async move {
-            Err(Self::not_in_build(
-                &format!("pausing {model_id}"),
-                "ema download",
-            ))
+            engine.pause(&RepoId::parse(&model_id)?)?;
+            Ok(format!("paused {model_id}; u resumes it"))
         }
     }
 
     fn resume(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
+        let engine = self.inner.engine.clone();
         async move {
-            Err(Self::not_in_build(
-                &format!("resuming {model_id}"),
-                "ema download",
-            ))
+            let repo = RepoId::parse(&model_id)?;
+            let running_here = engine
+                .downloads()
+                .iter()
+                .any(|d| d.model_id == model_id && d.in_process);
+            if running_here {
+                engine.resume(&repo)?;
+                Ok(format!("resumed {model_id}"))
+            } else {
+                // Nobody works on it (failed, or left by a stopped process): continue it here.
+                let report = engine.download(&repo, DownloadOptions::default()).await?;
+                Ok(report_text(&report))
+            }
         }
     }
 
     fn cancel(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
+        let engine = self.inner.engine.clone();
         async move {
-            Err(Self::not_in_build(
-                &format!("cancelling {model_id}"),
-                "ema download",
-            ))
+            engine.cancel(&RepoId::parse(&model_id)?)?;
+            Ok(format!("cancelled {model_id}"))
         }
     }
 
@@ -199,8 +241,8 @@ impl ConsoleBackend for StoreBackend {
     fn repair(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
         async move {
             Err(EmaError::Other(format!(
-                "repairing {model_id} needs the integrity checker and the download engine, which are not in \
-                 this build yet"
+                "repairing {model_id} needs the integrity checker, which is not in this build yet; d re-downloads \
+                 missing files"
             )))
         }
     }
@@ -210,11 +252,11 @@ impl ConsoleBackend for StoreBackend {
         blocking(move || {
             let id = RepoId::parse(&model_id)?;
             inventory::delete_model(
-                &inner.store,
+                inner.engine.store(),
                 &id,
                 inner.loaded.config.storage.shared_storage,
             )?;
-            inner.bus.emit(Event::AvailabilityChanged {
+            inner.engine.bus().emit(Event::AvailabilityChanged {
                 model_id: model_id.clone(),
                 old_status: None,
                 new_status: crate::engine::events::Availability::Missing,
@@ -223,16 +265,23 @@ impl ConsoleBackend for StoreBackend {
         })
     }
 
+    fn resume_unfinished(&self) -> impl Future<Output = ()> + Send + 'static {
+        let engine = self.inner.engine.clone();
+        async move {
+            let _ = engine.resume_unfinished().await;
+        }
+    }
+
     fn migration_load(&self) -> Result<MigrationState> {
-        MigrationState::load(&self.inner.store)
+        MigrationState::load(self.store())
     }
 
     fn migration_save(
         &self,
         mut state: MigrationState,
     ) -> impl Future<Output = Result<()>> + Send + 'static {
-        let inner = self.inner.clone();
-        blocking(move || state.save(&inner.store))
+        let store = self.store().clone();
+        blocking(move || state.save(&store))
     }
 
     fn migration_run(

@@ -17,12 +17,12 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::engine::Engine;
 use crate::engine::config::{HubEnv, LoadedConfig};
 use crate::engine::error::{EmaError, Result, exit};
-use crate::engine::events::EventBus;
 
 use app::App;
-use bridge::{ConsoleBackend, StoreBackend};
+use bridge::{ConsoleBackend, EngineBackend};
 use state::ConsoleState;
 use theme::Theme;
 
@@ -42,6 +42,7 @@ pub async fn initial_state<K: ConsoleBackend>(backend: &K) -> Result<ConsoleStat
         ..Default::default()
     };
     st.set_models(backend.models().await?);
+    st.set_downloads(&backend.downloads());
     if let Ok(s) = backend.storage().await {
         st.set_storage(s);
     }
@@ -77,13 +78,8 @@ pub fn run_console(
         .build()
         .map_err(|e| EmaError::Other(format!("cannot start the async runtime: {e}")))?;
     rt.block_on(async move {
-        let bus = EventBus::new();
-        let backend = Arc::new(StoreBackend::new(
-            loaded,
-            config_flag,
-            bus,
-            HubEnv::from_env(),
-        ));
+        let engine = Engine::new(loaded.config.clone(), HubEnv::from_env())?;
+        let backend = Arc::new(EngineBackend::new(engine, loaded, config_flag));
         let state = initial_state(backend.as_ref()).await?;
         let mut app = App::new(state, theme);
 

@@ -12,6 +12,7 @@ use ratatui::crossterm::event::Event as TermEvent;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 
+use crate::engine::download::DownloadSnapshot;
 use crate::engine::error::{EmaError, Result};
 use crate::engine::events::{Event, Severity};
 use crate::engine::inventory::ModelInfo;
@@ -31,6 +32,7 @@ const HUB_PROBE_EVERY: u64 = 30;
 #[derive(Debug)]
 pub enum Outcome {
     Models(Result<Vec<ModelInfo>>),
+    Downloads(Vec<DownloadSnapshot>),
     Storage(Result<StorageFacts>),
     Hub(bool),
     Done {
@@ -65,6 +67,10 @@ impl<K: ConsoleBackend> Runtime<K> {
         tokio::spawn(async move {
             let models = b.models().await;
             let _ = tx.send(Outcome::Models(models));
+            let b2 = b.clone();
+            if let Ok(d) = tokio::task::spawn_blocking(move || b2.downloads()).await {
+                let _ = tx.send(Outcome::Downloads(d));
+            }
             let storage = b.storage().await;
             let _ = tx.send(Outcome::Storage(storage));
         });
@@ -212,6 +218,7 @@ impl<K: ConsoleBackend> Runtime<K> {
                     self.spawn_refresh();
                 }
             }
+            Outcome::Downloads(d) => app.state.set_downloads(&d),
             Outcome::Storage(r) => match r {
                 Ok(s) => app.set_storage(s),
                 Err(e) => app.say(Severity::Warning, e.to_string()),
@@ -302,6 +309,7 @@ where
         rt.spawn_hub_probe();
     }
     rt.spawn_refresh();
+    tokio::spawn(backend.resume_unfinished());
 
     let result: Result<()> = loop {
         if dirty && last_draw.is_none_or(|t| t.elapsed() >= min_frame) {

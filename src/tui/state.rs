@@ -3,6 +3,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 
+use crate::engine::download::queue::QueueState;
+use crate::engine::download::{Control, DownloadSnapshot};
 use crate::engine::events::{Availability, Event, HealthState, Severity};
 use crate::engine::inventory::ModelInfo;
 use crate::engine::migration::MigrationState;
@@ -159,6 +161,37 @@ impl ConsoleState {
         self.models = models;
         self.models_generation += 1;
         self.derive_alerts();
+    }
+
+    /// Fold in the engine's download list (at startup and on refresh; live figures come from events).
+    pub fn set_downloads(&mut self, snaps: &[DownloadSnapshot]) {
+        for sn in snaps {
+            let d = self.entry(&sn.model_id);
+            d.state = match sn.state {
+                QueueState::Queued => DownloadState::Queued,
+                QueueState::Downloading if sn.control == Control::Pause => DownloadState::Paused,
+                QueueState::Downloading => DownloadState::Running,
+                QueueState::Paused => DownloadState::Paused,
+                QueueState::Failed => DownloadState::Failed,
+            };
+            if let Some(r) = &sn.revision {
+                d.revision = r.clone();
+            }
+            if sn.commit.is_some() {
+                d.commit = sn.commit.clone();
+            }
+            if sn.bytes_done >= d.bytes_done {
+                d.bytes_done = sn.bytes_done;
+                d.bytes_total = sn.bytes_total.max(d.bytes_total);
+                d.files_done = sn.files_done.max(d.files_done);
+                d.files_total = sn.files_total.max(d.files_total);
+                d.rate = sn.rate_bytes_per_sec;
+                d.eta = sn.eta_seconds;
+            }
+            if sn.error.is_some() {
+                d.last_error = sn.error.clone();
+            }
+        }
     }
 
     pub fn model(&self, id: &str) -> Option<&ModelInfo> {

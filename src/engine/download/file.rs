@@ -1,0 +1,855 @@
+//! Downloading one file: parallel Range parts written with positioned writes into one preallocated partial under
+//! the store's partial directory, hashed in order by a reader that follows the contiguous written frontier (so the
+//! hash is done when the last byte lands), persisted part progress for resume across runs, retries with backoff,
+//! and placement into the model folder only once the hash matches.
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::util::{Control, FileHasher, backoff, sleep_or_control, wait_while_paused};
+use super::{JobCtx, is_enospc};
+use crate::engine::atomic::{sync_dir, write_json_atomic};
+use crate::engine::error::{EmaError, Result};
+use crate::engine::events::Event;
+use crate::engine::hub::{HttpFailure, RemoteFile, Subject, describe_reqwest};
+
+const PARTIAL_STATE_VERSION: u32 = 1;
+const HASH_CHUNK: usize = 4 << 20;
+
+/// Persisted progress of one partial file (`<hash>.json` beside `<hash>.part`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PartialState {
+    version: u32,
+    path: String,
+    size: u64,
+    hash: String,
+    /// The upstream ETag the bytes came from; a different one on resume restarts from zero.
+    etag: Option<String>,
+    parts: Vec<PartState>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct PartState {
+    start: u64,
+    /// Exclusive.
+    end: u64,
+    done: u64,
+}
+
+/// Live part progress shared between the writers, the hasher and the persister.
+struct Parts {
+    ranges: Vec<(u64, u64)>,
+    done: Vec<AtomicU64>,
+}
+
+impl Parts {
+    fn from_state(st: &PartialState) -> Arc<Self> {
+        Arc::new(Parts {
+            ranges: st.parts.iter().map(|p| (p.start, p.end)).collect(),
+            done: st.parts.iter().map(|p| AtomicU64::new(p.done)).collect(),
+        })
+    }
+
+    /// End of the contiguous written prefix.
+    fn frontier(&self, size: u64) -> u64 {
+        for (i, (s, e)) in self.ranges.iter().enumerate() {
+            let d = self.done[i].load(Ordering::Acquire);
+            if s + d < *e {
+                return s + d;
+            }
+        }
+        size
+    }
+
+    fn complete(&self) -> bool {
+        self.ranges
+            .iter()
+            .enumerate()
+            .all(|(i, (s, e))| s + self.done[i].load(Ordering::Acquire) >= *e)
+    }
+
+    fn bytes_done(&self) -> u64 {
+        self.done.iter().map(|d| d.load(Ordering::Acquire)).sum()
+    }
+
+    fn snapshot(&self, base: &PartialState) -> PartialState {
+        let mut st = base.clone();
+        for (i, p) in st.parts.iter_mut().enumerate() {
+            p.done = self.done[i].load(Ordering::Acquire);
+        }
+        st
+    }
+}
+
+/// Why an attempt ended without the file.
+enum AttemptEnd {
+    /// Retry after a backoff (network, 5xx, 429, stall, hash mismatch).
+    Transient {
+        message: String,
+        retry_after: Option<f64>,
+    },
+    /// Start again from zero at once, in one part (the server ignored Range, answered 416, or the ETag changed).
+    Restart(String),
+    /// Paused or cancelled.
+    Interrupted,
+    Fatal(EmaError),
+}
+
+impl From<HttpFailure> for AttemptEnd {
+    fn from(f: HttpFailure) -> Self {
+        match f {
+            HttpFailure::Transient {
+                message,
+                retry_after,
+            } => AttemptEnd::Transient {
+                message,
+                retry_after,
+            },
+            HttpFailure::Fatal(e) => AttemptEnd::Fatal(e),
+        }
+    }
+}
+
+/// The result of [`download_file`].
+pub enum FileOutcome {
+    /// Verified and placed; bytes fetched over the network in this run.
+    Done { fetched: u64 },
+    /// Stopped by pause-then-cancel or cancel.
+    Cancelled,
+}
+
+/// Per-file live progress for the job's ticker.
+pub struct FileProgress {
+    pub path: String,
+    pub total: u64,
+    pub done: AtomicU64,
+    pub active: AtomicBool,
+}
+
+pub(super) struct FilePaths {
+    pub partial: PathBuf,
+    pub state: PathBuf,
+}
+
+pub(super) fn partial_paths(partial_dir: &Path, hash: &str) -> FilePaths {
+    FilePaths {
+        partial: partial_dir.join(format!("{hash}.part")),
+        state: partial_dir.join(format!("{hash}.json")),
+    }
+}
+
+/// Download, verify and place one file. `hash` is the validated expected hash.
+pub(super) async fn download_file(
+    ctx: &Arc<JobCtx>,
+    file: &RemoteFile,
+    hash: &str,
+    progress: &Arc<FileProgress>,
+) -> Result<FileOutcome> {
+    let paths = partial_paths(&ctx.partial_dir, hash);
+    let mut control = ctx.control.clone();
+    let mut hasher: Option<(FileHasher, u64)> = None;
+    let mut attempt: u32 = 0;
+    let mut restarts: u32 = 0;
+    let mut single_part = false;
+    let fetched = Arc::new(AtomicU64::new(0));
+    loop {
+        if wait_while_paused(&mut control).await == Control::Cancel {
+            return Ok(FileOutcome::Cancelled);
+        }
+        progress.active.store(true, Ordering::Relaxed);
+        let end = attempt_once(
+            ctx,
+            file,
+            hash,
+            &paths,
+            &mut hasher,
+            single_part,
+            progress,
+            &fetched,
+        )
+        .await;
+        progress.active.store(false, Ordering::Relaxed);
+        let (message, retry_after) = match end {
+            Ok(()) => {
+                return Ok(FileOutcome::Done {
+                    fetched: fetched.load(Ordering::Relaxed),
+                });
+            }
+            Err(AttemptEnd::Fatal(e)) => return Err(e),
+            Err(AttemptEnd::Interrupted) => {
+                if *control.borrow() == Control::Cancel {
+                    return Ok(FileOutcome::Cancelled);
+                }
+                continue;
+            }
+            Err(AttemptEnd::Restart(why)) => {
+                restarts += 1;
+                hasher = None;
+                single_part = true;
+                reset_partial(&paths);
+                if restarts <= 3 {
+                    ctx.bus.emit(Event::Retry {
+                        model_id: ctx.repo.to_string(),
+                        path: file.path.clone(),
+                        attempt: attempt + 1,
+                        delay_ms: 0,
+                        reason: format!("{why}; restarting the file from zero"),
+                    });
+                    continue;
+                }
+                (why, None)
+            }
+            Err(AttemptEnd::Transient {
+                message,
+                retry_after,
+            }) => (message, retry_after),
+        };
+        attempt += 1;
+        if attempt > ctx.cfg.max_retries {
+            return Err(final_error(&ctx.repo, &file.path, attempt, &message));
+        }
+        let delay = backoff(
+            attempt,
+            ctx.cfg.retry_delay_seconds,
+            retry_after,
+            ctx.cfg.max_retry_after_seconds,
+        );
+        ctx.bus.emit(Event::Retry {
+            model_id: ctx.repo.to_string(),
+            path: file.path.clone(),
+            attempt,
+            delay_ms: delay.as_millis() as u64,
+            reason: message,
+        });
+        if sleep_or_control(delay, &mut control).await == Control::Cancel {
+            return Ok(FileOutcome::Cancelled);
+        }
+    }
+}
+
+fn final_error(
+    repo: &crate::engine::store::RepoId,
+    path: &str,
+    attempts: u32,
+    last: &str,
+) -> EmaError {
+    if last.starts_with("hash mismatch") {
+        EmaError::Integrity(format!(
+            "{path} of {repo} failed verification {attempts} times ({last}); the server keeps sending bytes that \
+             do not match the published hash. Nothing was marked available; try another HF_ENDPOINT or retry later"
+        ))
+    } else {
+        EmaError::Hub(format!(
+            "{path} of {repo} failed after {attempts} attempts: {last}. The partial data is kept; run the same \
+             `ema download` again to resume, or raise downloads.max_retries"
+        ))
+    }
+}
+
+/// Remove a partial and its state (start from zero).
+pub(super) fn reset_partial(paths: &FilePaths) {
+    let _ = std::fs::remove_file(&paths.partial);
+    let _ = std::fs::remove_file(&paths.state);
+}
+
+fn io_end(action: &'static str, path: &Path, e: std::io::Error) -> AttemptEnd {
+    if is_enospc(&e) {
+        AttemptEnd::Fatal(EmaError::DiskSpace(format!(
+            "the disk holding {} is full ({action}); free space and run the same `ema download` again — the \
+             partial data is kept and will be resumed",
+            path.display()
+        )))
+    } else {
+        AttemptEnd::Fatal(EmaError::io(action, path, e))
+    }
+}
+
+/// Load the persisted state if it matches this file, else start a fresh one (and a fresh partial).
+fn load_or_create_state(
+    file: &RemoteFile,
+    hash: &str,
+    paths: &FilePaths,
+    etag: Option<&str>,
+    parts_wanted: u32,
+) -> std::result::Result<(PartialState, bool), AttemptEnd> {
+    if let Ok(bytes) = std::fs::read(&paths.state)
+        && let Ok(st) = serde_json::from_slice::<PartialState>(&bytes)
+        && st.version == PARTIAL_STATE_VERSION
+        && st.size == file.size
+        && st.hash == hash
+        && std::fs::metadata(&paths.partial)
+            .map(|m| m.len() == file.size)
+            .unwrap_or(false)
+        && st
+            .parts
+            .iter()
+            .all(|p| p.start + p.done <= p.end && p.end <= file.size)
+    {
+        if st.etag.as_deref() == etag || etag.is_none() {
+            return Ok((st, true));
+        }
+        // The upstream changed since these bytes were fetched: they cannot be trusted.
+        reset_partial(paths);
+    }
+    let n = parts_wanted.max(1) as u64;
+    let size = file.size;
+    let mut parts = Vec::new();
+    if size > 0 {
+        let chunk = size.div_ceil(n);
+        let mut s = 0;
+        while s < size {
+            let e = (s + chunk).min(size);
+            parts.push(PartState {
+                start: s,
+                end: e,
+                done: 0,
+            });
+            s = e;
+        }
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(&paths.partial)
+        .map_err(|e| io_end("cannot create", &paths.partial, e))?;
+    f.set_len(size)
+        .map_err(|e| io_end("cannot size", &paths.partial, e))?;
+    let st = PartialState {
+        version: PARTIAL_STATE_VERSION,
+        path: file.path.clone(),
+        size,
+        hash: hash.to_string(),
+        etag: etag.map(str::to_string),
+        parts,
+    };
+    write_json_atomic(&paths.state, &st).map_err(AttemptEnd::Fatal)?;
+    Ok((st, false))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn attempt_once(
+    ctx: &Arc<JobCtx>,
+    file: &RemoteFile,
+    hash: &str,
+    paths: &FilePaths,
+    hasher: &mut Option<(FileHasher, u64)>,
+    single_part: bool,
+    progress: &Arc<FileProgress>,
+    fetched: &Arc<AtomicU64>,
+) -> std::result::Result<(), AttemptEnd> {
+    // Metadata first: the commit, the size and the ETag the bytes will come from.
+    let head = ctx
+        .hub
+        .head_file(&ctx.repo, &ctx.commit, &file.path)
+        .await?;
+    if let Some(c) = &head.commit
+        && c != &ctx.commit
+    {
+        return Err(AttemptEnd::Fatal(EmaError::Integrity(format!(
+            "the hub resolved {} of {} to commit {c}, not the pinned {}; refusing mixed commits",
+            file.path, ctx.repo, ctx.commit
+        ))));
+    }
+    if let Some(s) = head.size
+        && s != file.size
+    {
+        return Err(AttemptEnd::Fatal(EmaError::Integrity(format!(
+            "the hub's listing says {} of {} has {} bytes but its headers say {s}; refusing an inconsistent file",
+            file.path, ctx.repo, file.size
+        ))));
+    }
+    let parts_wanted =
+        if single_part || file.size < ctx.cfg.parallel_threshold_mb.saturating_mul(1 << 20) {
+            1
+        } else {
+            ctx.cfg.connections_per_file.max(1)
+        };
+    let (state, resumed) =
+        load_or_create_state(file, hash, paths, head.etag.as_deref(), parts_wanted)?;
+    if !resumed {
+        *hasher = None;
+    }
+    let parts = Parts::from_state(&state);
+    progress.done.store(parts.bytes_done(), Ordering::Relaxed);
+
+    let partial_file = Arc::new(
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&paths.partial)
+            .map_err(|e| io_end("cannot open", &paths.partial, e))?,
+    );
+
+    // The hasher follows the contiguous written prefix on its own thread.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (h0, off0) = hasher
+        .take()
+        .unwrap_or_else(|| (FileHasher::new(file.is_lfs(), file.size), 0));
+    let hasher_task = {
+        let parts = parts.clone();
+        let stop = stop.clone();
+        let f = partial_file.clone();
+        let size = file.size;
+        tokio::task::spawn_blocking(move || run_hasher(&f, h0, off0, &parts, &stop, size))
+    };
+
+    // Persist progress about once a second while parts run.
+    let persist_stop = Arc::new(tokio::sync::Notify::new());
+    let persister = {
+        let parts = parts.clone();
+        let state = state.clone();
+        let path = paths.state.clone();
+        let notify = persist_stop.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                        let _ = write_json_atomic(&path, &parts.snapshot(&state));
+                    }
+                    _ = notify.notified() => return,
+                }
+            }
+        })
+    };
+
+    let multi = parts.ranges.len() > 1;
+    let mut part_futs = Vec::new();
+    for i in 0..parts.ranges.len() {
+        let (s, e) = parts.ranges[i];
+        if s + parts.done[i].load(Ordering::Acquire) >= e {
+            continue;
+        }
+        part_futs.push(run_part(
+            ctx,
+            file,
+            &parts,
+            i,
+            multi,
+            &partial_file,
+            &paths.partial,
+            progress,
+            fetched,
+        ));
+    }
+    let results = futures::future::join_all(part_futs).await;
+    persist_stop.notify_one();
+    let _ = persister.await;
+    let _ = write_json_atomic(&paths.state, &parts.snapshot(&state));
+    stop.store(true, Ordering::Release);
+    let hashed = hasher_task.await.map_err(|e| {
+        AttemptEnd::Fatal(EmaError::Other(format!("the hashing thread failed: {e}")))
+    })?;
+    let (h, off) = hashed.map_err(|e| io_end("cannot read back", &paths.partial, e))?;
+
+    // The most serious failure decides.
+    let mut worst: Option<AttemptEnd> = None;
+    for r in results {
+        if let Err(e) = r {
+            let rank = |a: &AttemptEnd| match a {
+                AttemptEnd::Fatal(_) => 4,
+                AttemptEnd::Interrupted => 3,
+                AttemptEnd::Restart(_) => 2,
+                AttemptEnd::Transient { .. } => 1,
+            };
+            if worst.as_ref().is_none_or(|w| rank(&e) > rank(w)) {
+                worst = Some(e);
+            }
+        }
+    }
+    if let Some(w) = worst {
+        *hasher = Some((h, off));
+        return Err(w);
+    }
+    if off != file.size || !parts.complete() {
+        *hasher = Some((h, off));
+        return Err(AttemptEnd::Transient {
+            message: "the transfer ended early".to_string(),
+            retry_after: None,
+        });
+    }
+    let got = h.finish_hex();
+    if got != hash {
+        reset_partial(paths);
+        return Err(AttemptEnd::Transient {
+            message: format!("hash mismatch: expected {hash}, got {got}; the bytes were discarded"),
+            retry_after: None,
+        });
+    }
+    partial_file
+        .sync_all()
+        .map_err(|e| io_end("cannot fsync", &paths.partial, e))?;
+    drop(partial_file);
+    place(ctx, &file.path, &paths.partial).map_err(AttemptEnd::Fatal)?;
+    let _ = std::fs::remove_file(&paths.state);
+    ctx.bus.emit(Event::FileVerified {
+        model_id: ctx.repo.to_string(),
+        path: file.path.clone(),
+        size: file.size,
+        hash: got,
+    });
+    Ok(())
+}
+
+fn run_hasher(
+    f: &std::fs::File,
+    mut h: FileHasher,
+    mut off: u64,
+    parts: &Parts,
+    stop: &AtomicBool,
+    size: u64,
+) -> std::io::Result<(FileHasher, u64)> {
+    let mut buf = vec![0u8; HASH_CHUNK];
+    loop {
+        let frontier = parts.frontier(size);
+        if off < frontier {
+            let n = ((frontier - off) as usize).min(HASH_CHUNK);
+            f.read_exact_at(&mut buf[..n], off)?;
+            h.update(&buf[..n]);
+            off += n as u64;
+            continue;
+        }
+        if off >= size {
+            return Ok((h, off));
+        }
+        if stop.load(Ordering::Acquire) {
+            // One last look: the writers are done, nothing more will come.
+            if parts.frontier(size) <= off {
+                return Ok((h, off));
+            }
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Parse `Content-Range: bytes S-E/T`.
+fn content_range(h: &reqwest::header::HeaderMap) -> Option<(u64, u64, Option<u64>)> {
+    let v = h.get("content-range")?.to_str().ok()?.trim();
+    let rest = v.strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let (s, e) = range.split_once('-')?;
+    let total = if total == "*" {
+        None
+    } else {
+        Some(total.parse().ok()?)
+    };
+    Some((s.parse().ok()?, e.parse().ok()?, total))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_part(
+    ctx: &Arc<JobCtx>,
+    file: &RemoteFile,
+    parts: &Arc<Parts>,
+    i: usize,
+    multi: bool,
+    out: &Arc<std::fs::File>,
+    out_path: &Path,
+    progress: &Arc<FileProgress>,
+    fetched: &Arc<AtomicU64>,
+) -> std::result::Result<(), AttemptEnd> {
+    let (start, end) = parts.ranges[i];
+    let done0 = parts.done[i].load(Ordering::Acquire);
+    let from = start + done0;
+    // A whole file from zero in one part needs no Range.
+    let range = if !multi && from == 0 {
+        None
+    } else {
+        Some((
+            from,
+            if end == file.size {
+                None
+            } else {
+                Some(end - 1)
+            },
+        ))
+    };
+    let (resp, url) = ctx
+        .hub
+        .get_file(&ctx.repo, &ctx.commit, &file.path, range)
+        .await?;
+    let status = resp.status();
+    match status {
+        StatusCode::OK => {
+            if range.is_some() {
+                return Err(AttemptEnd::Restart(format!(
+                    "the server ignored the Range request (answered 200 for bytes from {from})"
+                )));
+            }
+            if let Some(len) = resp.content_length()
+                && len != file.size
+            {
+                return Err(AttemptEnd::Fatal(EmaError::Integrity(format!(
+                    "the server sends {} of {} with {len} bytes but the listing says {}; refusing",
+                    file.path, ctx.repo, file.size
+                ))));
+            }
+        }
+        StatusCode::PARTIAL_CONTENT => {
+            let Some((s, _e, total)) = content_range(resp.headers()) else {
+                return Err(AttemptEnd::Restart(
+                    "the server answered 206 without a usable Content-Range".to_string(),
+                ));
+            };
+            if s != from {
+                return Err(AttemptEnd::Restart(format!(
+                    "the server answered bytes from {s} when asked for {from}"
+                )));
+            }
+            if let Some(t) = total
+                && t != file.size
+            {
+                return Err(AttemptEnd::Fatal(EmaError::Integrity(format!(
+                    "the server says {} of {} has {t} bytes but the listing says {}; refusing",
+                    file.path, ctx.repo, file.size
+                ))));
+            }
+        }
+        StatusCode::RANGE_NOT_SATISFIABLE => {
+            return Err(AttemptEnd::Restart(format!(
+                "the server answered 416 for bytes from {from}"
+            )));
+        }
+        _ => {
+            return Err(ctx
+                .hub
+                .status_failure(
+                    &ctx.repo,
+                    Subject::File {
+                        revision: &ctx.commit,
+                        path: &file.path,
+                    },
+                    &url,
+                    status,
+                    resp.headers(),
+                )
+                .into());
+        }
+    }
+    let stall = ctx.hub.stall_timeout();
+    let mut stream = resp.bytes_stream();
+    let mut pos = from;
+    let mut control = ctx.control.clone();
+    loop {
+        if *control.borrow_and_update() != Control::Run {
+            return Err(AttemptEnd::Interrupted);
+        }
+        let next = tokio::select! {
+            n = tokio::time::timeout(stall, stream.next()) => n,
+            _ = control.changed() => continue,
+        };
+        let chunk = match next {
+            Err(_) => {
+                return Err(AttemptEnd::Transient {
+                    message: format!(
+                        "the connection stalled: no byte for {:.1} s; dropped it",
+                        stall.as_secs_f64()
+                    ),
+                    retry_after: None,
+                });
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(AttemptEnd::Transient {
+                    message: format!(
+                        "the transfer of {} broke: {}",
+                        file.path,
+                        describe_reqwest(&e)
+                    ),
+                    retry_after: None,
+                });
+            }
+            Ok(Some(Ok(c))) => c,
+        };
+        if chunk.is_empty() {
+            continue;
+        }
+        let room = end - pos;
+        let data = if (chunk.len() as u64) > room {
+            &chunk[..room as usize]
+        } else {
+            &chunk[..]
+        };
+        if let Some(b) = &ctx.bucket {
+            b.take(data.len()).await;
+        }
+        out.write_all_at(data, pos)
+            .map_err(|e| io_end("cannot write", out_path, e))?;
+        pos += data.len() as u64;
+        parts.done[i].store(pos - start, Ordering::Release);
+        progress
+            .done
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        fetched.fetch_add(data.len() as u64, Ordering::Relaxed);
+        ctx.bytes_done
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        if pos >= end {
+            break;
+        }
+    }
+    if pos < end {
+        return Err(AttemptEnd::Transient {
+            message: format!(
+                "the server closed the connection after {} of {} bytes",
+                pos - from,
+                end - from
+            ),
+            retry_after: None,
+        });
+    }
+    Ok(())
+}
+
+/// Move a verified partial to its place in the model folder. Every existing ancestor inside the model folder must
+/// be a real directory (never a symlink); a destination that is a symlink is replaced, not written through.
+pub(super) fn place(ctx: &JobCtx, rel: &str, partial: &Path) -> Result<()> {
+    let dest = safe_dest(&ctx.model_dir, rel)?;
+    if let Ok(m) = std::fs::symlink_metadata(&dest)
+        && m.is_dir()
+    {
+        return Err(EmaError::Other(format!(
+            "cannot place {rel}: {} is a directory; move it away and run `ema download` again",
+            dest.display()
+        )));
+    }
+    std::fs::rename(partial, &dest)
+        .map_err(|e| EmaError::io("cannot move into place", &dest, e))?;
+    if let Some(parent) = dest.parent() {
+        sync_dir(parent);
+    }
+    Ok(())
+}
+
+/// The destination of `rel` inside `model_dir`, creating parent folders; refuses to pass through a symlink.
+pub(crate) fn safe_dest(model_dir: &Path, rel: &str) -> Result<PathBuf> {
+    crate::engine::store::validate_repo_path(rel)?;
+    ensure_real_dir(model_dir, rel)?;
+    let segs: Vec<&str> = rel.split('/').collect();
+    let mut p = model_dir.to_path_buf();
+    for seg in &segs[..segs.len() - 1] {
+        p.push(seg);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(EmaError::Integrity(format!(
+                    "refusing repo file name {rel:?}: {} is a symlink and writing through it could escape the \
+                     model folder; remove the link and run `ema download` again",
+                    p.display()
+                )));
+            }
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(EmaError::Other(format!(
+                    "cannot place {rel:?}: {} is a file, not a folder; move it away and run `ema download` again",
+                    p.display()
+                )));
+            }
+            Err(_) => {
+                std::fs::create_dir(&p)
+                    .map_err(|e| EmaError::io("cannot create directory", &p, e))?;
+            }
+        }
+    }
+    p.push(segs[segs.len() - 1]);
+    Ok(p)
+}
+
+fn ensure_real_dir(model_dir: &Path, rel: &str) -> Result<()> {
+    match std::fs::symlink_metadata(model_dir) {
+        Ok(m) if m.file_type().is_symlink() => Err(EmaError::Integrity(format!(
+            "refusing to write {rel:?}: the model folder {} is a symlink; remove it and run `ema download` again",
+            model_dir.display()
+        ))),
+        Ok(_) => Ok(()),
+        Err(_) => std::fs::create_dir_all(model_dir)
+            .map_err(|e| EmaError::io("cannot create directory", model_dir, e)),
+    }
+}
+
+/// Bytes still to fetch for a file given its persisted partial state (for the disk pre-flight).
+pub(super) fn bytes_remaining(partial_dir: &Path, hash: &str, size: u64) -> u64 {
+    let paths = partial_paths(partial_dir, hash);
+    match std::fs::read(&paths.state)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<PartialState>(&b).ok())
+    {
+        Some(st) if st.size == size && st.hash == hash => {
+            size.saturating_sub(st.parts.iter().map(|p| p.done).sum())
+        }
+        _ => size,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frontier_follows_contiguous_parts() {
+        let st = PartialState {
+            version: 1,
+            path: "x".into(),
+            size: 30,
+            hash: "h".into(),
+            etag: None,
+            parts: vec![
+                PartState {
+                    start: 0,
+                    end: 10,
+                    done: 10,
+                },
+                PartState {
+                    start: 10,
+                    end: 20,
+                    done: 3,
+                },
+                PartState {
+                    start: 20,
+                    end: 30,
+                    done: 10,
+                },
+            ],
+        };
+        let p = Parts::from_state(&st);
+        assert_eq!(p.frontier(30), 13);
+        assert!(!p.complete());
+        p.done[1].store(10, Ordering::Release);
+        assert_eq!(p.frontier(30), 30);
+        assert!(p.complete());
+        assert_eq!(p.bytes_done(), 30);
+    }
+
+    #[test]
+    fn content_range_parsing() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("content-range", "bytes 5-9/10".parse().unwrap());
+        assert_eq!(content_range(&h), Some((5, 9, Some(10))));
+        h.insert("content-range", "bytes 5-9/*".parse().unwrap());
+        assert_eq!(content_range(&h), Some((5, 9, None)));
+        h.insert("content-range", "junk".parse().unwrap());
+        assert_eq!(content_range(&h), None);
+    }
+
+    #[test]
+    fn symlinked_parent_refused_and_link_destination_replaced() {
+        let d = tempfile::tempdir().unwrap();
+        let model = d.path().join("m");
+        std::fs::create_dir(&model).unwrap();
+        let outside = d.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, model.join("sub")).unwrap();
+        let e = safe_dest(&model, "sub/x.bin").unwrap_err().to_string();
+        assert!(e.contains("sub/x.bin") && e.contains("symlink"), "{e}");
+        assert!(safe_dest(&model, "../x").is_err());
+        let p = safe_dest(&model, "a/b/c.txt").unwrap();
+        assert_eq!(p, model.join("a/b/c.txt"));
+        assert!(model.join("a/b").is_dir());
+    }
+}
