@@ -93,3 +93,6 @@ pub fn run_console(
         Ok(exit::OK)
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -749,7 +749,12 @@ fn draw_health(frame: &mut Frame, app: &mut App, area: Rect) {
                     )
                 )),
             ]));
-            for p in m.problems.iter().take(3) {
+            for p in m
+                .problems
+                .iter()
+                .filter(|p| a.suggested_action.as_deref() != Some(p.as_str()))
+                .take(3)
+            {
                 lines.push(Line::styled(format!("         {p}"), t.dim));
             }
         }
@@ -1044,22 +1049,25 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let hub = &app.state.hub;
     let online = if hub.offline_mode {
-        "offline (HF_HUB_OFFLINE)"
+        "○ offline (HF_HUB_OFFLINE)"
     } else {
         match hub.reachable {
             Some(true) => "● online",
-            Some(false) => "○ unreachable",
-            None => "? checking",
+            Some(false) => "○ hub unreachable",
+            None => "◌ checking hub",
         }
     };
     let n = app.state.active_downloads();
-    let text = format!(
-        " hub {} {online} │ ↓ {n} active {} │ ⚠ {} alert(s) │ {} models │ ? help  q quit",
+    let mut text = format!(
+        " {online} {} │ ↓ {n} · {} │ ⚠ {} alerts",
         hub.endpoint,
         human_rate(app.state.total_rate()),
         app.state.unacknowledged_alerts(),
-        app.state.models.len(),
     );
+    if area.width >= 100 {
+        text.push_str(&format!(" │ {} models", app.state.models.len()));
+    }
+    text.push_str(" │ ? help · q quit");
     frame.render_widget(Paragraph::new(text).style(t.status_bar), area);
 }
 
