@@ -7,6 +7,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::engine::config::{self, LoadedConfig};
 use crate::engine::error::{Result, exit};
 
+pub mod integrity;
+pub mod mirror;
 pub mod output;
 pub mod tui_cmd;
 
@@ -38,6 +40,20 @@ pub enum Command {
     /// Inspect the configuration in force.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Write `<org>--<name>.metadata.json` (expected hashes) for every model folder.
+    GenerateMetadata(integrity::GenerateMetadataArgs),
+    /// Verify every model: every byte hashed, safetensors/JSON/index structure; exit 3 if any problem.
+    VerifyAllModels(integrity::VerifyArgs),
+    /// Check every model (full, or --quick: existence, size, mtime); exit 3 if any problem.
+    CheckModels(integrity::CheckArgs),
+    /// The health of every model, recent alerts and storage use.
+    Health(integrity::HealthArgs),
+    /// Remove stale temp files and old logs, compress configuration backups.
+    Cleanup(integrity::CleanupArgs),
+    /// Move the models directory (copy, verify, switch the configuration, delete the source).
+    MoveModels(integrity::MoveArgs),
+    /// Serve the local store over the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT).
+    Mirror(mirror::MirrorArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -101,6 +117,13 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
     match command {
         Command::Tui(args) => tui_cmd::run(args, ctx),
         Command::Config(c) => config_cmd(c, ctx),
+        Command::GenerateMetadata(a) => integrity::generate_metadata(a, ctx),
+        Command::VerifyAllModels(a) => integrity::verify_all(a, ctx),
+        Command::CheckModels(a) => integrity::check_models(a, ctx),
+        Command::Health(a) => integrity::health_cmd(a, ctx),
+        Command::Cleanup(a) => integrity::cleanup_cmd(a, ctx),
+        Command::MoveModels(a) => integrity::move_cmd(a, ctx),
+        Command::Mirror(a) => mirror::run(a, ctx),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ema", &mut std::io::stdout());

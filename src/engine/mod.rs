@@ -2,8 +2,11 @@
 
 pub mod atomic;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod events;
+pub mod health;
+pub mod integrity;
 pub mod store;
 
 pub use error::{EmaError, Result};

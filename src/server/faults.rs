@@ -479,6 +479,7 @@ async fn layer(State(plan): State<Arc<FaultPlan>>, mut req: Request, next: Next)
         sleep: None,
         pending: None,
         done: false,
+        dropping: false,
         entry: entry.clone(),
     };
     for f in faults {
@@ -521,6 +522,8 @@ struct Shaper {
     /// A chunk waiting to be handed out (after a throttle sleep, or the rest of a split chunk).
     pending: Option<Bytes>,
     done: bool,
+    /// The drop limit was reached and the grace period started.
+    dropping: bool,
     entry: Arc<LogEntry>,
 }
 
@@ -542,6 +545,15 @@ impl Stream for Shaper {
         if let Some(n) = this.drop_after
             && this.sent >= n
         {
+            if !this.dropping {
+                // Give the connection a moment to flush the bytes already sent, then cut it.
+                this.dropping = true;
+                let mut s = Box::pin(tokio::time::sleep(Duration::from_millis(100)));
+                if s.as_mut().poll(cx).is_pending() {
+                    this.sleep = Some(s);
+                    return Poll::Pending;
+                }
+            }
             this.done = true;
             return Poll::Ready(Some(Err(std::io::Error::new(
                 std::io::ErrorKind::ConnectionAborted,
