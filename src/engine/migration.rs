@@ -7,8 +7,8 @@
 //! `running` on load was interrupted and is marked failed, ready to retry.
 //!
 //! Steps with engine work behind them run it for real (system requirements from the OS, a timestamped backup of the
-//! configuration and the models, configuration load and validation, metadata presence, store read/write, the files
-//! of every model, the API port, the backup's contents). The rest have no engine work yet: they are manual steps
+//! configuration and the models, configuration load and validation, metadata creation and full integrity
+//! verification, store read/write, a quick check of every model, the API port, the backup's contents). The rest have no engine work yet: they are manual steps
 //! the operator marks done, and the wizard says so.
 
 use std::io::Read;
@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use super::atomic::write_json_atomic;
 use super::config::{self, LoadedConfig};
 use super::error::{EmaError, Result};
-use super::events::Availability;
+use super::events::HealthState;
+use super::health;
+use super::integrity::{generate, hash, verify};
 use super::inventory;
 use super::store::{Store, now_rfc3339};
 
@@ -194,12 +196,16 @@ pub const STEPS: &[StepDef] = &[
         "Configuration migrated",
         "Loads and validates the configuration in force (legacy files are converted with `ema migrate-config`).",
     ),
-    auto(
-        "model_data_migrated",
-        Migration,
-        "Model data migrated",
-        "Checks every model in the store has a readable metadata sidecar (create missing ones with \
-         `ema generate-metadata`).",
+    confirmed(
+        auto(
+            "model_data_migrated",
+            Migration,
+            "Model data migrated",
+            "Creates metadata for models that have none (from their bytes), then hashes every file of every model \
+             against its metadata and records the health (as `migrate-models --create-metadata \
+             --verify-integrity`).",
+        ),
+        "This writes metadata sidecars and reads every byte of every model.",
     ),
     manual(
         "database_migrated",
@@ -227,7 +233,7 @@ pub const STEPS: &[StepDef] = &[
         "models_accessible",
         PostMigration,
         "All models accessible",
-        "Checks every model's files are present with the sizes its metadata records.",
+        "Quick check of every model: files present with the sizes their metadata records, no stray damage.",
     ),
     auto(
         "api_responding",
@@ -628,31 +634,8 @@ pub fn run_step(id: &str, ctx: &MigrationContext) -> StepOutcome {
             }
             Err(e) => StepOutcome::fail(e.to_string(), vec![e.to_string()]),
         },
-        "model_data_migrated" => match inventory::scan(&ctx.store, &[]) {
-            Ok(rows) => {
-                let without: Vec<String> = rows
-                    .iter()
-                    .filter(|r| r.metadata.is_none())
-                    .map(|r| r.id.to_string())
-                    .collect();
-                let log: Vec<String> = without
-                    .iter()
-                    .map(|id| format!("{id}: no metadata sidecar"))
-                    .collect();
-                if without.is_empty() {
-                    StepOutcome::ok(format!("{} model(s), all with metadata", rows.len()), log)
-                } else {
-                    StepOutcome::fail(
-                        format!(
-                            "{} of {} model(s) have no metadata; run `ema generate-metadata --models-dir {}`",
-                            without.len(),
-                            rows.len(),
-                            ctx.store.root().display()
-                        ),
-                        log,
-                    )
-                }
-            }
+        "model_data_migrated" => match model_data_migrated(ctx) {
+            Ok(o) => o,
             Err(e) => StepOutcome::fail(e.to_string(), vec![e.to_string()]),
         },
         "basic_functionality" => {
@@ -675,31 +658,33 @@ pub fn run_step(id: &str, ctx: &MigrationContext) -> StepOutcome {
                 Err(e) => StepOutcome::fail(e.to_string(), vec![e.to_string()]),
             }
         }
-        "models_accessible" => match inventory::scan(&ctx.store, &[]) {
-            Ok(rows) => {
-                let bad: Vec<String> = rows
+        "models_accessible" => match ctx.store.list_models() {
+            Ok(ids) => {
+                let results = verify::quick_check(&ctx.store, &ids, hash::default_threads());
+                let bad: Vec<String> = results
                     .iter()
-                    .filter(|r| r.availability != Availability::Available)
-                    .map(|r| {
-                        format!(
-                            "{}: {} ({})",
-                            r.id,
-                            r.availability.as_str(),
-                            r.problems.join("; ")
+                    .filter(|h| {
+                        matches!(
+                            h.state,
+                            HealthState::Missing | HealthState::Corrupted | HealthState::Incomplete
                         )
                     })
+                    .map(|h| format!("{}: {} ({})", h.model_id, h.state.as_str(), h.reason))
                     .collect();
                 if bad.is_empty() {
                     StepOutcome::ok(
-                        format!("all {} model(s) have every file present", rows.len()),
+                        format!(
+                            "all {} model(s) present with the recorded sizes (quick check)",
+                            results.len()
+                        ),
                         vec![],
                     )
                 } else {
                     StepOutcome::fail(
                         format!(
-                            "{} of {} model(s) are not accessible",
+                            "{} of {} model(s) are not accessible; repair them from the Models pane (r)",
                             bad.len(),
-                            rows.len()
+                            results.len()
                         ),
                         bad,
                     )
@@ -717,6 +702,56 @@ pub fn run_step(id: &str, ctx: &MigrationContext) -> StepOutcome {
             _ => StepOutcome::fail(format!("no migration step {other:?}"), vec![]),
         },
     }
+}
+
+/// Create metadata for models that have none (from their bytes, no network), then verify every model in full and
+/// record the results (health snapshot and alerts), as `migrate-models --create-metadata --verify-integrity`.
+fn model_data_migrated(ctx: &MigrationContext) -> Result<StepOutcome> {
+    let store = &ctx.store;
+    let ids = store.list_models()?;
+    let mut log = Vec::new();
+    let mut created = 0;
+    for id in &ids {
+        if store.metadata_path(id).exists() || !store.model_dir(id).is_dir() {
+            continue;
+        }
+        let meta =
+            generate::generate_local_metadata(store, id, &generate::GenerateOptions::default())?;
+        store.write_metadata(&meta)?;
+        created += 1;
+        log.push(format!(
+            "{id}: metadata created from its {} file(s)",
+            meta.files.len()
+        ));
+    }
+    let results = verify::verify_models(store, &ids, &verify::VerifyOptions::default())?;
+    health::HealthSnapshot::record(store, &results)?;
+    health::record_health_alerts(&health::AlertStore::new(store), &results)?;
+    let mut bad = 0;
+    for h in &results {
+        if !h.is_healthy() {
+            bad += 1;
+        }
+        log.push(format!(
+            "{}: {} — {}",
+            h.model_id,
+            h.state.as_str(),
+            h.reason
+        ));
+    }
+    let summary = format!(
+        "{} model(s): metadata created for {created}, {} verified healthy",
+        results.len(),
+        results.len() - bad
+    );
+    Ok(if bad == 0 {
+        StepOutcome::ok(summary, log)
+    } else {
+        StepOutcome::fail(
+            format!("{summary}, {bad} not; repair them from the Models pane (r)"),
+            log,
+        )
+    })
 }
 
 fn sanity_problems(c: &config::Config) -> Vec<String> {
@@ -1101,9 +1136,23 @@ mod tests {
         let c = ctx(d.path());
         c.store.ensure().unwrap();
         std::fs::create_dir_all(c.store.root().join("legacy")).unwrap();
+        std::fs::write(c.store.root().join("legacy").join("w.bin"), b"weights").unwrap();
+        // Accessible only once it has metadata; the migration step creates it and verifies.
         let o = run_step("model_data_migrated", &c);
-        assert!(!o.ok);
-        assert!(o.log.iter().any(|l| l.contains("legacy")), "{o:?}");
+        assert!(o.ok, "{o:?}");
+        assert!(
+            o.log.iter().any(|l| l.contains("legacy: metadata created")),
+            "{o:?}"
+        );
+        assert!(
+            c.store
+                .metadata_path(&crate::engine::store::RepoId::parse("legacy").unwrap())
+                .exists()
+        );
+        assert!(run_step("models_accessible", &c).ok);
+        std::fs::write(c.store.root().join("legacy").join("w.bin"), b"short").unwrap();
+        let o = run_step("models_accessible", &c);
+        assert!(!o.ok && o.log[0].contains("legacy"), "{o:?}");
         assert!(run_step("basic_functionality", &c).ok);
     }
 }

@@ -507,8 +507,13 @@ impl App {
                 Vec::new()
             }
             Action::Acknowledge(id) => {
+                let derived = self.state.alerts.iter().any(|a| a.id == id && a.derived);
                 if self.state.acknowledge(&id) {
                     self.say(Severity::Info, "alert acknowledged");
+                    if !derived {
+                        // Persist it in the engine's alert history too.
+                        return vec![Action::Acknowledge(id)];
+                    }
                 }
                 Vec::new()
             }
@@ -516,7 +521,11 @@ impl App {
                 let ids: Vec<String> = self.state.alerts.iter().map(|a| a.id.clone()).collect();
                 let n = ids.iter().filter(|id| self.state.acknowledge(id)).count();
                 self.say(Severity::Info, format!("{n} alert(s) acknowledged"));
-                Vec::new()
+                if n > 0 {
+                    vec![Action::AcknowledgeAll]
+                } else {
+                    Vec::new()
+                }
             }
             other => vec![other],
         }

@@ -12,11 +12,14 @@ use crate::engine::config::LoadedConfig;
 use crate::engine::download::{DownloadOptions, DownloadReport, DownloadSnapshot};
 use crate::engine::error::{EmaError, Result};
 use crate::engine::events::Event;
+use crate::engine::health::{self, AlertStore, HealthSnapshot};
+use crate::engine::integrity::repair::{self, DownloadRepairer};
+use crate::engine::integrity::verify::{self, ModelHealth, VerifyOptions};
 use crate::engine::inventory::{self, ModelInfo};
 use crate::engine::migration::{self, MigrationContext, MigrationState, StepOutcome};
 use crate::engine::store::{RepoId, Store};
 
-use super::state::{HubFacts, StorageFacts};
+use super::state::{AlertView, HubFacts, StorageFacts};
 
 /// Facts that do not change while the console runs.
 #[derive(Debug, Clone)]
@@ -43,9 +46,17 @@ pub trait ConsoleBackend: Send + Sync + 'static {
     fn pause(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
     fn resume(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
     fn cancel(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
+    /// Hash every file of a model against its metadata; records the result and its alerts.
     fn verify(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
     fn repair(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
     fn delete(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
+    /// The alert history (unresolved alerts, newest first).
+    fn alerts(&self) -> impl Future<Output = Result<Vec<AlertView>>> + Send + 'static;
+    /// Acknowledge an alert in the persisted history.
+    fn acknowledge(
+        &self,
+        alert_id: String,
+    ) -> impl Future<Output = Result<String>> + Send + 'static;
     /// Continue downloads left unfinished by an earlier run (called once at startup, in the background).
     fn resume_unfinished(&self) -> impl Future<Output = ()> + Send + 'static;
     fn migration_load(&self) -> Result<MigrationState>;
@@ -62,8 +73,8 @@ pub trait ConsoleBackend: Send + Sync + 'static {
 }
 
 /// The backend over the real engine: the [`Engine`] facade (downloads with pause/resume/cancel, its event bus), the
-/// store inventory and the migration wizard. Hash verification and repair belong to the integrity checker; until it
-/// is in this build, asking for them returns an error that says so.
+/// integrity checker (verify, repair through the download engine), the alert history, the store inventory and the
+/// migration wizard.
 #[derive(Clone)]
 pub struct EngineBackend {
     inner: Arc<Inner>,
@@ -90,9 +101,51 @@ impl EngineBackend {
         &self.inner.engine
     }
 
+    /// Start the health monitor on the current runtime when the configuration enables it (quick checks, full
+    /// verifications, alerts and auto-repair while the console runs).
+    pub fn spawn_health_monitor(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let e = &self.inner.engine;
+        health::spawn(
+            e.store().clone(),
+            self.inner.loaded.config.clone(),
+            e.bus().clone(),
+            Some(std::sync::Arc::new(DownloadRepairer {
+                manager: e.download_manager().clone(),
+            })),
+            shutdown,
+        )
+    }
+
     fn store(&self) -> &Store {
         self.inner.engine.store()
     }
+}
+
+/// Alerts the console loads from the history.
+const MAX_ALERTS_SHOWN: usize = 200;
+
+/// Fully verify one model, record the result and its alerts, and publish them on the bus.
+fn verify_one(engine: &Engine, repo: &RepoId) -> Result<ModelHealth> {
+    let store = engine.store();
+    let mut res =
+        verify::verify_models(store, std::slice::from_ref(repo), &VerifyOptions::default())?;
+    HealthSnapshot::record(store, &res)?;
+    let news = health::record_health_alerts(&AlertStore::new(store), &res)?;
+    for a in news {
+        engine.bus().emit(a.to_event());
+    }
+    let h = res.pop().ok_or_else(|| {
+        EmaError::NotFound(format!("{repo} is not in the store; nothing to verify"))
+    })?;
+    engine.bus().emit(Event::HealthChanged {
+        model_id: h.model_id.clone(),
+        state: h.state,
+        reason: h.reason.clone(),
+    });
+    Ok(h)
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -148,8 +201,20 @@ impl ConsoleBackend for EngineBackend {
             }
             let mut rows = inventory::scan(inner.engine.store(), &wanted)?;
             let configured = &inner.loaded.config.storage.wanted_models;
+            let snap = HealthSnapshot::load(inner.engine.store());
             for r in &mut rows {
                 r.wanted = configured.iter().any(|w| w.trim() == r.id.as_str());
+                // The last integrity check knows more than the quick scan.
+                if let Some(h) = snap.models.get(r.id.as_str())
+                    && r.availability != crate::engine::events::Availability::Missing
+                {
+                    r.health = h.state;
+                    if h.state != crate::engine::events::HealthState::Healthy
+                        && !r.problems.contains(&h.reason)
+                    {
+                        r.problems.push(h.reason.clone());
+                    }
+                }
             }
             Ok(rows)
         })
@@ -231,19 +296,47 @@ impl ConsoleBackend for EngineBackend {
     }
 
     fn verify(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
-        async move {
-            Err(EmaError::Other(format!(
-                "verifying {model_id} needs the integrity checker, which is not in this build yet"
-            )))
-        }
+        let engine = self.inner.engine.clone();
+        blocking(move || {
+            let h = verify_one(&engine, &RepoId::parse(&model_id)?)?;
+            Ok(format!("{model_id}: {} — {}", h.state.as_str(), h.reason))
+        })
     }
 
     fn repair(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
+        let engine = self.inner.engine.clone();
+        let shared = self.inner.loaded.config.storage.shared_storage;
         async move {
-            Err(EmaError::Other(format!(
-                "repairing {model_id} needs the integrity checker, which is not in this build yet; d re-downloads \
-                 missing files"
-            )))
+            let repo = RepoId::parse(&model_id)?;
+            let (e2, r2) = (engine.clone(), repo.clone());
+            let before = blocking(move || verify_one(&e2, &r2)).await?;
+            if before.is_healthy() {
+                return Ok(format!("{model_id} is healthy; nothing to repair"));
+            }
+            let repairer = DownloadRepairer {
+                manager: engine.download_manager().clone(),
+            };
+            let outcomes = repair::repair_models(
+                engine.store(),
+                std::slice::from_ref(&before),
+                &repairer,
+                !shared,
+            )
+            .await;
+            let (e2, r2) = (engine.clone(), repo.clone());
+            let after = blocking(move || verify_one(&e2, &r2)).await?;
+            if let Some(err) = outcomes.iter().find_map(|o| o.error.clone()) {
+                return Err(EmaError::Integrity(format!(
+                    "repair of {model_id} failed: {err}; the model is {}",
+                    after.state.as_str()
+                )));
+            }
+            let n: usize = outcomes.iter().map(|o| o.redownloaded.len()).sum();
+            let strays: usize = outcomes.iter().map(|o| o.strays_removed.len()).sum();
+            Ok(format!(
+                "repaired {model_id}: {n} file(s) re-downloaded, {strays} stray file(s) removed; now {}",
+                after.state.as_str()
+            ))
         }
     }
 
@@ -262,6 +355,39 @@ impl ConsoleBackend for EngineBackend {
                 new_status: crate::engine::events::Availability::Missing,
             });
             Ok(format!("deleted {model_id}"))
+        })
+    }
+
+    fn alerts(&self) -> impl Future<Output = Result<Vec<AlertView>>> + Send + 'static {
+        let store = self.store().clone();
+        blocking(move || {
+            Ok(AlertStore::new(&store)
+                .recent(MAX_ALERTS_SHOWN)?
+                .into_iter()
+                .filter(|a| !a.resolved)
+                .map(|a| AlertView {
+                    id: a.id,
+                    severity: a.severity,
+                    model_id: a.model_id,
+                    message: a.message,
+                    suggested_action: a.suggested_action,
+                    at: a.last_at,
+                    count: a.count.min(u32::MAX as u64) as u32,
+                    acknowledged: a.acknowledged,
+                    derived: false,
+                })
+                .collect())
+        })
+    }
+
+    fn acknowledge(
+        &self,
+        alert_id: String,
+    ) -> impl Future<Output = Result<String>> + Send + 'static {
+        let store = self.store().clone();
+        blocking(move || {
+            let n = AlertStore::new(&store).acknowledge(&alert_id)?;
+            Ok(format!("{n} alert(s) acknowledged"))
         })
     }
 

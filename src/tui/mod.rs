@@ -46,6 +46,9 @@ pub async fn initial_state<K: ConsoleBackend>(backend: &K) -> Result<ConsoleStat
     if let Ok(s) = backend.storage().await {
         st.set_storage(s);
     }
+    if let Ok(a) = backend.alerts().await {
+        st.set_alerts(a);
+    }
     Ok(st)
 }
 
@@ -88,8 +91,15 @@ pub fn run_console(
         let mut terminal = ratatui::try_init()
             .map_err(|e| EmaError::Other(format!("cannot set up the terminal: {e}")))?;
         let _guard = RestoreGuard;
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let monitor = backend.spawn_health_monitor(shutdown.clone());
         let input = crossterm::event::EventStream::new();
-        runtime::run(&mut terminal, &mut app, backend, input).await?;
+        let r = runtime::run(&mut terminal, &mut app, backend, input).await;
+        shutdown.cancel();
+        if let Some(m) = monitor {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), m).await;
+        }
+        r?;
         Ok(exit::OK)
     })
 }

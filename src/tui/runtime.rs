@@ -21,7 +21,7 @@ use crate::engine::migration::{MigrationState, StepKind, StepOutcome, step_def};
 use super::action::Action;
 use super::app::App;
 use super::bridge::ConsoleBackend;
-use super::state::StorageFacts;
+use super::state::{AlertView, StorageFacts};
 use super::ui;
 
 pub const MAX_FPS: u64 = 30;
@@ -33,6 +33,9 @@ const HUB_PROBE_EVERY: u64 = 30;
 pub enum Outcome {
     Models(Result<Vec<ModelInfo>>),
     Downloads(Vec<DownloadSnapshot>),
+    Alerts(Result<Vec<AlertView>>),
+    /// Engine bookkeeping that needs no message when it works.
+    Quiet(Result<String>),
     Storage(Result<StorageFacts>),
     Hub(bool),
     Done {
@@ -73,6 +76,7 @@ impl<K: ConsoleBackend> Runtime<K> {
             }
             let storage = b.storage().await;
             let _ = tx.send(Outcome::Storage(storage));
+            let _ = tx.send(Outcome::Alerts(b.alerts().await));
         });
     }
 
@@ -92,6 +96,16 @@ impl<K: ConsoleBackend> Runtime<K> {
         tokio::spawn(async move {
             let result = fut.await;
             let _ = tx.send(Outcome::Done { result, refresh });
+        });
+    }
+
+    fn spawn_quiet<F>(&self, fut: F)
+    where
+        F: Future<Output = Result<String>> + Send + 'static,
+    {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(Outcome::Quiet(fut.await));
         });
     }
 
@@ -184,6 +198,8 @@ impl<K: ConsoleBackend> Runtime<K> {
                     Err(e) => app.say(Severity::Warning, e.to_string()),
                 }
             }
+            Action::Acknowledge(id) => self.spawn_quiet(b.acknowledge(id)),
+            Action::AcknowledgeAll => self.spawn_quiet(b.acknowledge("all".into())),
             Action::Refresh => {
                 app.say(Severity::Info, "rescanning the store…");
                 self.spawn_refresh();
@@ -193,9 +209,7 @@ impl<K: ConsoleBackend> Runtime<K> {
             Action::Delete { .. }
             | Action::Cancel { .. }
             | Action::SuggestFallback(_)
-            | Action::UseFallback { .. }
-            | Action::Acknowledge(_)
-            | Action::AcknowledgeAll => {}
+            | Action::UseFallback { .. } => {}
         }
     }
 
@@ -219,6 +233,15 @@ impl<K: ConsoleBackend> Runtime<K> {
                 }
             }
             Outcome::Downloads(d) => app.state.set_downloads(&d),
+            Outcome::Alerts(r) => match r {
+                Ok(a) => app.state.set_alerts(a),
+                Err(e) => app.say(Severity::Warning, e.to_string()),
+            },
+            Outcome::Quiet(r) => {
+                if let Err(e) = r {
+                    app.say(Severity::Warning, e.to_string());
+                }
+            }
             Outcome::Storage(r) => match r {
                 Ok(s) => app.set_storage(s),
                 Err(e) => app.say(Severity::Warning, e.to_string()),
@@ -258,6 +281,7 @@ fn wants_refresh(e: &Event) -> bool {
             | Event::DownloadFailed { .. }
             | Event::DownloadCancelled { .. }
             | Event::AvailabilityChanged { .. }
+            | Event::HealthChanged { .. }
     )
 }
 

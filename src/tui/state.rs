@@ -374,6 +374,14 @@ impl ConsoleState {
         let mut wanted: Vec<AlertView> = Vec::new();
         let now = crate::engine::store::now_rfc3339();
         for m in &self.models {
+            // The health checker's own alert for the model says more.
+            if self
+                .alerts
+                .iter()
+                .any(|a| !a.derived && a.model_id.as_deref() == Some(m.id.as_str()))
+            {
+                continue;
+            }
             let (sev, what) = match m.availability {
                 Availability::Corrupted => (Severity::Critical, "corrupted"),
                 Availability::Incomplete => (Severity::Warning, "incomplete"),
@@ -392,7 +400,14 @@ impl ConsoleState {
                 derived: true,
             });
         }
-        if self.storage.max_storage_gb > 0.0 && self.storage.over_threshold() {
+        let engine_storage_alert = self
+            .alerts
+            .iter()
+            .any(|a| !a.derived && a.model_id.is_none() && a.message.contains("storage"));
+        if self.storage.max_storage_gb > 0.0
+            && self.storage.over_threshold()
+            && !engine_storage_alert
+        {
             wanted.push(AlertView {
                 id: "store:storage".into(),
                 severity: Severity::Warning,
@@ -419,6 +434,19 @@ impl ConsoleState {
             }
         }
         self.sort_alerts();
+    }
+
+    /// Replace the engine's alerts with the persisted history; alerts only seen as events (download failures) and
+    /// those derived from the store scan stay.
+    pub fn set_alerts(&mut self, persisted: Vec<AlertView>) {
+        self.alerts
+            .retain(|a| a.derived || a.id.starts_with("download:"));
+        for a in persisted {
+            if !self.alerts.iter().any(|x| x.id == a.id) {
+                self.alerts.push(a);
+            }
+        }
+        self.derive_alerts();
     }
 
     pub fn set_storage(&mut self, s: StorageFacts) {
