@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::atomic::write_json_atomic;
 use super::config::{self, LoadedConfig};
+use super::config_validate;
 use super::error::{EmaError, Result};
 use super::events::HealthState;
 use super::health;
@@ -194,7 +195,8 @@ pub const STEPS: &[StepDef] = &[
         "config_migrated",
         Migration,
         "Configuration migrated",
-        "Loads and validates the configuration in force (legacy files are converted with `ema migrate-config`).",
+        "Validates the configuration in force with the full validator (every problem with its position and fix); \
+         a legacy config.json is converted with `ema migrate-config`.",
     ),
     confirmed(
         auto(
@@ -608,32 +610,7 @@ pub fn run_step(id: &str, ctx: &MigrationContext) -> StepOutcome {
                 vec![format!("binary: {exe}")],
             )
         }
-        "config_migrated" => match config::load(ctx.config_flag.as_deref()) {
-            Ok(l) => {
-                let mut log = vec![format!(
-                    "configuration: {} ({})",
-                    l.path
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|| "(built-in defaults)".into()),
-                    l.source.describe()
-                )];
-                let problems = sanity_problems(&l.config);
-                log.extend(problems.iter().cloned());
-                if problems.is_empty() {
-                    StepOutcome::ok("configuration loads and validates", log)
-                } else {
-                    StepOutcome::fail(
-                        format!(
-                            "{} problem(s); fix them with `ema fix-config --auto-fix`",
-                            problems.len()
-                        ),
-                        log,
-                    )
-                }
-            }
-            Err(e) => StepOutcome::fail(e.to_string(), vec![e.to_string()]),
-        },
+        "config_migrated" => config_migrated(ctx),
         "model_data_migrated" => match model_data_migrated(ctx) {
             Ok(o) => o,
             Err(e) => StepOutcome::fail(e.to_string(), vec![e.to_string()]),
@@ -754,27 +731,54 @@ fn model_data_migrated(ctx: &MigrationContext) -> Result<StepOutcome> {
     })
 }
 
-fn sanity_problems(c: &config::Config) -> Vec<String> {
-    let mut p = Vec::new();
-    if !(1..=100).contains(&c.storage.cleanup_threshold_percent) {
-        p.push("storage.cleanup_threshold_percent must be 1..=100".into());
+/// Validate the configuration in force with the full validator (every problem, with positions and fixes). A
+/// legacy `config.json` with no enhanced file in force is pointed at `ema migrate-config`.
+fn config_migrated(ctx: &MigrationContext) -> StepOutcome {
+    let (path, source, _) = match config::discover(ctx.config_flag.as_deref()) {
+        Ok(d) => d,
+        Err(e) => return StepOutcome::fail(e.to_string(), vec![e.to_string()]),
+    };
+    let Some(path) = path else {
+        let legacy = PathBuf::from("config.json");
+        if legacy.is_file() {
+            return StepOutcome::fail(
+                "a legacy config.json is here but no enhanced configuration is in force; run `ema migrate-config \
+                 --source config.json --target config/enhanced_model_config.json --backup`",
+                vec![],
+            );
+        }
+        return StepOutcome::ok(
+            "no configuration file: built-in defaults are in force (create one with `ema configure`)",
+            vec![source.describe().to_string()],
+        );
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            let e = EmaError::io("cannot read configuration file", &path, e);
+            return StepOutcome::fail(e.to_string(), vec![]);
+        }
+    };
+    let v = config_validate::validate_text(&text);
+    let mut log = vec![format!(
+        "configuration: {} ({})",
+        path.display(),
+        source.describe()
+    )];
+    log.extend(v.problems.iter().map(|p| p.human(&path)));
+    if v.is_valid() {
+        StepOutcome::ok("the configuration validates", log)
+    } else {
+        StepOutcome::fail(
+            format!(
+                "{} problem(s) in {}; repair with `ema fix-config --config {} --auto-fix`",
+                v.problems.len(),
+                path.display(),
+                path.display()
+            ),
+            log,
+        )
     }
-    if c.storage.max_storage_gb <= 0.0 || !c.storage.max_storage_gb.is_finite() {
-        p.push("storage.max_storage_gb must be a positive number".into());
-    }
-    if c.downloads.max_concurrent_downloads == 0 {
-        p.push("downloads.max_concurrent_downloads must be at least 1".into());
-    }
-    if c.downloads.connections_per_file == 0 {
-        p.push("downloads.connections_per_file must be at least 1".into());
-    }
-    if !(0.0..=1.0).contains(&c.fallback.suggestion_threshold) {
-        p.push("fallback.suggestion_threshold must be between 0 and 1".into());
-    }
-    if c.health_monitoring.check_interval_hours <= 0.0 {
-        p.push("health_monitoring.check_interval_hours must be positive".into());
-    }
-    p
 }
 
 fn mem_total_bytes() -> Option<u64> {
@@ -1090,6 +1094,25 @@ mod tests {
         back.finish("installed", run_step("installed", &c)).unwrap();
         assert_eq!(back.record("installed").unwrap().state, StepState::Done);
         assert_eq!(back.progress(Phase::Migration), (3, 7));
+    }
+
+    #[test]
+    fn config_step_lists_every_problem() {
+        let d = tempfile::tempdir().unwrap();
+        let c = ctx(d.path());
+        assert!(run_step("config_migrated", &c).ok);
+        std::fs::write(
+            c.loaded.path.as_ref().unwrap(),
+            r#"{"storage": {"modles_directory": "x", "max_storage_gb": -1}}"#,
+        )
+        .unwrap();
+        let o = run_step("config_migrated", &c);
+        assert!(!o.ok, "{o:?}");
+        assert!(o.details.contains("2 problem(s)"), "{o:?}");
+        assert!(
+            o.log.iter().any(|l| l.contains("modles_directory")),
+            "{o:?}"
+        );
     }
 
     #[test]
