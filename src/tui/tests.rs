@@ -792,3 +792,26 @@ async fn runtime_marks_a_step_done_and_persists_it_across_restarts() {
         StepState::Pending
     );
 }
+
+#[test]
+fn readme_keys_table_matches_the_key_lists() {
+    let readme = include_str!("../../README.md");
+    let mut all: Vec<(&str, &super::app::KeyHelp)> = super::app::GLOBAL_KEYS
+        .iter()
+        .map(|k| ("Everywhere", k))
+        .collect();
+    let titles = [
+        "1 Models",
+        "2 Downloads",
+        "3 Health",
+        "4 Fallback",
+        "5 Migration",
+    ];
+    for (p, t) in Pane::ALL.iter().zip(titles) {
+        all.extend(p.keys().iter().map(|k| (t, k)));
+    }
+    for (t, k) in all {
+        let row = format!("| {t} | `{}` | {} |", k.keys, k.action);
+        assert!(readme.contains(&row), "README's keys table lacks: {row}");
+    }
+}
