@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::engine::config::{self, LoadedConfig};
-use crate::engine::error::{EmaError, Result, exit};
+use crate::engine::error::{Result, exit};
 
 pub mod config_cmds;
 pub mod download;
 pub mod integrity;
 pub mod mirror;
 pub mod output;
+pub mod tui_cmd;
 
 use output::Output;
 
@@ -36,6 +37,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Open the console (the default when no command is given).
+    Tui(tui_cmd::TuiArgs),
     /// Inspect the configuration in force.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -128,11 +131,10 @@ pub fn main() -> i32 {
 
 fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
     let Some(command) = cli.command else {
-        return Err(EmaError::Config(
-            "no command given; run `ema --help` for the list of commands".to_string(),
-        ));
+        return tui_cmd::run(tui_cmd::TuiArgs::default(), ctx);
     };
     match command {
+        Command::Tui(args) => tui_cmd::run(args, ctx),
         Command::Config(c) => config_cmd(c, ctx),
         Command::GenerateMetadata(a) => integrity::generate_metadata(a, ctx),
         Command::VerifyAllModels(a) => integrity::verify_all(a, ctx),

@@ -18,6 +18,8 @@ pub use error::{EmaError, Result};
 pub mod download;
 pub mod facade;
 pub mod hub;
+pub mod inventory;
+pub mod migration;
 pub mod status;
 
 pub use facade::Engine;

@@ -1,0 +1,289 @@
+//! End-to-end: the real `ema` binary in a real terminal (tmux), against a Hub-compatible mirror on loopback.
+//! Skipped, with the reason printed, when tmux is not installed (CI installs it).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ema::engine::store::{
+    FileRecord, METADATA_SCHEMA_VERSION, ModelMetadata, RepoId, Store, VerificationState,
+    now_rfc3339,
+};
+use ema::server::mirror::{Mirror, MirrorOptions};
+
+const EMA: &str = env!("CARGO_BIN_EXE_ema");
+
+fn have_tmux() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A tmux server of our own (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(cmd: &str, w: u16, h: u16) -> Tmux {
+        let socket = format!("ema-e2e-{}-{}", std::process::id(), rand_suffix());
+        let st = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "e2e",
+            ])
+            .args(["-x", &w.to_string(), "-y", &h.to_string()])
+            .arg(cmd)
+            .status()
+            .expect("run tmux");
+        assert!(st.success(), "tmux new-session failed");
+        Tmux { socket }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let st = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "e2e"])
+            .args(keys)
+            .status()
+            .expect("tmux send-keys");
+        assert!(st.success());
+    }
+
+    fn capture(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "e2e"])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Poll the screen until `pred` holds (bounded); returns the screen.
+    fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.capture();
+            if pred(&s) {
+                if std::env::var_os("EMA_E2E_SHOW").is_some() {
+                    eprintln!("--- {what}:\n{s}");
+                }
+                return s;
+            }
+            if start.elapsed() > timeout {
+                panic!("timed out after {timeout:?} waiting for {what}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+/// Deterministic pseudo-random bytes (incompressible enough for a download).
+fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn write_local_model(store: &Store, id: &str) {
+    let repo = RepoId::parse(id).unwrap();
+    let dir = store.model_dir(&repo);
+    std::fs::create_dir_all(&dir).unwrap();
+    let content = b"{\"model_type\": \"bert\"}".to_vec();
+    std::fs::write(dir.join("config.json"), &content).unwrap();
+    store
+        .write_metadata(&ModelMetadata {
+            schema_version: METADATA_SCHEMA_VERSION,
+            repo_id: repo,
+            requested_revision: "main".into(),
+            commit: None,
+            endpoint: None,
+            files: vec![FileRecord {
+                path: "config.json".into(),
+                size: content.len() as u64,
+                sha256: None,
+                git_sha1: None,
+                lfs: false,
+                verified_at: None,
+                mtime: None,
+            }],
+            total_size: content.len() as u64,
+            pipeline_tag: Some("text-classification".into()),
+            library_name: None,
+            tags: vec![],
+            parameters: None,
+            created_at: now_rfc3339(),
+            updated_at: now_rfc3339(),
+            last_verified_at: None,
+            verification: VerificationState::LocalOnly,
+        })
+        .unwrap();
+}
+
+fn shell_quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
+}
+
+#[test]
+fn no_tty_points_to_the_headless_commands() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("c.json");
+    std::fs::write(&cfg, "{}").unwrap();
+    let out = Command::new(EMA)
+        .args(["--config", cfg.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not a TTY") && err.contains("ema --help"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn console_in_tmux_downloads_a_model_and_walks_the_panes() {
+    if !have_tmux() {
+        eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    // The hub: a mirror over a source store holding one model.
+    let src = d.path().join("hub");
+    let weights = bytes(6 * 1024 * 1024, 7);
+    let mdir = src.join("ema-demo--tiny-bert");
+    std::fs::create_dir_all(&mdir).unwrap();
+    std::fs::write(mdir.join("config.json"), b"{\"model_type\": \"bert\"}").unwrap();
+    std::fs::write(mdir.join("pytorch_model.bin"), &weights).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_mirror, handle) = rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Mirror::start(&src, MirrorOptions::default(), l)
+            .await
+            .unwrap()
+    });
+    let endpoint = handle.url();
+
+    // The operator's machine: a store with one model, and the hub model on the watch list.
+    let models = d.path().join("models");
+    let store = Store::new(&models);
+    store.ensure().unwrap();
+    write_local_model(&store, "local/present");
+    let cfg = d.path().join("config.json");
+    std::fs::write(
+        &cfg,
+        serde_json::json!({
+            "storage": {"models_directory": models, "wanted_models": ["ema-demo/tiny-bert"]},
+            // 16 Mbit/s: the 6 MiB file takes ~3 s, long enough to watch it move.
+            "downloads": {"bandwidth_limit_mbps": 16.0}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let hf_home = d.path().join("hf");
+    let cmd = format!(
+        "env -u HF_TOKEN -u HUGGING_FACE_HUB_TOKEN -u HF_HUB_OFFLINE -u NO_COLOR HF_HOME={} HF_ENDPOINT={} {} \
+         --config {}; echo EMA_EXIT=$?; sleep 30",
+        shell_quote(&hf_home),
+        endpoint,
+        shell_quote(Path::new(EMA)),
+        shell_quote(&cfg)
+    );
+    let tmux = Tmux::start(&cmd, 120, 40);
+    let long = Duration::from_secs(30);
+
+    let s = tmux.wait_for("the Models pane", long, |s| {
+        s.contains("1 Models") && s.contains("local/present") && s.contains("ema-demo/tiny-bert")
+    });
+    assert!(
+        s.lines()
+            .any(|l| l.contains("ema-demo/tiny-bert") && l.contains("missing")),
+        "{s}"
+    );
+    tmux.wait_for("the hub to be reachable", long, |s| s.contains("● online"));
+
+    // The wanted model sorts first and is selected: download it, then watch it in pane 2.
+    tmux.keys(&["d"]);
+    tmux.keys(&["2"]);
+    // The bandwidth cap makes the transfer take seconds: the facts line shows it in flight before it finishes.
+    let saw_progress = std::cell::Cell::new(false);
+    let s = tmux.wait_for("the download to finish", Duration::from_secs(60), |s| {
+        if s.lines().any(|l| l.contains("downloading ·")) {
+            if !saw_progress.get() && std::env::var_os("EMA_E2E_SHOW").is_some() {
+                eprintln!("--- in flight:\n{s}");
+            }
+            saw_progress.set(true);
+        }
+        s.contains("finished ·")
+    });
+    assert!(
+        saw_progress.get(),
+        "never saw the download in flight; last screen:\n{s}"
+    );
+    assert!(s.contains("ema-demo/tiny-bert"), "{s}");
+    assert_eq!(
+        std::fs::read(models.join("ema-demo--tiny-bert").join("pytorch_model.bin")).unwrap(),
+        weights
+    );
+
+    tmux.keys(&["1"]);
+    tmux.wait_for("the model to be available", long, |s| {
+        s.lines()
+            .any(|l| l.contains("ema-demo/tiny-bert") && l.contains("available"))
+    });
+
+    tmux.keys(&["?"]);
+    tmux.wait_for("the help overlay", long, |s| {
+        s.contains("Everywhere") && s.contains("5 Migration")
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("help to close", long, |s| !s.contains("Everywhere"));
+
+    tmux.keys(&["5"]);
+    tmux.wait_for("the migration wizard", long, |s| {
+        s.contains("Pre-Migration Checklist") && s.contains("Rollback procedures verified")
+    });
+    tmux.keys(&["3"]);
+    tmux.wait_for("the Health pane", long, |s| s.contains("3 Health"));
+    tmux.keys(&["4"]);
+    tmux.wait_for("the Fallback pane", long, |s| s.contains("requested"));
+
+    tmux.keys(&["q"]);
+    tmux.wait_for("a clean exit", long, |s| s.contains("EMA_EXIT=0"));
+    rt.block_on(handle.shutdown());
+}
