@@ -315,7 +315,12 @@ fn load_or_create_state(
     let size = file.size;
     let mut parts = Vec::new();
     if size > 0 {
-        let chunk = size.div_ceil(n);
+        // Several chunks per connection (8 to 64 MiB each) so the connections stay close together in the file.
+        let chunk = if n == 1 {
+            size
+        } else {
+            (size / (n * 8)).clamp(8 << 20, 64 << 20)
+        };
         let mut s = 0;
         while s < size {
             let e = (s + chunk).min(size);
@@ -446,26 +451,56 @@ async fn attempt_once(
         })
     };
 
+    // `workers` connections take the incomplete chunks in file order, so the written prefix (and the hash behind
+    // it) advances at the full transfer rate.
     let multi = parts.ranges.len() > 1;
+    let pending: Vec<usize> = (0..parts.ranges.len())
+        .filter(|&i| parts.ranges[i].0 + parts.done[i].load(Ordering::Acquire) < parts.ranges[i].1)
+        .collect();
+    let workers = if multi {
+        (ctx.cfg.connections_per_file.max(1) as usize).min(pending.len())
+    } else {
+        pending.len()
+    };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
     let mut part_futs = Vec::new();
-    for i in 0..parts.ranges.len() {
-        let (s, e) = parts.ranges[i];
-        if s + parts.done[i].load(Ordering::Acquire) >= e {
-            continue;
-        }
-        part_futs.push(run_part(
-            ctx,
-            file,
-            &parts,
-            i,
-            multi,
-            &partial_file,
-            &paths.partial,
-            progress,
-            fetched,
-        ));
+    for _ in 0..workers {
+        part_futs.push(async {
+            let mut errors = Vec::new();
+            loop {
+                if failed.load(Ordering::Acquire) {
+                    break;
+                }
+                let k = next.fetch_add(1, Ordering::AcqRel);
+                let Some(&i) = pending.get(k) else { break };
+                if let Err(e) = run_part(
+                    ctx,
+                    file,
+                    &parts,
+                    i,
+                    multi,
+                    &partial_file,
+                    &paths.partial,
+                    progress,
+                    fetched,
+                )
+                .await
+                {
+                    failed.store(true, Ordering::Release);
+                    errors.push(e);
+                    break;
+                }
+            }
+            errors
+        });
     }
-    let results = futures::future::join_all(part_futs).await;
+    let results: Vec<std::result::Result<(), AttemptEnd>> = futures::future::join_all(part_futs)
+        .await
+        .into_iter()
+        .flatten()
+        .map(Err)
+        .collect();
     persist_stop.notify_one();
     let _ = persister.await;
     if persist && !parts.complete() {
