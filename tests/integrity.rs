@@ -339,6 +339,8 @@ fn generate_metadata_uses_the_hub_when_reachable_and_says_local_otherwise() {
         &hub_root().join("ema-demo--tiny-sentiment"),
         &m.join("ema-demo--tiny-sentiment"),
     );
+    // The operator took a subset: files the hub lists but that are not here are not expected.
+    std::fs::remove_file(m.join("ema-demo--tiny-sentiment/README.md")).unwrap();
     // A local model the hub does not know.
     std::fs::create_dir_all(m.join("local--thing")).unwrap();
     std::fs::write(m.join("local--thing/config.json"), "{}").unwrap();
@@ -357,6 +359,10 @@ fn generate_metadata_uses_the_hub_when_reachable_and_says_local_otherwise() {
         .collect();
     assert_eq!(by["ema-demo/tiny-sentiment"]["hashes_from"], "hub");
     assert_eq!(by["ema-demo/tiny-sentiment"]["verification"], "verified");
+    assert_eq!(
+        by["ema-demo/tiny-sentiment"]["hub_files_not_present"],
+        serde_json::json!(["README.md"])
+    );
     assert_eq!(by["local/thing"]["hashes_from"], "local");
     assert_eq!(by["local/thing"]["verification"], "local_only");
     let meta: Value = serde_json::from_slice(

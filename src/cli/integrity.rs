@@ -306,6 +306,13 @@ pub fn generate_metadata(a: GenerateMetadataArgs, ctx: &Ctx) -> Result<i32> {
                         human_bytes(o.total_size),
                         how
                     );
+                    if !o.hub_files_not_present.is_empty() {
+                        println!(
+                            "  {} file(s) the hub lists are not here and not expected (a partial download): {}",
+                            o.hub_files_not_present.len(),
+                            o.hub_files_not_present.join(", ")
+                        );
+                    }
                     for d in &o.disagreements {
                         println!(
                             "  {}: local bytes differ from the published hash ({}…); `ema verify-all-models` \

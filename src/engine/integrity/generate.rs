@@ -134,17 +134,28 @@ pub fn generate_local_metadata(
     id: &RepoId,
     opts: &GenerateOptions,
 ) -> Result<ModelMetadata> {
-    generate_metadata(store, id, opts, None).map(|(m, _)| m)
+    generate_metadata(store, id, opts, None).map(|g| g.meta)
+}
+
+/// What [`generate_metadata`] produced.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub meta: ModelMetadata,
+    /// Files whose local bytes differ from the hash the hub published.
+    pub disagreements: Vec<HashDisagreement>,
+    /// Files the hub lists that are not in the folder (and that no `local_dir` record says were downloaded): the
+    /// operator took a subset (e.g. safetensors only), so they are not expected.
+    pub hub_files_not_present: Vec<String>,
 }
 
 /// Build metadata for one model folder. With `hub`, expected hashes are the hub's; files the hub does not list are
-/// strays and are left out. Returns the metadata and the files whose bytes disagree with a published hash.
+/// strays and are left out; files the hub lists that were never downloaded here are not expected.
 pub fn generate_metadata(
     store: &Store,
     id: &RepoId,
     opts: &GenerateOptions,
     hub: Option<&dyn HubSource>,
-) -> Result<(ModelMetadata, Vec<HashDisagreement>)> {
+) -> Result<Generated> {
     let dir = store.model_dir(id);
     let disk =
         walk_model_dir(&dir).map_err(|e| EmaError::io("cannot list model folder", &dir, e))?;
@@ -194,11 +205,16 @@ pub fn generate_metadata(
 
     let now = now_rfc3339();
     let mut disagreements = Vec::new();
+    let mut not_present = Vec::new();
     let (files, verification, commit, endpoint, extra) = if let Some(hf) = hub_files {
         // The hub's list is the truth; local files it does not list are strays (left for verify to report).
         let mut bad = false;
         let mut files = Vec::new();
         for rec in &hf.files {
+            if !local.contains_key(rec.path.as_str()) && !records.contains_key(&rec.path) {
+                not_present.push(rec.path.clone());
+                continue;
+            }
             let mut rec = rec.clone();
             if let Some(d) = local.get(rec.path.as_str()) {
                 let ok = match (&rec.sha256, &rec.git_sha1) {
@@ -334,7 +350,11 @@ pub fn generate_metadata(
         last_verified_at: (verification != VerificationState::Failed).then_some(now),
         verification,
     };
-    Ok((meta, disagreements))
+    Ok(Generated {
+        meta,
+        disagreements,
+        hub_files_not_present: not_present,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -359,6 +379,9 @@ pub struct GenerateOutcome {
     pub files: usize,
     pub total_size: u64,
     pub disagreements: Vec<HashDisagreement>,
+    /// Hub files absent here and not expected (a partial download).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hub_files_not_present: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip)]
@@ -388,15 +411,20 @@ pub fn generate_all(
                 files: m.as_ref().map(|m| m.files.len()).unwrap_or(0),
                 total_size: m.as_ref().map(|m| m.total_size).unwrap_or(0),
                 disagreements: Vec::new(),
+                hub_files_not_present: Vec::new(),
                 error: None,
                 exit_code: 0,
             });
             continue;
         }
         let res = generate_metadata(store, &id, opts, hub)
-            .and_then(|(m, dis)| store.write_metadata(&m).map(|_| (m, dis)));
+            .and_then(|g| store.write_metadata(&g.meta).map(|_| g));
         match res {
-            Ok((m, dis)) => {
+            Ok(Generated {
+                meta: m,
+                disagreements: dis,
+                hub_files_not_present,
+            }) => {
                 let from = if m.endpoint.is_some() {
                     "hub"
                 } else if m.commit.is_some() || !dis.is_empty() {
@@ -412,6 +440,7 @@ pub fn generate_all(
                     files: m.files.len(),
                     total_size: m.total_size,
                     disagreements: dis,
+                    hub_files_not_present,
                     error: None,
                     exit_code: 0,
                 })
@@ -425,6 +454,7 @@ pub fn generate_all(
                     files: 0,
                     total_size: 0,
                     disagreements: Vec::new(),
+                    hub_files_not_present: Vec::new(),
                     error: Some(e.to_string()),
                     exit_code: e.exit_code(),
                 });
@@ -463,7 +493,8 @@ mod tests {
             format!("{commit}\n\"{wrong}\"\n1700000000.0\n"),
         )
         .unwrap();
-        let (m, dis) = generate_metadata(&store, &id, &GenerateOptions::default(), None).unwrap();
+        let g = generate_metadata(&store, &id, &GenerateOptions::default(), None).unwrap();
+        let (m, dis) = (g.meta, g.disagreements);
         assert_eq!(m.commit.as_deref(), Some(commit.as_str()));
         assert_eq!(m.verification, VerificationState::Failed);
         assert_eq!(dis.len(), 1);
