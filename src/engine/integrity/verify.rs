@@ -334,6 +334,8 @@ struct Plan {
     meta_error: Option<String>,
     disk: Vec<DiskFile>,
     dir_exists: bool,
+    /// A download holds the model's lock (here or in another process).
+    busy: bool,
 }
 
 fn plan(store: &Store, id: &RepoId) -> Plan {
@@ -343,6 +345,7 @@ fn plan(store: &Store, id: &RepoId) -> Plan {
         Err(e) => (None, Some(e.to_string())),
     };
     let dir_exists = dir.is_dir();
+    let busy = super::maintenance::lock_held(&store.lock_path(id));
     let disk = if dir_exists {
         walk_model_dir(&dir).unwrap_or_default()
     } else {
@@ -355,6 +358,7 @@ fn plan(store: &Store, id: &RepoId) -> Plan {
         meta_error,
         disk,
         dir_exists,
+        busy,
     }
 }
 
@@ -437,6 +441,12 @@ fn base_health(p: &Plan, mode: CheckMode) -> Option<ModelHealth> {
         load_time_estimate_seconds: None,
         checked_at: now_rfc3339(),
     };
+    if p.busy {
+        return Some(mk(
+            HealthState::Unknown,
+            "a download of this model is in progress; check it again when it has finished".into(),
+        ));
+    }
     if let Some(e) = &p.meta_error {
         let mut h = mk(HealthState::Unknown, e.clone());
         h.issues.push(FileIssue {
@@ -496,7 +506,7 @@ pub fn verify_models(
     let mut job_owner: Vec<(usize, usize, String)> = Vec::new(); // (plan, file index, expected)
     for (pi, p) in plans.iter().enumerate() {
         let Some(meta) = &p.meta else { continue };
-        if !p.dir_exists {
+        if !p.dir_exists || p.busy {
             continue;
         }
         let on_disk: BTreeMap<&str, &DiskFile> =
@@ -523,6 +533,7 @@ pub fn verify_models(
     let struct_items: Vec<(usize, String, u64)> = plans
         .iter()
         .enumerate()
+        .filter(|(_, p)| !p.busy)
         .flat_map(|(pi, p)| {
             let listed: Option<BTreeSet<&str>> = p
                 .meta
@@ -930,6 +941,25 @@ mod tests {
             store.read_metadata(&id).unwrap().unwrap().verification,
             VerificationState::LocalOnly
         );
+    }
+
+    #[test]
+    fn a_model_being_downloaded_is_not_judged() {
+        let (_d, store, id) = store_with_model();
+        std::fs::remove_file(store.model_dir(&id).join("config.json")).unwrap();
+        let lock_path = store.lock_path(&id);
+        std::fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+        let lock = std::fs::File::create(&lock_path).unwrap();
+        lock.lock().unwrap();
+        let h = full(&store, &id);
+        assert_eq!(h.state, HealthState::Unknown);
+        assert!(h.reason.contains("download"), "{}", h.reason);
+        assert_ne!(
+            store.read_metadata(&id).unwrap().unwrap().verification,
+            VerificationState::Failed
+        );
+        drop(lock);
+        assert_eq!(full(&store, &id).state, HealthState::Incomplete);
     }
 
     #[test]
