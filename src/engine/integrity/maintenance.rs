@@ -773,6 +773,35 @@ mod tests {
     }
 
     #[test]
+    fn move_across_filesystems_when_available() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let shm = Path::new("/dev/shm");
+        if !shm.is_dir()
+            || std::fs::metadata(shm).unwrap().dev() == std::fs::metadata(d.path()).unwrap().dev()
+        {
+            eprintln!("no second filesystem here; skipped");
+            return;
+        }
+        let other = tempfile::tempdir_in(shm).unwrap();
+        let src = d.path().join("models");
+        std::fs::create_dir_all(src.join("a--b")).unwrap();
+        std::fs::write(src.join("a--b/w.bin"), vec![9u8; 300_000]).unwrap();
+        let r = move_models(&MoveOptions {
+            source: src.clone(),
+            target: other.path().join("models"),
+            update_config: None,
+            stop_after_files: None,
+        })
+        .unwrap();
+        assert!(r.source_deleted);
+        assert_eq!(
+            std::fs::read(other.path().join("models/a--b/w.bin")).unwrap(),
+            vec![9u8; 300_000]
+        );
+    }
+
+    #[test]
     fn move_refuses_nesting_and_resumes() {
         let d = tempfile::tempdir().unwrap();
         let src = d.path().join("src");
