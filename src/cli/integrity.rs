@@ -353,10 +353,32 @@ pub fn generate_metadata(a: GenerateMetadataArgs, ctx: &Ctx) -> Result<i32> {
     Ok(if failed > 0 { exit::FAILURE } else { exit::OK })
 }
 
-fn run_full(store: &Store) -> Result<(Vec<ModelHealth>, f64, u64)> {
+fn run_full(ctx: &Ctx, store: &Store) -> Result<(Vec<ModelHealth>, f64, u64)> {
     let ids = store.list_models()?;
     let t = Instant::now();
-    let models = verify::verify_models(store, &ids, &VerifyOptions::default())?;
+    let mut opts = VerifyOptions::default();
+    let bar = ctx.out.progress.then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "verifying {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    if let Some(b) = &bar {
+        let b = b.clone();
+        opts.progress = Some(std::sync::Arc::new(move |done, total| {
+            b.set_length(total);
+            b.set_position(done);
+        }));
+    }
+    let models = verify::verify_models(store, &ids, &opts);
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let models = models?;
     let secs = t.elapsed().as_secs_f64();
     let hashed = models.iter().map(|m| m.bytes_hashed).sum();
     HealthSnapshot::record(store, &models)?;
@@ -496,7 +518,7 @@ fn repair_and_reverify(
         }
         Ok::<_, EmaError>(repair::repair_models(store, models, &repairer, remove).await)
     })?;
-    let (after, secs, hashed) = run_full(store)?;
+    let (after, secs, hashed) = run_full(ctx, store)?;
     Ok((after, secs, hashed, repairs))
 }
 
@@ -504,7 +526,7 @@ pub fn verify_all(a: VerifyArgs, ctx: &Ctx) -> Result<i32> {
     let loaded = ctx.load_config()?;
     let dir = models_dir(a.models_dir.as_deref(), &loaded);
     let store = open_store(&dir)?;
-    let (mut models, mut secs, mut hashed) = run_full(&store)?;
+    let (mut models, mut secs, mut hashed) = run_full(ctx, &store)?;
     let mut repairs = Vec::new();
     if a.repair_corrupted && !models.iter().all(|m| m.is_healthy()) {
         let (m2, s2, h2, r) =
@@ -555,7 +577,7 @@ pub fn check_models(a: CheckArgs, ctx: &Ctx) -> Result<i32> {
         )?;
         return Ok(exit_for(&models));
     }
-    let (mut models, mut secs, mut hashed) = run_full(&store)?;
+    let (mut models, mut secs, mut hashed) = run_full(ctx, &store)?;
     let mut repairs = Vec::new();
     if a.repair_if_needed && !models.iter().all(|m| m.is_healthy()) {
         let (m2, s2, h2, r) =

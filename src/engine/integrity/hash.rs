@@ -167,6 +167,16 @@ pub struct FileDigest {
 
 /// Hash one file in a single read pass with a caller-provided buffer.
 pub fn hash_file_with(path: &Path, kinds: HashKinds, buf: &mut [u8]) -> Result<FileDigest> {
+    hash_file_progress(path, kinds, buf, &|_| {})
+}
+
+/// [`hash_file_with`], calling `on_bytes(n)` after each read of `n` bytes (for progress displays).
+pub fn hash_file_progress(
+    path: &Path,
+    kinds: HashKinds,
+    buf: &mut [u8],
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Result<FileDigest> {
     let start = Instant::now();
     let mut f = std::fs::File::open(path).map_err(|e| EmaError::io("cannot open", path, e))?;
     let size = f
@@ -186,6 +196,7 @@ pub fn hash_file_with(path: &Path, kinds: HashKinds, buf: &mut [u8]) -> Result<F
         };
         read_nanos += t.elapsed().as_nanos() as u64;
         h.update(&buf[..n]);
+        on_bytes(n as u64);
     }
     Ok(FileDigest {
         digests: h.finish(),
@@ -246,6 +257,19 @@ pub fn hash_files_parallel<F>(
 where
     F: Fn(usize, &Result<FileDigest>) + Sync,
 {
+    hash_files_parallel_progress(jobs, threads, on_done, &|_| {})
+}
+
+/// [`hash_files_parallel`], also calling `on_bytes(n)` from the workers as bytes are hashed.
+pub fn hash_files_parallel_progress<F>(
+    jobs: &[HashJob],
+    threads: usize,
+    on_done: F,
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Vec<Result<FileDigest>>
+where
+    F: Fn(usize, &Result<FileDigest>) + Sync,
+{
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by(|a, b| jobs[*b].size_hint.cmp(&jobs[*a].size_hint));
     let results: Vec<Mutex<Option<Result<FileDigest>>>> =
@@ -260,7 +284,7 @@ where
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&i) = order.get(k) else { break };
                     let job = &jobs[i];
-                    let r = hash_file_with(&job.path, job.kinds, &mut buf);
+                    let r = hash_file_progress(&job.path, job.kinds, &mut buf, on_bytes);
                     on_done(i, &r);
                     *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
                 }

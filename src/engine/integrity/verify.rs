@@ -472,13 +472,27 @@ fn base_health(p: &Plan, mode: CheckMode) -> Option<ModelHealth> {
     None
 }
 
+/// Progress of a full verification: `(bytes hashed so far, bytes to hash)`, called from worker threads.
+pub type ProgressFn = std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>;
+
 /// Options for a full verification.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct VerifyOptions {
     /// Hashing threads (default: the cores available).
     pub threads: usize,
     /// Record the outcome in each model's metadata (`verified_at`, `verification`, …).
     pub update_metadata: bool,
+    pub progress: Option<ProgressFn>,
+}
+
+impl std::fmt::Debug for VerifyOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyOptions")
+            .field("threads", &self.threads)
+            .field("update_metadata", &self.update_metadata)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 impl Default for VerifyOptions {
@@ -486,6 +500,7 @@ impl Default for VerifyOptions {
         VerifyOptions {
             threads: hash::default_threads(),
             update_metadata: true,
+            progress: None,
         }
     }
 }
@@ -528,7 +543,15 @@ pub fn verify_models(
             }
         }
     }
-    let hashed = hash::hash_files_parallel(&jobs, opts.threads, |_, _| {});
+    let total: u64 = jobs.iter().map(|j| j.size_hint).sum();
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let on_bytes = |n: u64| {
+        if let Some(p) = &opts.progress {
+            let d = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+            p(d, total);
+        }
+    };
+    let hashed = hash::hash_files_parallel_progress(&jobs, opts.threads, |_, _| {}, &on_bytes);
     // Structure checks on every present file (listed ones, or all when there is no metadata).
     let struct_items: Vec<(usize, String, u64)> = plans
         .iter()
