@@ -14,7 +14,7 @@ use super::generate::{HubRepoFiles, HubSource};
 use super::verify::ModelHealth;
 use crate::engine::download::{DownloadManager, DownloadOptions};
 use crate::engine::error::{EmaError, Result};
-use crate::engine::hub::HubClient;
+use crate::engine::hub::{HttpFailure, HubClient};
 use crate::engine::store::{FileRecord, RepoId, Store, validate_repo_path};
 
 /// [`Repairer`] over the download engine.
@@ -193,17 +193,9 @@ impl HubSource for HubMetadataSource {
             return Ok(None);
         }
         let res = self.handle.block_on(async {
-            let info = self
-                .client
-                .model_info(repo, Some(revision))
-                .await
-                .map_err(|e| e.into_error())?;
-            let tree = self
-                .client
-                .list_tree(repo, &info.commit)
-                .await
-                .map_err(|e| e.into_error())?;
-            Ok::<_, EmaError>((info, tree))
+            let info = self.client.model_info(repo, Some(revision)).await?;
+            let tree = self.client.list_tree(repo, &info.commit).await?;
+            Ok::<_, HttpFailure>((info, tree))
         });
         match res {
             Ok((info, tree)) => Ok(Some(HubRepoFiles {
@@ -232,15 +224,23 @@ impl HubSource for HubMetadataSource {
                 parameters: info.parameters,
             })),
             // The hub does not know this repo (or this revision): local hashes.
-            Err(EmaError::NotFound(_)) => Ok(None),
-            Err(e @ EmaError::Hub(_)) => {
-                self.unreachable.store(true, Ordering::Relaxed);
+            Err(HttpFailure::Fatal(EmaError::NotFound(_))) => Ok(None),
+            // Refused for this repo (gated, private): local hashes for it, keep asking for the others.
+            Err(HttpFailure::Fatal(e @ EmaError::Hub(_))) => {
                 if let Ok(mut le) = self.last_error.lock() {
                     *le = Some(e.to_string());
                 }
                 Ok(None)
             }
-            Err(e) => Err(e),
+            // Network trouble: the hub is unreachable; stop asking.
+            Err(HttpFailure::Transient { message, .. }) => {
+                self.unreachable.store(true, Ordering::Relaxed);
+                if let Ok(mut le) = self.last_error.lock() {
+                    *le = Some(message);
+                }
+                Ok(None)
+            }
+            Err(HttpFailure::Fatal(e)) => Err(e),
         }
     }
 }
