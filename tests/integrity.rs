@@ -393,11 +393,20 @@ fn generate_metadata_uses_the_hub_when_reachable_and_says_local_otherwise() {
 
     // An unreachable hub: local hashes, and the output says so.
     let r = env.ema(
-        &["generate-metadata", "--models-dir", "models", "--force-regenerate"],
+        &[
+            "generate-metadata",
+            "--models-dir",
+            "models",
+            "--force-regenerate",
+        ],
         &[("HF_ENDPOINT", "http://127.0.0.1:9")],
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("local, not checked against the hub"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("local, not checked against the hub"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stderr.contains("unreachable"), "{}", r.stderr);
 
     // An unusable folder fails the run (exit 1) unless --ignore-errors.
