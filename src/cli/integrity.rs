@@ -381,8 +381,22 @@ fn run_full(ctx: &Ctx, store: &Store) -> Result<(Vec<ModelHealth>, f64, u64)> {
     let models = models?;
     let secs = t.elapsed().as_secs_f64();
     let hashed = models.iter().map(|m| m.bytes_hashed).sum();
-    HealthSnapshot::record(store, &models)?;
-    health::record_health_alerts(&AlertStore::new(store), &models)?;
+    for m in &models {
+        if let Some(e) = &m.metadata_not_updated {
+            ctx.out.warn(&format!(
+                "{}: the verification result was not recorded in its metadata: {e}",
+                m.model_id
+            ));
+        }
+    }
+    if let Err(e) = HealthSnapshot::record(store, &models)
+        .and_then(|_| health::record_health_alerts(&AlertStore::new(store), &models))
+    {
+        ctx.out.warn(&format!(
+            "the health history in {} was not updated: {e}",
+            store.state_dir().display()
+        ));
+    }
     Ok((models, secs, hashed))
 }
 

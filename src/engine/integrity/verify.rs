@@ -129,6 +129,9 @@ pub struct ModelHealth {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_time_estimate_seconds: Option<f64>,
     pub checked_at: String,
+    /// Set when the outcome could not be recorded in the metadata (e.g. a read-only store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_not_updated: Option<String>,
 }
 
 impl ModelHealth {
@@ -440,6 +443,7 @@ fn base_health(p: &Plan, mode: CheckMode) -> Option<ModelHealth> {
         read_bytes_per_sec: None,
         load_time_estimate_seconds: None,
         checked_at: now_rfc3339(),
+        metadata_not_updated: None,
     };
     if p.busy {
         return Some(mk(
@@ -692,9 +696,14 @@ pub fn verify_models(
             read_bytes_per_sec: read_bps,
             load_time_estimate_seconds: read_bps.map(|r| total_bytes as f64 / r),
             checked_at: now_rfc3339(),
+            metadata_not_updated: None,
         };
         if opts.update_metadata && p.meta.is_some() {
-            h.verification = record_outcome(store, p, &matched, &h)?;
+            // A store we may not write (read-only mount) still gets its verdict.
+            match record_outcome(store, p, &matched, &h) {
+                Ok(v) => h.verification = v,
+                Err(e) => h.metadata_not_updated = Some(e.to_string()),
+            }
         }
         per_model.push(h);
     }
@@ -826,6 +835,7 @@ pub fn quick_check(store: &Store, ids: &[RepoId], threads: usize) -> Vec<ModelHe
             read_bytes_per_sec: None,
             load_time_estimate_seconds: None,
             checked_at: now_rfc3339(),
+            metadata_not_updated: None,
         }
     })
 }
