@@ -6,6 +6,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use ema::engine::demo::generate_sample_hub;
+use ema::server::faults::FaultPlan;
 use ema::server::mirror::{Mirror, MirrorHandle, MirrorOptions};
 use serde_json::Value;
 
@@ -42,6 +43,7 @@ fn copy_store(src: &Path, dst: &Path) {
 
 struct TestHub {
     rt: tokio::runtime::Runtime,
+    plan: std::sync::Arc<FaultPlan>,
     handle: Option<MirrorHandle>,
     _mirror: Mirror,
 }
@@ -53,14 +55,20 @@ impl TestHub {
             .enable_all()
             .build()
             .unwrap();
+        let plan = FaultPlan::new();
         let (mirror, handle) = rt.block_on(async {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let m = Mirror::load(root, MirrorOptions::default()).await.unwrap();
+            let opts = MirrorOptions {
+                faults: Some(plan.clone()),
+                ..MirrorOptions::default()
+            };
+            let m = Mirror::load(root, opts).await.unwrap();
             let h = m.serve(l).unwrap();
             (m, h)
         });
         TestHub {
             rt,
+            plan,
             handle: Some(handle),
             _mirror: mirror,
         }
@@ -271,6 +279,7 @@ fn every_kind_of_damage_is_detected_and_repaired_from_the_test_hub() {
         .unwrap()
         .modified()
         .unwrap();
+    hub.plan.clear_log();
     let r = env.ema(&["verify-all-models", "--repair-corrupted", "--json"], &[]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let doc = r.json();
@@ -283,6 +292,29 @@ fn every_kind_of_damage_is_detected_and_repaired_from_the_test_hub() {
         .map(|p| p.as_str().unwrap())
         .collect();
     assert_eq!(repaired.len(), 4, "{repaired:?}");
+    // The hub served exactly those files' bytes, nothing else.
+    let mut fetched: Vec<String> = hub
+        .plan
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/resolve/"))
+        .map(|r| {
+            let parts: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
+            format!("{}/{}:{}", parts[0], parts[1], parts[4..].join("/"))
+        })
+        .collect();
+    fetched.sort();
+    fetched.dedup();
+    assert_eq!(
+        fetched,
+        vec![
+            "ema-demo/mini-embed:model.safetensors",
+            "ema-demo/small-gpt:model-00002-of-00002.safetensors",
+            "ema-demo/tiny-gpt:model.safetensors",
+            "ema-demo/tiny-sentiment:config.json",
+        ],
+        "only the bad files were downloaded"
+    );
     assert_eq!(
         std::fs::metadata(m.join(SHARD1))
             .unwrap()
