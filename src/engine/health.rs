@@ -405,7 +405,7 @@ pub fn record_health_alerts(alerts: &AlertStore, results: &[ModelHealth]) -> Res
             ),
             HealthState::Degraded => (
                 Severity::Warning,
-                "review the stray files listed by `ema verify-all-models`; remove them if unneeded"
+                "review the stray files listed by `ema verify-all-models`; `ema check-models --repair-if-needed --remove-stray-files` deletes them"
                     .into(),
             ),
             _ => (
