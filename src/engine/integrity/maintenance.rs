@@ -189,10 +189,26 @@ pub fn cleanup(store: &Store, opts: &CleanupOptions) -> Result<CleanupReport> {
             }
             remove("temp_file", path, md.len(), &mut report);
         }
-        // Leftover temp files of interrupted atomic writes: in .ema/ (outside partial/) and beside the metadata.
+        // Scratch space (`.ema/tmp/`, e.g. half-built sample models): everything old enough.
+        let tmp_root = state.join("tmp");
+        // Directories old before this cleanup (removing their files makes them look fresh).
+        let old_dirs = old_subdirs(&tmp_root, opts.temp_min_age);
+        for (path, md) in files_under(&tmp_root) {
+            if age(&md) >= opts.temp_min_age {
+                remove("temp_file", path, md.len(), &mut report);
+            }
+        }
+        if !opts.dry_run {
+            // Only old ones: a fresh empty directory may be about to receive a file. Deepest first.
+            for d in old_dirs.iter().rev() {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
+        // Leftover temp files of interrupted atomic writes: in .ema/ (outside partial/ and tmp/) and beside the
+        // metadata.
         let mut candidates: Vec<(PathBuf, std::fs::Metadata)> = files_under(&state)
             .into_iter()
-            .filter(|(p, _)| !p.starts_with(&partial_root))
+            .filter(|(p, _)| !p.starts_with(&partial_root) && !p.starts_with(&tmp_root))
             .collect();
         if let Ok(rd) = std::fs::read_dir(store.root()) {
             for e in rd.flatten() {
@@ -282,6 +298,27 @@ pub fn cleanup(store: &Store, opts: &CleanupOptions) -> Result<CleanupReport> {
         }
     }
     Ok(report)
+}
+
+/// Directories below `dir` (not `dir` itself) last modified at least `min_age` ago, parents before children.
+fn old_subdirs(dir: &Path, min_age: Duration) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                if e.metadata().is_ok_and(|m| age(&m) >= min_age) {
+                    out.push(e.path());
+                }
+                stack.push(e.path());
+            }
+        }
+    }
+    out.sort_by_key(|p| p.components().count());
+    out
 }
 
 /// Compress `path` to `path.gz` (gzip via flate2), check the result decompresses to the same bytes, then remove the
@@ -717,6 +754,14 @@ mod tests {
         std::fs::create_dir_all(st.join("partial/a--idle")).unwrap();
         std::fs::create_dir_all(st.join("locks")).unwrap();
         std::fs::create_dir_all(st.join("logs")).unwrap();
+        std::fs::create_dir_all(st.join("tmp/demo-x")).unwrap();
+        std::fs::write(st.join("tmp/demo-x/model.safetensors"), b"half").unwrap();
+        old(&st.join("tmp/demo-x/model.safetensors"));
+        let old_dir = |p: &Path| {
+            let f = std::fs::File::open(p).unwrap();
+            f.set_modified(SystemTime::now() - Duration::from_secs(40 * 24 * 3600))
+                .unwrap();
+        };
         for p in [
             "partial/a--busy/x.part",
             "partial/a--idle/y.part",
@@ -750,6 +795,7 @@ mod tests {
         assert!(r.items.iter().all(|i| i.action != "removed"));
         assert!(st.join("partial/a--idle/y.part").exists());
         o.dry_run = false;
+        old_dir(&st.join("tmp/demo-x"));
         let r = cleanup(&store, &o).unwrap();
         let acts: Vec<(&str, &str)> = r
             .items
@@ -759,6 +805,9 @@ mod tests {
         assert!(acts.contains(&("x.part", "skipped_in_use")), "{acts:?}");
         assert!(acts.contains(&("y.part", "removed")), "{acts:?}");
         assert!(acts.contains(&("ema.log", "removed")), "{acts:?}");
+        assert!(acts.contains(&("model.safetensors", "removed")), "{acts:?}");
+        assert!(!st.join("tmp/demo-x").exists() && st.join("tmp").exists());
+        assert!(!st.join("partial/a--idle/y.part").exists());
         assert!(st.join("partial/a--idle/fresh.part").exists());
         assert!(st.join("logs/new.log").exists());
         assert!(!backup.exists());
