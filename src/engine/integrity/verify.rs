@@ -294,7 +294,7 @@ pub fn structure_issues(model_dir: &Path, rel: &str, size: u64) -> Vec<FileIssue
     issues
 }
 
-fn summarize(state: HealthState, issues: &[FileIssue], files: usize, mode: CheckMode) -> String {
+fn summarize(issues: &[FileIssue], files: usize, mode: CheckMode) -> String {
     if issues.is_empty() {
         return match mode {
             CheckMode::Full => format!("all {files} files verified"),
@@ -317,7 +317,6 @@ fn summarize(state: HealthState, issues: &[FileIssue], files: usize, mode: Check
     if sorted.len() > 3 {
         parts.push(format!("and {} more", sorted.len() - 3));
     }
-    let _ = state;
     parts.join("; ")
 }
 
@@ -666,12 +665,12 @@ pub fn verify_models(
                         ),
                     )
                 } else {
-                    (s, summarize(s, &issues, p.disk.len(), CheckMode::Full))
+                    (s, summarize(&issues, p.disk.len(), CheckMode::Full))
                 }
             }
             Some(m) => {
                 let s = state_of(&issues);
-                (s, summarize(s, &issues, m.files.len(), CheckMode::Full))
+                (s, summarize(&issues, m.files.len(), CheckMode::Full))
             }
         };
         let total_bytes = p
@@ -802,7 +801,7 @@ pub fn quick_check(store: &Store, ids: &[RepoId], threads: usize) -> Vec<ModelHe
                         },
                     );
                 }
-                (s, summarize(s, &issues, m.files.len(), CheckMode::Quick))
+                (s, summarize(&issues, m.files.len(), CheckMode::Quick))
             }
         };
         let bad: BTreeSet<&str> = issues.iter().map(|i| i.path.as_str()).collect();
