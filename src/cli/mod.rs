@@ -8,6 +8,7 @@ use crate::engine::config::{self, LoadedConfig};
 use crate::engine::error::{EmaError, Result, exit};
 
 pub mod config_cmds;
+pub mod mirror;
 pub mod output;
 
 use output::Output;
@@ -47,6 +48,8 @@ pub enum Command {
     Configure(config_cmds::ConfigureArgs),
     /// Enable one feature in the configuration file, optionally after a self-test of its prerequisites.
     EnableFeature(config_cmds::EnableFeatureArgs),
+    /// Serve the local store over the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT).
+    Mirror(mirror::MirrorArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -116,6 +119,7 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::FixConfig(a) => config_cmds::fix(a, ctx),
         Command::Configure(a) => config_cmds::configure(a, ctx),
         Command::EnableFeature(a) => config_cmds::enable_feature(a, ctx),
+        Command::Mirror(a) => mirror::run(a, ctx),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ema", &mut std::io::stdout());

@@ -6,6 +6,7 @@ pub mod config_edit;
 pub mod config_migrate;
 pub mod config_schema;
 pub mod config_validate;
+pub mod demo;
 pub mod error;
 pub mod events;
 pub mod json_spans;
