@@ -418,6 +418,8 @@ async fn attempt_once(
 
     // The hasher follows the contiguous written prefix on its own thread.
     let stop = Arc::new(AtomicBool::new(false));
+    // If this attempt is dropped midway (the caller gave up), the hashing thread must still end.
+    let _stop_on_drop = StopOnDrop(stop.clone());
     let (h0, off0) = hasher
         .take()
         .unwrap_or_else(|| (FileHasher::new(file.is_lfs(), file.size), 0));
@@ -560,6 +562,14 @@ async fn attempt_once(
         hash: got,
     });
     Ok(())
+}
+
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 fn run_hasher(
