@@ -17,6 +17,4 @@ fi
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
-# The end-to-end tests drive the release binary (realistic speed); build it once here.
-cargo build --release --locked
 cargo test --locked --all-targets -- --test-threads 2

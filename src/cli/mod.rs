@@ -7,6 +7,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::engine::config::{self, LoadedConfig};
 use crate::engine::error::{EmaError, Result, exit};
 
+pub mod config_cmds;
 pub mod download;
 pub mod mirror;
 pub mod output;
@@ -43,6 +44,17 @@ pub enum Command {
     Status(download::StatusArgs),
     /// List, pause, resume or cancel downloads (also those of other ema processes).
     Downloads(download::DownloadsArgs),
+    /// Check a configuration file: every problem with its JSON path, line:column, what was expected and a fix.
+    /// Exit 0 valid, 2 invalid.
+    ValidateConfig(config_cmds::ValidateArgs),
+    /// Convert a legacy config.json into the enhanced configuration (the migration guide's mapping table).
+    MigrateConfig(config_cmds::MigrateArgs),
+    /// Repair what is mechanically fixable in a configuration file (dry run unless --auto-fix).
+    FixConfig(config_cmds::FixArgs),
+    /// Change settings in the configuration file in place (created when there is none).
+    Configure(config_cmds::ConfigureArgs),
+    /// Enable one feature in the configuration file, optionally after a self-test of its prerequisites.
+    EnableFeature(config_cmds::EnableFeatureArgs),
     /// Serve the local store over the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT).
     Mirror(mirror::MirrorArgs),
     /// Print a shell completion script.
@@ -112,6 +124,11 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::Download(a) => download::download(a, ctx),
         Command::Status(a) => download::status(a, ctx),
         Command::Downloads(a) => download::downloads(a, ctx),
+        Command::ValidateConfig(a) => config_cmds::validate(a, ctx),
+        Command::MigrateConfig(a) => config_cmds::migrate(a, ctx),
+        Command::FixConfig(a) => config_cmds::fix(a, ctx),
+        Command::Configure(a) => config_cmds::configure(a, ctx),
+        Command::EnableFeature(a) => config_cmds::enable_feature(a, ctx),
         Command::Mirror(a) => mirror::run(a, ctx),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();

@@ -752,8 +752,13 @@ pub fn generate_sample_hub(root: &Path) -> Result<Vec<RepoId>> {
         // Metadata first, then the folder: a crash in between leaves metadata without a folder, which the next
         // run regenerates; never a folder without its metadata.
         store.write_metadata(&meta)?;
-        std::fs::rename(&work, &dir)
-            .map_err(|e| EmaError::io("cannot move into place", &dir, e))?;
+        if let Err(e) = std::fs::rename(&work, &dir) {
+            let _ = std::fs::remove_dir_all(&work);
+            // Another process generating the same (deterministic) samples got there first: fine.
+            if !dir.is_dir() {
+                return Err(EmaError::io("cannot move into place", &dir, e));
+            }
+        }
         super::atomic::sync_dir(root);
         ids.push(id);
     }

@@ -3,8 +3,10 @@
 //! It speaks the subset of the Hub protocol that clients (ema itself, `huggingface_hub`, `hf-hub`) use to download
 //! a model (see `HUB_PROTOCOL.md`):
 //!
+//! - `GET /api/models?search=&author=&pipeline_tag=&limit=` (the served models),
 //! - `GET /api/models/{repo}` and `GET /api/models/{repo}/revision/{rev}` (`?blobs=true` adds sizes and hashes),
 //! - `GET /api/models/{repo}/tree/{rev}[/{path}]?recursive=true`, paginated with a `Link: <…>; rel="next"` header,
+//! - `POST /api/models/{repo}/paths-info/{rev}` (`paths=…`: entries for the given paths; the only POST),
 //! - `HEAD|GET /{repo}/resolve/{rev}/{path}` with `X-Repo-Commit`, `ETag`, `X-Linked-Etag`, `X-Linked-Size`,
 //!   byte ranges, and a `302` to a CDN location for LFS files when [`MirrorOptions::cdn_base`] is set,
 //! - `GET /cdn/{sha256}?X-Amz-Signature=…`, the CDN side of that redirect (the same app; tests bind it on a second
@@ -465,31 +467,29 @@ fn walk(dir: &Path) -> std::io::Result<Vec<(String, PathBuf, u64)>> {
     Ok(out)
 }
 
-/// One pass over a file: git blob sha1 and, when asked, sha256.
-fn hash_file(
-    path: &Path,
-    size: u64,
-    want_sha256: bool,
-) -> std::io::Result<(String, Option<String>)> {
+/// One pass over a file: the git blob sha1 (non-LFS files) or the sha256 (LFS files).
+fn hash_file(path: &Path, size: u64, lfs: bool) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut s1 = Sha1::new();
     s1.update(format!("blob {size}\0").as_bytes());
-    let mut s256 = want_sha256.then(Sha256::new);
+    let mut s256 = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = f.read(&mut buf)?;
         if n == 0 {
             break;
         }
-        s1.update(&buf[..n]);
-        if let Some(h) = s256.as_mut() {
-            h.update(&buf[..n]);
+        if lfs {
+            s256.update(&buf[..n]);
+        } else {
+            s1.update(&buf[..n]);
         }
     }
-    Ok((
-        hex::encode(s1.finalize()),
-        s256.map(|h| hex::encode(h.finalize())),
-    ))
+    Ok(if lfs {
+        hex::encode(s256.finalize())
+    } else {
+        hex::encode(s1.finalize())
+    })
 }
 
 /// Parameter counts per dtype from a safetensors header (best effort: `None` when it is not one).
@@ -631,9 +631,7 @@ fn load_repo(store: &Store, id: &RepoId) -> std::result::Result<Option<Repo>, St
             let sha256 = match rec_sha256 {
                 Some(s) => s,
                 None => hash_file(&path, size, true)
-                    .map_err(|e| format!("cannot hash {}: {e}", path.display()))?
-                    .1
-                    .unwrap_or_default(),
+                    .map_err(|e| format!("cannot hash {}: {e}", path.display()))?,
             };
             (
                 git_blob_sha1(lfs_pointer(&sha256, size).as_bytes()),
@@ -643,7 +641,7 @@ fn load_repo(store: &Store, id: &RepoId) -> std::result::Result<Option<Repo>, St
             match rec_sha1 {
                 Some(s) => (s, rec_sha256),
                 None => {
-                    let (s1, _) = hash_file(&path, size, false)
+                    let s1 = hash_file(&path, size, false)
                         .map_err(|e| format!("cannot hash {}: {e}", path.display()))?;
                     (s1, rec_sha256)
                 }
@@ -733,6 +731,20 @@ impl MirrorState {
             } else {
                 w.remove(id);
             }
+        }
+    }
+
+    /// [`MirrorState::refresh`] every model in the store and forget the ones that are gone.
+    async fn refresh_all(self: &Arc<Self>) {
+        let store = self.store.clone();
+        let ids = tokio::task::spawn_blocking(move || store.list_models())
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or_default();
+        let known: Vec<String> = self.read_repos().keys().cloned().collect();
+        for id in ids.iter().map(|i| i.to_string()).chain(known) {
+            self.refresh(&id).await;
         }
     }
 
@@ -889,16 +901,34 @@ fn truthy(v: Option<&String>) -> bool {
 
 async fn handle(State(st): State<Arc<MirrorState>>, req: Request) -> Response {
     let method = req.method().clone();
-    if method != Method::GET && method != Method::HEAD {
+    let raw_path = req.uri().path().to_string();
+    // The only POST is the read-only `paths-info` query.
+    let paths_info_post = method == Method::POST
+        && raw_path.starts_with("/api/models/")
+        && raw_path.contains("/paths-info/");
+    if method != Method::GET && method != Method::HEAD && !paths_info_post {
         return hub_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
             "this mirror is read-only: use GET or HEAD",
         );
     }
-    let raw_path = req.uri().path().to_string();
     let query = req.uri().query().map(|s| s.to_string());
     let headers = req.headers().clone();
+    let form = if paths_info_post {
+        match axum::body::to_bytes(req.into_body(), 1 << 20).await {
+            Ok(b) => Some(b),
+            Err(_) => {
+                return hub_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "BadRequest",
+                    "the paths-info request body is over 1 MiB",
+                );
+            }
+        }
+    } else {
+        None
+    };
     let segs: Vec<String> = raw_path
         .split('/')
         .skip(1)
@@ -918,9 +948,18 @@ async fn handle(State(st): State<Arc<MirrorState>>, req: Request) -> Response {
         st.refresh(first).await;
     }
     let resp = match segs.as_slice() {
-        ["api", "models", rest @ ..] if !rest.is_empty() => {
-            api(&st, rest, query.as_deref(), &headers, &raw_path)
+        ["api", "models"] | ["api", "models", ""] => {
+            st.refresh_all().await;
+            list_models(&st, query.as_deref())
         }
+        ["api", "models", rest @ ..] if !rest.is_empty() => api(
+            &st,
+            rest,
+            query.as_deref(),
+            &headers,
+            &raw_path,
+            form.as_deref(),
+        ),
         ["cdn", sha] => cdn(&st, sha, query.as_deref(), &headers, &method).await,
         _ => resolve(&st, &segs, query.as_deref(), &headers, &method).await,
     };
@@ -935,16 +974,17 @@ async fn handle(State(st): State<Arc<MirrorState>>, req: Request) -> Response {
 /// Split `segs` into (repo id, rest) for an API path: `org/name/...` when that repo (or alias) exists, else
 /// `name/...`, else the unknown two-part id.
 fn split_api_repo<'a>(st: &MirrorState, segs: &'a [&'a str]) -> (String, &'a [&'a str]) {
+    const KEYWORDS: [&str; 3] = ["revision", "tree", "paths-info"];
     if segs.len() >= 2 {
         let two = format!("{}/{}", segs[0], segs[1]);
         if st.known(&two) {
             return (two, &segs[2..]);
         }
     }
-    if st.known(segs[0]) && (segs.len() == 1 || matches!(segs[1], "revision" | "tree")) {
+    if st.known(segs[0]) && (segs.len() == 1 || KEYWORDS.contains(&segs[1])) {
         return (segs[0].to_string(), &segs[1..]);
     }
-    if segs.len() >= 2 && !matches!(segs[1], "revision" | "tree") {
+    if segs.len() >= 2 && !KEYWORDS.contains(&segs[1]) {
         return (format!("{}/{}", segs[0], segs[1]), &segs[2..]);
     }
     (segs[0].to_string(), &segs[1..])
@@ -970,6 +1010,7 @@ fn api(
     query: Option<&str>,
     headers: &HeaderMap,
     raw_path: &str,
+    form: Option<&[u8]>,
 ) -> Response {
     let (id, rest) = split_api_repo(st, segs);
     if let Some(new) = st.opts.aliases.get(&id) {
@@ -994,6 +1035,12 @@ fn api(
             }
             tree(st, &repo, rev, &path.join("/"), &params, headers)
         }
+        ["paths-info", rev] if form.is_some() => {
+            if !revision_ok(&repo, rev) {
+                return revision_not_found(&id, rev);
+            }
+            paths_info(st, &repo, form.unwrap_or_default())
+        }
         _ => hub_error(
             StatusCode::NOT_FOUND,
             "NotFound",
@@ -1013,6 +1060,59 @@ fn json_response(v: &Value) -> Response {
         HeaderValue::from_static("application/json"),
     );
     r
+}
+
+/// `GET /api/models?search=&author=&pipeline_tag=&limit=`: the served models, like the Hub's `list_models`.
+fn list_models(st: &MirrorState, query: Option<&str>) -> Response {
+    let params = query_params(query);
+    let search = params.get("search").map(|s| s.to_lowercase());
+    let limit: usize = params
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(usize::MAX);
+    let mut repos: Vec<Arc<Repo>> = st
+        .read_repos()
+        .values()
+        .filter_map(|l| l.repo.as_ref().ok().cloned().flatten())
+        .collect();
+    if let Some(plan) = &st.opts.faults {
+        repos.extend(plan.virtual_repos());
+    }
+    repos.sort_by(|a, b| a.id.cmp(&b.id));
+    repos.dedup_by(|a, b| a.id == b.id);
+    let out: Vec<Value> = repos
+        .iter()
+        .filter(|r| search.as_ref().is_none_or(|s| r.id.to_lowercase().contains(s)))
+        .filter(|r| {
+            params
+                .get("author")
+                .is_none_or(|a| r.id.split_once('/').is_some_and(|(o, _)| o == a))
+        })
+        .filter(|r| {
+            params
+                .get("pipeline_tag")
+                .is_none_or(|p| r.pipeline_tag.as_deref() == Some(p.as_str()))
+        })
+        .take(limit)
+        .map(|r| {
+            json!({
+                "_id": hex::encode(&Sha1::digest(r.id.as_bytes())[..12]),
+                "id": r.id,
+                "modelId": r.id,
+                "sha": r.commit,
+                "private": false,
+                "gated": if st.opts.gated_repos.contains(&r.id) { json!("manual") } else { json!(false) },
+                "downloads": 0,
+                "likes": 0,
+                "tags": r.tags,
+                "pipeline_tag": r.pipeline_tag,
+                "library_name": r.library_name,
+                "lastModified": r.last_modified,
+                "createdAt": r.last_modified,
+            })
+        })
+        .collect();
+    json_response(&Value::Array(out))
 }
 
 fn info(st: &MirrorState, repo: &Repo, blobs: bool) -> Response {
@@ -1070,18 +1170,10 @@ fn info(st: &MirrorState, repo: &Repo, blobs: bool) -> Response {
     json_response(&v)
 }
 
-fn tree(
-    st: &MirrorState,
-    repo: &Repo,
-    rev: &str,
-    prefix: &str,
-    params: &HashMap<String, String>,
-    headers: &HeaderMap,
-) -> Response {
-    let recursive = truthy(params.get("recursive"));
-    let files = st.files(repo);
+/// Directories of a set of repo paths.
+fn directories<'a>(paths: impl Iterator<Item = &'a String>) -> BTreeSet<String> {
     let mut dirs = BTreeSet::new();
-    for p in files.keys() {
+    for p in paths {
         let mut acc = String::new();
         let parts: Vec<&str> = p.split('/').collect();
         for part in &parts[..parts.len().saturating_sub(1)] {
@@ -1092,6 +1184,76 @@ fn tree(
             dirs.insert(acc.clone());
         }
     }
+    dirs
+}
+
+/// A tree / paths-info entry for a directory.
+fn dir_entry(repo: &Repo, d: &str) -> Value {
+    let oid = hex::encode(Sha1::digest(
+        format!("tree {}:{}", repo.commit, d).as_bytes(),
+    ));
+    json!({ "type": "directory", "oid": oid, "size": 0, "path": d })
+}
+
+/// A tree / paths-info entry for a file (note: the sha256 is `lfs.oid` here).
+fn file_entry(path: &str, f: &FileEntry) -> Value {
+    let mut e = json!({
+        "type": "file",
+        "oid": f.oid,
+        "size": f.listed_size.unwrap_or(f.size),
+        "path": path,
+    });
+    if f.lfs {
+        e["lfs"] = json!({
+            "oid": f.published_sha256(),
+            "size": f.listed_size.unwrap_or(f.size),
+            "pointerSize": f.pointer_size(),
+        });
+    }
+    e
+}
+
+/// `POST /api/models/{repo}/paths-info/{rev}` with `paths=…` (form, repeated) or `{"paths": […]}` (JSON): the
+/// entries for those paths that exist.
+fn paths_info(st: &MirrorState, repo: &Repo, body: &[u8]) -> Response {
+    let paths: Vec<String> = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => v["paths"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Err(_) => url::form_urlencoded::parse(body)
+            .filter(|(k, _)| k == "paths")
+            .map(|(_, v)| v.into_owned())
+            .collect(),
+    };
+    let files = st.files(repo);
+    let dirs = directories(files.keys());
+    let out: Vec<Value> = paths
+        .iter()
+        .map(|p| p.trim_matches('/'))
+        .filter_map(|p| match files.get(p) {
+            Some(f) => Some(file_entry(p, f)),
+            None => dirs.contains(p).then(|| dir_entry(repo, p)),
+        })
+        .collect();
+    json_response(&Value::Array(out))
+}
+
+fn tree(
+    st: &MirrorState,
+    repo: &Repo,
+    rev: &str,
+    prefix: &str,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
+    let recursive = truthy(params.get("recursive"));
+    let files = st.files(repo);
+    let dirs = directories(files.keys());
     let prefix = prefix.trim_matches('/');
     if !prefix.is_empty() && !dirs.contains(prefix) {
         return entry_not_found(&repo.id, prefix);
@@ -1109,29 +1271,10 @@ fn tree(
     };
     let mut entries: Vec<(String, Value)> = Vec::new();
     for d in dirs.iter().filter(|d| under(d)) {
-        let oid = hex::encode(Sha1::digest(
-            format!("tree {}:{}", repo.commit, d).as_bytes(),
-        ));
-        entries.push((
-            d.clone(),
-            json!({ "type": "directory", "oid": oid, "size": 0, "path": d }),
-        ));
+        entries.push((d.clone(), dir_entry(repo, d)));
     }
     for (p, f) in files.iter().filter(|(p, _)| under(p)) {
-        let mut e = json!({
-            "type": "file",
-            "oid": f.oid,
-            "size": f.listed_size.unwrap_or(f.size),
-            "path": p,
-        });
-        if f.lfs {
-            e["lfs"] = json!({
-                "oid": f.published_sha256(),
-                "size": f.listed_size.unwrap_or(f.size),
-                "pointerSize": f.pointer_size(),
-            });
-        }
-        entries.push((p.clone(), e));
+        entries.push((p.clone(), file_entry(p, f)));
     }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     let page = st.opts.tree_page_size.max(1);
@@ -1365,7 +1508,29 @@ async fn serve_bytes(
     extra: HeaderMap,
 ) -> Response {
     let size = file.size;
-    let range = match parse_range(headers.get(header::RANGE), size) {
+    // `If-Range`: the range only applies while the entity is the one the client started with; otherwise the
+    // whole (new) file.
+    let if_range_ok = match headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(v) => {
+            let norm = |s: &str| {
+                s.trim()
+                    .trim_start_matches("W/")
+                    .trim_matches('"')
+                    .to_string()
+            };
+            extra
+                .get(header::ETAG)
+                .and_then(|e| e.to_str().ok())
+                .is_some_and(|e| norm(e) == norm(v))
+        }
+    };
+    let range_header = if if_range_ok {
+        headers.get(header::RANGE)
+    } else {
+        None
+    };
+    let range = match parse_range(range_header, size) {
         Ok(r) => r,
         Err(()) => {
             let mut r = hub_error(
