@@ -939,6 +939,28 @@ mod tests {
     }
 
     #[test]
+    fn a_full_disk_is_a_disk_space_error_that_keeps_the_partial() {
+        let d = tempfile::tempdir().unwrap();
+        let part = d.path().join("x.part");
+        std::fs::write(&part, b"partial").unwrap();
+        let e = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        match io_end("cannot write", &part, e) {
+            AttemptEnd::Fatal(err @ EmaError::DiskSpace(_)) => {
+                let m = err.to_string();
+                assert!(m.contains("full") && m.contains("resumed"), "{m}");
+                assert_eq!(err.exit_code(), 6);
+            }
+            _ => panic!("ENOSPC must be a disk-space error"),
+        }
+        assert!(part.exists(), "the partial is kept for resume");
+        let other = std::io::Error::from_raw_os_error(libc::EACCES);
+        assert!(matches!(
+            io_end("cannot write", &part, other),
+            AttemptEnd::Fatal(EmaError::Io { .. })
+        ));
+    }
+
+    #[test]
     fn content_range_parsing() {
         let mut h = reqwest::header::HeaderMap::new();
         h.insert("content-range", "bytes 5-9/10".parse().unwrap());
