@@ -446,6 +446,30 @@ fn retries_503_and_429_honouring_retry_after_and_ratelimit() {
     assert!(matches!(err, EmaError::NotFound(_)), "{err}");
     assert!(err.to_string().contains("org/nope"), "{err}");
     assert_eq!(hub.plan.requests().len(), 1);
+    // A CDN that keeps failing: a hub error after the retries, naming no signed URL and no token.
+    let d2 = tempfile::tempdir().unwrap();
+    let e2 = engine(&hub, d2.path(), Some(TOKEN), |c| {
+        c.downloads.max_retries = 2
+    });
+    hub.plan.add(
+        "/cdn/",
+        None,
+        Fault::Status {
+            status: 502,
+            retry_after: None,
+        },
+    );
+    let err = hub
+        .rt
+        .block_on(e2.download(&repo("org/small"), DownloadOptions::default()))
+        .unwrap_err();
+    let msg = err.to_string();
+    assert_eq!(err.exit_code(), 4, "{msg}");
+    assert!(msg.contains("502") && msg.contains("ema download"), "{msg}");
+    assert!(
+        !msg.contains("Signature") && !msg.contains('?') && !msg.contains(TOKEN),
+        "{msg}"
+    );
 }
 
 #[test]

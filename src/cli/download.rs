@@ -265,27 +265,33 @@ pub fn download(args: DownloadArgs, ctx: &Ctx) -> Result<i32> {
         let r2 = repo.clone();
         with_event_printer(ctx, &engine, async move {
             tokio::select! {
-                r = &mut dl => r,
+                r = &mut dl => r.map(Some),
                 _ = tokio::signal::ctrl_c() => {
                     // Ctrl-C: stop at the current byte, keep the partials, leave it resumable.
                     let _ = e2.pause(&r2);
-                    Err(EmaError::Other(format!(
-                        "interrupted; the partial data is kept — run `ema download {r2}` or `ema downloads resume \
-                         {r2}` to continue"
-                    )))
+                    Ok(None)
                 }
             }
         })
         .await
     });
+    // The hashing threads end as soon as their transfer is gone; do not wait on anything else.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
     match res {
-        Ok(r) => {
+        Ok(Some(r)) => {
             print_report(ctx, &r);
             Ok(if r.completed {
                 exit::OK
             } else {
                 exit::INTERRUPTED
             })
+        }
+        Ok(None) => {
+            ctx.out.warn(&format!(
+                "interrupted; the partial data is kept — run `ema download {repo}` or `ema downloads resume {repo}` \
+                 to continue"
+            ));
+            Ok(exit::INTERRUPTED)
         }
         Err(e) => Ok(stream_error(ctx, &e)),
     }

@@ -418,6 +418,8 @@ async fn attempt_once(
 
     // The hasher follows the contiguous written prefix on its own thread.
     let stop = Arc::new(AtomicBool::new(false));
+    // If this attempt is dropped midway (the caller gave up), the hashing thread must still end.
+    let _stop_on_drop = StopOnDrop(stop.clone());
     let (h0, off0) = hasher
         .take()
         .unwrap_or_else(|| (FileHasher::new(file.is_lfs(), file.size), 0));
@@ -560,6 +562,14 @@ async fn attempt_once(
         hash: got,
     });
     Ok(())
+}
+
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 fn run_hasher(
@@ -926,6 +936,28 @@ mod tests {
         assert_eq!(p.frontier(30), 30);
         assert!(p.complete());
         assert_eq!(p.bytes_done(), 30);
+    }
+
+    #[test]
+    fn a_full_disk_is_a_disk_space_error_that_keeps_the_partial() {
+        let d = tempfile::tempdir().unwrap();
+        let part = d.path().join("x.part");
+        std::fs::write(&part, b"partial").unwrap();
+        let e = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        match io_end("cannot write", &part, e) {
+            AttemptEnd::Fatal(err @ EmaError::DiskSpace(_)) => {
+                let m = err.to_string();
+                assert!(m.contains("full") && m.contains("resumed"), "{m}");
+                assert_eq!(err.exit_code(), 6);
+            }
+            _ => panic!("ENOSPC must be a disk-space error"),
+        }
+        assert!(part.exists(), "the partial is kept for resume");
+        let other = std::io::Error::from_raw_os_error(libc::EACCES);
+        assert!(matches!(
+            io_end("cannot write", &part, other),
+            AttemptEnd::Fatal(EmaError::Io { .. })
+        ));
     }
 
     #[test]
