@@ -67,13 +67,19 @@ pub fn run_console(
     config_flag: Option<PathBuf>,
     theme_flag: Option<String>,
 ) -> Result<i32> {
+    // A bad theme is a usage error whether or not there is a terminal.
+    let theme_name = theme_flag.unwrap_or_else(|| loaded.config.ui.theme.clone());
+    let config_dir = crate::engine::config::project_dirs().map(|d| d.config_dir().to_path_buf());
+    let theme = Theme::load(&theme_name, false, config_dir.as_deref())?;
+    let theme = if theme::no_color_env() {
+        Theme::monochrome()
+    } else {
+        theme
+    };
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         eprintln!("{NO_TTY_MESSAGE}");
         return Ok(exit::USAGE);
     }
-    let theme_name = theme_flag.unwrap_or_else(|| loaded.config.ui.theme.clone());
-    let config_dir = crate::engine::config::project_dirs().map(|d| d.config_dir().to_path_buf());
-    let theme = Theme::load(&theme_name, theme::no_color_env(), config_dir.as_deref())?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
