@@ -1,5 +1,6 @@
 //! `ema mirror`: serve the local store over the Hugging Face Hub protocol so other machines download from it.
 
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
@@ -105,27 +106,32 @@ pub fn run(args: MirrorArgs, ctx: &Ctx) -> Result<i32> {
                 "skipped": mirror.skipped(),
             }));
         } else {
-            println!(
-                "Serving {} model(s) from {} on {endpoint}",
+            // Written in one go, ignoring a closed stdout: the mirror keeps serving either way.
+            let mut text = format!(
+                "Serving {} model(s) from {} on {endpoint}\n",
                 models.len(),
                 root.display()
             );
             for m in &models {
-                println!(
-                    "  {:<40} {:>4} files {:>12} bytes  commit {}",
+                text.push_str(&format!(
+                    "  {:<40} {:>4} files {:>10}  commit {}\n",
                     m.repo_id,
                     m.files,
-                    m.total_size,
+                    human_size(m.total_size),
                     &m.commit[..m.commit.len().min(12)]
-                );
+                ));
             }
             if ip.is_unspecified() {
-                println!("Point clients at this machine's address (not {ip}):");
+                text.push_str(&format!(
+                    "Point clients at this machine's address (not {ip}):\n"
+                ));
             } else {
-                println!("Point clients at it with:");
+                text.push_str("Point clients at it with:\n");
             }
-            println!("HF_ENDPOINT={endpoint}");
-            println!("Press Ctrl-C to stop.");
+            text.push_str(&format!("HF_ENDPOINT={endpoint}\nPress Ctrl-C to stop.\n"));
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
         }
         for s in mirror.skipped() {
             ctx.out
@@ -142,6 +148,21 @@ pub fn run(args: MirrorArgs, ctx: &Ctx) -> Result<i32> {
         handle.shutdown().await;
         Ok(exit::OK)
     })
+}
+
+fn human_size(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 async fn wait_for_stop() {

@@ -58,7 +58,8 @@ pub enum Fault {
     Trickle(u64),
     /// Ignore the `Range` header: answer 200 with the whole file.
     IgnoreRange,
-    /// Send the headers and the first N bytes of the body, then nothing, keeping the connection open.
+    /// Send the headers and the first N bytes of the body, then nothing, keeping the connection open (for ten
+    /// minutes, then it is closed).
     Stall { after_bytes: u64 },
 }
 
@@ -94,6 +95,9 @@ pub struct RequestRecord {
     /// Body bytes handed to the connection so far.
     pub body_bytes: u64,
 }
+
+/// The request log keeps the most recent requests only (a long benchmark run must not grow without bound).
+const MAX_LOG: usize = 100_000;
 
 #[derive(Debug)]
 struct LogEntry {
@@ -221,6 +225,7 @@ impl VirtualRepo {
         Repo {
             id: self.id,
             commit,
+            recorded_revision: None,
             files,
             pipeline_tag: None,
             library_name: None,
@@ -294,7 +299,7 @@ impl FaultPlan {
         self.lock().virtual_repos.insert(r.id.clone(), Arc::new(r));
     }
 
-    /// Every request seen so far, oldest first.
+    /// Every request seen so far (the most recent 100 000), oldest first.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.log
             .lock()
@@ -320,6 +325,10 @@ impl FaultPlan {
 
     pub(crate) fn virtual_repo(&self, id: &str) -> Option<Arc<Repo>> {
         self.lock().virtual_repos.get(id).cloned()
+    }
+
+    pub(crate) fn virtual_repos(&self) -> Vec<Arc<Repo>> {
+        self.lock().virtual_repos.values().cloned().collect()
     }
 
     pub(crate) fn changed_files(&self, repo_id: &str) -> Vec<(String, Arc<FileEntry>)> {
@@ -414,10 +423,13 @@ async fn layer(State(plan): State<Arc<FaultPlan>>, mut req: Request, next: Next)
         status: AtomicU16::new(0),
         body_bytes: AtomicU64::new(0),
     });
-    plan.log
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(entry.clone());
+    {
+        let mut log = plan.log.lock().unwrap_or_else(|e| e.into_inner());
+        if log.len() >= MAX_LOG {
+            log.drain(..MAX_LOG / 10);
+        }
+        log.push(entry.clone());
+    }
 
     if (method == Method::GET || method == Method::HEAD)
         && let Some(Fault::Status {
@@ -480,6 +492,7 @@ async fn layer(State(plan): State<Arc<FaultPlan>>, mut req: Request, next: Next)
         pending: None,
         done: false,
         dropping: false,
+        stalling: false,
         entry: entry.clone(),
     };
     for f in faults {
@@ -504,6 +517,9 @@ async fn layer(State(plan): State<Arc<FaultPlan>>, mut req: Request, next: Next)
     Response::from_parts(parts, Body::from_stream(shaper))
 }
 
+/// How long a stalled response stays open.
+const STALL_LIMIT: Duration = Duration::from_secs(600);
+
 type DataStream = Pin<Box<dyn Stream<Item = Result<Bytes, axum::Error>> + Send>>;
 
 /// Wraps a response body: counts bytes, flips bytes, throttles, stalls or cuts it.
@@ -524,6 +540,8 @@ struct Shaper {
     done: bool,
     /// The drop limit was reached and the grace period started.
     dropping: bool,
+    /// The stall limit was reached and the stall started.
+    stalling: bool,
     entry: Arc<LogEntry>,
 }
 
@@ -563,8 +581,21 @@ impl Stream for Shaper {
         if let Some(n) = this.stall_after
             && this.sent >= n
         {
-            // Never wake: the connection stays open with nothing more to read.
-            return Poll::Pending;
+            // Nothing more for ten minutes (far beyond any client's stall timeout), then cut the connection so a
+            // stalled response never lives forever.
+            if !this.stalling {
+                this.stalling = true;
+                let mut t = Box::pin(tokio::time::sleep(STALL_LIMIT));
+                if t.as_mut().poll(cx).is_pending() {
+                    this.sleep = Some(t);
+                    return Poll::Pending;
+                }
+            }
+            this.done = true;
+            return Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "injected fault: stalled response closed",
+            ))));
         }
         let chunk = match this.pending.take() {
             Some(c) => c,

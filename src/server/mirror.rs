@@ -3,18 +3,22 @@
 //! It speaks the subset of the Hub protocol that clients (ema itself, `huggingface_hub`, `hf-hub`) use to download
 //! a model (see `HUB_PROTOCOL.md`):
 //!
+//! - `GET /api/models?search=&author=&pipeline_tag=&limit=` (the served models),
 //! - `GET /api/models/{repo}` and `GET /api/models/{repo}/revision/{rev}` (`?blobs=true` adds sizes and hashes),
 //! - `GET /api/models/{repo}/tree/{rev}[/{path}]?recursive=true`, paginated with a `Link: <…>; rel="next"` header,
+//! - `POST /api/models/{repo}/paths-info/{rev}` (`paths=…`: entries for the given paths; the only POST),
 //! - `HEAD|GET /{repo}/resolve/{rev}/{path}` with `X-Repo-Commit`, `ETag`, `X-Linked-Etag`, `X-Linked-Size`,
 //!   byte ranges, and a `302` to a CDN location for LFS files when [`MirrorOptions::cdn_base`] is set,
 //! - `GET /cdn/{sha256}?X-Amz-Signature=…`, the CDN side of that redirect (the same app; tests bind it on a second
 //!   loopback address so the redirect crosses hosts).
 //!
-//! `{repo}` is `org/name` or `name`. A revision is `main` or the 40-hex commit; anything else is
-//! `404 RevisionNotFound`. The commit and the hashes come from each model's metadata sidecar; a model folder
-//! without metadata gets its hashes computed once at start-up and a commit derived from them. Models whose
-//! metadata lists files that are missing or of another size, or whose last verification failed, are not served
-//! (see [`Mirror::skipped`]). File bytes are streamed from disk, never loaded whole.
+//! `{repo}` is `org/name` or `name`. A revision is `main`, the 40-hex commit, or the revision the metadata
+//! records the model was downloaded at; anything else is `404 RevisionNotFound`. The commit and the hashes come
+//! from each model's metadata sidecar; a model folder without metadata gets its hashes computed when first loaded
+//! and a commit derived from them. Models whose metadata lists files that are missing or of another size, or whose
+//! last verification failed, are not served (see [`Mirror::skipped`]). A model whose sidecar changes (downloaded,
+//! re-downloaded, repaired) while the mirror runs is reloaded on its next request. File bytes are streamed from
+//! disk, never loaded whole.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
@@ -37,36 +41,11 @@ use tokio::net::TcpListener;
 
 use super::faults::FaultPlan;
 use crate::engine::error::{EmaError, Result};
+pub use crate::engine::store::{LFS_EXTENSIONS, LFS_SIZE_THRESHOLD, is_lfs_path};
 use crate::engine::store::{ModelMetadata, RepoId, Store, VerificationState};
 
-/// File extensions the Hub stores in LFS (and so publishes a sha256 for).
-pub const LFS_EXTENSIONS: &[&str] = &[
-    "safetensors",
-    "bin",
-    "pt",
-    "pth",
-    "gguf",
-    "onnx",
-    "h5",
-    "msgpack",
-    "ckpt",
-];
-/// Files at least this large are LFS whatever their extension.
-pub const LFS_SIZE_THRESHOLD: u64 = 10 * 1024 * 1024;
 /// Default number of entries per page of a tree listing.
 pub const DEFAULT_TREE_PAGE_SIZE: usize = 1000;
-
-/// Whether the Hub would store `path` (of `size` bytes) in LFS.
-pub fn is_lfs_path(path: &str, size: u64) -> bool {
-    if size >= LFS_SIZE_THRESHOLD {
-        return true;
-    }
-    let name = path.rsplit('/').next().unwrap_or(path);
-    match name.rsplit_once('.') {
-        Some((_, ext)) => LFS_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()),
-        None => false,
-    }
-}
 
 /// The git blob sha1 of `content`: `sha1("blob {size}\0" + content)`.
 pub fn git_blob_sha1(content: &[u8]) -> String {
@@ -183,6 +162,8 @@ impl FileEntry {
 pub(crate) struct Repo {
     pub id: String,
     pub commit: String,
+    /// The revision the store's metadata says the model was downloaded at (served besides `main` and the commit).
+    pub recorded_revision: Option<String>,
     pub files: BTreeMap<String, Arc<FileEntry>>,
     pub pipeline_tag: Option<String>,
     pub library_name: Option<String>,
@@ -222,11 +203,34 @@ pub struct ServedModel {
     pub total_size: u64,
 }
 
+/// What a model's sidecar and folder looked like when it was loaded; a change triggers a reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    metadata: Option<(std::time::SystemTime, u64)>,
+    folder: bool,
+}
+
+fn stamp(store: &Store, id: &RepoId) -> Stamp {
+    Stamp {
+        metadata: std::fs::metadata(store.metadata_path(id))
+            .ok()
+            .map(|m| (m.modified().unwrap_or(std::time::UNIX_EPOCH), m.len())),
+        folder: store.model_dir(id).is_dir(),
+    }
+}
+
+/// One model as last loaded.
+#[derive(Debug, Clone)]
+struct Loaded {
+    stamp: Stamp,
+    /// `Ok(None)`: nothing to serve; `Err`: present but not servable, and why.
+    repo: std::result::Result<Option<Arc<Repo>>, String>,
+}
+
 pub(crate) struct MirrorState {
     pub opts: MirrorOptions,
-    repos: BTreeMap<String, Arc<Repo>>,
-    by_sha256: HashMap<String, Arc<FileEntry>>,
-    skipped: Vec<SkippedModel>,
+    store: Store,
+    repos: std::sync::RwLock<BTreeMap<String, Loaded>>,
     cdn_secret: String,
 }
 
@@ -291,25 +295,17 @@ impl Drop for MirrorHandle {
 impl Mirror {
     /// Scan the store at `store_root` (hashing files that have no recorded hashes) and prepare to serve it.
     pub async fn load(store_root: &Path, opts: MirrorOptions) -> Result<Mirror> {
-        let root = store_root.to_path_buf();
-        let (repos, skipped) = tokio::task::spawn_blocking(move || scan_store(&root))
+        let store = Store::new(store_root);
+        let s2 = store.clone();
+        let repos = tokio::task::spawn_blocking(move || scan_store(&s2))
             .await
             .map_err(|e| EmaError::Other(format!("store scan failed: {e}")))??;
-        let mut by_sha256 = HashMap::new();
-        for r in repos.values() {
-            for f in r.files.values() {
-                if let Some(s) = &f.sha256 {
-                    by_sha256.insert(s.clone(), f.clone());
-                }
-            }
-        }
         let cdn_secret = hex::encode(rand::random::<[u8; 16]>());
         Ok(Mirror {
             state: Arc::new(MirrorState {
                 opts,
-                repos,
-                by_sha256,
-                skipped,
+                store,
+                repos: std::sync::RwLock::new(repos),
                 cdn_secret,
             }),
         })
@@ -326,11 +322,12 @@ impl Mirror {
         Ok((m, h))
     }
 
-    /// The models served.
+    /// The models served (as of the last look at the store).
     pub fn models(&self) -> Vec<ServedModel> {
         self.state
-            .repos
+            .read_repos()
             .values()
+            .filter_map(|l| l.repo.as_ref().ok().cloned().flatten())
             .map(|r| ServedModel {
                 repo_id: r.id.clone(),
                 commit: r.commit.clone(),
@@ -341,8 +338,17 @@ impl Mirror {
     }
 
     /// Models present in the store but not served (incomplete, failed verification, unreadable).
-    pub fn skipped(&self) -> &[SkippedModel] {
-        &self.state.skipped
+    pub fn skipped(&self) -> Vec<SkippedModel> {
+        self.state
+            .read_repos()
+            .iter()
+            .filter_map(|(id, l)| {
+                l.repo.as_ref().err().map(|reason| SkippedModel {
+                    repo_id: id.clone(),
+                    reason: reason.clone(),
+                })
+            })
+            .collect()
     }
 
     /// The axum app (for embedding in another server).
@@ -382,25 +388,20 @@ impl Mirror {
 // Store scan
 // ---------------------------------------------------------------------------------------------------------------
 
-type ScanResult = (BTreeMap<String, Arc<Repo>>, Vec<SkippedModel>);
-
-fn scan_store(root: &Path) -> Result<ScanResult> {
-    let store = Store::new(root);
-    let mut repos = BTreeMap::new();
-    let mut skipped = Vec::new();
-    for id in store.list_models()? {
-        match load_repo(&store, &id) {
-            Ok(Some(r)) => {
-                repos.insert(r.id.clone(), Arc::new(r));
-            }
-            Ok(None) => {}
-            Err(reason) => skipped.push(SkippedModel {
-                repo_id: id.to_string(),
-                reason,
-            }),
-        }
+fn load_one(store: &Store, id: &RepoId) -> Loaded {
+    let stamp = stamp(store, id);
+    Loaded {
+        stamp,
+        repo: load_repo(store, id).map(|r| r.map(Arc::new)),
     }
-    Ok((repos, skipped))
+}
+
+fn scan_store(store: &Store) -> Result<BTreeMap<String, Loaded>> {
+    Ok(store
+        .list_models()?
+        .into_iter()
+        .map(|id| (id.to_string(), load_one(store, &id)))
+        .collect())
 }
 
 /// Files under `dir`, repo-relative with `/`, regular files only (symlinks are followed only when they stay inside).
@@ -441,31 +442,29 @@ fn walk(dir: &Path) -> std::io::Result<Vec<(String, PathBuf, u64)>> {
     Ok(out)
 }
 
-/// One pass over a file: git blob sha1 and, when asked, sha256.
-fn hash_file(
-    path: &Path,
-    size: u64,
-    want_sha256: bool,
-) -> std::io::Result<(String, Option<String>)> {
+/// One pass over a file: the git blob sha1 (non-LFS files) or the sha256 (LFS files).
+fn hash_file(path: &Path, size: u64, lfs: bool) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut s1 = Sha1::new();
     s1.update(format!("blob {size}\0").as_bytes());
-    let mut s256 = want_sha256.then(Sha256::new);
+    let mut s256 = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = f.read(&mut buf)?;
         if n == 0 {
             break;
         }
-        s1.update(&buf[..n]);
-        if let Some(h) = s256.as_mut() {
-            h.update(&buf[..n]);
+        if lfs {
+            s256.update(&buf[..n]);
+        } else {
+            s1.update(&buf[..n]);
         }
     }
-    Ok((
-        hex::encode(s1.finalize()),
-        s256.map(|h| hex::encode(h.finalize())),
-    ))
+    Ok(if lfs {
+        hex::encode(s256.finalize())
+    } else {
+        hex::encode(s1.finalize())
+    })
 }
 
 /// Parameter counts per dtype from a safetensors header (best effort: `None` when it is not one).
@@ -607,9 +606,7 @@ fn load_repo(store: &Store, id: &RepoId) -> std::result::Result<Option<Repo>, St
             let sha256 = match rec_sha256 {
                 Some(s) => s,
                 None => hash_file(&path, size, true)
-                    .map_err(|e| format!("cannot hash {}: {e}", path.display()))?
-                    .1
-                    .unwrap_or_default(),
+                    .map_err(|e| format!("cannot hash {}: {e}", path.display()))?,
             };
             (
                 git_blob_sha1(lfs_pointer(&sha256, size).as_bytes()),
@@ -619,7 +616,7 @@ fn load_repo(store: &Store, id: &RepoId) -> std::result::Result<Option<Repo>, St
             match rec_sha1 {
                 Some(s) => (s, rec_sha256),
                 None => {
-                    let (s1, _) = hash_file(&path, size, false)
+                    let s1 = hash_file(&path, size, false)
                         .map_err(|e| format!("cannot hash {}: {e}", path.display()))?;
                     (s1, rec_sha256)
                 }
@@ -664,6 +661,10 @@ fn load_repo(store: &Store, id: &RepoId) -> std::result::Result<Option<Repo>, St
     Ok(Some(Repo {
         id: id.to_string(),
         commit,
+        recorded_revision: meta
+            .as_ref()
+            .map(|m| m.requested_revision.clone())
+            .filter(|r| !r.is_empty()),
         files,
         pipeline_tag: meta.as_ref().and_then(|m| m.pipeline_tag.clone()),
         library_name: meta.as_ref().and_then(|m| m.library_name.clone()),
@@ -679,13 +680,58 @@ fn load_repo(store: &Store, id: &RepoId) -> std::result::Result<Option<Repo>, St
 // ---------------------------------------------------------------------------------------------------------------
 
 impl MirrorState {
+    fn read_repos(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Loaded>> {
+        self.repos.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reload `id` if its sidecar or folder changed since it was loaded (a model downloaded, re-downloaded or
+    /// removed while the mirror runs). Costs two `stat`s when nothing changed.
+    async fn refresh(self: &Arc<Self>, id: &str) {
+        let Ok(rid) = RepoId::parse(id) else {
+            return;
+        };
+        let now = stamp(&self.store, &rid);
+        let unchanged = match self.read_repos().get(id) {
+            Some(l) => l.stamp == now,
+            None => !now.folder && now.metadata.is_none(),
+        };
+        if unchanged {
+            return;
+        }
+        let st = self.clone();
+        if let Ok(loaded) = tokio::task::spawn_blocking(move || load_one(&st.store, &rid)).await {
+            let mut w = self.repos.write().unwrap_or_else(|e| e.into_inner());
+            if loaded.stamp.folder || loaded.stamp.metadata.is_some() {
+                w.insert(id.to_string(), loaded);
+            } else {
+                w.remove(id);
+            }
+        }
+    }
+
+    /// [`MirrorState::refresh`] every model in the store and forget the ones that are gone.
+    async fn refresh_all(self: &Arc<Self>) {
+        let store = self.store.clone();
+        let ids = tokio::task::spawn_blocking(move || store.list_models())
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or_default();
+        let known: Vec<String> = self.read_repos().keys().cloned().collect();
+        for id in ids.iter().map(|i| i.to_string()).chain(known) {
+            self.refresh(&id).await;
+        }
+    }
+
     fn repo(&self, id: &str) -> Option<Arc<Repo>> {
         if let Some(plan) = &self.opts.faults
             && let Some(r) = plan.virtual_repo(id)
         {
             return Some(r);
         }
-        self.repos.get(id).cloned()
+        self.read_repos()
+            .get(id)
+            .and_then(|l| l.repo.as_ref().ok().cloned().flatten())
     }
 
     fn known(&self, id: &str) -> bool {
@@ -718,7 +764,15 @@ impl MirrorState {
         {
             return Some(f);
         }
-        self.by_sha256.get(sha).cloned()
+        self.read_repos()
+            .values()
+            .filter_map(|l| l.repo.as_ref().ok().cloned().flatten())
+            .find_map(|r| {
+                r.files
+                    .values()
+                    .find(|f| f.sha256.as_deref() == Some(sha))
+                    .cloned()
+            })
     }
 
     fn cdn_signature(&self, sha: &str) -> String {
@@ -822,26 +876,65 @@ fn truthy(v: Option<&String>) -> bool {
 
 async fn handle(State(st): State<Arc<MirrorState>>, req: Request) -> Response {
     let method = req.method().clone();
-    if method != Method::GET && method != Method::HEAD {
+    let raw_path = req.uri().path().to_string();
+    // The only POST is the read-only `paths-info` query.
+    let paths_info_post = method == Method::POST
+        && raw_path.starts_with("/api/models/")
+        && raw_path.contains("/paths-info/");
+    if method != Method::GET && method != Method::HEAD && !paths_info_post {
         return hub_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
             "this mirror is read-only: use GET or HEAD",
         );
     }
-    let raw_path = req.uri().path().to_string();
     let query = req.uri().query().map(|s| s.to_string());
     let headers = req.headers().clone();
+    let form = if paths_info_post {
+        match axum::body::to_bytes(req.into_body(), 1 << 20).await {
+            Ok(b) => Some(b),
+            Err(_) => {
+                return hub_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "BadRequest",
+                    "the paths-info request body is over 1 MiB",
+                );
+            }
+        }
+    } else {
+        None
+    };
     let segs: Vec<String> = raw_path
         .split('/')
         .skip(1)
         .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
         .collect();
     let segs: Vec<&str> = segs.iter().map(|s| s.as_str()).collect();
-    let resp = match segs.as_slice() {
-        ["api", "models", rest @ ..] if !rest.is_empty() => {
-            api(&st, rest, query.as_deref(), &headers, &raw_path)
+    // Pick up models that appeared or changed on disk: the one- and two-part ids this path could name.
+    let rest: &[&str] = match segs.as_slice() {
+        ["api", "models", rest @ ..] => rest,
+        ["cdn", ..] => &[],
+        other => other,
+    };
+    if let Some(first) = rest.first() {
+        if let Some(second) = rest.get(1) {
+            st.refresh(&format!("{first}/{second}")).await;
         }
+        st.refresh(first).await;
+    }
+    let resp = match segs.as_slice() {
+        ["api", "models"] | ["api", "models", ""] => {
+            st.refresh_all().await;
+            list_models(&st, query.as_deref())
+        }
+        ["api", "models", rest @ ..] if !rest.is_empty() => api(
+            &st,
+            rest,
+            query.as_deref(),
+            &headers,
+            &raw_path,
+            form.as_deref(),
+        ),
         ["cdn", sha] => cdn(&st, sha, query.as_deref(), &headers, &method).await,
         _ => resolve(&st, &segs, query.as_deref(), &headers, &method).await,
     };
@@ -856,16 +949,17 @@ async fn handle(State(st): State<Arc<MirrorState>>, req: Request) -> Response {
 /// Split `segs` into (repo id, rest) for an API path: `org/name/...` when that repo (or alias) exists, else
 /// `name/...`, else the unknown two-part id.
 fn split_api_repo<'a>(st: &MirrorState, segs: &'a [&'a str]) -> (String, &'a [&'a str]) {
+    const KEYWORDS: [&str; 3] = ["revision", "tree", "paths-info"];
     if segs.len() >= 2 {
         let two = format!("{}/{}", segs[0], segs[1]);
         if st.known(&two) {
             return (two, &segs[2..]);
         }
     }
-    if st.known(segs[0]) && (segs.len() == 1 || matches!(segs[1], "revision" | "tree")) {
+    if st.known(segs[0]) && (segs.len() == 1 || KEYWORDS.contains(&segs[1])) {
         return (segs[0].to_string(), &segs[1..]);
     }
-    if segs.len() >= 2 && !matches!(segs[1], "revision" | "tree") {
+    if segs.len() >= 2 && !KEYWORDS.contains(&segs[1]) {
         return (format!("{}/{}", segs[0], segs[1]), &segs[2..]);
     }
     (segs[0].to_string(), &segs[1..])
@@ -891,6 +985,7 @@ fn api(
     query: Option<&str>,
     headers: &HeaderMap,
     raw_path: &str,
+    form: Option<&[u8]>,
 ) -> Response {
     let (id, rest) = split_api_repo(st, segs);
     if let Some(new) = st.opts.aliases.get(&id) {
@@ -915,6 +1010,12 @@ fn api(
             }
             tree(st, &repo, rev, &path.join("/"), &params, headers)
         }
+        ["paths-info", rev] if form.is_some() => {
+            if !revision_ok(&repo, rev) {
+                return revision_not_found(&id, rev);
+            }
+            paths_info(st, &repo, form.unwrap_or_default())
+        }
         _ => hub_error(
             StatusCode::NOT_FOUND,
             "NotFound",
@@ -924,7 +1025,7 @@ fn api(
 }
 
 fn revision_ok(repo: &Repo, rev: &str) -> bool {
-    rev == "main" || rev == repo.commit
+    rev == "main" || rev == repo.commit || repo.recorded_revision.as_deref() == Some(rev)
 }
 
 fn json_response(v: &Value) -> Response {
@@ -934,6 +1035,59 @@ fn json_response(v: &Value) -> Response {
         HeaderValue::from_static("application/json"),
     );
     r
+}
+
+/// `GET /api/models?search=&author=&pipeline_tag=&limit=`: the served models, like the Hub's `list_models`.
+fn list_models(st: &MirrorState, query: Option<&str>) -> Response {
+    let params = query_params(query);
+    let search = params.get("search").map(|s| s.to_lowercase());
+    let limit: usize = params
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(usize::MAX);
+    let mut repos: Vec<Arc<Repo>> = st
+        .read_repos()
+        .values()
+        .filter_map(|l| l.repo.as_ref().ok().cloned().flatten())
+        .collect();
+    if let Some(plan) = &st.opts.faults {
+        repos.extend(plan.virtual_repos());
+    }
+    repos.sort_by(|a, b| a.id.cmp(&b.id));
+    repos.dedup_by(|a, b| a.id == b.id);
+    let out: Vec<Value> = repos
+        .iter()
+        .filter(|r| search.as_ref().is_none_or(|s| r.id.to_lowercase().contains(s)))
+        .filter(|r| {
+            params
+                .get("author")
+                .is_none_or(|a| r.id.split_once('/').is_some_and(|(o, _)| o == a))
+        })
+        .filter(|r| {
+            params
+                .get("pipeline_tag")
+                .is_none_or(|p| r.pipeline_tag.as_deref() == Some(p.as_str()))
+        })
+        .take(limit)
+        .map(|r| {
+            json!({
+                "_id": hex::encode(&Sha1::digest(r.id.as_bytes())[..12]),
+                "id": r.id,
+                "modelId": r.id,
+                "sha": r.commit,
+                "private": false,
+                "gated": if st.opts.gated_repos.contains(&r.id) { json!("manual") } else { json!(false) },
+                "downloads": 0,
+                "likes": 0,
+                "tags": r.tags,
+                "pipeline_tag": r.pipeline_tag,
+                "library_name": r.library_name,
+                "lastModified": r.last_modified,
+                "createdAt": r.last_modified,
+            })
+        })
+        .collect();
+    json_response(&Value::Array(out))
 }
 
 fn info(st: &MirrorState, repo: &Repo, blobs: bool) -> Response {
@@ -991,18 +1145,10 @@ fn info(st: &MirrorState, repo: &Repo, blobs: bool) -> Response {
     json_response(&v)
 }
 
-fn tree(
-    st: &MirrorState,
-    repo: &Repo,
-    rev: &str,
-    prefix: &str,
-    params: &HashMap<String, String>,
-    headers: &HeaderMap,
-) -> Response {
-    let recursive = truthy(params.get("recursive"));
-    let files = st.files(repo);
+/// Directories of a set of repo paths.
+fn directories<'a>(paths: impl Iterator<Item = &'a String>) -> BTreeSet<String> {
     let mut dirs = BTreeSet::new();
-    for p in files.keys() {
+    for p in paths {
         let mut acc = String::new();
         let parts: Vec<&str> = p.split('/').collect();
         for part in &parts[..parts.len().saturating_sub(1)] {
@@ -1013,6 +1159,76 @@ fn tree(
             dirs.insert(acc.clone());
         }
     }
+    dirs
+}
+
+/// A tree / paths-info entry for a directory.
+fn dir_entry(repo: &Repo, d: &str) -> Value {
+    let oid = hex::encode(Sha1::digest(
+        format!("tree {}:{}", repo.commit, d).as_bytes(),
+    ));
+    json!({ "type": "directory", "oid": oid, "size": 0, "path": d })
+}
+
+/// A tree / paths-info entry for a file (note: the sha256 is `lfs.oid` here).
+fn file_entry(path: &str, f: &FileEntry) -> Value {
+    let mut e = json!({
+        "type": "file",
+        "oid": f.oid,
+        "size": f.listed_size.unwrap_or(f.size),
+        "path": path,
+    });
+    if f.lfs {
+        e["lfs"] = json!({
+            "oid": f.published_sha256(),
+            "size": f.listed_size.unwrap_or(f.size),
+            "pointerSize": f.pointer_size(),
+        });
+    }
+    e
+}
+
+/// `POST /api/models/{repo}/paths-info/{rev}` with `paths=…` (form, repeated) or `{"paths": […]}` (JSON): the
+/// entries for those paths that exist.
+fn paths_info(st: &MirrorState, repo: &Repo, body: &[u8]) -> Response {
+    let paths: Vec<String> = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => v["paths"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Err(_) => url::form_urlencoded::parse(body)
+            .filter(|(k, _)| k == "paths")
+            .map(|(_, v)| v.into_owned())
+            .collect(),
+    };
+    let files = st.files(repo);
+    let dirs = directories(files.keys());
+    let out: Vec<Value> = paths
+        .iter()
+        .map(|p| p.trim_matches('/'))
+        .filter_map(|p| match files.get(p) {
+            Some(f) => Some(file_entry(p, f)),
+            None => dirs.contains(p).then(|| dir_entry(repo, p)),
+        })
+        .collect();
+    json_response(&Value::Array(out))
+}
+
+fn tree(
+    st: &MirrorState,
+    repo: &Repo,
+    rev: &str,
+    prefix: &str,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
+    let recursive = truthy(params.get("recursive"));
+    let files = st.files(repo);
+    let dirs = directories(files.keys());
     let prefix = prefix.trim_matches('/');
     if !prefix.is_empty() && !dirs.contains(prefix) {
         return entry_not_found(&repo.id, prefix);
@@ -1030,29 +1246,10 @@ fn tree(
     };
     let mut entries: Vec<(String, Value)> = Vec::new();
     for d in dirs.iter().filter(|d| under(d)) {
-        let oid = hex::encode(Sha1::digest(
-            format!("tree {}:{}", repo.commit, d).as_bytes(),
-        ));
-        entries.push((
-            d.clone(),
-            json!({ "type": "directory", "oid": oid, "size": 0, "path": d }),
-        ));
+        entries.push((d.clone(), dir_entry(repo, d)));
     }
     for (p, f) in files.iter().filter(|(p, _)| under(p)) {
-        let mut e = json!({
-            "type": "file",
-            "oid": f.oid,
-            "size": f.listed_size.unwrap_or(f.size),
-            "path": p,
-        });
-        if f.lfs {
-            e["lfs"] = json!({
-                "oid": f.published_sha256(),
-                "size": f.listed_size.unwrap_or(f.size),
-                "pointerSize": f.pointer_size(),
-            });
-        }
-        entries.push((p.clone(), e));
+        entries.push((p.clone(), file_entry(p, f)));
     }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     let page = st.opts.tree_page_size.max(1);
@@ -1069,8 +1266,16 @@ fn tree(
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("localhost");
+        // Behind a TLS-terminating proxy the next link must keep the client's scheme.
+        let scheme = match headers
+            .get("x-forwarded-proto")
+            .and_then(|h| h.to_str().ok())
+        {
+            Some("https") => "https",
+            _ => "http",
+        };
         let mut url = format!(
-            "http://{host}/api/models/{}/tree/{}",
+            "{scheme}://{host}/api/models/{}/tree/{}",
             encode_path(&repo.id),
             utf8_percent_encode(rev, SEGMENT)
         );
@@ -1278,7 +1483,29 @@ async fn serve_bytes(
     extra: HeaderMap,
 ) -> Response {
     let size = file.size;
-    let range = match parse_range(headers.get(header::RANGE), size) {
+    // `If-Range`: the range only applies while the entity is the one the client started with; otherwise the
+    // whole (new) file.
+    let if_range_ok = match headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(v) => {
+            let norm = |s: &str| {
+                s.trim()
+                    .trim_start_matches("W/")
+                    .trim_matches('"')
+                    .to_string()
+            };
+            extra
+                .get(header::ETAG)
+                .and_then(|e| e.to_str().ok())
+                .is_some_and(|e| norm(e) == norm(v))
+        }
+    };
+    let range_header = if if_range_ok {
+        headers.get(header::RANGE)
+    } else {
+        None
+    };
+    let range = match parse_range(range_header, size) {
         Ok(r) => r,
         Err(()) => {
             let mut r = hub_error(
