@@ -9,6 +9,7 @@ use crate::engine::error::{Result, exit};
 
 pub mod config_cmds;
 pub mod integrity;
+pub mod download;
 pub mod mirror;
 pub mod output;
 pub mod tui_cmd;
@@ -53,6 +54,12 @@ pub enum Command {
     Cleanup(integrity::CleanupArgs),
     /// Move the models directory (copy, verify, switch the configuration, delete the source).
     MoveModels(integrity::MoveArgs),
+    /// Download a model from the Hub (HF_ENDPOINT), verified file by file; resumable.
+    Download(download::DownloadArgs),
+    /// Every model in the store: availability, size, commit, verification state.
+    Status(download::StatusArgs),
+    /// List, pause, resume or cancel downloads (also those of other ema processes).
+    Downloads(download::DownloadsArgs),
     /// Serve the local store over the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT).
     Mirror(mirror::MirrorArgs),
     /// Check a configuration file: every problem with its JSON path, line:column, what was expected and a fix.
@@ -135,6 +142,9 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::Health(a) => integrity::health_cmd(a, ctx),
         Command::Cleanup(a) => integrity::cleanup_cmd(a, ctx),
         Command::MoveModels(a) => integrity::move_cmd(a, ctx),
+        Command::Download(a) => download::download(a, ctx),
+        Command::Status(a) => download::status(a, ctx),
+        Command::Downloads(a) => download::downloads(a, ctx),
         Command::Mirror(a) => mirror::run(a, ctx),
         Command::ValidateConfig(a) => config_cmds::validate(a, ctx),
         Command::MigrateConfig(a) => config_cmds::migrate(a, ctx),

@@ -22,6 +22,10 @@ use crate::engine::hub::{HttpFailure, RemoteFile, Subject, describe_reqwest};
 
 const PARTIAL_STATE_VERSION: u32 = 1;
 const HASH_CHUNK: usize = 4 << 20;
+/// Hashed bytes are handed to the kernel's writeback in chunks of this size.
+const WRITEBACK_CHUNK: u64 = 32 << 20;
+/// Files smaller than this restart from zero after a crash instead of persisting part progress.
+const PERSIST_MIN_SIZE: u64 = 1 << 20;
 
 /// Persisted progress of one partial file (`<hash>.json` beside `<hash>.part`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,6 +103,8 @@ enum AttemptEnd {
     Restart(String),
     /// Paused or cancelled.
     Interrupted,
+    /// The file's ETag no longer matches the listing's hash.
+    UpstreamChanged,
     Fatal(EmaError),
 }
 
@@ -123,6 +129,8 @@ pub enum FileOutcome {
     Done { fetched: u64 },
     /// Stopped by pause-then-cancel or cancel.
     Cancelled,
+    /// The server now publishes another hash for this path than the listing did: list again.
+    UpstreamChanged,
 }
 
 /// Per-file live progress for the job's ticker.
@@ -153,6 +161,10 @@ pub(super) async fn download_file(
     progress: &Arc<FileProgress>,
 ) -> Result<FileOutcome> {
     let paths = partial_paths(&ctx.partial_dir, hash);
+    if !ctx.cfg.resume_enabled {
+        // downloads.resume_enabled = false: never continue a partial from an earlier run.
+        reset_partial(&paths);
+    }
     let mut control = ctx.control.clone();
     let mut hasher: Option<(FileHasher, u64)> = None;
     let mut attempt: u32 = 0;
@@ -183,6 +195,7 @@ pub(super) async fn download_file(
                 });
             }
             Err(AttemptEnd::Fatal(e)) => return Err(e),
+            Err(AttemptEnd::UpstreamChanged) => return Ok(FileOutcome::UpstreamChanged),
             Err(AttemptEnd::Interrupted) => {
                 if *control.borrow() == Control::Cancel {
                     return Ok(FileOutcome::Cancelled);
@@ -302,7 +315,12 @@ fn load_or_create_state(
     let size = file.size;
     let mut parts = Vec::new();
     if size > 0 {
-        let chunk = size.div_ceil(n);
+        // Several chunks per connection (8 to 64 MiB each) so the connections stay close together in the file.
+        let chunk = if n == 1 {
+            size
+        } else {
+            (size / (n * 8)).clamp(8 << 20, 64 << 20)
+        };
         let mut s = 0;
         while s < size {
             let e = (s + chunk).min(size);
@@ -330,7 +348,9 @@ fn load_or_create_state(
         etag: etag.map(str::to_string),
         parts,
     };
-    write_json_atomic(&paths.state, &st).map_err(AttemptEnd::Fatal)?;
+    if size >= PERSIST_MIN_SIZE {
+        write_json_atomic(&paths.state, &st).map_err(AttemptEnd::Fatal)?;
+    }
     Ok((st, false))
 }
 
@@ -357,6 +377,14 @@ async fn attempt_once(
             "the hub resolved {} of {} to commit {c}, not the pinned {}; refusing mixed commits",
             file.path, ctx.repo, ctx.commit
         ))));
+    }
+    // An ETag that is a hash but not the listed one: the file changed upstream since the listing.
+    if let Some(etag) = &head.etag
+        && (crate::engine::hub::is_hex(etag, 40) || crate::engine::hub::is_hex(etag, 64))
+        && etag.len() == hash.len()
+        && etag != hash
+    {
+        return Err(AttemptEnd::UpstreamChanged);
     }
     if let Some(s) = head.size
         && s != file.size
@@ -402,6 +430,7 @@ async fn attempt_once(
     };
 
     // Persist progress about once a second while parts run.
+    let persist = file.size >= PERSIST_MIN_SIZE;
     let persist_stop = Arc::new(tokio::sync::Notify::new());
     let persister = {
         let parts = parts.clone();
@@ -412,7 +441,9 @@ async fn attempt_once(
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                        let _ = write_json_atomic(&path, &parts.snapshot(&state));
+                        if persist {
+                            let _ = write_json_atomic(&path, &parts.snapshot(&state));
+                        }
                     }
                     _ = notify.notified() => return,
                 }
@@ -420,29 +451,61 @@ async fn attempt_once(
         })
     };
 
+    // `workers` connections take the incomplete chunks in file order, so the written prefix (and the hash behind
+    // it) advances at the full transfer rate.
     let multi = parts.ranges.len() > 1;
+    let pending: Vec<usize> = (0..parts.ranges.len())
+        .filter(|&i| parts.ranges[i].0 + parts.done[i].load(Ordering::Acquire) < parts.ranges[i].1)
+        .collect();
+    let workers = if multi {
+        (ctx.cfg.connections_per_file.max(1) as usize).min(pending.len())
+    } else {
+        pending.len()
+    };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
     let mut part_futs = Vec::new();
-    for i in 0..parts.ranges.len() {
-        let (s, e) = parts.ranges[i];
-        if s + parts.done[i].load(Ordering::Acquire) >= e {
-            continue;
-        }
-        part_futs.push(run_part(
-            ctx,
-            file,
-            &parts,
-            i,
-            multi,
-            &partial_file,
-            &paths.partial,
-            progress,
-            fetched,
-        ));
+    for _ in 0..workers {
+        part_futs.push(async {
+            let mut errors = Vec::new();
+            loop {
+                if failed.load(Ordering::Acquire) {
+                    break;
+                }
+                let k = next.fetch_add(1, Ordering::AcqRel);
+                let Some(&i) = pending.get(k) else { break };
+                if let Err(e) = run_part(
+                    ctx,
+                    file,
+                    &parts,
+                    i,
+                    multi,
+                    &partial_file,
+                    &paths.partial,
+                    progress,
+                    fetched,
+                )
+                .await
+                {
+                    failed.store(true, Ordering::Release);
+                    errors.push(e);
+                    break;
+                }
+            }
+            errors
+        });
     }
-    let results = futures::future::join_all(part_futs).await;
+    let results: Vec<std::result::Result<(), AttemptEnd>> = futures::future::join_all(part_futs)
+        .await
+        .into_iter()
+        .flatten()
+        .map(Err)
+        .collect();
     persist_stop.notify_one();
     let _ = persister.await;
-    let _ = write_json_atomic(&paths.state, &parts.snapshot(&state));
+    if persist && !parts.complete() {
+        let _ = write_json_atomic(&paths.state, &parts.snapshot(&state));
+    }
     stop.store(true, Ordering::Release);
     let hashed = hasher_task.await.map_err(|e| {
         AttemptEnd::Fatal(EmaError::Other(format!("the hashing thread failed: {e}")))
@@ -454,7 +517,8 @@ async fn attempt_once(
     for r in results {
         if let Err(e) = r {
             let rank = |a: &AttemptEnd| match a {
-                AttemptEnd::Fatal(_) => 4,
+                AttemptEnd::Fatal(_) => 5,
+                AttemptEnd::UpstreamChanged => 4,
                 AttemptEnd::Interrupted => 3,
                 AttemptEnd::Restart(_) => 2,
                 AttemptEnd::Transient { .. } => 1,
@@ -507,6 +571,7 @@ fn run_hasher(
     size: u64,
 ) -> std::io::Result<(FileHasher, u64)> {
     let mut buf = vec![0u8; HASH_CHUNK];
+    let mut flushed = off;
     loop {
         let frontier = parts.frontier(size);
         if off < frontier {
@@ -514,6 +579,11 @@ fn run_hasher(
             f.read_exact_at(&mut buf[..n], off)?;
             h.update(&buf[..n]);
             off += n as u64;
+            // Start writing the hashed bytes back to disk now, so the fsync before placement has little left to do.
+            if off - flushed >= WRITEBACK_CHUNK || off == size {
+                start_writeback(f, flushed, off - flushed);
+                flushed = off;
+            }
             continue;
         }
         if off >= size {
@@ -528,6 +598,25 @@ fn run_hasher(
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Ask the kernel to start writing back a range (no wait). Linux only; elsewhere the final fsync does it all.
+fn start_writeback(f: &std::fs::File, off: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid open fd; sync_file_range only initiates writeback of the given range.
+        unsafe {
+            libc::sync_file_range(
+                f.as_raw_fd(),
+                off as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (f, off, len);
 }
 
 /// Parse `Content-Range: bytes S-E/T`.
@@ -638,13 +727,17 @@ async fn run_part(
     let mut stream = resp.bytes_stream();
     let mut pos = from;
     let mut control = ctx.control.clone();
+    let mut control_alive = true;
     loop {
         if *control.borrow_and_update() != Control::Run {
             return Err(AttemptEnd::Interrupted);
         }
         let next = tokio::select! {
             n = tokio::time::timeout(stall, stream.next()) => n,
-            _ = control.changed() => continue,
+            r = control.changed(), if control_alive => {
+                control_alive = r.is_ok();
+                continue;
+            }
         };
         let chunk = match next {
             Err(_) => {
@@ -657,6 +750,15 @@ async fn run_part(
                 });
             }
             Ok(None) => break,
+            Ok(Some(Err(e))) if e.is_timeout() => {
+                return Err(AttemptEnd::Transient {
+                    message: format!(
+                        "the connection stalled: no byte for {:.1} s; dropped it",
+                        stall.as_secs_f64()
+                    ),
+                    retry_after: None,
+                });
+            }
             Ok(Some(Err(e))) => {
                 return Err(AttemptEnd::Transient {
                     message: format!(

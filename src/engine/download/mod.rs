@@ -439,11 +439,24 @@ impl DownloadManager {
             Ok(_) => {}
             Err(e) => {
                 let msg = e.to_string();
-                let _ = inner.queue.modify(repo, |q| {
-                    q.state = QueueState::Failed;
-                    q.pid = None;
-                    q.error = Some(msg.clone());
-                });
+                if matches!(e, EmaError::NotFound(_) | EmaError::Config(_)) {
+                    // Nothing to resume: a typo or a missing revision stays missing.
+                    if inner
+                        .queue
+                        .get(repo)
+                        .is_some_and(|q| q.pid == Some(std::process::id()))
+                    {
+                        let _ = inner.queue.remove(repo);
+                    }
+                } else {
+                    let _ = inner.queue.modify(repo, |q| {
+                        if q.pid == Some(std::process::id()) {
+                            q.state = QueueState::Failed;
+                            q.pid = None;
+                            q.error = Some(msg.clone());
+                        }
+                    });
+                }
                 inner.bus.emit(Event::DownloadFailed {
                     model_id: repo.to_string(),
                     error: msg,
@@ -464,6 +477,11 @@ impl DownloadManager {
     ) -> Result<DownloadReport> {
         let inner = &self.inner;
         let started = Instant::now();
+        // One process per model: wait for another one to finish (it owns the queue entry meanwhile).
+        let _lock = self.lock_model(repo, &mut rx).await?;
+        if *rx.borrow() == Control::Cancel {
+            return self.finish_cancelled(repo, started);
+        }
         inner
             .queue
             .upsert_started(repo, opts.revision.as_deref(), &opts.include, &opts.exclude)?;
@@ -505,12 +523,37 @@ impl DownloadManager {
         };
         let _watcher_guard = AbortOnDrop(watcher);
 
-        // One process per model: wait for another one to finish.
-        let _lock = self.lock_model(repo, &mut rx).await?;
-        if *rx.borrow() == Control::Cancel {
-            return self.finish_cancelled(repo, started);
+        // A file whose upstream changed under the same commit (a mirror being refreshed) restarts the round with a
+        // fresh listing; verified files are kept.
+        for round in 0..3 {
+            match self.run_round(repo, opts, &rx, &live, started).await? {
+                Some(report) => return Ok(report),
+                None => {
+                    self.inner.bus.emit(Event::Log {
+                        level: Severity::Warning,
+                        message: format!(
+                            "the files of {repo} changed upstream during the download; listing them again (round {})",
+                            round + 2
+                        ),
+                    });
+                }
+            }
         }
+        Err(EmaError::Hub(format!(
+            "the files of {repo} keep changing upstream during the download; retry later"
+        )))
+    }
 
+    /// One pass: resolve, list, fetch. `None` when a file changed upstream and the listing must be fetched again.
+    async fn run_round(
+        &self,
+        repo: &RepoId,
+        opts: &DownloadOptions,
+        rx: &watch::Receiver<Control>,
+        live: &Arc<Mutex<LiveStats>>,
+        started: Instant,
+    ) -> Result<Option<DownloadReport>> {
+        let inner = &self.inner;
         // Resolve the revision and list the files.
         let info = self
             .with_retries(repo, || {
@@ -633,7 +676,7 @@ impl DownloadManager {
                 bytes: 0,
                 seconds: started.elapsed().as_secs_f64(),
             });
-            return Ok(DownloadReport {
+            return Ok(Some(DownloadReport {
                 model_id: repo.to_string(),
                 commit,
                 path: model_dir,
@@ -643,7 +686,7 @@ impl DownloadManager {
                 bytes_fetched: 0,
                 seconds: started.elapsed().as_secs_f64(),
                 completed: true,
-            });
+            }));
         }
         inner.store.write_metadata(&meta)?;
         inner.bus.emit(Event::DownloadQueued {
@@ -702,6 +745,7 @@ impl DownloadManager {
         ));
         let _ticker_guard = AbortOnDrop(ticker);
         let meta = Arc::new(Mutex::new(meta));
+        let last_meta_write = Arc::new(Mutex::new(Instant::now()));
 
         let mut set = tokio::task::JoinSet::new();
         for (k, (i, hash)) in todo.iter().enumerate() {
@@ -713,6 +757,7 @@ impl DownloadManager {
             let meta = meta.clone();
             let store = inner.store.clone();
             let files_done = files_done.clone();
+            let last_meta_write = last_meta_write.clone();
             let idx = *i;
             set.spawn(async move {
                 let _permit = sem
@@ -728,7 +773,13 @@ impl DownloadManager {
                     m.files[idx].verified_at = Some(now_rfc3339());
                     m.files[idx].mtime = mtime;
                     m.updated_at = now_rfc3339();
-                    store.write_metadata(&m)?;
+                    // Record progress at most once a second (the final write always happens); a file verified
+                    // but not yet recorded is adopted by its hash on the next run.
+                    let mut last = last_meta_write.lock().expect("meta write lock");
+                    if last.elapsed() >= Duration::from_secs(1) {
+                        *last = Instant::now();
+                        store.write_metadata(&m)?;
+                    }
                 }
                 Ok::<FileOutcome, EmaError>(out)
             });
@@ -736,10 +787,12 @@ impl DownloadManager {
         let mut first_err: Option<EmaError> = None;
         let mut fetched_total = 0u64;
         let mut cancelled = false;
+        let mut upstream_changed = false;
         while let Some(r) = set.join_next().await {
             match r {
                 Ok(Ok(FileOutcome::Done { fetched })) => fetched_total += fetched,
                 Ok(Ok(FileOutcome::Cancelled)) => cancelled = true,
+                Ok(Ok(FileOutcome::UpstreamChanged)) => upstream_changed = true,
                 Ok(Err(e)) => {
                     if first_err
                         .as_ref()
@@ -755,12 +808,17 @@ impl DownloadManager {
             }
         }
         if cancelled || *rx.borrow() == Control::Cancel {
-            return self.finish_cancelled(repo, started);
+            return self.finish_cancelled(repo, started).map(Some);
+        }
+        if upstream_changed && first_err.is_none() {
+            return Ok(None);
         }
         if let Some(e) = first_err {
-            if matches!(e, EmaError::Integrity(_)) {
+            {
                 let mut m = meta.lock().expect("meta lock");
-                m.verification = VerificationState::Failed;
+                if matches!(e, EmaError::Integrity(_)) {
+                    m.verification = VerificationState::Failed;
+                }
                 m.updated_at = now_rfc3339();
                 let _ = inner.store.write_metadata(&m);
             }
@@ -784,7 +842,7 @@ impl DownloadManager {
             m.updated_at = now;
             inner.store.write_metadata(&m)?;
         }
-        let _ = std::fs::remove_dir(&partial_dir);
+        let _ = std::fs::remove_dir_all(&partial_dir);
         let seconds = started.elapsed().as_secs_f64();
         emit_model_progress(
             &ctx,
@@ -806,7 +864,7 @@ impl DownloadManager {
             old_status: Some(Availability::Downloading),
             new_status: Availability::Available,
         });
-        Ok(DownloadReport {
+        Ok(Some(DownloadReport {
             model_id: repo.to_string(),
             commit,
             path: model_dir,
@@ -816,7 +874,7 @@ impl DownloadManager {
             bytes_fetched: fetched_total,
             seconds,
             completed: true,
-        })
+        }))
     }
 
     fn finish_cancelled(&self, repo: &RepoId, started: Instant) -> Result<DownloadReport> {
@@ -873,7 +931,8 @@ impl DownloadManager {
                     ),
                 });
             }
-            if util::sleep_or_control(Duration::from_millis(200), rx).await == Control::Cancel {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if *rx.borrow() == Control::Cancel {
                 return Ok(ModelLock(f));
             }
         }

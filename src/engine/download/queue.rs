@@ -133,9 +133,8 @@ impl Queue {
                     e.include = include.to_vec();
                     e.exclude = exclude.to_vec();
                     e.state = QueueState::Queued;
-                    if e.control == Control::Cancel {
-                        e.control = Control::Run;
-                    }
+                    // Starting a download is a request to run it.
+                    e.control = Control::Run;
                     e.pid = Some(pid);
                     e.error = None;
                     e.updated_at = now;
@@ -196,9 +195,9 @@ mod tests {
         assert_eq!(q.list().len(), 1);
         assert!(q.modify(&r, |e| e.control = Control::Pause).unwrap());
         assert_eq!(q.get(&r).unwrap().control, Control::Pause);
-        // Restarting keeps a pause request but clears a cancel.
+        // Starting it again means running it.
         q.upsert_started(&r, None, &[], &[]).unwrap();
-        assert_eq!(q.get(&r).unwrap().control, Control::Pause);
+        assert_eq!(q.get(&r).unwrap().control, Control::Run);
         assert!(q.remove(&r).unwrap());
         assert!(q.list().is_empty());
     }
