@@ -8,8 +8,8 @@ use crate::engine::config::{self, LoadedConfig};
 use crate::engine::error::{Result, exit};
 
 pub mod config_cmds;
-pub mod integrity;
 pub mod download;
+pub mod integrity;
 pub mod mirror;
 pub mod output;
 pub mod tui_cmd;
@@ -60,8 +60,6 @@ pub enum Command {
     Status(download::StatusArgs),
     /// List, pause, resume or cancel downloads (also those of other ema processes).
     Downloads(download::DownloadsArgs),
-    /// Serve the local store over the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT).
-    Mirror(mirror::MirrorArgs),
     /// Check a configuration file: every problem with its JSON path, line:column, what was expected and a fix.
     /// Exit 0 valid, 2 invalid.
     ValidateConfig(config_cmds::ValidateArgs),
@@ -73,6 +71,8 @@ pub enum Command {
     Configure(config_cmds::ConfigureArgs),
     /// Enable one feature in the configuration file, optionally after a self-test of its prerequisites.
     EnableFeature(config_cmds::EnableFeatureArgs),
+    /// Serve the local store over the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT).
+    Mirror(mirror::MirrorArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -145,12 +145,12 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::Download(a) => download::download(a, ctx),
         Command::Status(a) => download::status(a, ctx),
         Command::Downloads(a) => download::downloads(a, ctx),
-        Command::Mirror(a) => mirror::run(a, ctx),
         Command::ValidateConfig(a) => config_cmds::validate(a, ctx),
         Command::MigrateConfig(a) => config_cmds::migrate(a, ctx),
         Command::FixConfig(a) => config_cmds::fix(a, ctx),
         Command::Configure(a) => config_cmds::configure(a, ctx),
         Command::EnableFeature(a) => config_cmds::enable_feature(a, ctx),
+        Command::Mirror(a) => mirror::run(a, ctx),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ema", &mut std::io::stdout());

@@ -361,6 +361,7 @@ impl PerfBaselines {
             .unwrap_or_default()
     }
     pub fn save(&self, store: &Store) -> Result<()> {
+        store.ensure()?;
         super::atomic::write_json_atomic(&Self::path(store), self)
     }
     /// The baseline: the median of the recorded measurements.
@@ -447,6 +448,8 @@ pub struct HealthMonitor {
     last_quick: Option<Instant>,
     last_full: Option<Instant>,
     states: HashMap<String, HealthState>,
+    /// What the previous quick check saw per model: (path, problem) pairs.
+    quick_seen: HashMap<String, Vec<(String, FileProblem)>>,
 }
 
 impl HealthMonitor {
@@ -470,6 +473,7 @@ impl HealthMonitor {
             last_quick: None,
             last_full: None,
             states,
+            quick_seen: HashMap::new(),
         }
     }
 
@@ -508,7 +512,13 @@ impl HealthMonitor {
         let mut full_due = self
             .last_full
             .is_none_or(|t| now.duration_since(t) >= self.full_interval());
-        let ids = self.store.list_models()?;
+        // Models being downloaded (their lock is held, here or in another process) are not judged mid-flight.
+        let ids: Vec<RepoId> = self
+            .store
+            .list_models()?
+            .into_iter()
+            .filter(|id| !super::integrity::maintenance::lock_held(&self.store.lock_path(id)))
+            .collect();
         let mut results = Vec::new();
         if quick_due || full_due {
             let store = self.store.clone();
@@ -520,15 +530,25 @@ impl HealthMonitor {
             .map_err(|e| EmaError::Other(format!("quick check task failed: {e}")))?;
             self.last_quick = Some(now);
             report.quick_ran = true;
-            // A change (or any new problem) since the last result triggers a full verification.
-            let changed = quick.iter().any(|h| {
-                h.issues.iter().any(|i| {
-                    matches!(
-                        i.problem,
-                        FileProblem::Changed | FileProblem::WrongSize | FileProblem::Missing
-                    )
-                }) || self.states.get(&h.model_id) != Some(&h.state)
-            });
+            // A change in what the quick check sees (a file modified, resized, gone, new) since the previous quick
+            // check triggers a full verification; a problem that merely persists does not re-hash everything.
+            let mut changed = false;
+            let mut seen = HashMap::new();
+            for h in &quick {
+                let mut fp: Vec<(String, FileProblem)> = h
+                    .issues
+                    .iter()
+                    .map(|i| (i.path.clone(), i.problem))
+                    .collect();
+                fp.sort_by(|a, b| a.0.cmp(&b.0));
+                let is_new_problem = fp.iter().any(|(_, p)| *p == FileProblem::Changed);
+                if self.quick_seen.get(&h.model_id) != Some(&fp) || is_new_problem {
+                    changed = true;
+                }
+                seen.insert(h.model_id.clone(), fp);
+            }
+            changed |= self.quick_seen.len() != seen.len();
+            self.quick_seen = seen;
             full_due |= changed;
             results = quick;
         }
@@ -536,6 +556,8 @@ impl HealthMonitor {
             results = self.full_verify(&ids).await?;
             self.last_full = Some(now);
             report.full_ran = true;
+            // Tell the faces what was found before repairing it.
+            self.publish(&results, &mut report)?;
             if self.config.health_monitoring.auto_repair_enabled
                 && let Some(rep) = self.repairer.clone()
             {
@@ -571,6 +593,7 @@ impl HealthMonitor {
                 }
                 if !again.is_empty() {
                     let fresh = self.full_verify(&again).await?;
+                    self.publish(&fresh, &mut report)?;
                     for f in fresh {
                         if let Some(slot) = results.iter_mut().find(|h| h.model_id == f.model_id) {
                             *slot = f;
@@ -580,7 +603,9 @@ impl HealthMonitor {
             }
         }
         if report.quick_ran || report.full_ran {
-            self.publish(&results, &mut report)?;
+            if !report.full_ran {
+                self.publish(&results, &mut report)?;
+            }
             HealthSnapshot::record(&self.store, &results)?;
             let usage = storage_usage(&self.store, &self.config);
             self.storage_alerts(&usage, &mut report)?;
@@ -831,6 +856,10 @@ mod tests {
         assert!(saw_alert && saw_change);
         let snap = HealthSnapshot::load(&store);
         assert_eq!(snap.models["org/m"].state, HealthState::Corrupted);
+        // The problem persists but nothing changed: the next quick check does not re-hash everything.
+        let r = m.run_once(later + Duration::from_secs(600)).await.unwrap();
+        assert!(r.quick_ran && !r.full_ran);
+        assert_eq!(r.models[0].state, HealthState::Corrupted);
         assert!(
             AlertStore::new(&store)
                 .list()

@@ -480,42 +480,28 @@ fn copy_verified(src: &Path, dst: &Path) -> Result<String> {
     Ok(want)
 }
 
-/// Point `storage.models_directory` of the configuration file at `target`, atomically, keeping every other key.
+/// Point `storage.models_directory` of the configuration file at `target` through the configuration editor
+/// (validated before and after, key order kept, atomic). With `dry_run`, only checks that the edit would succeed.
 /// Returns the previous value.
-pub fn set_models_directory(config_path: &Path, target: &Path) -> Result<Option<String>> {
-    let text = std::fs::read_to_string(config_path)
-        .map_err(|e| EmaError::io("cannot read configuration file", config_path, e))?;
-    let mut v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        EmaError::Config(format!(
-            "{}: not valid JSON ({e}); fix it (`ema validate-config`) before moving models with --update-config",
-            config_path.display()
-        ))
-    })?;
-    let obj = v.as_object_mut().ok_or_else(|| {
-        EmaError::Config(format!(
-            "{} is not a JSON object; fix it before using --update-config",
-            config_path.display()
-        ))
-    })?;
-    let storage = obj
-        .entry("storage")
-        .or_insert_with(|| serde_json::json!({}));
-    let storage = storage.as_object_mut().ok_or_else(|| {
-        EmaError::Config(format!(
-            "{}: `storage` is not an object; fix it before using --update-config",
-            config_path.display()
-        ))
-    })?;
-    let old = storage
-        .get("models_directory")
-        .and_then(|s| s.as_str())
-        .map(String::from);
-    storage.insert(
-        "models_directory".into(),
-        serde_json::Value::String(target.to_string_lossy().into_owned()),
-    );
-    write_json_atomic(config_path, &v)?;
-    Ok(old)
+pub fn set_models_directory(
+    config_path: &Path,
+    target: &Path,
+    dry_run: bool,
+) -> Result<Option<String>> {
+    let out = crate::engine::config_edit::edit_file(
+        config_path,
+        &[crate::engine::config_edit::Setting {
+            path: "storage.models_directory".into(),
+            value: serde_json::Value::String(target.to_string_lossy().into_owned()),
+        }],
+        dry_run,
+    )?;
+    Ok(out
+        .changes
+        .first()
+        .and_then(|c| c.old.as_ref())
+        .and_then(|v| v.as_str())
+        .map(String::from))
 }
 
 /// Move a models directory: copy every file (temp + rename, hash-checked), switch the configuration, then delete
@@ -545,13 +531,15 @@ pub fn move_models(opts: &MoveOptions) -> Result<MoveReport> {
             target.display()
         )));
     }
-    if let Some(cfg) = &opts.update_config
-        && !cfg.is_file()
-    {
-        return Err(EmaError::Config(format!(
-            "--update-config: configuration file {} does not exist; pass --config PATH or drop --update-config",
-            cfg.display()
-        )));
+    if let Some(cfg) = &opts.update_config {
+        if !cfg.is_file() {
+            return Err(EmaError::Config(format!(
+                "--update-config: configuration file {} does not exist; pass --config PATH or drop --update-config",
+                cfg.display()
+            )));
+        }
+        // Fail before copying anything if the configuration cannot be edited.
+        set_models_directory(cfg, &target, true)?;
     }
     let resumed = existing.is_some();
     if !source.is_dir() {
@@ -650,7 +638,7 @@ pub fn move_models(opts: &MoveOptions) -> Result<MoveReport> {
     let mut previous = None;
     let mut config_updated = None;
     if let Some(cfg) = &opts.update_config {
-        previous = set_models_directory(cfg, &target)?;
+        previous = set_models_directory(cfg, &target, false)?;
         config_updated = Some(cfg.clone());
     }
     if journal.phase < MovePhase::ConfigSwitched {
