@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ema::engine::integrity::generate::{GenerateOptions, generate_local_metadata};
 use ema::engine::store::{
     FileRecord, METADATA_SCHEMA_VERSION, ModelMetadata, RepoId, Store, VerificationState,
     now_rfc3339,
@@ -280,6 +281,13 @@ fn console_in_tmux_downloads_a_model_and_walks_the_panes() {
     std::fs::create_dir_all(&mdir).unwrap();
     std::fs::write(mdir.join("config.json"), b"{\"model_type\": \"bert\"}").unwrap();
     std::fs::write(mdir.join("pytorch_model.bin"), &weights).unwrap();
+    // Its metadata on the hub side names the task, which the console shows before the model is here.
+    let src_store = Store::new(&src);
+    let hub_id = RepoId::parse("ema-demo/tiny-bert").unwrap();
+    let mut meta =
+        generate_local_metadata(&src_store, &hub_id, &GenerateOptions::default()).unwrap();
+    meta.pipeline_tag = Some("text-classification".into());
+    src_store.write_metadata(&meta).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -333,6 +341,20 @@ fn console_in_tmux_downloads_a_model_and_walks_the_panes() {
     // 16 ANSI colours only: no truecolor sequences reach the terminal.
     let colours = tmux.capture_with(&["-e"]);
     assert!(colours.contains("\x1b[") && !colours.contains("38;2;") && !colours.contains("48;2;"));
+
+    // The hub told the console the missing model's task; the Fallback pane offers the local model of that task.
+    tmux.wait_for("the hub's task for the missing model", long, |s| {
+        s.lines().any(|l| {
+            l.contains("ema-demo/tiny-bert")
+                && l.contains("text-classification")
+                && l.contains("6.3 MB")
+        })
+    });
+    tmux.keys(&["f"]);
+    tmux.wait_for("a fallback suggestion", long, |s| {
+        s.contains("4 Fallback") && s.lines().any(|l| l.contains("1   local/present"))
+    });
+    tmux.keys(&["1"]);
 
     // The wanted model sorts first and is selected: download it, then watch it in pane 2.
     tmux.keys(&["d"]);
