@@ -10,6 +10,7 @@ pub mod app;
 pub mod bridge;
 pub mod runtime;
 pub mod state;
+pub mod sync_backend;
 pub mod theme;
 pub mod ui;
 
@@ -94,9 +95,16 @@ pub fn run_console(
 
         // color-eyre's hooks first: ratatui::init() chains its restoring panic hook in front of them.
         let _ = color_eyre::install();
-        let mut terminal = ratatui::try_init()
+        // try_init: raw mode, alternate screen and the restoring panic hook; then draw through a backend that
+        // brackets each frame in a synchronized update.
+        let plain = ratatui::try_init()
             .map_err(|e| EmaError::Other(format!("cannot set up the terminal: {e}")))?;
         let _guard = RestoreGuard;
+        drop(plain);
+        let mut terminal = ratatui::Terminal::new(sync_backend::SyncUpdates::new(
+            ratatui::backend::CrosstermBackend::new(std::io::stdout()),
+        ))
+        .map_err(|e| EmaError::Other(format!("cannot set up the terminal: {e}")))?;
         let shutdown = tokio_util::sync::CancellationToken::new();
         let monitor = backend.spawn_health_monitor(shutdown.clone());
         let input = crossterm::event::EventStream::new();
