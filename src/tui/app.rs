@@ -454,7 +454,17 @@ impl App {
         match a {
             Action::Quit { confirmed: false } => {
                 let n = self.state.active_downloads();
-                if n > 0 {
+                if let Some(step) = self.state.migration_running.clone() {
+                    let title = step_def(&step).map(|d| d.title).unwrap_or("a step");
+                    self.confirm = Some(Confirm {
+                        question: format!(
+                            "The migration step \"{title}\" is running; quitting interrupts it (it is marked failed \
+                             and can be retried). {n} download(s) active. Quit?"
+                        ),
+                        action: Action::Quit { confirmed: true },
+                    });
+                    Vec::new()
+                } else if n > 0 {
                     self.confirm = Some(Confirm {
                         question: format!(
                             "{n} download(s) are active; they stop when the console quits (partial files are \

@@ -87,7 +87,7 @@ pub fn run_console(
         .enable_all()
         .build()
         .map_err(|e| EmaError::Other(format!("cannot start the async runtime: {e}")))?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let engine = Engine::new(loaded.config.clone(), HubEnv::from_env())?;
         let backend = Arc::new(EngineBackend::new(engine, loaded, config_flag));
         let state = initial_state(backend.as_ref()).await?;
@@ -115,7 +115,11 @@ pub fn run_console(
         }
         r?;
         Ok(exit::OK)
-    })
+    });
+    // Do not wait for blocking work still running (a migration step, a hash): its state says "running", which the
+    // next start turns into "interrupted, retry".
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
 }
 
 #[cfg(test)]
