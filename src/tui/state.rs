@@ -202,6 +202,7 @@ impl ConsoleState {
                 d.last_error = sn.error.clone();
             }
         }
+        self.derive_alerts();
     }
 
     /// The model's task: from its metadata, else from the hub.
@@ -418,6 +419,14 @@ impl ConsoleState {
             {
                 continue;
             }
+            // A model being downloaded is incomplete by definition.
+            if self
+                .downloads
+                .get(m.id.as_str())
+                .is_some_and(|d| d.state.active())
+            {
+                continue;
+            }
             let (sev, what) = match m.availability {
                 Availability::Corrupted => (Severity::Critical, "corrupted"),
                 Availability::Incomplete => (Severity::Warning, "incomplete"),
@@ -519,6 +528,7 @@ impl ConsoleState {
                 d.bytes_total = *total_bytes;
                 d.state = DownloadState::Queued;
                 d.last_error = None;
+                self.derive_alerts();
             }
             Event::DownloadStarted { model_id, commit } => {
                 let d = self.entry(model_id);
