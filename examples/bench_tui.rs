@@ -3,6 +3,7 @@
 //! - `bench_tui render N FRAMES [WxH]`: time `ui::draw` of the Models pane with N models on a TestBackend, moving the
 //!   selection between frames (so every frame differs); prints median, p95 and max in microseconds.
 //! - `bench_tui gen-store DIR N`: write a store of N small models (folder, one file, metadata sidecar).
+//! - `bench_tui sample-hub DIR`: write the demo's sample models into a store (for `scripts/screenshots.sh`).
 
 use std::time::Instant;
 
@@ -140,11 +141,18 @@ fn main() {
                 .unwrap_or((120, 40));
             render(n, frames, w, h);
         }
+        Some("sample-hub") if args.len() == 2 => {
+            let ids = ema::engine::demo::generate_sample_hub(std::path::Path::new(&args[1]))
+                .expect("generate the sample models");
+            println!("{} sample models in {}", ids.len(), args[1]);
+        }
         Some("gen-store") if args.len() == 3 => {
             gen_store(&args[1], args[2].parse().expect("N"));
         }
         _ => {
-            eprintln!("usage: bench_tui render [N] [FRAMES] [WxH] | bench_tui gen-store DIR N");
+            eprintln!(
+                "usage: bench_tui render [N] [FRAMES] [WxH] | bench_tui gen-store DIR N | bench_tui sample-hub DIR"
+            );
             std::process::exit(2);
         }
     }

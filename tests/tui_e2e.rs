@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ema::engine::integrity::generate::{GenerateOptions, generate_local_metadata};
 use ema::engine::store::{
     FileRecord, METADATA_SCHEMA_VERSION, ModelMetadata, RepoId, Store, VerificationState,
     now_rfc3339,
@@ -59,8 +60,14 @@ impl Tmux {
     }
 
     fn capture(&self) -> String {
+        self.capture_with(&[])
+    }
+
+    /// With `-e`: the escape sequences of colours and attributes too.
+    fn capture_with(&self, extra: &[&str]) -> String {
         let out = Command::new("tmux")
             .args(["-L", &self.socket, "capture-pane", "-p", "-t", "e2e"])
+            .args(extra)
             .output()
             .expect("tmux capture-pane");
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -173,6 +180,94 @@ fn no_tty_points_to_the_headless_commands() {
 }
 
 #[test]
+fn unknown_theme_is_a_usage_error() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("c.json");
+    std::fs::write(&cfg, "{}").unwrap();
+    let out = Command::new(EMA)
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "tui",
+            "--theme",
+            "solarized",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown theme \"solarized\"") && err.contains("high-contrast"),
+        "{err}"
+    );
+}
+
+#[test]
+fn no_color_console_is_monochrome_and_resizes() {
+    if !have_tmux() {
+        eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let models = d.path().join("models");
+    let store = Store::new(&models);
+    store.ensure().unwrap();
+    write_local_model(&store, "local/present");
+    let cfg = d.path().join("config.json");
+    std::fs::write(
+        &cfg,
+        serde_json::json!({"storage": {"models_directory": models}, "health_monitoring": {"enabled": false}})
+            .to_string(),
+    )
+    .unwrap();
+    let cmd = format!(
+        "env NO_COLOR=1 HF_HUB_OFFLINE=1 HF_HOME={} {} --config {} tui --theme high-contrast; echo EMA_EXIT=$?; \
+         sleep 30",
+        shell_quote(&d.path().join("hf")),
+        shell_quote(Path::new(EMA)),
+        shell_quote(&cfg)
+    );
+    let tmux = Tmux::start(&cmd, 100, 30);
+    let long = Duration::from_secs(30);
+    tmux.wait_for("the Models pane", long, |s| {
+        s.contains("local/present") && s.contains("offline (HF_HUB_OFFLINE)")
+    });
+    let esc = tmux.capture_with(&["-e"]);
+    // Reverse video marks the selection; no colour at all.
+    assert!(esc.contains("\x1b[7m") || esc.contains(";7m"), "{esc:?}");
+    for c in ["38;5;", "48;5;", "38;2;", "[31m", "[32m", "[33m", "[36m"] {
+        assert!(!esc.contains(c), "colour sequence {c} under NO_COLOR");
+    }
+    // Too small, then back.
+    let resize = |w: &str, h: &str| {
+        let st = Command::new("tmux")
+            .args([
+                "-L",
+                &tmux.socket,
+                "resize-window",
+                "-t",
+                "e2e",
+                "-x",
+                w,
+                "-y",
+                h,
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    resize("60", "20");
+    tmux.wait_for("the too-small message", long, |s| {
+        s.contains("Terminal too small")
+    });
+    resize("100", "30");
+    tmux.wait_for("the console again", long, |s| s.contains("local/present"));
+    tmux.keys(&["q"]);
+    tmux.wait_for("a clean exit", long, |s| s.contains("EMA_EXIT=0"));
+}
+
+#[test]
 fn console_in_tmux_downloads_a_model_and_walks_the_panes() {
     if !have_tmux() {
         eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
@@ -186,6 +281,13 @@ fn console_in_tmux_downloads_a_model_and_walks_the_panes() {
     std::fs::create_dir_all(&mdir).unwrap();
     std::fs::write(mdir.join("config.json"), b"{\"model_type\": \"bert\"}").unwrap();
     std::fs::write(mdir.join("pytorch_model.bin"), &weights).unwrap();
+    // Its metadata on the hub side names the task, which the console shows before the model is here.
+    let src_store = Store::new(&src);
+    let hub_id = RepoId::parse("ema-demo/tiny-bert").unwrap();
+    let mut meta =
+        generate_local_metadata(&src_store, &hub_id, &GenerateOptions::default()).unwrap();
+    meta.pipeline_tag = Some("text-classification".into());
+    src_store.write_metadata(&meta).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -236,6 +338,23 @@ fn console_in_tmux_downloads_a_model_and_walks_the_panes() {
         "{s}"
     );
     tmux.wait_for("the hub to be reachable", long, |s| s.contains("● online"));
+    // 16 ANSI colours only: no truecolor sequences reach the terminal.
+    let colours = tmux.capture_with(&["-e"]);
+    assert!(colours.contains("\x1b[") && !colours.contains("38;2;") && !colours.contains("48;2;"));
+
+    // The hub told the console the missing model's task; the Fallback pane offers the local model of that task.
+    tmux.wait_for("the hub's task for the missing model", long, |s| {
+        s.lines().any(|l| {
+            l.contains("ema-demo/tiny-bert")
+                && l.contains("text-classification")
+                && l.contains("6.3 MB")
+        })
+    });
+    tmux.keys(&["f"]);
+    tmux.wait_for("a fallback suggestion", long, |s| {
+        s.contains("4 Fallback") && s.lines().any(|l| l.contains("1   local/present"))
+    });
+    tmux.keys(&["1"]);
 
     // The wanted model sorts first and is selected: download it, then watch it in pane 2.
     tmux.keys(&["d"]);

@@ -899,13 +899,22 @@ fn backup(ctx: &MigrationContext) -> Result<StepOutcome> {
             space.available_bytes as f64 / GB as f64
         )));
     }
-    // Build in a temporary folder, then rename: a half-made backup never looks complete.
+    // Build in a temporary folder, then rename: a half-made backup never looks complete. Leftovers of an
+    // interrupted run are removed first.
+    if let Ok(rd) = std::fs::read_dir(&ctx.backup_root) {
+        for e in rd.flatten() {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with(".partial-pre-migration-")
+            {
+                let p = e.path();
+                std::fs::remove_dir_all(&p).map_err(|er| EmaError::io("cannot remove", &p, er))?;
+            }
+        }
+    }
     let tmp = ctx
         .backup_root
         .join(format!(".partial-pre-migration-{stamp}"));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| EmaError::io("cannot remove", &tmp, e))?;
-    }
     let mut log = Vec::new();
     let result = (|| -> Result<()> {
         std::fs::create_dir_all(tmp.join("config"))
@@ -1148,6 +1157,11 @@ mod tests {
                 .is_file()
         );
         assert!(!b.join("models").join(".ema").exists());
+        // A leftover of an interrupted backup is cleaned by the next one.
+        let stale = c.backup_root.join(".partial-pre-migration-20200101_000000");
+        std::fs::create_dir_all(&stale).unwrap();
+        assert!(run_step("backup", &c).ok);
+        assert!(!stale.exists());
         assert!(!run_step("rollback_verified", &c).ok);
         c.last_backup = Some(b);
         assert!(run_step("rollback_verified", &c).ok);

@@ -305,13 +305,15 @@ impl App {
             .and_then(|i| self.state.models.get(*i))
             .map(|m| m.id.clone());
         let needle = self.filter.value().to_lowercase();
-        let models = &self.state.models;
+        let st = &self.state;
+        let models = &st.models;
         let mut v: Vec<usize> = (0..models.len())
             .filter(|i| {
                 needle.is_empty() || {
                     let m = &models[*i];
                     m.id.as_str().to_lowercase().contains(&needle)
-                        || m.pipeline_tag()
+                        || st
+                            .task_of(m)
                             .is_some_and(|t| t.to_lowercase().contains(&needle))
                 }
             })
@@ -322,8 +324,8 @@ impl App {
                 let (ma, mb) = (&models[*a], &models[*b]);
                 let o = match sort {
                     SortKey::Id => std::cmp::Ordering::Equal,
-                    SortKey::Task => ma.pipeline_tag().cmp(&mb.pipeline_tag()),
-                    SortKey::Size => mb.size().cmp(&ma.size()),
+                    SortKey::Task => st.task_of(ma).cmp(&st.task_of(mb)),
+                    SortKey::Size => st.size_of(mb).cmp(&st.size_of(ma)),
                     SortKey::Status => {
                         status_rank(ma.availability).cmp(&status_rank(mb.availability))
                     }
@@ -452,7 +454,17 @@ impl App {
         match a {
             Action::Quit { confirmed: false } => {
                 let n = self.state.active_downloads();
-                if n > 0 {
+                if let Some(step) = self.state.migration_running.clone() {
+                    let title = step_def(&step).map(|d| d.title).unwrap_or("a step");
+                    self.confirm = Some(Confirm {
+                        question: format!(
+                            "The migration step \"{title}\" is running; quitting interrupts it (it is marked failed \
+                             and can be retried). {n} download(s) active. Quit?"
+                        ),
+                        action: Action::Quit { confirmed: true },
+                    });
+                    Vec::new()
+                } else if n > 0 {
                     self.confirm = Some(Confirm {
                         question: format!(
                             "{n} download(s) are active; they stop when the console quits (partial files are \

@@ -19,7 +19,7 @@ use crate::engine::inventory::{self, ModelInfo};
 use crate::engine::migration::{self, MigrationContext, MigrationState, StepOutcome};
 use crate::engine::store::{RepoId, Store};
 
-use super::state::{AlertView, HubFacts, StorageFacts};
+use super::state::{AlertView, HubFacts, RemoteModel, StorageFacts};
 
 /// Facts that do not change while the console runs.
 #[derive(Debug, Clone)]
@@ -50,6 +50,11 @@ pub trait ConsoleBackend: Send + Sync + 'static {
     fn verify(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
     fn repair(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
     fn delete(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
+    /// What the hub says about a model (task, size, commit), for models not in the store.
+    fn remote_model(
+        &self,
+        model_id: String,
+    ) -> impl Future<Output = Result<RemoteModel>> + Send + 'static;
     /// The alert history (unresolved alerts, newest first).
     fn alerts(&self) -> impl Future<Output = Result<Vec<AlertView>>> + Send + 'static;
     /// Acknowledge an alert in the persisted history.
@@ -356,6 +361,32 @@ impl ConsoleBackend for EngineBackend {
             });
             Ok(format!("deleted {model_id}"))
         })
+    }
+
+    fn remote_model(
+        &self,
+        model_id: String,
+    ) -> impl Future<Output = Result<RemoteModel>> + Send + 'static {
+        let engine = self.inner.engine.clone();
+        async move {
+            if engine.hub_env().offline {
+                return Err(EmaError::Hub(
+                    "offline (HF_HUB_OFFLINE is set); unset it to ask the hub".into(),
+                ));
+            }
+            let repo = RepoId::parse(&model_id)?;
+            let info = engine
+                .download_manager()
+                .hub()
+                .model_info(&repo, None)
+                .await
+                .map_err(|e| e.into_error())?;
+            Ok(RemoteModel {
+                pipeline_tag: info.pipeline_tag,
+                total_size: info.siblings.iter().map(|f| f.size).sum(),
+                commit: info.commit,
+            })
+        }
     }
 
     fn alerts(&self) -> impl Future<Output = Result<Vec<AlertView>>> + Send + 'static {

@@ -10,6 +10,7 @@ pub mod app;
 pub mod bridge;
 pub mod runtime;
 pub mod state;
+pub mod sync_backend;
 pub mod theme;
 pub mod ui;
 
@@ -67,20 +68,26 @@ pub fn run_console(
     config_flag: Option<PathBuf>,
     theme_flag: Option<String>,
 ) -> Result<i32> {
+    // A bad theme is a usage error whether or not there is a terminal.
+    let theme_name = theme_flag.unwrap_or_else(|| loaded.config.ui.theme.clone());
+    let config_dir = crate::engine::config::project_dirs().map(|d| d.config_dir().to_path_buf());
+    let theme = Theme::load(&theme_name, false, config_dir.as_deref())?;
+    let theme = if theme::no_color_env() {
+        Theme::monochrome()
+    } else {
+        theme
+    };
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         eprintln!("{NO_TTY_MESSAGE}");
         return Ok(exit::USAGE);
     }
-    let theme_name = theme_flag.unwrap_or_else(|| loaded.config.ui.theme.clone());
-    let config_dir = crate::engine::config::project_dirs().map(|d| d.config_dir().to_path_buf());
-    let theme = Theme::load(&theme_name, theme::no_color_env(), config_dir.as_deref())?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| EmaError::Other(format!("cannot start the async runtime: {e}")))?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let engine = Engine::new(loaded.config.clone(), HubEnv::from_env())?;
         let backend = Arc::new(EngineBackend::new(engine, loaded, config_flag));
         let state = initial_state(backend.as_ref()).await?;
@@ -88,9 +95,16 @@ pub fn run_console(
 
         // color-eyre's hooks first: ratatui::init() chains its restoring panic hook in front of them.
         let _ = color_eyre::install();
-        let mut terminal = ratatui::try_init()
+        // try_init: raw mode, alternate screen and the restoring panic hook; then draw through a backend that
+        // brackets each frame in a synchronized update.
+        let plain = ratatui::try_init()
             .map_err(|e| EmaError::Other(format!("cannot set up the terminal: {e}")))?;
         let _guard = RestoreGuard;
+        drop(plain);
+        let mut terminal = ratatui::Terminal::new(sync_backend::SyncUpdates::new(
+            ratatui::backend::CrosstermBackend::new(std::io::stdout()),
+        ))
+        .map_err(|e| EmaError::Other(format!("cannot set up the terminal: {e}")))?;
         let shutdown = tokio_util::sync::CancellationToken::new();
         let monitor = backend.spawn_health_monitor(shutdown.clone());
         let input = crossterm::event::EventStream::new();
@@ -101,7 +115,11 @@ pub fn run_console(
         }
         r?;
         Ok(exit::OK)
-    })
+    });
+    // Do not wait for blocking work still running (a migration step, a hash): its state says "running", which the
+    // next start turns into "interrupted, retry".
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
 }
 
 #[cfg(test)]

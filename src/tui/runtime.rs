@@ -21,7 +21,7 @@ use crate::engine::migration::{MigrationState, StepKind, StepOutcome, step_def};
 use super::action::Action;
 use super::app::App;
 use super::bridge::ConsoleBackend;
-use super::state::{AlertView, StorageFacts};
+use super::state::{AlertView, RemoteModel, StorageFacts};
 use super::ui;
 
 pub const MAX_FPS: u64 = 30;
@@ -34,6 +34,7 @@ pub enum Outcome {
     Models(Result<Vec<ModelInfo>>),
     Downloads(Vec<DownloadSnapshot>),
     Alerts(Result<Vec<AlertView>>),
+    Remote(String, Result<RemoteModel>),
     /// Engine bookkeeping that needs no message when it works.
     Quiet(Result<String>),
     Storage(Result<StorageFacts>),
@@ -55,6 +56,8 @@ struct Runtime<K: ConsoleBackend> {
     save_tx: watch::Sender<Option<MigrationState>>,
     refreshing: bool,
     need_refresh: bool,
+    /// Models whose hub facts were asked for (once per session).
+    asked_remote: std::collections::HashSet<String>,
 }
 
 impl<K: ConsoleBackend> Runtime<K> {
@@ -78,6 +81,29 @@ impl<K: ConsoleBackend> Runtime<K> {
             let _ = tx.send(Outcome::Storage(storage));
             let _ = tx.send(Outcome::Alerts(b.alerts().await));
         });
+    }
+
+    /// Ask the hub about models that are not in the store (task and size for the watch list and the fallback).
+    fn ask_remote(&mut self, app: &App) {
+        if self.backend.info().offline_mode {
+            return;
+        }
+        const MAX_ASKS: usize = 100;
+        for m in app.state.models.iter().filter(|m| m.metadata.is_none()) {
+            if self.asked_remote.len() >= MAX_ASKS {
+                break;
+            }
+            let id = m.id.to_string();
+            if !self.asked_remote.insert(id.clone()) {
+                continue;
+            }
+            let b = self.backend.clone();
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let r = b.remote_model(id.clone()).await;
+                let _ = tx.send(Outcome::Remote(id, r));
+            });
+        }
     }
 
     fn spawn_hub_probe(&self) {
@@ -221,6 +247,7 @@ impl<K: ConsoleBackend> Runtime<K> {
                 match r {
                     Ok(models) => {
                         app.state.set_models(models);
+                        self.ask_remote(app);
                         app.refresh_view();
                         if matches!(&app.message, Some((_, m)) if m.starts_with("rescanning")) {
                             app.message = None;
@@ -233,6 +260,11 @@ impl<K: ConsoleBackend> Runtime<K> {
                 }
             }
             Outcome::Downloads(d) => app.state.set_downloads(&d),
+            Outcome::Remote(id, r) => match r {
+                Ok(m) => app.state.set_remote(id, m),
+                // Not on the hub, or the hub is unreachable: the row keeps its "-"; ask again next session.
+                Err(_) => return false,
+            },
             Outcome::Alerts(r) => match r {
                 Ok(a) => app.state.set_alerts(a),
                 Err(e) => app.say(Severity::Warning, e.to_string()),
@@ -320,6 +352,7 @@ where
         save_tx,
         refreshing: false,
         need_refresh: false,
+        asked_remote: Default::default(),
     };
     let mut events = backend.subscribe();
     let mut events_open = true;

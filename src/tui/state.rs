@@ -96,6 +96,14 @@ pub struct AlertView {
     pub derived: bool,
 }
 
+/// What the hub says about a model that is not in the store (task and size for the watch list and the fallback).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RemoteModel {
+    pub pipeline_tag: Option<String>,
+    pub total_size: u64,
+    pub commit: String,
+}
+
 /// A ranked alternative for an unavailable model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Suggestion {
@@ -153,6 +161,8 @@ pub struct ConsoleState {
     pub migration_running: Option<String>,
     /// Bumped whenever `models` changes, so views can cache derived orderings.
     pub models_generation: u64,
+    /// Hub facts about models that are not in the store, by id.
+    pub remote: HashMap<String, RemoteModel>,
 }
 
 impl ConsoleState {
@@ -192,6 +202,33 @@ impl ConsoleState {
                 d.last_error = sn.error.clone();
             }
         }
+        self.derive_alerts();
+    }
+
+    /// The model's task: from its metadata, else from the hub.
+    pub fn task_of<'a>(&'a self, m: &'a ModelInfo) -> Option<&'a str> {
+        m.pipeline_tag().or_else(|| {
+            self.remote
+                .get(m.id.as_str())
+                .and_then(|r| r.pipeline_tag.as_deref())
+        })
+    }
+
+    /// The model's size: from its metadata or disk, else from the hub.
+    pub fn size_of(&self, m: &ModelInfo) -> u64 {
+        match m.size() {
+            0 => self
+                .remote
+                .get(m.id.as_str())
+                .map(|r| r.total_size)
+                .unwrap_or(0),
+            s => s,
+        }
+    }
+
+    pub fn set_remote(&mut self, id: String, r: RemoteModel) {
+        self.remote.insert(id, r);
+        self.models_generation += 1;
     }
 
     pub fn model(&self, id: &str) -> Option<&ModelInfo> {
@@ -256,10 +293,10 @@ impl ConsoleState {
         let Some(req) = self.model(id) else {
             return Vec::new();
         };
-        let Some(task) = req.pipeline_tag() else {
+        let Some(task) = self.task_of(req) else {
             return Vec::new();
         };
-        let req_size = req.size();
+        let req_size = self.size_of(req);
         let mut out: Vec<Suggestion> = self
             .models
             .iter()
@@ -382,6 +419,14 @@ impl ConsoleState {
             {
                 continue;
             }
+            // A model being downloaded is incomplete by definition.
+            if self
+                .downloads
+                .get(m.id.as_str())
+                .is_some_and(|d| d.state.active())
+            {
+                continue;
+            }
             let (sev, what) = match m.availability {
                 Availability::Corrupted => (Severity::Critical, "corrupted"),
                 Availability::Incomplete => (Severity::Warning, "incomplete"),
@@ -483,6 +528,7 @@ impl ConsoleState {
                 d.bytes_total = *total_bytes;
                 d.state = DownloadState::Queued;
                 d.last_error = None;
+                self.derive_alerts();
             }
             Event::DownloadStarted { model_id, commit } => {
                 let d = self.entry(model_id);

@@ -302,10 +302,9 @@ fn draw_models(frame: &mut Frame, app: &mut App, area: Rect) {
         };
         let status = Cell::from(app.state.status_label(m)).style(availability_style(&t, avail));
         let health = Cell::from(m.health.as_str()).style(health_style(&t, m.health));
-        let size = if m.size() > 0 {
-            human_bytes(m.size())
-        } else {
-            "-".into()
+        let size = match app.state.size_of(m) {
+            0 => "-".into(),
+            s => human_bytes(s),
         };
         let cells: Vec<Cell> = if wide {
             let commit = m
@@ -317,7 +316,7 @@ fn draw_models(frame: &mut Frame, app: &mut App, area: Rect) {
             vec![
                 sym,
                 Cell::from(id),
-                Cell::from(m.pipeline_tag().unwrap_or("-").to_string()),
+                Cell::from(app.state.task_of(m).unwrap_or("-").to_string()),
                 Cell::from(size),
                 Cell::from(commit).style(t.dim),
                 status,
@@ -792,7 +791,10 @@ fn draw_fallback(frame: &mut Frame, app: &mut App, area: Rect) {
     let (status, task) = match app.state.model(&target) {
         Some(m) => (
             app.state.status_label(m),
-            m.pipeline_tag().unwrap_or("unknown task").to_string(),
+            app.state
+                .task_of(m)
+                .unwrap_or("unknown task (not in the store; the hub has not said)")
+                .to_string(),
         ),
         None => ("not in the store".into(), "unknown task".into()),
     };
