@@ -459,11 +459,26 @@ fn generate_metadata_uses_the_hub_when_reachable_and_says_local_otherwise() {
             "--models-dir",
             "models",
             "--force-regenerate",
-            "--ignore-errors",
+            "--json",
         ],
         &[("HF_HUB_OFFLINE", "1")],
     );
     assert_eq!(r.code, 1);
+    assert!(
+        r.json()["stopped_by_error"]["message"].is_string(),
+        "one JSON document with the error"
+    );
+    let r = env.ema(
+        &[
+            "generate-metadata",
+            "--models-dir",
+            "models",
+            "--force-regenerate",
+            "--ignore-errors",
+        ],
+        &[("HF_HUB_OFFLINE", "1")],
+    );
+    assert_eq!(r.code, 0, "--ignore-errors reports and carries on");
     assert!(r.stdout.contains("empty/model: FAILED"), "{}", r.stdout);
     assert!(m.join("local--thing.metadata.json").exists());
 }

@@ -282,6 +282,9 @@ pub fn generate_metadata(a: GenerateMetadataArgs, ctx: &Ctx) -> Result<i32> {
             "hub": hub_note,
             "models": outcomes,
             "failed": failed,
+            "stopped_by_error": err.as_ref().map(|e| serde_json::json!({
+                "kind": e.kind(), "message": e.to_string(), "exit_code": exit::FAILURE,
+            })),
         }));
     } else {
         for o in &outcomes {
@@ -343,14 +346,15 @@ pub fn generate_metadata(a: GenerateMetadataArgs, ctx: &Ctx) -> Result<i32> {
         );
     }
     if let Some(e) = err {
-        if !ctx.out.json {
-            eprintln!(
-                "stopped at the first failing model; pass --ignore-errors to continue past failures"
-            );
-        }
-        return Err(EmaError::Other(e.to_string()));
+        // The JSON document above already carries the error: report on stderr only, so stdout holds one document.
+        eprintln!(
+            "error: {e}\nstopped at the first failing model; pass --ignore-errors to continue past failures"
+        );
+        return Ok(exit::FAILURE);
     }
-    Ok(if failed > 0 { exit::FAILURE } else { exit::OK })
+    // Only reached without a stopping error: either nothing failed, or --ignore-errors asked to report failures
+    // (listed above and counted in `failed`) and carry on.
+    Ok(exit::OK)
 }
 
 fn run_full(ctx: &Ctx, store: &Store) -> Result<(Vec<ModelHealth>, f64, u64)> {
