@@ -534,7 +534,10 @@ fn draw_downloads(frame: &mut Frame, app: &mut App, area: Rect) {
             );
             y += 1;
             if selected {
-                for (path, f) in d.files.iter().take(6) {
+                // Files still moving first, then the finished ones.
+                let mut files: Vec<_> = d.files.iter().collect();
+                files.sort_by_key(|(p, f)| (f.verified || (f.total > 0 && f.done >= f.total), *p));
+                for (path, f) in files.into_iter().take(6) {
                     if y >= bottom {
                         break;
                     }
