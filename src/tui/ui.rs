@@ -264,8 +264,8 @@ fn draw_models(frame: &mut Frame, app: &mut App, area: Rect) {
 
     if app.state.models.is_empty() {
         let msg = format!(
-            "No models in {} and none wanted.\nAdd repo ids to storage.wanted_models in the configuration, or \
-             download one with `ema download ORG/NAME`.",
+            "No models in {} and none wanted.\nPress w to add a repo id to the watch list, then d to download \
+             it (or run `ema download ORG/NAME`).",
             app.state.store_root.display()
         );
         frame.render_widget(
