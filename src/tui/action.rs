@@ -46,6 +46,8 @@ pub enum Action {
     },
     /// Put a failed, skipped or done step back and run it again (automatic) or back to pending (manual).
     MigrationRetry(String),
+    /// Add a repo id to the watch list (`storage.wanted_models` in the configuration file in force).
+    Watch(String),
     /// Rescan the store.
     Refresh,
     /// Leave the console (`confirmed: false` asks first when downloads are active).

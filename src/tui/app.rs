@@ -107,6 +107,7 @@ pub const MODELS_KEYS: &[KeyHelp] = &[
     k("r", "repair", "repair the model"),
     k("x", "delete", "delete the model (asks first)"),
     k("f", "fallback", "suggest a fallback (opens pane 4)"),
+    k("w", "watch", "watch a repo id (saved in the configuration)"),
 ];
 
 pub const DOWNLOADS_KEYS: &[KeyHelp] = &[
@@ -232,6 +233,8 @@ pub struct App {
     pub models_pos: ListPos,
     pub filter: Input,
     pub filtering: bool,
+    /// The "add to the watch list" prompt, when open.
+    pub watch_input: Option<Input>,
     pub sort: SortKey,
     pub reverse: bool,
     pub details: bool,
@@ -263,6 +266,7 @@ impl App {
             models_pos: ListPos::default(),
             filter: Input::default(),
             filtering: false,
+            watch_input: None,
             sort: SortKey::Id,
             reverse: false,
             details: false,
@@ -588,6 +592,30 @@ impl App {
             }
             return Vec::new();
         }
+        if let Some(mut input) = self.watch_input.take() {
+            match key.code {
+                KeyCode::Esc => self.say(Severity::Info, "cancelled"),
+                KeyCode::Enter => {
+                    let id = input.value().trim().to_string();
+                    if id.is_empty() {
+                        self.say(Severity::Info, "cancelled");
+                    } else if let Err(e) = crate::engine::store::RepoId::parse(&id) {
+                        self.say(Severity::Warning, e.to_string());
+                        self.watch_input = Some(input);
+                    } else {
+                        return self.request(Action::Watch(id));
+                    }
+                }
+                KeyCode::Char('c') if ctrl => {
+                    return self.request(Action::Quit { confirmed: false });
+                }
+                _ => {
+                    input.handle_event(&TermEvent::Key(key));
+                    self.watch_input = Some(input);
+                }
+            }
+            return Vec::new();
+        }
         if self.filtering && self.focus == Pane::Models {
             match key.code {
                 KeyCode::Esc => {
@@ -658,6 +686,14 @@ impl App {
         match key.code {
             KeyCode::Char('/') => {
                 self.filtering = true;
+                Vec::new()
+            }
+            KeyCode::Char('w') => {
+                self.watch_input = Some(Input::default());
+                self.say(
+                    Severity::Info,
+                    "repo id to watch (org/name), Enter adds it, Esc cancels",
+                );
                 Vec::new()
             }
             KeyCode::Char('s') => {

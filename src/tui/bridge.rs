@@ -9,6 +9,7 @@ use tokio::sync::broadcast;
 
 use crate::engine::Engine;
 use crate::engine::config::LoadedConfig;
+use crate::engine::config_edit;
 use crate::engine::download::{DownloadOptions, DownloadReport, DownloadSnapshot};
 use crate::engine::error::{EmaError, Result};
 use crate::engine::events::Event;
@@ -55,6 +56,8 @@ pub trait ConsoleBackend: Send + Sync + 'static {
         &self,
         model_id: String,
     ) -> impl Future<Output = Result<RemoteModel>> + Send + 'static;
+    /// Add a model to the watch list, saved in the configuration file in force.
+    fn watch(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
     /// The alert history (unresolved alerts, newest first).
     fn alerts(&self) -> impl Future<Output = Result<Vec<AlertView>>> + Send + 'static;
     /// Acknowledge an alert in the persisted history.
@@ -89,12 +92,15 @@ struct Inner {
     engine: Engine,
     loaded: LoadedConfig,
     config_flag: Option<PathBuf>,
+    /// The watch list: the configuration's, plus what the operator added in the console.
+    wanted: std::sync::Mutex<Vec<String>>,
 }
 
 impl EngineBackend {
     pub fn new(engine: Engine, loaded: LoadedConfig, config_flag: Option<PathBuf>) -> Self {
         EngineBackend {
             inner: Arc::new(Inner {
+                wanted: std::sync::Mutex::new(loaded.config.storage.wanted_models.clone()),
                 engine,
                 loaded,
                 config_flag,
@@ -197,7 +203,8 @@ impl ConsoleBackend for EngineBackend {
     fn models(&self) -> impl Future<Output = Result<Vec<ModelInfo>>> + Send + 'static {
         let inner = self.inner.clone();
         blocking(move || {
-            let mut wanted = inner.loaded.config.storage.wanted_models.clone();
+            let configured = inner.wanted.lock().expect("wanted lock").clone();
+            let mut wanted = configured.clone();
             // Models with a download in the queue show up even before their folder exists.
             for d in inner.engine.downloads() {
                 if !wanted.contains(&d.model_id) {
@@ -205,7 +212,6 @@ impl ConsoleBackend for EngineBackend {
                 }
             }
             let mut rows = inventory::scan(inner.engine.store(), &wanted)?;
-            let configured = &inner.loaded.config.storage.wanted_models;
             let snap = HealthSnapshot::load(inner.engine.store());
             for r in &mut rows {
                 r.wanted = configured.iter().any(|w| w.trim() == r.id.as_str());
@@ -387,6 +393,38 @@ impl ConsoleBackend for EngineBackend {
                 commit: info.commit,
             })
         }
+    }
+
+    fn watch(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let id = RepoId::parse(model_id.trim())?;
+            let Some(path) = inner.loaded.path.clone() else {
+                return Err(EmaError::Config(
+                    "no configuration file is in force, so the watch list cannot be saved; create one with \
+                     `ema configure` (or start ema with --config FILE)"
+                        .into(),
+                ));
+            };
+            let mut list = inner.wanted.lock().expect("wanted lock").clone();
+            if list.iter().any(|w| w.trim() == id.as_str()) {
+                return Ok(format!("{id} is already on the watch list"));
+            }
+            list.push(id.to_string());
+            config_edit::edit_file(
+                &path,
+                &[config_edit::Setting {
+                    path: "storage.wanted_models".into(),
+                    value: serde_json::json!(list),
+                }],
+                false,
+            )?;
+            *inner.wanted.lock().expect("wanted lock") = list;
+            Ok(format!(
+                "{id} added to the watch list in {}",
+                path.display()
+            ))
+        })
     }
 
     fn alerts(&self) -> impl Future<Output = Result<Vec<AlertView>>> + Send + 'static {

@@ -226,6 +226,7 @@ impl<K: ConsoleBackend> Runtime<K> {
             }
             Action::Acknowledge(id) => self.spawn_quiet(b.acknowledge(id)),
             Action::AcknowledgeAll => self.spawn_quiet(b.acknowledge("all".into())),
+            Action::Watch(id) => self.spawn_call(b.watch(id), true),
             Action::Refresh => {
                 app.say(Severity::Info, "rescanning the store…");
                 self.spawn_refresh();

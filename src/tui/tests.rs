@@ -844,3 +844,69 @@ fn hub_facts_give_missing_models_a_task_size_and_fallbacks() {
         screen(&t)
     );
 }
+
+#[test]
+fn watch_prompt_adds_a_repo_id() {
+    let mut a = app();
+    assert!(press(&mut a, KeyCode::Char('w')).is_empty());
+    assert!(a.watch_input.is_some());
+    // Keys go to the prompt: not a download, not a quit.
+    assert!(chars(&mut a, "org/bad name").is_empty());
+    assert!(press(&mut a, KeyCode::Enter).is_empty());
+    assert!(a.message.as_ref().unwrap().1.contains("invalid repo id"));
+    for _ in 0.."bad name".len() {
+        press(&mut a, KeyCode::Backspace);
+    }
+    chars(&mut a, "new-model");
+    let t = render(&mut a, 80, 24);
+    assert!(screen(&t).contains("watch: org/new-model"));
+    assert_eq!(
+        press(&mut a, KeyCode::Enter),
+        vec![Action::Watch("org/new-model".into())]
+    );
+    assert!(a.watch_input.is_none());
+    press(&mut a, KeyCode::Char('w'));
+    press(&mut a, KeyCode::Esc);
+    assert!(a.watch_input.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_saves_the_watch_list_in_the_configuration_file() {
+    use super::bridge::{ConsoleBackend, EngineBackend};
+    use crate::engine::Engine;
+    use crate::engine::config::{self, HubEnv};
+
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("c.json");
+    std::fs::write(
+        &cfg,
+        serde_json::json!({"storage": {"models_directory": d.path().join("m"), "wanted_models": ["a/one"]}})
+            .to_string(),
+    )
+    .unwrap();
+    let loaded = config::load(Some(&cfg)).unwrap();
+    let hub = HubEnv {
+        endpoint: "http://127.0.0.1:9".into(),
+        token: None,
+        token_source: None,
+        offline: true,
+    };
+    let b = EngineBackend::new(
+        Engine::new(loaded.config.clone(), hub).unwrap(),
+        loaded,
+        Some(cfg.clone()),
+    );
+    b.watch("b/two".into()).await.unwrap();
+    assert!(b.watch("b/two".into()).await.unwrap().contains("already"));
+    assert!(b.watch("bad id".into()).await.is_err());
+    let again = config::load(Some(&cfg)).unwrap();
+    assert_eq!(again.config.storage.wanted_models, vec!["a/one", "b/two"]);
+    let ids: Vec<String> = b
+        .models()
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.id.to_string())
+        .collect();
+    assert_eq!(ids, vec!["a/one", "b/two"]);
+}

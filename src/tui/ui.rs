@@ -215,7 +215,7 @@ fn draw_models(frame: &mut Frame, app: &mut App, area: Rect) {
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
 
-    let show_filter = app.filtering || !app.filter.value().is_empty();
+    let show_filter = app.filtering || !app.filter.value().is_empty() || app.watch_input.is_some();
     let details_h = if app.details {
         (inner.height / 2).max(6)
     } else {
@@ -227,7 +227,23 @@ fn draw_models(frame: &mut Frame, app: &mut App, area: Rect) {
         Constraint::Length(details_h),
     ]));
     let t = app.theme.clone();
-    if show_filter {
+    if let Some(input) = &app.watch_input {
+        let prefix = "watch: ";
+        let width = filter_area.width.saturating_sub(prefix.len() as u16) as usize;
+        let scroll = input.visual_scroll(width);
+        let value: String = input.value().chars().skip(scroll).collect();
+        frame.render_widget(
+            Line::from(vec![
+                Span::styled(prefix, t.accent),
+                Span::styled(value, t.text),
+            ]),
+            filter_area,
+        );
+        if focused {
+            let x = (input.visual_cursor().max(scroll) - scroll) as u16;
+            frame.set_cursor_position((filter_area.x + prefix.len() as u16 + x, filter_area.y));
+        }
+    } else if show_filter {
         let prefix = "/ ";
         let width = filter_area.width.saturating_sub(prefix.len() as u16) as usize;
         let scroll = app.filter.visual_scroll(width);
@@ -248,8 +264,8 @@ fn draw_models(frame: &mut Frame, app: &mut App, area: Rect) {
 
     if app.state.models.is_empty() {
         let msg = format!(
-            "No models in {} and none wanted.\nAdd repo ids to storage.wanted_models in the configuration, or \
-             download one with `ema download ORG/NAME`.",
+            "No models in {} and none wanted.\nPress w to add a repo id to the watch list, then d to download \
+             it (or run `ema download ORG/NAME`).",
             app.state.store_root.display()
         );
         frame.render_widget(
@@ -534,7 +550,10 @@ fn draw_downloads(frame: &mut Frame, app: &mut App, area: Rect) {
             );
             y += 1;
             if selected {
-                for (path, f) in d.files.iter().take(6) {
+                // Files still moving first, then the finished ones.
+                let mut files: Vec<_> = d.files.iter().collect();
+                files.sort_by_key(|(p, f)| (f.verified || (f.total > 0 && f.done >= f.total), *p));
+                for (path, f) in files.into_iter().take(6) {
                     if y >= bottom {
                         break;
                     }
