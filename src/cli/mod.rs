@@ -8,6 +8,7 @@ use crate::engine::config::{self, LoadedConfig};
 use crate::engine::error::{Result, exit};
 
 pub mod config_cmds;
+pub mod demo;
 pub mod download;
 pub mod integrity;
 pub mod mirror;
@@ -73,6 +74,8 @@ pub enum Command {
     EnableFeature(config_cmds::EnableFeatureArgs),
     /// Serve the local store over the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT).
     Mirror(mirror::MirrorArgs),
+    /// Sample models on a built-in local hub, and the console against it: everything works offline.
+    Demo(demo::DemoArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -151,6 +154,7 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::Configure(a) => config_cmds::configure(a, ctx),
         Command::EnableFeature(a) => config_cmds::enable_feature(a, ctx),
         Command::Mirror(a) => mirror::run(a, ctx),
+        Command::Demo(a) => demo::run(a, ctx),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ema", &mut std::io::stdout());

@@ -68,6 +68,16 @@ pub fn run_console(
     config_flag: Option<PathBuf>,
     theme_flag: Option<String>,
 ) -> Result<i32> {
+    run_console_with(loaded, config_flag, theme_flag, HubEnv::from_env())
+}
+
+/// Open the console against an explicit hub (`ema demo` points it at its built-in local hub).
+pub fn run_console_with(
+    loaded: LoadedConfig,
+    config_flag: Option<PathBuf>,
+    theme_flag: Option<String>,
+    hub_env: HubEnv,
+) -> Result<i32> {
     // A bad theme is a usage error whether or not there is a terminal.
     let theme_name = theme_flag.unwrap_or_else(|| loaded.config.ui.theme.clone());
     let config_dir = crate::engine::config::project_dirs().map(|d| d.config_dir().to_path_buf());
@@ -88,7 +98,7 @@ pub fn run_console(
         .build()
         .map_err(|e| EmaError::Other(format!("cannot start the async runtime: {e}")))?;
     let result = rt.block_on(async move {
-        let engine = Engine::new(loaded.config.clone(), HubEnv::from_env())?;
+        let engine = Engine::new(loaded.config.clone(), hub_env)?;
         let backend = Arc::new(EngineBackend::new(engine, loaded, config_flag));
         let state = initial_state(backend.as_ref()).await?;
         let mut app = App::new(state, theme);
