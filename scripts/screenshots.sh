@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate screenshots/*.png: the real console in a real terminal (tmux, 120x40), against the sample models served
-# by `ema mirror` on loopback, one picture per pane plus the help overlay. Each capture (with its escape codes) is
+# by `ema demo`'s built-in hub on loopback, one picture per pane plus the help overlay. Each capture (with its escape codes) is
 # rendered to PNG by scripts/render_ansi.py (python3 with pyte and Pillow, DejaVu Sans Mono).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,45 +11,33 @@ TOOL="$PWD/target/release/examples/bench_tui"
 OUT="$PWD/screenshots"
 TMP=$(mktemp -d)
 SOCK="ema-shots-$$"
-MIRROR_PID=""
 cleanup() {
   tmux -L "$SOCK" kill-server 2>/dev/null || true
-  [ -n "$MIRROR_PID" ] && kill "$MIRROR_PID" 2>/dev/null || true
   rm -rf "$TMP"
 }
 trap cleanup EXIT
 mkdir -p "$OUT"
 
-# The hub: the four sample models, served on a free loopback port.
-"$TOOL" sample-hub "$TMP/hub" >/dev/null
-"$EMA" mirror --models-dir "$TMP/hub" --port 0 >"$TMP/mirror.log" 2>&1 &
-MIRROR_PID=$!
-for _ in $(seq 1 100); do grep -qs '^HF_ENDPOINT=' "$TMP/mirror.log" && break; sleep 0.1; done
-ENDPOINT=$(sed -n 's/^HF_ENDPOINT=//p' "$TMP/mirror.log")
-[ -n "$ENDPOINT" ] || { cat "$TMP/mirror.log"; exit 1; }
-
-# The operator's store: two sample models already here (one with a flipped byte, for the Health pane), the other
-# two wanted.
-mkdir -p "$TMP/models"
+# A running `ema demo`: its built-in hub holds the four sample models (generated here with the same generator
+# the demo uses, so the demo finds them in place); two of them are already in the demo store, one with a flipped
+# byte so the Health pane has something to say, and the other two are on the watch list.
+DEMO="$TMP/demo"
+"$TOOL" sample-hub "$DEMO/hub" >/dev/null
+mkdir -p "$DEMO/models"
 for m in ema-demo--tiny-sentiment ema-demo--tiny-gpt; do
-  cp -r "$TMP/hub/$m" "$TMP/models/"
-  cp "$TMP/hub/$m.metadata.json" "$TMP/models/"
+  cp -r "$DEMO/hub/$m" "$DEMO/models/"
+  cp "$DEMO/hub/$m.metadata.json" "$DEMO/models/"
 done
-python3 - "$TMP/models/ema-demo--tiny-sentiment/model.safetensors" <<'PY'
+python3 - "$DEMO/models/ema-demo--tiny-sentiment/model.safetensors" <<'PY'
 import sys
 p = sys.argv[1]
 b = bytearray(open(p, "rb").read())
 b[-100] ^= 0xFF
 open(p, "wb").write(bytes(b))
 PY
-cat >"$TMP/config.json" <<EOF
-{"storage": {"models_directory": "$TMP/models", "max_storage_gb": 0.1,
-             "wanted_models": ["ema-demo/small-gpt", "ema-demo/mini-embed"]},
- "downloads": {"bandwidth_limit_mbps": 24}}
-EOF
 
 tmux -L "$SOCK" -f /dev/null new-session -d -s s -x 120 -y 40 \
-  "exec env TERM=xterm-256color HF_ENDPOINT=$ENDPOINT HF_HOME=$TMP/hf $EMA --config $TMP/config.json"
+  "exec env -u EMA_CONFIG -u HF_TOKEN TERM=xterm-256color HF_HOME=$TMP/hf $EMA demo --dir $DEMO --rate-mbps 24"
 screen() { tmux -L "$SOCK" capture-pane -p -t s; }
 wait_for() {
   for _ in $(seq 1 200); do screen | grep -q -- "$1" && return 0; sleep 0.1; done
@@ -74,6 +62,7 @@ wait_for "downloading ·"
 sleep 2
 shot 2-downloads
 keys 3
+wait_for "corrupted"
 shot 3-health
 keys 1 4
 wait_for "requested ema-demo/small-gpt"

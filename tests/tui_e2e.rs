@@ -406,3 +406,79 @@ fn console_in_tmux_downloads_a_model_and_walks_the_panes() {
     tmux.wait_for("a clean exit", long, |s| s.contains("EMA_EXIT=0"));
     rt.block_on(handle.shutdown());
 }
+
+/// The README's main job, as a newcomer runs it: `ema demo`, pick the big sample model, download it, watch the
+/// progress move in the Downloads pane until it is available, open help, quit.
+#[test]
+fn ema_demo_newcomer_downloads_and_watches_it_arrive() {
+    if !have_tmux() {
+        eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let demo = d.path().join("demo");
+    let cmd = format!(
+        "env -u HF_TOKEN -u HUGGING_FACE_HUB_TOKEN -u HF_HUB_OFFLINE -u NO_COLOR -u EMA_CONFIG HF_HOME={} \
+         TERM=xterm-256color {} demo --dir {} --rate-mbps 60; echo EMA_EXIT=$?; sleep 30",
+        shell_quote(&d.path().join("hf")),
+        shell_quote(Path::new(EMA)),
+        shell_quote(&demo)
+    );
+    let tmux = Tmux::start(&cmd, 120, 40);
+    let long = Duration::from_secs(60);
+    tmux.wait_for("the sample models on the watch list", long, |s| {
+        ["mini-embed", "small-gpt", "tiny-gpt", "tiny-sentiment"]
+            .iter()
+            .all(|m| s.contains(&format!("ema-demo/{m}")))
+            && s.contains("● online")
+    });
+    // Rows sort by id: mini-embed, then small-gpt (56.6 MiB: takes seconds at 60 Mbit/s).
+    tmux.keys(&["j"]);
+    tmux.keys(&["d"]);
+    tmux.keys(&["2"]);
+    // Progress moves: at least two different percentages while it downloads.
+    let seen = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let s = tmux.wait_for("the download to finish", Duration::from_secs(120), |s| {
+        for l in s.lines() {
+            if (l.contains("downloading ·") || l.contains("ema-demo/small-gpt"))
+                && let Some(p) = l.split_whitespace().find_map(|w| w.strip_suffix('%'))
+            {
+                seen.borrow_mut().insert(p.to_string());
+            }
+        }
+        s.lines()
+            .skip_while(|l| !l.contains("ema-demo/small-gpt"))
+            .nth(1)
+            .is_some_and(|l| l.contains("finished ·"))
+    });
+    assert!(
+        seen.borrow().len() >= 2,
+        "progress never moved (saw {:?}); last screen:\n{s}",
+        seen.borrow()
+    );
+    tmux.keys(&["1"]);
+    tmux.wait_for("small-gpt available", long, |s| {
+        s.lines()
+            .any(|l| l.contains("ema-demo/small-gpt") && l.contains("available"))
+    });
+    // The bytes on disk are the hub's, verified.
+    let shard = demo
+        .join("models")
+        .join("ema-demo--small-gpt")
+        .join("model-00001-of-00002.safetensors");
+    assert_eq!(
+        std::fs::read(&shard).unwrap(),
+        std::fs::read(
+            demo.join("hub")
+                .join("ema-demo--small-gpt")
+                .join("model-00001-of-00002.safetensors")
+        )
+        .unwrap()
+    );
+    tmux.keys(&["?"]);
+    tmux.wait_for("the help overlay", long, |s| s.contains("Everywhere"));
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("help to close", long, |s| !s.contains("Everywhere"));
+    tmux.keys(&["q"]);
+    tmux.wait_for("a clean exit", long, |s| s.contains("EMA_EXIT=0"));
+}
