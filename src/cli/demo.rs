@@ -19,13 +19,18 @@ use crate::server::mirror::{Mirror, MirrorOptions};
 
 use super::Ctx;
 
+/// The built-in hub's default port: stable, so from another shell `HF_ENDPOINT=http://127.0.0.1:8090` reaches it
+/// while the demo runs (e.g. to repair the demo store with `ema verify-all-models --repair-corrupted`).
+pub const DEMO_PORT: u16 = 8090;
+
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// The demo folder (default: the platform data dir's `demo`, e.g. ~/.local/share/ema/demo).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Port of the built-in hub on 127.0.0.1 (0 = any free port).
-    #[arg(long, default_value_t = 0)]
+    /// Port of the built-in hub on 127.0.0.1 (0 = any free port). When the default port is taken, any free port
+    /// is used instead.
+    #[arg(long, default_value_t = DEMO_PORT)]
     pub port: u16,
     /// Download bandwidth cap in Mbit/s for the demo, so progress is visible (0 = none).
     #[arg(long, value_name = "MBPS", default_value_t = 80.0)]
@@ -95,7 +100,11 @@ pub fn run(args: DemoArgs, ctx: &Ctx) -> Result<i32> {
             }
         };
         rt.block_on(async move {
-            let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            let bound = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+                Err(_) if port == DEMO_PORT => tokio::net::TcpListener::bind(("127.0.0.1", 0)).await,
+                r => r,
+            };
+            let listener = match bound {
                 Ok(l) => l,
                 Err(e) => {
                     let _ = addr_tx.send(Err(EmaError::Other(format!(
@@ -157,6 +166,8 @@ fn demo_config(path: &std::path::Path, samples: &[RepoId], rate_mbps: f64) -> Re
         c.storage.max_storage_gb = 1.0;
         c.storage.wanted_models = samples.iter().map(|r| r.to_string()).collect();
         c.analytics.enabled = false;
+        // Quick checks are cheap (milliseconds): in the demo, a damaged file shows up within seconds.
+        c.health_monitoring.quick_check_interval_minutes = 0.1;
         c
     };
     cfg.downloads.bandwidth_limit_mbps = rate_mbps;

@@ -134,7 +134,7 @@ impl Default for HealthMonitoringConfig {
         HealthMonitoringConfig {
             enabled: true,
             check_interval_hours: 24.0,
-            quick_check_interval_minutes: 5.0,
+            quick_check_interval_minutes: 1.0,
             auto_repair_enabled: true,
             performance_monitoring_enabled: true,
         }

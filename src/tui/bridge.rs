@@ -58,7 +58,7 @@ pub trait ConsoleBackend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<RemoteModel>> + Send + 'static;
     /// Add a model to the watch list, saved in the configuration file in force.
     fn watch(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
-    /// The alert history (unresolved alerts, newest first).
+    /// The alert history, newest first (resolved ones included, marked).
     fn alerts(&self) -> impl Future<Output = Result<Vec<AlertView>>> + Send + 'static;
     /// Acknowledge an alert in the persisted history.
     fn acknowledge(
@@ -433,7 +433,6 @@ impl ConsoleBackend for EngineBackend {
             Ok(AlertStore::new(&store)
                 .recent(MAX_ALERTS_SHOWN)?
                 .into_iter()
-                .filter(|a| !a.resolved)
                 .map(|a| AlertView {
                     id: a.id,
                     severity: a.severity,
@@ -444,6 +443,7 @@ impl ConsoleBackend for EngineBackend {
                     count: a.count.min(u32::MAX as u64) as u32,
                     acknowledged: a.acknowledged,
                     derived: false,
+                    resolved: a.resolved,
                 })
                 .collect())
         })

@@ -94,6 +94,8 @@ pub struct AlertView {
     pub acknowledged: bool,
     /// Derived from the store scan (goes away when the condition clears) rather than sent by the engine.
     pub derived: bool,
+    /// The condition cleared (e.g. repaired); kept in the history, not counted as needing attention.
+    pub resolved: bool,
 }
 
 /// What the hub says about a model that is not in the store (task and size for the watch list and the fallback).
@@ -259,7 +261,10 @@ impl ConsoleState {
     }
 
     pub fn unacknowledged_alerts(&self) -> usize {
-        self.alerts.iter().filter(|a| !a.acknowledged).count()
+        self.alerts
+            .iter()
+            .filter(|a| !a.acknowledged && !a.resolved)
+            .count()
     }
 
     /// What the Models pane shows in its status column.
@@ -379,6 +384,7 @@ impl ConsoleState {
             old.at = a.at;
             old.severity = old.severity.max(a.severity);
             old.acknowledged = false;
+            old.resolved = a.resolved;
             self.sort_alerts();
             return;
         }
@@ -388,9 +394,11 @@ impl ConsoleState {
     }
 
     fn sort_alerts(&mut self) {
+        // Open alerts first (by severity), then the resolved history; newest first within each.
         self.alerts.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
+            a.resolved
+                .cmp(&b.resolved)
+                .then_with(|| b.severity.cmp(&a.severity))
                 .then_with(|| b.at.cmp(&a.at))
                 .then_with(|| a.id.cmp(&b.id))
         });
@@ -415,7 +423,7 @@ impl ConsoleState {
             if self
                 .alerts
                 .iter()
-                .any(|a| !a.derived && a.model_id.as_deref() == Some(m.id.as_str()))
+                .any(|a| !a.derived && !a.resolved && a.model_id.as_deref() == Some(m.id.as_str()))
             {
                 continue;
             }
@@ -443,6 +451,7 @@ impl ConsoleState {
                 count: 1,
                 acknowledged: false,
                 derived: true,
+                resolved: false,
             });
         }
         let engine_storage_alert = self
@@ -468,6 +477,7 @@ impl ConsoleState {
                 count: 1,
                 acknowledged: false,
                 derived: true,
+                resolved: false,
             });
         }
         // Drop derived alerts whose condition cleared; keep acknowledgement and first-seen time of the rest.
@@ -636,6 +646,7 @@ impl ConsoleState {
                     count: 1,
                     acknowledged: false,
                     derived: false,
+                    resolved: false,
                 });
             }
             Event::AvailabilityChanged {
@@ -668,6 +679,7 @@ impl ConsoleState {
                     count: 1,
                     acknowledged: false,
                     derived: false,
+                    resolved: false,
                 });
             }
             Event::HealthChanged {

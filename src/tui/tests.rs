@@ -245,6 +245,19 @@ pub(crate) fn demo_state() -> ConsoleState {
         count: 3,
         acknowledged: true,
         derived: false,
+        resolved: false,
+    });
+    st.alerts.push(AlertView {
+        id: "fixed".into(),
+        severity: Severity::Critical,
+        model_id: Some("ema-demo/tiny-gpt".into()),
+        message: "ema-demo/tiny-gpt was corrupted (model.safetensors)".into(),
+        suggested_action: None,
+        at: "2026-11-23T21:00:00Z".into(),
+        count: 1,
+        acknowledged: false,
+        derived: false,
+        resolved: true,
     });
     let mut mig = MigrationState::default();
     let log = |t: &str| LogLine {

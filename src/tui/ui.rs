@@ -704,7 +704,8 @@ fn draw_health(frame: &mut Frame, app: &mut App, area: Rect) {
         let rows: Vec<Row> = app.state.alerts[range.clone()]
             .iter()
             .map(|a| {
-                let style = if a.acknowledged {
+                let quiet = a.acknowledged || a.resolved;
+                let style = if quiet {
                     t.dim
                 } else {
                     severity_style(&t, a.severity)
@@ -712,13 +713,20 @@ fn draw_health(frame: &mut Frame, app: &mut App, area: Rect) {
                 Row::new(vec![
                     Cell::from(severity_symbol(a.severity)).style(style),
                     Cell::from(short_date(Some(&a.at))).style(t.dim),
-                    Cell::from(if a.acknowledged { "✓ ack" } else { "" }).style(t.dim),
+                    Cell::from(if a.resolved {
+                        "✓ resolved"
+                    } else if a.acknowledged {
+                        "✓ ack"
+                    } else {
+                        ""
+                    })
+                    .style(t.dim),
                     Cell::from(if a.count > 1 {
                         format!("×{} {}", a.count, a.message)
                     } else {
                         a.message.clone()
                     })
-                    .style(if a.acknowledged { t.dim } else { t.text }),
+                    .style(if quiet { t.dim } else { t.text }),
                 ])
             })
             .collect();
@@ -730,7 +738,7 @@ fn draw_health(frame: &mut Frame, app: &mut App, area: Rect) {
                 [
                     Constraint::Length(10),
                     Constraint::Length(16),
-                    Constraint::Length(5),
+                    Constraint::Length(10),
                     Constraint::Min(20),
                 ],
             )
