@@ -570,7 +570,6 @@ fn the_health_monitor_alerts_and_repairs_by_itself() {
     use ema::engine::config::{Config, HubEnv};
     use ema::engine::events::{Event, HealthState, Severity};
     use ema::engine::health::HealthMonitor;
-    use ema::engine::integrity::repair::DownloadRepairer;
     use std::time::{Duration, Instant};
 
     let hub = TestHub::start(hub_root());
@@ -589,9 +588,7 @@ fn the_health_monitor_alerts_and_repairs_by_itself() {
     hub.rt.block_on(async {
         let engine = ema::engine::Engine::new(config.clone(), env).unwrap();
         let mut rx = engine.bus().subscribe();
-        let repairer = std::sync::Arc::new(DownloadRepairer {
-            manager: engine.download_manager().clone(),
-        });
+        let repairer = std::sync::Arc::new(engine.repairer());
         let mut mon = HealthMonitor::new(
             engine.store().clone(),
             config,
@@ -643,4 +640,99 @@ fn the_health_monitor_alerts_and_repairs_by_itself() {
                 .any(|a| a.model_id.as_deref() == Some("ema-demo/small-gpt"))
         );
     });
+}
+
+/// The demo store is repaired with no hub at all: the demo's built-in hub store is a repair source, and a local copy
+/// is used only when its hash matches (a damaged copy is refused and nothing is replaced by it).
+#[test]
+fn demo_store_is_repaired_from_a_verified_local_copy_without_a_hub() {
+    let d = tempfile::tempdir().unwrap();
+    let demo = d.path().join("demo");
+    let ema = env!("CARGO_BIN_EXE_ema");
+    let run = |args: &[&str]| {
+        Command::new(ema)
+            .args(args)
+            .env_remove("EMA_CONFIG")
+            .env_remove("HF_TOKEN")
+            .env("HF_HOME", d.path().join("hf"))
+            // Nothing listens on port 9: the hub is unreachable.
+            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .current_dir(d.path())
+            .output()
+            .unwrap()
+    };
+    let out = Command::new(ema)
+        .args(["demo", "--headless", "--rate-mbps", "0", "--dir"])
+        .arg(&demo)
+        .env_remove("EMA_CONFIG")
+        .env("HF_HOME", d.path().join("hf"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let cfg = demo.join("config/enhanced_model_config.json");
+    let cfg = cfg.to_str().unwrap();
+    // The hub is down for good here: don't spend minutes backing off.
+    let out = run(&[
+        "--config",
+        cfg,
+        "configure",
+        "--set",
+        "downloads.retry_delay_seconds=0.05",
+        "--set",
+        "downloads.max_retries=1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let models = demo.join("models");
+    let models_s = models.to_str().unwrap();
+    let rel = "ema-demo--small-gpt/model-00001-of-00002.safetensors";
+    let good = std::fs::read(demo.join("hub").join(rel)).unwrap();
+    let mut bad = good.clone();
+    bad[123_456] ^= 0x40;
+    std::fs::write(models.join(rel), &bad).unwrap();
+
+    // Reported: corrupted, exit 3.
+    let out = run(&[
+        "--config",
+        cfg,
+        "verify-all-models",
+        "--models-dir",
+        models_s,
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("corrupted"));
+
+    // A damaged local copy is not trusted: the repair fails (no hub) and the file is left as it was.
+    let hub_copy = demo.join("hub").join(rel);
+    std::fs::write(&hub_copy, &bad[..]).unwrap();
+    let out = run(&[
+        "--config",
+        cfg,
+        "verify-all-models",
+        "--models-dir",
+        models_s,
+        "--repair-corrupted",
+    ]);
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(std::fs::read(models.join(rel)).unwrap(), bad);
+
+    // With the good copy back, the repair needs no network and the bytes are the hub's.
+    std::fs::write(&hub_copy, &good).unwrap();
+    let out = run(&[
+        "--config",
+        cfg,
+        "verify-all-models",
+        "--models-dir",
+        models_s,
+        "--repair-corrupted",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(std::fs::read(models.join(rel)).unwrap(), good);
+    let out = run(&[
+        "--config",
+        cfg,
+        "verify-all-models",
+        "--models-dir",
+        models_s,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
 }

@@ -165,6 +165,9 @@ fn demo_config(path: &std::path::Path, samples: &[RepoId], rate_mbps: f64) -> Re
         c.storage.models_directory = PathBuf::from("models");
         c.storage.max_storage_gb = 1.0;
         c.storage.wanted_models = samples.iter().map(|r| r.to_string()).collect();
+        // The built-in hub's store is a local source for repair: a damaged demo model is repaired even when the
+        // demo is not running (`ema verify-all-models --repair-corrupted`).
+        c.storage.repair_sources = vec![PathBuf::from("hub")];
         c.analytics.enabled = false;
         // Quick checks are cheap (milliseconds): in the demo, a damaged file shows up within seconds.
         c.health_monitoring.quick_check_interval_minutes = 0.1;

@@ -16,7 +16,7 @@ use crate::engine::health::{self, AlertStore, HealthSnapshot};
 use crate::engine::hub::HubClient;
 use crate::engine::integrity::generate::{self, GenerateAction, GenerateOptions};
 use crate::engine::integrity::maintenance::{self, CleanupOptions, MoveOptions};
-use crate::engine::integrity::repair::{self, DownloadRepairer, HubMetadataSource, RepairOutcome};
+use crate::engine::integrity::repair::{self, HubMetadataSource, RepairOutcome};
 use crate::engine::integrity::verify::{self, ModelHealth, VerifyOptions};
 use crate::engine::store::{Store, now_rfc3339};
 
@@ -443,7 +443,7 @@ fn print_check(
     for r in repairs {
         match &r.error {
             None => println!(
-                "repaired {}: re-downloaded {} file{}{}",
+                "repaired {}: replaced {} file{}{} (from a verified local copy or the hub)",
                 r.model_id,
                 r.redownloaded.len(),
                 if r.redownloaded.len() == 1 { "" } else { "s" },
@@ -523,12 +523,10 @@ fn repair_and_reverify(
     let rt = runtime()?;
     let repairs = rt.block_on(async {
         let engine = Engine::new(config, HubEnv::from_env())?;
-        let repairer = DownloadRepairer {
-            manager: engine.download_manager().clone(),
-        };
+        let repairer = engine.repairer();
         for m in models.iter().filter(|m| !m.files_to_download().is_empty()) {
             eprintln!(
-                "repairing {}: re-downloading {} file(s) from {}",
+                "repairing {}: replacing {} file(s) from a local copy with the expected hash, else from {}",
                 m.model_id,
                 m.files_to_download().len(),
                 engine.hub_env().endpoint

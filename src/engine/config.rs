@@ -41,6 +41,9 @@ pub struct StorageConfig {
     pub shared_storage: bool,
     /// Models the operator wants present (repo ids); shown in the console's watch list.
     pub wanted_models: Vec<String>,
+    /// Other ema stores (a mirror's store, a backup) that repair looks in for an exact copy of a bad file —
+    /// used only when its hash matches — before downloading it again. The Hugging Face cache is always searched.
+    pub repair_sources: Vec<PathBuf>,
 }
 
 impl Default for StorageConfig {
@@ -52,6 +55,7 @@ impl Default for StorageConfig {
             cleanup_threshold_percent: 90,
             shared_storage: false,
             wanted_models: Vec::new(),
+            repair_sources: Vec::new(),
         }
     }
 }
@@ -406,6 +410,11 @@ fn resolve_relative(c: &mut Config, config_path: &Path) {
     {
         c.storage.cache_directory = Some(base.join(cd));
     }
+    for p in c.storage.repair_sources.iter_mut() {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    }
 }
 
 /// Hugging Face environment the field expects.
@@ -469,6 +478,14 @@ pub fn token_path() -> PathBuf {
         return PathBuf::from(p);
     }
     hf_home().join("token")
+}
+
+/// The shared Hugging Face cache: `$HF_HUB_CACHE`, else `$HF_HOME/hub`.
+pub fn hf_hub_cache() -> PathBuf {
+    match env_nonempty("HF_HUB_CACHE") {
+        Some(p) => PathBuf::from(p),
+        None => hf_home().join("hub"),
+    }
 }
 
 pub fn hf_home() -> PathBuf {

@@ -142,6 +142,12 @@ pub static SCHEMA: &[Section] = &[
                 Kind::TextList,
                 "Repo ids the operator wants present (the console's watch list).",
             ),
+            k(
+                "repair_sources",
+                Kind::TextList,
+                "Other ema stores (a mirror's store, a backup) repair copies a bad file from when a copy with the \
+                 expected hash is there, before downloading it again; the Hugging Face cache is always searched.",
+            ),
         ],
     },
     Section {

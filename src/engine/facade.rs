@@ -114,9 +114,7 @@ impl Engine {
         &self,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Option<tokio::task::JoinHandle<()>> {
-        let repairer = std::sync::Arc::new(integrity::repair::DownloadRepairer {
-            manager: self.downloads.clone(),
-        });
+        let repairer = std::sync::Arc::new(self.repairer());
         health::spawn(
             self.store.clone(),
             self.config.clone(),
@@ -164,12 +162,28 @@ impl Engine {
         Ok(results)
     }
 
+    /// The repairer: local copies first (`storage.repair_sources`, the Hugging Face cache), then the hub.
+    pub fn repairer(&self) -> integrity::repair::DownloadRepairer {
+        use integrity::repair::LocalSource;
+        let mut local_sources: Vec<LocalSource> = self
+            .config
+            .storage
+            .repair_sources
+            .iter()
+            .cloned()
+            .map(LocalSource::Store)
+            .collect();
+        local_sources.push(LocalSource::HfCache(super::config::hf_hub_cache()));
+        integrity::repair::DownloadRepairer {
+            manager: self.downloads.clone(),
+            local_sources,
+        }
+    }
+
     /// Repair a model: verify it, re-download only its bad or missing files, verify again.
     pub async fn repair_model(&self, repo: &RepoId) -> Result<integrity::verify::ModelHealth> {
         let before = self.verify_models(std::slice::from_ref(repo)).await?;
-        let repairer = integrity::repair::DownloadRepairer {
-            manager: self.downloads.clone(),
-        };
+        let repairer = self.repairer();
         let outcomes =
             integrity::repair::repair_models(&self.store, &before, &repairer, false).await;
         if let Some(e) = outcomes.iter().find_map(|o| o.error.clone()) {

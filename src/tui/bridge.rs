@@ -14,7 +14,7 @@ use crate::engine::download::{DownloadOptions, DownloadReport, DownloadSnapshot}
 use crate::engine::error::{EmaError, Result};
 use crate::engine::events::Event;
 use crate::engine::health::{self, AlertStore, HealthSnapshot};
-use crate::engine::integrity::repair::{self, DownloadRepairer};
+use crate::engine::integrity::repair;
 use crate::engine::integrity::verify::{self, ModelHealth, VerifyOptions};
 use crate::engine::inventory::{self, ModelInfo};
 use crate::engine::migration::{self, MigrationContext, MigrationState, StepOutcome};
@@ -123,9 +123,7 @@ impl EngineBackend {
             e.store().clone(),
             self.inner.loaded.config.clone(),
             e.bus().clone(),
-            Some(std::sync::Arc::new(DownloadRepairer {
-                manager: e.download_manager().clone(),
-            })),
+            Some(std::sync::Arc::new(e.repairer())),
             shutdown,
         )
     }
@@ -324,9 +322,7 @@ impl ConsoleBackend for EngineBackend {
             if before.is_healthy() {
                 return Ok(format!("{model_id} is healthy; nothing to repair"));
             }
-            let repairer = DownloadRepairer {
-                manager: engine.download_manager().clone(),
-            };
+            let repairer = engine.repairer();
             let outcomes = repair::repair_models(
                 engine.store(),
                 std::slice::from_ref(&before),
@@ -345,7 +341,7 @@ impl ConsoleBackend for EngineBackend {
             let n: usize = outcomes.iter().map(|o| o.redownloaded.len()).sum();
             let strays: usize = outcomes.iter().map(|o| o.strays_removed.len()).sum();
             Ok(format!(
-                "repaired {model_id}: {n} file(s) re-downloaded, {strays} stray file(s) removed; now {}",
+                "repaired {model_id}: {n} file(s) replaced, {strays} stray file(s) removed; now {}",
                 after.state.as_str()
             ))
         }

@@ -4,6 +4,7 @@
 //! file list, after the bad files' "verified" stamps are cleared; the download engine's resume logic keeps every
 //! file whose stamp (size + mtime + verified) or hash still matches and fetches only the others.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -17,13 +18,88 @@ use crate::engine::error::{EmaError, Result};
 use crate::engine::hub::{HttpFailure, HubClient};
 use crate::engine::store::{FileRecord, RepoId, Store, validate_repo_path};
 
-/// [`Repairer`] over the download engine.
+/// A local folder searched for an exact copy of a bad file before the hub is asked.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LocalSource {
+    /// Another ema store (a mirror's store, a backup, `storage.repair_sources`): `<root>/<org>--<name>/<path>`.
+    Store(PathBuf),
+    /// The Hugging Face cache: `<root>/models--<org>--<name>/blobs/<sha256 or git sha1>`.
+    HfCache(PathBuf),
+}
+
+/// [`Repairer`] over the download engine: bad files are restored from local copies when one with the expected hash
+/// exists (`local_sources`), and re-downloaded otherwise.
 #[derive(Clone, Debug)]
 pub struct DownloadRepairer {
     pub manager: DownloadManager,
+    pub local_sources: Vec<LocalSource>,
 }
 
 impl DownloadRepairer {
+    /// Restore `rec` from the first local copy whose bytes hash to the expected value. The copy goes to a temp file
+    /// in the store's state dir, is hashed there, and only then renamed into place; returns whether it was restored.
+    fn restore_local(&self, store: &Store, repo: &RepoId, rec: &mut FileRecord) -> Result<bool> {
+        validate_repo_path(&rec.path)?;
+        let Some((kinds, expected)) = super::verify::expected_hash(rec) else {
+            return Ok(false);
+        };
+        let candidates: Vec<PathBuf> = self
+            .local_sources
+            .iter()
+            .map(|s| match s {
+                LocalSource::Store(root) => Store::new(root).model_dir(repo).join(&rec.path),
+                LocalSource::HfCache(root) => root
+                    .join(format!("models--{}", repo.folder_name()))
+                    .join("blobs")
+                    .join(&expected),
+            })
+            .collect();
+        let dest = store.model_dir(repo).join(&rec.path);
+        for cand in candidates {
+            if cand == dest
+                || !std::fs::metadata(&cand).is_ok_and(|m| m.is_file() && m.len() == rec.size)
+            {
+                continue;
+            }
+            let tmp_dir = store.state_dir().join("tmp");
+            std::fs::create_dir_all(&tmp_dir)
+                .map_err(|e| EmaError::io("cannot create directory", &tmp_dir, e))?;
+            let tmp = tempfile::Builder::new()
+                .prefix("restore-")
+                .tempfile_in(&tmp_dir)
+                .map_err(|e| EmaError::io("cannot create a temporary file in", &tmp_dir, e))?;
+            if std::fs::copy(&cand, tmp.path()).is_err() {
+                continue;
+            }
+            let got = super::hash::hash_file(tmp.path(), kinds)?;
+            let actual = if kinds.sha256 {
+                got.digests.sha256
+            } else {
+                got.digests.git_sha1
+            };
+            if got.digests.size != rec.size || actual.as_deref() != Some(expected.as_str()) {
+                continue;
+            }
+            tmp.as_file()
+                .sync_all()
+                .map_err(|e| EmaError::io("cannot fsync", tmp.path(), e))?;
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| EmaError::io("cannot create directory", parent, e))?;
+            }
+            // Never write through a symlink at the destination: rename replaces the link itself.
+            tmp.persist(&dest)
+                .map_err(|e| EmaError::io("cannot place", &dest, e.error))?;
+            crate::engine::atomic::sync_dir(dest.parent().unwrap_or(store.root()));
+            rec.verified_at = Some(crate::engine::store::now_rfc3339());
+            rec.mtime = std::fs::metadata(&dest)
+                .ok()
+                .and_then(|m| super::verify::mtime_secs(&m));
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     async fn repair_inner(&self, repo: &RepoId, files: &[String]) -> Result<()> {
         let store = self.manager.store().clone();
         let mut meta = store.read_metadata(repo)?.ok_or_else(|| {
@@ -39,9 +115,26 @@ impl DownloadRepairer {
                  is reachable"
             ))
         })?;
-        // Make sure the bad files are re-hashed (and so re-fetched) rather than trusted by their stamp.
+        // First from local copies with the expected hash (no network needed), then the rest from the hub.
         let mut changed = false;
+        let mut still_bad = Vec::new();
         for f in meta.files.iter_mut().filter(|f| files.contains(&f.path)) {
+            if self.restore_local(&store, repo, f)? {
+                changed = true;
+            } else {
+                still_bad.push(f.path.clone());
+            }
+        }
+        if still_bad.is_empty() {
+            store.write_metadata(&meta)?;
+            return Ok(());
+        }
+        // Make sure the bad files are re-hashed (and so re-fetched) rather than trusted by their stamp.
+        for f in meta
+            .files
+            .iter_mut()
+            .filter(|f| still_bad.contains(&f.path))
+        {
             if f.verified_at.is_some() || f.mtime.is_some() {
                 f.verified_at = None;
                 f.mtime = None;

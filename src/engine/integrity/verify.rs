@@ -219,7 +219,7 @@ pub fn mtime_secs(md: &std::fs::Metadata) -> Option<i64> {
 }
 
 /// Which hash a record is verified against: the sha256 when known, else the git sha1.
-fn expected_hash(rec: &crate::engine::store::FileRecord) -> Option<(HashKinds, String)> {
+pub fn expected_hash(rec: &crate::engine::store::FileRecord) -> Option<(HashKinds, String)> {
     if let Some(s) = &rec.sha256 {
         return Some((HashKinds::SHA256, s.to_ascii_lowercase()));
     }
