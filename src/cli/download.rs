@@ -73,7 +73,7 @@ fn engine(ctx: &Ctx, models_dir: Option<PathBuf>) -> Result<Engine> {
     Engine::new(cfg, HubEnv::from_env())
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -83,7 +83,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Print events while `fut` runs: NDJSON on stdout with `--json`, else a progress bar (terminal) or log lines on
 /// stderr.
-async fn with_event_printer<T>(
+pub(super) async fn with_event_printer<T>(
     ctx: &Ctx,
     engine: &Engine,
     fut: impl std::future::Future<Output = T>,
@@ -187,7 +187,7 @@ fn out_line(s: &str) {
     let _ = o.flush();
 }
 
-fn print_report(ctx: &Ctx, r: &DownloadReport) {
+pub(super) fn print_report(ctx: &Ctx, r: &DownloadReport) {
     if ctx.out.json {
         let mut v = serde_json::to_value(r).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
@@ -230,7 +230,7 @@ fn short(c: &str) -> &str {
 }
 
 /// Report an error for a streaming command: one NDJSON line with `--json`, and the message on stderr.
-fn stream_error(ctx: &Ctx, e: &EmaError) -> i32 {
+pub(super) fn stream_error(ctx: &Ctx, e: &EmaError) -> i32 {
     if ctx.out.json {
         out_line(
             &serde_json::json!({

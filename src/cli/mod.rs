@@ -5,12 +5,15 @@ use std::path::PathBuf;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::engine::config::{self, LoadedConfig};
-use crate::engine::error::{EmaError, Result, exit};
+use crate::engine::error::{Result, exit};
 
 pub mod config_cmds;
+pub mod demo;
 pub mod download;
+pub mod integrity;
 pub mod mirror;
 pub mod output;
+pub mod tui_cmd;
 
 use output::Output;
 
@@ -35,9 +38,23 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Open the console (the default when no command is given).
+    Tui(tui_cmd::TuiArgs),
     /// Inspect the configuration in force.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Write `<org>--<name>.metadata.json` (expected hashes) for every model folder.
+    GenerateMetadata(integrity::GenerateMetadataArgs),
+    /// Verify every model: every byte hashed, safetensors/JSON/index structure; exit 3 if any problem.
+    VerifyAllModels(integrity::VerifyArgs),
+    /// Check every model (full, or --quick: existence, size, mtime); exit 3 if any problem.
+    CheckModels(integrity::CheckArgs),
+    /// The health of every model, recent alerts and storage use.
+    Health(integrity::HealthArgs),
+    /// Remove stale temp files and old logs, compress configuration backups.
+    Cleanup(integrity::CleanupArgs),
+    /// Move the models directory (copy, verify, switch the configuration, delete the source).
+    MoveModels(integrity::MoveArgs),
     /// Download a model from the Hub (HF_ENDPOINT), verified file by file; resumable.
     Download(download::DownloadArgs),
     /// Every model in the store: availability, size, commit, verification state.
@@ -57,6 +74,8 @@ pub enum Command {
     EnableFeature(config_cmds::EnableFeatureArgs),
     /// Serve the local store over the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT).
     Mirror(mirror::MirrorArgs),
+    /// Sample models on a built-in local hub, and the console against it: everything works offline.
+    Demo(demo::DemoArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -115,12 +134,17 @@ pub fn main() -> i32 {
 
 fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
     let Some(command) = cli.command else {
-        return Err(EmaError::Config(
-            "no command given; run `ema --help` for the list of commands".to_string(),
-        ));
+        return tui_cmd::run(tui_cmd::TuiArgs::default(), ctx);
     };
     match command {
+        Command::Tui(args) => tui_cmd::run(args, ctx),
         Command::Config(c) => config_cmd(c, ctx),
+        Command::GenerateMetadata(a) => integrity::generate_metadata(a, ctx),
+        Command::VerifyAllModels(a) => integrity::verify_all(a, ctx),
+        Command::CheckModels(a) => integrity::check_models(a, ctx),
+        Command::Health(a) => integrity::health_cmd(a, ctx),
+        Command::Cleanup(a) => integrity::cleanup_cmd(a, ctx),
+        Command::MoveModels(a) => integrity::move_cmd(a, ctx),
         Command::Download(a) => download::download(a, ctx),
         Command::Status(a) => download::status(a, ctx),
         Command::Downloads(a) => download::downloads(a, ctx),
@@ -130,6 +154,7 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::Configure(a) => config_cmds::configure(a, ctx),
         Command::EnableFeature(a) => config_cmds::enable_feature(a, ctx),
         Command::Mirror(a) => mirror::run(a, ctx),
+        Command::Demo(a) => demo::run(a, ctx),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ema", &mut std::io::stdout());

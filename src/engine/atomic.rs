@@ -22,9 +22,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(|e| EmaError::io("cannot create a temporary file in", dir, e))?;
-    // Keep the permissions of the file we replace, if any.
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
+    // Keep the permissions of the file we replace; a new file is readable by others (0644) like any file the
+    // operator would create, since model metadata is shared between users and tools.
+    match std::fs::metadata(path) {
+        Ok(meta) => {
+            let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
+        }
+        Err(_) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ =
+                    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644));
+            }
+        }
     }
     tmp.write_all(bytes)
         .map_err(|e| EmaError::io("cannot write", tmp.path(), e))?;

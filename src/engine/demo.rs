@@ -546,21 +546,6 @@ const GITATTRIBUTES: &str = "*.bin filter=lfs diff=lfs merge=lfs -text\n*.ckpt f
 *.pt filter=lfs diff=lfs merge=lfs -text\n*.pth filter=lfs diff=lfs merge=lfs -text\n\
 *.safetensors filter=lfs diff=lfs merge=lfs -text\n";
 
-fn is_lfs(path: &str, size: u64) -> bool {
-    const EXT: &[&str] = &[
-        "safetensors",
-        "bin",
-        "pt",
-        "pth",
-        "gguf",
-        "onnx",
-        "h5",
-        "msgpack",
-        "ckpt",
-    ];
-    size >= 10 * 1024 * 1024 || path.rsplit_once('.').is_some_and(|(_, e)| EXT.contains(&e))
-}
-
 fn pretty(v: &Value) -> Vec<u8> {
     let mut b = serde_json::to_vec_pretty(v).unwrap_or_default();
     b.push(b'\n');
@@ -638,7 +623,7 @@ fn build(s: &Sample, dir: &Path) -> Result<Vec<FileRecord>> {
     for name in names {
         let p = dir.join(&name);
         let (size, sha256, sha1) = hash_both(&p)?;
-        let lfs = is_lfs(&name, size);
+        let lfs = crate::engine::store::is_lfs_path(&name, size);
         let mtime = std::fs::metadata(&p)
             .ok()
             .and_then(|m| m.modified().ok())

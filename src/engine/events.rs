@@ -1,7 +1,7 @@
 //! One typed event bus. The engine publishes; every face (TUI, CLI, server) subscribes. Progress events are
 //! rate-limited at the source so a slow subscriber never sees more than a few per second per file.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 /// Where a model stands.
@@ -31,7 +31,7 @@ impl Availability {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -40,7 +40,7 @@ pub enum Severity {
 }
 
 /// Health of one model, from integrity checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthState {
     Healthy,

@@ -18,6 +18,7 @@ use super::error::Result;
 use super::events::EventBus;
 use super::status::{self, ModelStatus};
 use super::store::{RepoId, Store};
+use super::{health, integrity};
 
 /// The engine: cheap to clone, shareable across tasks.
 #[derive(Clone, Debug)]
@@ -104,6 +105,83 @@ impl Engine {
     /// last verification; per-file detail when `detailed`.
     pub fn model_statuses(&self, detailed: bool) -> Result<Vec<ModelStatus>> {
         status::model_statuses(&self.store, &self.downloads(), detailed)
+    }
+
+    /// Start the health monitor on the current tokio runtime when the configuration enables it
+    /// (`health_monitoring.enabled && features.health_monitoring`); it repairs through this engine's downloads
+    /// when `auto_repair_enabled`. Stops when `shutdown` is cancelled.
+    pub fn spawn_health_monitor(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let repairer = std::sync::Arc::new(integrity::repair::DownloadRepairer {
+            manager: self.downloads.clone(),
+        });
+        health::spawn(
+            self.store.clone(),
+            self.config.clone(),
+            self.bus.clone(),
+            Some(repairer),
+            shutdown,
+        )
+    }
+
+    /// Fully verify models (every byte hashed; all models when `ids` is empty) on blocking threads; results are
+    /// recorded in the metadata, the health snapshot and the alert history, and published as `HealthChanged`.
+    pub async fn verify_models(
+        &self,
+        ids: &[RepoId],
+    ) -> Result<Vec<integrity::verify::ModelHealth>> {
+        let store = self.store.clone();
+        let ids = if ids.is_empty() {
+            store.list_models()?
+        } else {
+            ids.to_vec()
+        };
+        let results = tokio::task::spawn_blocking(move || {
+            let r = integrity::verify::verify_models(
+                &store,
+                &ids,
+                &integrity::verify::VerifyOptions::default(),
+            )?;
+            health::HealthSnapshot::record(&store, &r)?;
+            let news = health::record_health_alerts(&health::AlertStore::new(&store), &r)?;
+            Ok::<_, super::EmaError>((r, news))
+        })
+        .await
+        .map_err(|e| super::EmaError::Other(format!("verification task failed: {e}")))??;
+        let (results, news) = results;
+        for h in &results {
+            self.bus.emit(super::events::Event::HealthChanged {
+                model_id: h.model_id.clone(),
+                state: h.state,
+                reason: h.reason.clone(),
+            });
+        }
+        for a in news {
+            self.bus.emit(a.to_event());
+        }
+        Ok(results)
+    }
+
+    /// Repair a model: verify it, re-download only its bad or missing files, verify again.
+    pub async fn repair_model(&self, repo: &RepoId) -> Result<integrity::verify::ModelHealth> {
+        let before = self.verify_models(std::slice::from_ref(repo)).await?;
+        let repairer = integrity::repair::DownloadRepairer {
+            manager: self.downloads.clone(),
+        };
+        let outcomes =
+            integrity::repair::repair_models(&self.store, &before, &repairer, false).await;
+        if let Some(e) = outcomes.iter().find_map(|o| o.error.clone()) {
+            return Err(super::EmaError::Other(e));
+        }
+        let mut after = self.verify_models(std::slice::from_ref(repo)).await?;
+        Ok(after.remove(0))
+    }
+
+    /// The persisted alert history (`<store>/.ema/alerts.jsonl`): list, acknowledge.
+    pub fn alerts(&self) -> health::AlertStore {
+        health::AlertStore::new(&self.store)
     }
 
     /// The status of one model.

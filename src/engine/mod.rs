@@ -9,6 +9,8 @@ pub mod config_validate;
 pub mod demo;
 pub mod error;
 pub mod events;
+pub mod health;
+pub mod integrity;
 pub mod json_spans;
 pub mod store;
 
@@ -16,6 +18,8 @@ pub use error::{EmaError, Result};
 pub mod download;
 pub mod facade;
 pub mod hub;
+pub mod inventory;
+pub mod migration;
 pub mod status;
 
 pub use facade::Engine;

@@ -157,6 +157,32 @@ pub struct ModelMetadata {
     pub verification: VerificationState,
 }
 
+/// File extensions the Hub stores in LFS (and so publishes a sha256 for).
+pub const LFS_EXTENSIONS: &[&str] = &[
+    "safetensors",
+    "bin",
+    "pt",
+    "pth",
+    "gguf",
+    "onnx",
+    "h5",
+    "msgpack",
+    "ckpt",
+];
+/// Files at least this large are LFS whatever their extension.
+pub const LFS_SIZE_THRESHOLD: u64 = 10 * 1024 * 1024;
+/// Whether the Hub would store `path` (of `size` bytes) in LFS.
+pub fn is_lfs_path(path: &str, size: u64) -> bool {
+    if size >= LFS_SIZE_THRESHOLD {
+        return true;
+    }
+    let name = path.rsplit('/').next().unwrap_or(path);
+    match name.rsplit_once('.') {
+        Some((_, ext)) => LFS_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()),
+        None => false,
+    }
+}
+
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

@@ -41,36 +41,11 @@ use tokio::net::TcpListener;
 
 use super::faults::FaultPlan;
 use crate::engine::error::{EmaError, Result};
+pub use crate::engine::store::{LFS_EXTENSIONS, LFS_SIZE_THRESHOLD, is_lfs_path};
 use crate::engine::store::{ModelMetadata, RepoId, Store, VerificationState};
 
-/// File extensions the Hub stores in LFS (and so publishes a sha256 for).
-pub const LFS_EXTENSIONS: &[&str] = &[
-    "safetensors",
-    "bin",
-    "pt",
-    "pth",
-    "gguf",
-    "onnx",
-    "h5",
-    "msgpack",
-    "ckpt",
-];
-/// Files at least this large are LFS whatever their extension.
-pub const LFS_SIZE_THRESHOLD: u64 = 10 * 1024 * 1024;
 /// Default number of entries per page of a tree listing.
 pub const DEFAULT_TREE_PAGE_SIZE: usize = 1000;
-
-/// Whether the Hub would store `path` (of `size` bytes) in LFS.
-pub fn is_lfs_path(path: &str, size: u64) -> bool {
-    if size >= LFS_SIZE_THRESHOLD {
-        return true;
-    }
-    let name = path.rsplit('/').next().unwrap_or(path);
-    match name.rsplit_once('.') {
-        Some((_, ext)) => LFS_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()),
-        None => false,
-    }
-}
 
 /// The git blob sha1 of `content`: `sha1("blob {size}\0" + content)`.
 pub fn git_blob_sha1(content: &[u8]) -> String {

@@ -1,1 +1,136 @@
-//! The console face (ratatui).
+//! The console face (ratatui): `ema` with no subcommand, or `ema tui`.
+//!
+//! - [`state`]: the view model, fed by engine events and snapshots;
+//! - [`action`]: what the operator asks for;
+//! - [`bridge`]: the few engine calls the console makes ([`bridge::ConsoleBackend`]);
+//! - [`app`]: UI state and key handling; [`ui`]: drawing; [`runtime`]: the async loop; [`theme`]: themes.
+
+pub mod action;
+pub mod app;
+pub mod bridge;
+pub mod runtime;
+pub mod state;
+pub mod sync_backend;
+pub mod theme;
+pub mod ui;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::engine::Engine;
+use crate::engine::config::{HubEnv, LoadedConfig};
+use crate::engine::error::{EmaError, Result, exit};
+
+use app::App;
+use bridge::{ConsoleBackend, EngineBackend};
+use state::ConsoleState;
+use theme::Theme;
+
+/// What `ema` prints instead of drawing when stdout is not a terminal.
+pub const NO_TTY_MESSAGE: &str = "ema: the console needs a terminal, but stdout is not a TTY.\n\
+Use the headless commands instead: `ema --help` lists them (add --json for machine-readable output),\n\
+e.g. `ema config show`. Over SSH, use `ssh -t` so a terminal is allocated.";
+
+/// Build the initial view model from the backend (blocking scan before the terminal switches to the alternate
+/// screen, so the first frame already has the store).
+pub async fn initial_state<K: ConsoleBackend>(backend: &K) -> Result<ConsoleState> {
+    let info = backend.info();
+    let mut st = ConsoleState {
+        store_root: info.store_root.clone(),
+        hub: bridge::hub_facts(&info),
+        migration: backend.migration_load()?,
+        ..Default::default()
+    };
+    st.set_models(backend.models().await?);
+    st.set_downloads(&backend.downloads());
+    if let Ok(s) = backend.storage().await {
+        st.set_storage(s);
+    }
+    if let Ok(a) = backend.alerts().await {
+        st.set_alerts(a);
+    }
+    Ok(st)
+}
+
+/// Restores the terminal however the console exits.
+struct RestoreGuard;
+
+impl Drop for RestoreGuard {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+/// `ema` / `ema tui`: open the console on the configured store. Returns the exit code.
+pub fn run_console(
+    loaded: LoadedConfig,
+    config_flag: Option<PathBuf>,
+    theme_flag: Option<String>,
+) -> Result<i32> {
+    run_console_with(loaded, config_flag, theme_flag, HubEnv::from_env())
+}
+
+/// Open the console against an explicit hub (`ema demo` points it at its built-in local hub).
+pub fn run_console_with(
+    loaded: LoadedConfig,
+    config_flag: Option<PathBuf>,
+    theme_flag: Option<String>,
+    hub_env: HubEnv,
+) -> Result<i32> {
+    // A bad theme is a usage error whether or not there is a terminal.
+    let theme_name = theme_flag.unwrap_or_else(|| loaded.config.ui.theme.clone());
+    let config_dir = crate::engine::config::project_dirs().map(|d| d.config_dir().to_path_buf());
+    let theme = Theme::load(&theme_name, false, config_dir.as_deref())?;
+    let theme = if theme::no_color_env() {
+        Theme::monochrome()
+    } else {
+        theme
+    };
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        eprintln!("{NO_TTY_MESSAGE}");
+        return Ok(exit::USAGE);
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| EmaError::Other(format!("cannot start the async runtime: {e}")))?;
+    let result = rt.block_on(async move {
+        let engine = Engine::new(loaded.config.clone(), hub_env)?;
+        let backend = Arc::new(EngineBackend::new(engine, loaded, config_flag));
+        let state = initial_state(backend.as_ref()).await?;
+        let mut app = App::new(state, theme);
+
+        // color-eyre's hooks first: ratatui::init() chains its restoring panic hook in front of them.
+        let _ = color_eyre::install();
+        // try_init: raw mode, alternate screen and the restoring panic hook; then draw through a backend that
+        // brackets each frame in a synchronized update.
+        let plain = ratatui::try_init()
+            .map_err(|e| EmaError::Other(format!("cannot set up the terminal: {e}")))?;
+        let _guard = RestoreGuard;
+        drop(plain);
+        let mut terminal = ratatui::Terminal::new(sync_backend::SyncUpdates::new(
+            ratatui::backend::CrosstermBackend::new(std::io::stdout()),
+        ))
+        .map_err(|e| EmaError::Other(format!("cannot set up the terminal: {e}")))?;
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let monitor = backend.spawn_health_monitor(shutdown.clone());
+        let input = crossterm::event::EventStream::new();
+        let r = runtime::run(&mut terminal, &mut app, backend, input).await;
+        shutdown.cancel();
+        if let Some(m) = monitor {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), m).await;
+        }
+        r?;
+        Ok(exit::OK)
+    });
+    // Do not wait for blocking work still running (a migration step, a hash): its state says "running", which the
+    // next start turns into "interrupted, retry".
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
+}
+
+#[cfg(test)]
+mod tests;

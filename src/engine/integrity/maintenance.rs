@@ -1,0 +1,904 @@
+//! Storage maintenance: `cleanup` (stale temp files, old logs, backup compression) and `move-models` (copy,
+//! verify, switch the configuration, delete; journaled so an interrupted move loses nothing and a re-run finishes).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::hash;
+use crate::engine::atomic::{sync_dir, write_atomic, write_json_atomic};
+use crate::engine::error::{EmaError, Result};
+use crate::engine::store::{STATE_DIR, Store, now_rfc3339};
+
+// ---------------------------------------------------------------------------------------------------------------
+// cleanup
+
+#[derive(Debug, Clone)]
+pub struct CleanupOptions {
+    pub remove_temp_files: bool,
+    pub remove_old_logs: bool,
+    pub compress_backups: bool,
+    pub dry_run: bool,
+    /// Temp files younger than this are left alone (a download may still want them).
+    pub temp_min_age: Duration,
+    /// Log files older than this are removed.
+    pub log_max_age: Duration,
+    /// Directories holding logs (`*.log`, `*.log.N`, `*.log.gz`).
+    pub log_dirs: Vec<PathBuf>,
+    /// Where timestamped configuration backups live, and the config file name they derive from.
+    pub backup_dirs: Vec<PathBuf>,
+}
+
+impl CleanupOptions {
+    pub fn new(store: &Store) -> Self {
+        CleanupOptions {
+            remove_temp_files: false,
+            remove_old_logs: false,
+            compress_backups: false,
+            dry_run: false,
+            temp_min_age: Duration::from_secs(24 * 3600),
+            log_max_age: Duration::from_secs(14 * 24 * 3600),
+            log_dirs: vec![store.state_dir().join("logs")],
+            backup_dirs: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CleanupItem {
+    /// `temp_file`, `old_log`, `backup`.
+    pub kind: &'static str,
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// `removed`, `would_remove`, `compressed`, `would_compress`, `skipped_in_use`, `failed`.
+    pub action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CleanupReport {
+    pub dry_run: bool,
+    pub items: Vec<CleanupItem>,
+    pub bytes_freed: u64,
+}
+
+fn age(md: &std::fs::Metadata) -> Duration {
+    md.modified()
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .unwrap_or_default()
+}
+
+fn files_under(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(md) = std::fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            if md.is_dir() {
+                stack.push(e.path());
+            } else if md.is_file() {
+                out.push((e.path(), md));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// True when another process holds the lock file (a download running for that model).
+pub fn lock_held(lock: &Path) -> bool {
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(lock)
+    else {
+        return false;
+    };
+    match f.try_lock() {
+        Ok(()) => {
+            let _ = f.unlock();
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+fn is_temp_name(name: &str) -> bool {
+    name.ends_with(".tmp")
+        || name.ends_with(".part")
+        || name.ends_with(".partial")
+        || name.ends_with(".incomplete")
+}
+
+pub fn cleanup(store: &Store, opts: &CleanupOptions) -> Result<CleanupReport> {
+    let mut report = CleanupReport {
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
+    let remove = |kind: &'static str, path: PathBuf, bytes: u64, report: &mut CleanupReport| {
+        if opts.dry_run {
+            report.items.push(CleanupItem {
+                kind,
+                path,
+                bytes,
+                action: "would_remove",
+                detail: None,
+            });
+            return;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                report.bytes_freed += bytes;
+                report.items.push(CleanupItem {
+                    kind,
+                    path,
+                    bytes,
+                    action: "removed",
+                    detail: None,
+                });
+            }
+            Err(e) => report.items.push(CleanupItem {
+                kind,
+                path,
+                bytes,
+                action: "failed",
+                detail: Some(e.to_string()),
+            }),
+        }
+    };
+    if opts.remove_temp_files {
+        let state = store.state_dir();
+        let partial_root = state.join("partial");
+        let locks = state.join("locks");
+        // Partial downloads: everything under .ema/partial/<model>/, unless that model's download lock is held.
+        let mut in_use: BTreeMap<PathBuf, bool> = BTreeMap::new();
+        for (path, md) in files_under(&partial_root) {
+            let model_folder = path
+                .strip_prefix(&partial_root)
+                .ok()
+                .and_then(|r| r.components().next())
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let lock = locks.join(format!("{model_folder}.lock"));
+            let held = *in_use
+                .entry(lock.clone())
+                .or_insert_with(|| lock_held(&lock));
+            if held {
+                report.items.push(CleanupItem {
+                    kind: "temp_file",
+                    path,
+                    bytes: md.len(),
+                    action: "skipped_in_use",
+                    detail: Some("a download of this model is running".into()),
+                });
+                continue;
+            }
+            if age(&md) < opts.temp_min_age {
+                continue;
+            }
+            remove("temp_file", path, md.len(), &mut report);
+        }
+        // Scratch space (`.ema/tmp/`, e.g. half-built sample models): everything old enough.
+        let tmp_root = state.join("tmp");
+        // Directories old before this cleanup (removing their files makes them look fresh).
+        let old_dirs = old_subdirs(&tmp_root, opts.temp_min_age);
+        for (path, md) in files_under(&tmp_root) {
+            if age(&md) >= opts.temp_min_age {
+                remove("temp_file", path, md.len(), &mut report);
+            }
+        }
+        if !opts.dry_run {
+            // Only old ones: a fresh empty directory may be about to receive a file. Deepest first.
+            for d in old_dirs.iter().rev() {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
+        // Leftover temp files of interrupted atomic writes: in .ema/ (outside partial/ and tmp/) and beside the
+        // metadata.
+        let mut candidates: Vec<(PathBuf, std::fs::Metadata)> = files_under(&state)
+            .into_iter()
+            .filter(|(p, _)| !p.starts_with(&partial_root) && !p.starts_with(&tmp_root))
+            .collect();
+        if let Ok(rd) = std::fs::read_dir(store.root()) {
+            for e in rd.flatten() {
+                if let Ok(md) = std::fs::symlink_metadata(e.path())
+                    && md.is_file()
+                {
+                    candidates.push((e.path(), md));
+                }
+            }
+        }
+        for (path, md) in candidates {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if is_temp_name(&name) && age(&md) >= opts.temp_min_age {
+                remove("temp_file", path, md.len(), &mut report);
+            }
+        }
+    }
+    if opts.remove_old_logs {
+        for dir in &opts.log_dirs {
+            for (path, md) in files_under(dir) {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let is_log =
+                    name.ends_with(".log") || name.contains(".log.") || name.ends_with(".jsonl.gz");
+                if is_log && age(&md) >= opts.log_max_age {
+                    remove("old_log", path, md.len(), &mut report);
+                }
+            }
+        }
+    }
+    if opts.compress_backups {
+        for dir in &opts.backup_dirs {
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            let mut entries: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+            entries.sort();
+            for path in entries {
+                let Ok(md) = std::fs::symlink_metadata(&path) else {
+                    continue;
+                };
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let is_backup = md.is_file()
+                    && (name.contains(".bak") || name.contains(".backup"))
+                    && !name.ends_with(".gz");
+                if !is_backup {
+                    continue;
+                }
+                if opts.dry_run {
+                    report.items.push(CleanupItem {
+                        kind: "backup",
+                        path,
+                        bytes: md.len(),
+                        action: "would_compress",
+                        detail: None,
+                    });
+                    continue;
+                }
+                match gzip_file(&path) {
+                    Ok(gz_len) => {
+                        report.bytes_freed += md.len().saturating_sub(gz_len);
+                        report.items.push(CleanupItem {
+                            kind: "backup",
+                            path,
+                            bytes: md.len(),
+                            action: "compressed",
+                            detail: Some(format!("{name}.gz, {gz_len} bytes")),
+                        });
+                    }
+                    Err(e) => report.items.push(CleanupItem {
+                        kind: "backup",
+                        path,
+                        bytes: md.len(),
+                        action: "failed",
+                        detail: Some(e.to_string()),
+                    }),
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Directories below `dir` (not `dir` itself) last modified at least `min_age` ago, parents before children.
+fn old_subdirs(dir: &Path, min_age: Duration) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                if e.metadata().is_ok_and(|m| age(&m) >= min_age) {
+                    out.push(e.path());
+                }
+                stack.push(e.path());
+            }
+        }
+    }
+    out.sort_by_key(|p| p.components().count());
+    out
+}
+
+/// Compress `path` to `path.gz` (gzip via flate2), check the result decompresses to the same bytes, then remove the
+/// original. Returns the compressed size.
+pub fn gzip_file(path: &Path) -> Result<u64> {
+    let data = std::fs::read(path).map_err(|e| EmaError::io("cannot read", path, e))?;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(&data)
+        .and_then(|_| enc.try_finish())
+        .map_err(|e| EmaError::io("cannot compress", path, e))?;
+    let gz = enc
+        .finish()
+        .map_err(|e| EmaError::io("cannot compress", path, e))?;
+    let mut back = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut back)
+        .map_err(|e| EmaError::io("cannot check the compressed copy of", path, e))?;
+    if back != data {
+        return Err(EmaError::Integrity(format!(
+            "compressed copy of {} does not round-trip; the original was kept",
+            path.display()
+        )));
+    }
+    let mut gz_path = path.as_os_str().to_owned();
+    gz_path.push(".gz");
+    let gz_path = PathBuf::from(gz_path);
+    write_atomic(&gz_path, &gz)?;
+    std::fs::remove_file(path).map_err(|e| EmaError::io("cannot remove", path, e))?;
+    Ok(gz.len() as u64)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// move-models
+
+pub const MOVE_JOURNAL: &str = "move-journal.json";
+/// Test hook: stop (as if interrupted) after copying this many files in one run.
+pub const MOVE_STOP_ENV: &str = "EMA_MOVE_STOP_AFTER_FILES";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MovePhase {
+    Copying,
+    Verified,
+    ConfigSwitched,
+    DeletingSource,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MoveJournal {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub started_at: String,
+    pub phase: MovePhase,
+    /// Files copied and verified: relative path → sha256.
+    pub done: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MoveOptions {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    /// Configuration file whose `storage.models_directory` is switched to the target.
+    pub update_config: Option<PathBuf>,
+    /// Stop after this many copies (interruption injection for tests).
+    pub stop_after_files: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MoveReport {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub files: usize,
+    pub bytes: u64,
+    pub copied_now: usize,
+    pub already_done: usize,
+    pub resumed: bool,
+    pub config_updated: Option<PathBuf>,
+    pub previous_models_directory: Option<String>,
+    pub source_deleted: bool,
+    /// Files that appeared in the source during the move and were left there.
+    pub left_in_source: Vec<String>,
+}
+
+/// An absolute, lexically normalized path; the longest existing prefix is canonicalized (symlinks resolved).
+pub fn normalize(p: &Path) -> Result<PathBuf> {
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| EmaError::io("cannot read the working directory", ".", e))?
+            .join(p)
+    };
+    let mut clean = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                clean.pop();
+            }
+            Component::CurDir => {}
+            other => clean.push(other.as_os_str()),
+        }
+    }
+    let mut existing = clean.clone();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.file_name(), existing.parent()) {
+            (Some(n), Some(parent)) => {
+                rest.push(n.to_os_string());
+                existing = parent.to_path_buf();
+            }
+            _ => break,
+        }
+    }
+    let mut out = existing.canonicalize().unwrap_or(existing);
+    for n in rest.into_iter().rev() {
+        out.push(n);
+    }
+    Ok(out)
+}
+
+fn journal_path(target: &Path) -> PathBuf {
+    target.join(STATE_DIR).join(MOVE_JOURNAL)
+}
+
+/// Relative paths of every file to move: everything except lock files and the journal.
+fn source_files(source: &Path) -> Vec<(String, u64)> {
+    files_under(source)
+        .into_iter()
+        .filter_map(|(p, md)| {
+            let rel = p.strip_prefix(source).ok()?;
+            let rel = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
+            let skip = rel.starts_with(".ema/locks/")
+                || rel == format!(".ema/{MOVE_JOURNAL}")
+                || rel == ".ema/alerts.lock";
+            (!skip).then_some((rel, md.len()))
+        })
+        .collect()
+}
+
+/// Copy one file to `dst` through a temp file in the same directory, hashing the source stream; then re-read the
+/// target and compare. Keeps the modification time (the quick check relies on it). Returns the sha256.
+fn copy_verified(src: &Path, dst: &Path) -> Result<String> {
+    let dir = dst.parent().expect("target file has a parent");
+    std::fs::create_dir_all(dir).map_err(|e| EmaError::io("cannot create directory", dir, e))?;
+    let mut input = std::fs::File::open(src).map_err(|e| EmaError::io("cannot open", src, e))?;
+    let src_md = input
+        .metadata()
+        .map_err(|e| EmaError::io("cannot stat", src, e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".ema-move.")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| EmaError::io("cannot create a temporary file in", dir, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; hash::READ_BUF_BYTES];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(EmaError::io("cannot read", src, e)),
+        };
+        h.update(&buf[..n]);
+        tmp.write_all(&buf[..n])
+            .map_err(|e| EmaError::io("cannot write", tmp.path(), e))?;
+    }
+    let want = hex::encode(h.finalize());
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| EmaError::io("cannot fsync", tmp.path(), e))?;
+    if let Ok(m) = src_md.modified() {
+        let _ = tmp.as_file().set_modified(m);
+    }
+    let _ = std::fs::set_permissions(tmp.path(), src_md.permissions());
+    let got = hash::hash_file(tmp.path(), hash::HashKinds::SHA256)?
+        .digests
+        .sha256
+        .unwrap_or_default();
+    if got != want {
+        return Err(EmaError::Integrity(format!(
+            "the copy of {} at {} does not match the source (sha256 {}… vs {}…); the target disk may be failing; \
+             nothing was deleted, re-run the move",
+            src.display(),
+            dst.display(),
+            &got[..12],
+            &want[..12]
+        )));
+    }
+    tmp.persist(dst)
+        .map_err(|e| EmaError::io("cannot rename into place", dst, e.error))?;
+    sync_dir(dir);
+    Ok(want)
+}
+
+/// Point `storage.models_directory` of the configuration file at `target` through the configuration editor
+/// (validated before and after, key order kept, atomic). With `dry_run`, only checks that the edit would succeed.
+/// Returns the previous value.
+pub fn set_models_directory(
+    config_path: &Path,
+    target: &Path,
+    dry_run: bool,
+) -> Result<Option<String>> {
+    let out = crate::engine::config_edit::edit_file(
+        config_path,
+        &[crate::engine::config_edit::Setting {
+            path: "storage.models_directory".into(),
+            value: serde_json::Value::String(target.to_string_lossy().into_owned()),
+        }],
+        dry_run,
+    )?;
+    Ok(out
+        .changes
+        .first()
+        .and_then(|c| c.old.as_ref())
+        .and_then(|v| v.as_str())
+        .map(String::from))
+}
+
+/// Move a models directory: copy every file (temp + rename, hash-checked), switch the configuration, then delete
+/// the source. A journal in the target's `.ema/` makes a re-run continue where an interrupted run stopped.
+pub fn move_models(opts: &MoveOptions) -> Result<MoveReport> {
+    let source = normalize(&opts.source)?;
+    let target = normalize(&opts.target)?;
+    let jpath = journal_path(&target);
+    let existing: Option<MoveJournal> = std::fs::read(&jpath)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    if let Some(j) = &existing
+        && j.source != source
+    {
+        return Err(EmaError::Config(format!(
+            "{} holds an unfinished move from {}; finish it with `ema move-models --source {} --target {}` first",
+            target.display(),
+            j.source.display(),
+            j.source.display(),
+            target.display()
+        )));
+    }
+    if source == target || target.starts_with(&source) || source.starts_with(&target) {
+        return Err(EmaError::Config(format!(
+            "cannot move {} to {}: one is inside the other; choose a target outside the source",
+            source.display(),
+            target.display()
+        )));
+    }
+    if let Some(cfg) = &opts.update_config {
+        if !cfg.is_file() {
+            return Err(EmaError::Config(format!(
+                "--update-config: configuration file {} does not exist; pass --config PATH or drop --update-config",
+                cfg.display()
+            )));
+        }
+        // Fail before copying anything if the configuration cannot be edited.
+        set_models_directory(cfg, &target, true)?;
+    }
+    let resumed = existing.is_some();
+    if !source.is_dir() {
+        // Interrupted after the source was deleted: only bookkeeping is left.
+        if let Some(j) = existing.filter(|j| j.phase >= MovePhase::ConfigSwitched) {
+            let _ = std::fs::remove_file(&jpath);
+            return Ok(MoveReport {
+                source,
+                target,
+                files: j.done.len(),
+                bytes: 0,
+                copied_now: 0,
+                already_done: j.done.len(),
+                resumed: true,
+                config_updated: None,
+                previous_models_directory: None,
+                source_deleted: true,
+                left_in_source: Vec::new(),
+            });
+        }
+        return Err(EmaError::NotFound(format!(
+            "source {} is not a directory; check the path",
+            source.display()
+        )));
+    }
+    // Refuse while a download is running in the source.
+    let locks = source.join(STATE_DIR).join("locks");
+    if let Ok(rd) = std::fs::read_dir(&locks) {
+        for e in rd.flatten() {
+            if lock_held(&e.path()) {
+                return Err(EmaError::Config(format!(
+                    "a download is running in {} ({} is locked); wait for it or cancel it, then move",
+                    source.display(),
+                    e.path().display()
+                )));
+            }
+        }
+    }
+    let files = source_files(&source);
+    let mut journal = existing.unwrap_or_else(|| MoveJournal {
+        source: source.clone(),
+        target: target.clone(),
+        started_at: now_rfc3339(),
+        phase: MovePhase::Copying,
+        done: BTreeMap::new(),
+    });
+    let total_bytes: u64 = files.iter().map(|(_, s)| *s).sum();
+    let done_before: std::collections::HashSet<String> = files
+        .iter()
+        .filter(|(rel, size)| {
+            journal.done.contains_key(rel)
+                && std::fs::metadata(target.join(rel)).is_ok_and(|m| m.len() == *size)
+        })
+        .map(|(rel, _)| rel.clone())
+        .collect();
+    let needed: u64 = files
+        .iter()
+        .filter(|(r, _)| !done_before.contains(r))
+        .map(|(_, s)| *s)
+        .sum();
+    std::fs::create_dir_all(target.join(STATE_DIR))
+        .map_err(|e| EmaError::io("cannot create directory", &target, e))?;
+    let avail = fs4::available_space(&target)
+        .map_err(|e| EmaError::io("cannot read free space of", &target, e))?;
+    if needed > avail {
+        return Err(EmaError::DiskSpace(format!(
+            "not enough space at {}: {:.2} GB needed, {:.2} GB free; free space there or choose another target",
+            target.display(),
+            needed as f64 / 1e9,
+            avail as f64 / 1e9
+        )));
+    }
+    write_json_atomic(&jpath, &journal)?;
+    let mut copied_now = 0usize;
+    let mut already_done = 0usize;
+    for (rel, _) in &files {
+        if done_before.contains(rel) {
+            already_done += 1;
+            continue;
+        }
+        if opts.stop_after_files.is_some_and(|n| copied_now >= n) {
+            return Err(EmaError::Other(format!(
+                "move interrupted after {copied_now} files ({MOVE_STOP_ENV}); nothing was lost, the source is \
+                 intact; run the same `ema move-models` command again to finish"
+            )));
+        }
+        let sha = copy_verified(&source.join(rel), &target.join(rel))?;
+        journal.done.insert(rel.clone(), sha);
+        write_json_atomic(&jpath, &journal)?;
+        copied_now += 1;
+    }
+    if journal.phase < MovePhase::Verified {
+        journal.phase = MovePhase::Verified;
+        write_json_atomic(&jpath, &journal)?;
+    }
+    let mut previous = None;
+    let mut config_updated = None;
+    if let Some(cfg) = &opts.update_config {
+        previous = set_models_directory(cfg, &target, false)?;
+        config_updated = Some(cfg.clone());
+    }
+    if journal.phase < MovePhase::ConfigSwitched {
+        journal.phase = MovePhase::ConfigSwitched;
+        write_json_atomic(&jpath, &journal)?;
+    }
+    journal.phase = MovePhase::DeletingSource;
+    write_json_atomic(&jpath, &journal)?;
+    // Delete only what was copied and verified; anything new in the source stays.
+    let mut left = Vec::new();
+    for (rel, _) in source_files(&source) {
+        if journal.done.contains_key(&rel) {
+            let p = source.join(&rel);
+            std::fs::remove_file(&p).map_err(|e| EmaError::io("cannot remove", &p, e))?;
+        } else {
+            left.push(rel);
+        }
+    }
+    remove_empty_dirs(&source);
+    let source_deleted = !source.exists();
+    std::fs::remove_file(&jpath).map_err(|e| EmaError::io("cannot remove", &jpath, e))?;
+    Ok(MoveReport {
+        source,
+        target,
+        files: files.len(),
+        bytes: total_bytes,
+        copied_now,
+        already_done,
+        resumed,
+        config_updated,
+        previous_models_directory: previous,
+        source_deleted,
+        left_in_source: left,
+    })
+}
+
+/// Remove empty directories bottom-up (and lock files, which are not data), `dir` included if it ends up empty.
+fn remove_empty_dirs(dir: &Path) {
+    let locks = dir.join(STATE_DIR).join("locks");
+    if let Ok(rd) = std::fs::read_dir(&locks) {
+        for e in rd.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    let _ = std::fs::remove_file(dir.join(STATE_DIR).join("alerts.lock"));
+    fn rec(d: &Path) {
+        if let Ok(rd) = std::fs::read_dir(d) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    rec(&e.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(d);
+    }
+    rec(dir);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn old(path: &Path) {
+        let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(40 * 24 * 3600))
+            .unwrap();
+    }
+
+    #[test]
+    fn cleanup_respects_age_locks_and_dry_run() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::new(d.path().join("models"));
+        store.ensure().unwrap();
+        let st = store.state_dir();
+        std::fs::create_dir_all(st.join("partial/a--busy")).unwrap();
+        std::fs::create_dir_all(st.join("partial/a--idle")).unwrap();
+        std::fs::create_dir_all(st.join("locks")).unwrap();
+        std::fs::create_dir_all(st.join("logs")).unwrap();
+        std::fs::create_dir_all(st.join("tmp/demo-x")).unwrap();
+        std::fs::write(st.join("tmp/demo-x/model.safetensors"), b"half").unwrap();
+        old(&st.join("tmp/demo-x/model.safetensors"));
+        let old_dir = |p: &Path| {
+            let f = std::fs::File::open(p).unwrap();
+            f.set_modified(SystemTime::now() - Duration::from_secs(40 * 24 * 3600))
+                .unwrap();
+        };
+        for p in [
+            "partial/a--busy/x.part",
+            "partial/a--idle/y.part",
+            "partial/a--idle/fresh.part",
+            "logs/ema.log",
+            "logs/new.log",
+        ] {
+            std::fs::write(st.join(p), b"data").unwrap();
+        }
+        old(&st.join("partial/a--busy/x.part"));
+        old(&st.join("partial/a--idle/y.part"));
+        old(&st.join("logs/ema.log"));
+        std::fs::write(st.join("locks/a--busy.lock"), b"").unwrap();
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .open(st.join("locks/a--busy.lock"))
+            .unwrap();
+        lock.lock().unwrap();
+        let cfgdir = d.path().join("config");
+        std::fs::create_dir_all(&cfgdir).unwrap();
+        let backup = cfgdir.join("enhanced_model_config.json.bak.20261125T000000Z");
+        std::fs::write(&backup, "{\"a\": 1}".repeat(100)).unwrap();
+
+        let mut o = CleanupOptions::new(&store);
+        o.remove_temp_files = true;
+        o.remove_old_logs = true;
+        o.compress_backups = true;
+        o.backup_dirs = vec![cfgdir.clone()];
+        o.dry_run = true;
+        let r = cleanup(&store, &o).unwrap();
+        assert!(r.items.iter().all(|i| i.action != "removed"));
+        assert!(st.join("partial/a--idle/y.part").exists());
+        o.dry_run = false;
+        old_dir(&st.join("tmp/demo-x"));
+        let r = cleanup(&store, &o).unwrap();
+        let acts: Vec<(&str, &str)> = r
+            .items
+            .iter()
+            .map(|i| (i.path.file_name().unwrap().to_str().unwrap(), i.action))
+            .collect();
+        assert!(acts.contains(&("x.part", "skipped_in_use")), "{acts:?}");
+        assert!(acts.contains(&("y.part", "removed")), "{acts:?}");
+        assert!(acts.contains(&("ema.log", "removed")), "{acts:?}");
+        assert!(acts.contains(&("model.safetensors", "removed")), "{acts:?}");
+        assert!(!st.join("tmp/demo-x").exists() && st.join("tmp").exists());
+        assert!(!st.join("partial/a--idle/y.part").exists());
+        assert!(st.join("partial/a--idle/fresh.part").exists());
+        assert!(st.join("logs/new.log").exists());
+        assert!(!backup.exists());
+        let gz = std::fs::read(cfgdir.join("enhanced_model_config.json.bak.20261125T000000Z.gz"))
+            .unwrap();
+        let mut back = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut back)
+            .unwrap();
+        assert_eq!(back, "{\"a\": 1}".repeat(100));
+        drop(lock);
+    }
+
+    #[test]
+    fn move_across_filesystems_when_available() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let shm = Path::new("/dev/shm");
+        if !shm.is_dir()
+            || std::fs::metadata(shm).unwrap().dev() == std::fs::metadata(d.path()).unwrap().dev()
+        {
+            eprintln!("no second filesystem here; skipped");
+            return;
+        }
+        let other = tempfile::tempdir_in(shm).unwrap();
+        let src = d.path().join("models");
+        std::fs::create_dir_all(src.join("a--b")).unwrap();
+        std::fs::write(src.join("a--b/w.bin"), vec![9u8; 300_000]).unwrap();
+        let r = move_models(&MoveOptions {
+            source: src.clone(),
+            target: other.path().join("models"),
+            update_config: None,
+            stop_after_files: None,
+        })
+        .unwrap();
+        assert!(r.source_deleted);
+        assert_eq!(
+            std::fs::read(other.path().join("models/a--b/w.bin")).unwrap(),
+            vec![9u8; 300_000]
+        );
+    }
+
+    #[test]
+    fn move_refuses_nesting_and_resumes() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        std::fs::create_dir_all(src.join("org--m/sub")).unwrap();
+        for i in 0..5 {
+            std::fs::write(src.join(format!("org--m/f{i}")), vec![i as u8; 1000 + i]).unwrap();
+        }
+        std::fs::write(src.join("org--m/sub/deep.json"), "{}").unwrap();
+        std::fs::write(src.join("org--m.metadata.json"), "{}").unwrap();
+        let inside = MoveOptions {
+            source: src.clone(),
+            target: src.join("nested"),
+            update_config: None,
+            stop_after_files: None,
+        };
+        assert!(matches!(move_models(&inside), Err(EmaError::Config(_))));
+        let cfg = d.path().join("cfg.json");
+        std::fs::write(
+            &cfg,
+            r#"{"storage": {"models_directory": "src", "max_storage_gb": 1}, "ui": {}}"#,
+        )
+        .unwrap();
+        let dst = d.path().join("dst");
+        let mut o = MoveOptions {
+            source: src.clone(),
+            target: dst.clone(),
+            update_config: Some(cfg.clone()),
+            stop_after_files: Some(3),
+        };
+        assert!(move_models(&o).is_err());
+        assert_eq!(source_files(&src).len(), 7, "source intact");
+        assert!(journal_path(&dst).exists());
+        o.stop_after_files = None;
+        let r = move_models(&o).unwrap();
+        assert!(r.resumed);
+        assert_eq!(r.already_done, 3);
+        assert_eq!(r.copied_now, 4);
+        assert!(r.source_deleted && !src.exists());
+        assert_eq!(
+            std::fs::read(dst.join("org--m/f4")).unwrap(),
+            vec![4u8; 1004]
+        );
+        assert!(!journal_path(&dst).exists());
+        let c: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+        assert_eq!(
+            c["storage"]["models_directory"].as_str().unwrap(),
+            normalize(&dst).unwrap().to_str().unwrap()
+        );
+        assert_eq!(c["storage"]["max_storage_gb"], 1);
+    }
+}

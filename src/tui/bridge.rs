@@ -1,0 +1,513 @@
+//! The thin bridge between the console and the engine: the few calls the console needs. The console only ever talks
+//! to a `ConsoleBackend`; [`EngineBackend`] implements it over the engine.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use crate::engine::Engine;
+use crate::engine::config::LoadedConfig;
+use crate::engine::config_edit;
+use crate::engine::download::{DownloadOptions, DownloadReport, DownloadSnapshot};
+use crate::engine::error::{EmaError, Result};
+use crate::engine::events::Event;
+use crate::engine::health::{self, AlertStore, HealthSnapshot};
+use crate::engine::integrity::repair::{self, DownloadRepairer};
+use crate::engine::integrity::verify::{self, ModelHealth, VerifyOptions};
+use crate::engine::inventory::{self, ModelInfo};
+use crate::engine::migration::{self, MigrationContext, MigrationState, StepOutcome};
+use crate::engine::store::{RepoId, Store};
+
+use super::state::{AlertView, HubFacts, RemoteModel, StorageFacts};
+
+/// Facts that do not change while the console runs.
+#[derive(Debug, Clone)]
+pub struct BackendInfo {
+    pub store_root: PathBuf,
+    pub hub_endpoint: String,
+    pub offline_mode: bool,
+}
+
+/// What the console needs from the engine.
+pub trait ConsoleBackend: Send + Sync + 'static {
+    fn info(&self) -> BackendInfo;
+    /// Engine events (progress, alerts, logs).
+    fn subscribe(&self) -> broadcast::Receiver<Event>;
+    /// Every model in the store plus the watch list.
+    fn models(&self) -> impl Future<Output = Result<Vec<ModelInfo>>> + Send + 'static;
+    /// Every download the engine knows (in this process or persisted by another).
+    fn downloads(&self) -> Vec<DownloadSnapshot>;
+    fn storage(&self) -> impl Future<Output = Result<StorageFacts>> + Send + 'static;
+    /// Can the hub be reached right now?
+    fn hub_reachable(&self) -> impl Future<Output = bool> + Send + 'static;
+    /// Start (or resume) a download; the returned text is shown to the operator.
+    fn download(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
+    fn pause(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
+    fn resume(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
+    fn cancel(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
+    /// Hash every file of a model against its metadata; records the result and its alerts.
+    fn verify(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
+    fn repair(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
+    fn delete(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
+    /// What the hub says about a model (task, size, commit), for models not in the store.
+    fn remote_model(
+        &self,
+        model_id: String,
+    ) -> impl Future<Output = Result<RemoteModel>> + Send + 'static;
+    /// Add a model to the watch list, saved in the configuration file in force.
+    fn watch(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
+    /// The alert history (unresolved alerts, newest first).
+    fn alerts(&self) -> impl Future<Output = Result<Vec<AlertView>>> + Send + 'static;
+    /// Acknowledge an alert in the persisted history.
+    fn acknowledge(
+        &self,
+        alert_id: String,
+    ) -> impl Future<Output = Result<String>> + Send + 'static;
+    /// Continue downloads left unfinished by an earlier run (called once at startup, in the background).
+    fn resume_unfinished(&self) -> impl Future<Output = ()> + Send + 'static;
+    fn migration_load(&self) -> Result<MigrationState>;
+    fn migration_save(
+        &self,
+        state: MigrationState,
+    ) -> impl Future<Output = Result<()>> + Send + 'static;
+    /// Run one automatic migration step (the backup made earlier is passed for the rollback check).
+    fn migration_run(
+        &self,
+        step: String,
+        last_backup: Option<PathBuf>,
+    ) -> impl Future<Output = StepOutcome> + Send + 'static;
+}
+
+/// The backend over the real engine: the [`Engine`] facade (downloads with pause/resume/cancel, its event bus), the
+/// integrity checker (verify, repair through the download engine), the alert history, the store inventory and the
+/// migration wizard.
+#[derive(Clone)]
+pub struct EngineBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    loaded: LoadedConfig,
+    config_flag: Option<PathBuf>,
+    /// The watch list: the configuration's, plus what the operator added in the console.
+    wanted: std::sync::Mutex<Vec<String>>,
+}
+
+impl EngineBackend {
+    pub fn new(engine: Engine, loaded: LoadedConfig, config_flag: Option<PathBuf>) -> Self {
+        EngineBackend {
+            inner: Arc::new(Inner {
+                wanted: std::sync::Mutex::new(loaded.config.storage.wanted_models.clone()),
+                engine,
+                loaded,
+                config_flag,
+            }),
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Start the health monitor on the current runtime when the configuration enables it (quick checks, full
+    /// verifications, alerts and auto-repair while the console runs).
+    pub fn spawn_health_monitor(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let e = &self.inner.engine;
+        health::spawn(
+            e.store().clone(),
+            self.inner.loaded.config.clone(),
+            e.bus().clone(),
+            Some(std::sync::Arc::new(DownloadRepairer {
+                manager: e.download_manager().clone(),
+            })),
+            shutdown,
+        )
+    }
+
+    fn store(&self) -> &Store {
+        self.inner.engine.store()
+    }
+}
+
+/// Alerts the console loads from the history.
+const MAX_ALERTS_SHOWN: usize = 200;
+
+/// Fully verify one model, record the result and its alerts, and publish them on the bus.
+fn verify_one(engine: &Engine, repo: &RepoId) -> Result<ModelHealth> {
+    let store = engine.store();
+    let mut res =
+        verify::verify_models(store, std::slice::from_ref(repo), &VerifyOptions::default())?;
+    HealthSnapshot::record(store, &res)?;
+    let news = health::record_health_alerts(&AlertStore::new(store), &res)?;
+    for a in news {
+        engine.bus().emit(a.to_event());
+    }
+    let h = res.pop().ok_or_else(|| {
+        EmaError::NotFound(format!("{repo} is not in the store; nothing to verify"))
+    })?;
+    engine.bus().emit(Event::HealthChanged {
+        model_id: h.model_id.clone(),
+        state: h.state,
+        reason: h.reason.clone(),
+    });
+    Ok(h)
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EmaError::Other(format!("background task failed: {e}")))?
+}
+
+fn report_text(r: &DownloadReport) -> String {
+    if !r.completed {
+        format!("download of {} cancelled", r.model_id)
+    } else if r.bytes_fetched == 0 {
+        format!(
+            "{} is complete: {} file(s) already present and verified",
+            r.model_id, r.files
+        )
+    } else {
+        format!(
+            "downloaded {}: {} file(s), {} in {:.1}s",
+            r.model_id,
+            r.files,
+            super::state::human_bytes(r.bytes_fetched),
+            r.seconds
+        )
+    }
+}
+
+// The futures must be `'static` (the console spawns them), which `async fn` with `&self` would not give.
+#[allow(clippy::manual_async_fn)]
+impl ConsoleBackend for EngineBackend {
+    fn info(&self) -> BackendInfo {
+        let env = self.inner.engine.hub_env();
+        BackendInfo {
+            store_root: self.store().root().to_path_buf(),
+            hub_endpoint: env.endpoint.clone(),
+            offline_mode: env.offline,
+        }
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.engine.bus().subscribe()
+    }
+
+    fn models(&self) -> impl Future<Output = Result<Vec<ModelInfo>>> + Send + 'static {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let configured = inner.wanted.lock().expect("wanted lock").clone();
+            let mut wanted = configured.clone();
+            // Models with a download in the queue show up even before their folder exists.
+            for d in inner.engine.downloads() {
+                if !wanted.contains(&d.model_id) {
+                    wanted.push(d.model_id);
+                }
+            }
+            let mut rows = inventory::scan(inner.engine.store(), &wanted)?;
+            let snap = HealthSnapshot::load(inner.engine.store());
+            for r in &mut rows {
+                r.wanted = configured.iter().any(|w| w.trim() == r.id.as_str());
+                // The last integrity check knows more than the quick scan.
+                if let Some(h) = snap.models.get(r.id.as_str())
+                    && r.availability != crate::engine::events::Availability::Missing
+                {
+                    r.health = h.state;
+                    if h.state != crate::engine::events::HealthState::Healthy
+                        && !r.problems.contains(&h.reason)
+                    {
+                        r.problems.push(h.reason.clone());
+                    }
+                }
+            }
+            Ok(rows)
+        })
+    }
+
+    fn downloads(&self) -> Vec<DownloadSnapshot> {
+        self.inner.engine.downloads()
+    }
+
+    fn storage(&self) -> impl Future<Output = Result<StorageFacts>> + Send + 'static {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let s = &inner.loaded.config.storage;
+            let root = inner.engine.store().root();
+            let used = inventory::dir_size(root);
+            let disk = inventory::disk_space(root).ok();
+            Ok(StorageFacts {
+                used_bytes: used,
+                max_storage_gb: s.max_storage_gb,
+                cleanup_threshold_percent: s.cleanup_threshold_percent,
+                disk_available_bytes: disk.map(|d| d.available_bytes),
+                disk_total_bytes: disk.map(|d| d.total_bytes),
+            })
+        })
+    }
+
+    fn hub_reachable(&self) -> impl Future<Output = bool> + Send + 'static {
+        let env = self.inner.engine.hub_env().clone();
+        async move {
+            if env.offline {
+                return false;
+            }
+            inventory::endpoint_reachable(&env.endpoint, std::time::Duration::from_secs(3)).await
+        }
+    }
+
+    fn download(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
+        let engine = self.inner.engine.clone();
+        async move {
+            let repo = RepoId::parse(&model_id)?;
+            let report = engine.download(&repo, DownloadOptions::default()).await?;
+            Ok(report_text(&report))
+        }
+    }
+
+    fn pause(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
+        let engine = self.inner.engine.clone();
+        async move {
+            engine.pause(&RepoId::parse(&model_id)?)?;
+            Ok(format!("paused {model_id}; u resumes it"))
+        }
+    }
+
+    fn resume(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
+        let engine = self.inner.engine.clone();
+        async move {
+            let repo = RepoId::parse(&model_id)?;
+            let running_here = engine
+                .downloads()
+                .iter()
+                .any(|d| d.model_id == model_id && d.in_process);
+            if running_here {
+                engine.resume(&repo)?;
+                Ok(format!("resumed {model_id}"))
+            } else {
+                // Nobody works on it (failed, or left by a stopped process): continue it here.
+                let report = engine.download(&repo, DownloadOptions::default()).await?;
+                Ok(report_text(&report))
+            }
+        }
+    }
+
+    fn cancel(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
+        let engine = self.inner.engine.clone();
+        async move {
+            engine.cancel(&RepoId::parse(&model_id)?)?;
+            Ok(format!("cancelled {model_id}"))
+        }
+    }
+
+    fn verify(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
+        let engine = self.inner.engine.clone();
+        blocking(move || {
+            let h = verify_one(&engine, &RepoId::parse(&model_id)?)?;
+            Ok(format!("{model_id}: {} — {}", h.state.as_str(), h.reason))
+        })
+    }
+
+    fn repair(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
+        let engine = self.inner.engine.clone();
+        let shared = self.inner.loaded.config.storage.shared_storage;
+        async move {
+            let repo = RepoId::parse(&model_id)?;
+            let (e2, r2) = (engine.clone(), repo.clone());
+            let before = blocking(move || verify_one(&e2, &r2)).await?;
+            if before.is_healthy() {
+                return Ok(format!("{model_id} is healthy; nothing to repair"));
+            }
+            let repairer = DownloadRepairer {
+                manager: engine.download_manager().clone(),
+            };
+            let outcomes = repair::repair_models(
+                engine.store(),
+                std::slice::from_ref(&before),
+                &repairer,
+                !shared,
+            )
+            .await;
+            let (e2, r2) = (engine.clone(), repo.clone());
+            let after = blocking(move || verify_one(&e2, &r2)).await?;
+            if let Some(err) = outcomes.iter().find_map(|o| o.error.clone()) {
+                return Err(EmaError::Integrity(format!(
+                    "repair of {model_id} failed: {err}; the model is {}",
+                    after.state.as_str()
+                )));
+            }
+            let n: usize = outcomes.iter().map(|o| o.redownloaded.len()).sum();
+            let strays: usize = outcomes.iter().map(|o| o.strays_removed.len()).sum();
+            Ok(format!(
+                "repaired {model_id}: {n} file(s) re-downloaded, {strays} stray file(s) removed; now {}",
+                after.state.as_str()
+            ))
+        }
+    }
+
+    fn delete(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let id = RepoId::parse(&model_id)?;
+            inventory::delete_model(
+                inner.engine.store(),
+                &id,
+                inner.loaded.config.storage.shared_storage,
+            )?;
+            inner.engine.bus().emit(Event::AvailabilityChanged {
+                model_id: model_id.clone(),
+                old_status: None,
+                new_status: crate::engine::events::Availability::Missing,
+            });
+            Ok(format!("deleted {model_id}"))
+        })
+    }
+
+    fn remote_model(
+        &self,
+        model_id: String,
+    ) -> impl Future<Output = Result<RemoteModel>> + Send + 'static {
+        let engine = self.inner.engine.clone();
+        async move {
+            if engine.hub_env().offline {
+                return Err(EmaError::Hub(
+                    "offline (HF_HUB_OFFLINE is set); unset it to ask the hub".into(),
+                ));
+            }
+            let repo = RepoId::parse(&model_id)?;
+            let info = engine
+                .download_manager()
+                .hub()
+                .model_info(&repo, None)
+                .await
+                .map_err(|e| e.into_error())?;
+            Ok(RemoteModel {
+                pipeline_tag: info.pipeline_tag,
+                total_size: info.siblings.iter().map(|f| f.size).sum(),
+                commit: info.commit,
+            })
+        }
+    }
+
+    fn watch(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let id = RepoId::parse(model_id.trim())?;
+            let Some(path) = inner.loaded.path.clone() else {
+                return Err(EmaError::Config(
+                    "no configuration file is in force, so the watch list cannot be saved; create one with \
+                     `ema configure` (or start ema with --config FILE)"
+                        .into(),
+                ));
+            };
+            let mut list = inner.wanted.lock().expect("wanted lock").clone();
+            if list.iter().any(|w| w.trim() == id.as_str()) {
+                return Ok(format!("{id} is already on the watch list"));
+            }
+            list.push(id.to_string());
+            config_edit::edit_file(
+                &path,
+                &[config_edit::Setting {
+                    path: "storage.wanted_models".into(),
+                    value: serde_json::json!(list),
+                }],
+                false,
+            )?;
+            *inner.wanted.lock().expect("wanted lock") = list;
+            Ok(format!(
+                "{id} added to the watch list in {}",
+                path.display()
+            ))
+        })
+    }
+
+    fn alerts(&self) -> impl Future<Output = Result<Vec<AlertView>>> + Send + 'static {
+        let store = self.store().clone();
+        blocking(move || {
+            Ok(AlertStore::new(&store)
+                .recent(MAX_ALERTS_SHOWN)?
+                .into_iter()
+                .filter(|a| !a.resolved)
+                .map(|a| AlertView {
+                    id: a.id,
+                    severity: a.severity,
+                    model_id: a.model_id,
+                    message: a.message,
+                    suggested_action: a.suggested_action,
+                    at: a.last_at,
+                    count: a.count.min(u32::MAX as u64) as u32,
+                    acknowledged: a.acknowledged,
+                    derived: false,
+                })
+                .collect())
+        })
+    }
+
+    fn acknowledge(
+        &self,
+        alert_id: String,
+    ) -> impl Future<Output = Result<String>> + Send + 'static {
+        let store = self.store().clone();
+        blocking(move || {
+            let n = AlertStore::new(&store).acknowledge(&alert_id)?;
+            Ok(format!("{n} alert(s) acknowledged"))
+        })
+    }
+
+    fn resume_unfinished(&self) -> impl Future<Output = ()> + Send + 'static {
+        let engine = self.inner.engine.clone();
+        async move {
+            let _ = engine.resume_unfinished().await;
+        }
+    }
+
+    fn migration_load(&self) -> Result<MigrationState> {
+        MigrationState::load(self.store())
+    }
+
+    fn migration_save(
+        &self,
+        mut state: MigrationState,
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
+        let store = self.store().clone();
+        blocking(move || state.save(&store))
+    }
+
+    fn migration_run(
+        &self,
+        step: String,
+        last_backup: Option<PathBuf>,
+    ) -> impl Future<Output = StepOutcome> + Send + 'static {
+        let inner = self.inner.clone();
+        async move {
+            let r = tokio::task::spawn_blocking(move || {
+                let mut ctx =
+                    MigrationContext::new(inner.loaded.clone(), inner.config_flag.clone());
+                ctx.last_backup = last_backup;
+                migration::run_step(&step, &ctx)
+            })
+            .await;
+            r.unwrap_or_else(|e| StepOutcome {
+                ok: false,
+                details: format!("the step's task failed: {e}"),
+                log: vec![],
+                backup: None,
+            })
+        }
+    }
+}
+
+/// Hub facts for the status bar from the backend's static info.
+pub fn hub_facts(info: &BackendInfo) -> HubFacts {
+    HubFacts {
+        endpoint: info.hub_endpoint.clone(),
+        offline_mode: info.offline_mode,
+        reachable: None,
+    }
+}

@@ -1,0 +1,434 @@
+//! The console's one async loop: terminal input, engine events, results of engine calls and a 1 s tick. It redraws
+//! only when something visible changed, at most `MAX_FPS` times a second, so an idle console sleeps.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use ratatui::Terminal;
+use ratatui::backend::Backend;
+use ratatui::crossterm::event::Event as TermEvent;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::time::Instant;
+
+use crate::engine::download::DownloadSnapshot;
+use crate::engine::error::{EmaError, Result};
+use crate::engine::events::{Event, Severity};
+use crate::engine::inventory::ModelInfo;
+use crate::engine::migration::{MigrationState, StepKind, StepOutcome, step_def};
+
+use super::action::Action;
+use super::app::App;
+use super::bridge::ConsoleBackend;
+use super::state::{AlertView, RemoteModel, StorageFacts};
+use super::ui;
+
+pub const MAX_FPS: u64 = 30;
+/// Seconds between hub reachability probes.
+const HUB_PROBE_EVERY: u64 = 30;
+
+/// Results of engine calls, delivered back into the loop.
+#[derive(Debug)]
+pub enum Outcome {
+    Models(Result<Vec<ModelInfo>>),
+    Downloads(Vec<DownloadSnapshot>),
+    Alerts(Result<Vec<AlertView>>),
+    Remote(String, Result<RemoteModel>),
+    /// Engine bookkeeping that needs no message when it works.
+    Quiet(Result<String>),
+    Storage(Result<StorageFacts>),
+    Hub(bool),
+    Done {
+        result: Result<String>,
+        refresh: bool,
+    },
+    MigrationFinished {
+        step: String,
+        outcome: StepOutcome,
+    },
+    SaveFailed(EmaError),
+}
+
+struct Runtime<K: ConsoleBackend> {
+    backend: Arc<K>,
+    tx: mpsc::UnboundedSender<Outcome>,
+    save_tx: watch::Sender<Option<MigrationState>>,
+    refreshing: bool,
+    need_refresh: bool,
+    /// Models whose hub facts were asked for (once per session).
+    asked_remote: std::collections::HashSet<String>,
+}
+
+impl<K: ConsoleBackend> Runtime<K> {
+    fn spawn_refresh(&mut self) {
+        if self.refreshing {
+            self.need_refresh = true;
+            return;
+        }
+        self.refreshing = true;
+        self.need_refresh = false;
+        let b = self.backend.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let models = b.models().await;
+            let _ = tx.send(Outcome::Models(models));
+            let b2 = b.clone();
+            if let Ok(d) = tokio::task::spawn_blocking(move || b2.downloads()).await {
+                let _ = tx.send(Outcome::Downloads(d));
+            }
+            let storage = b.storage().await;
+            let _ = tx.send(Outcome::Storage(storage));
+            let _ = tx.send(Outcome::Alerts(b.alerts().await));
+        });
+    }
+
+    /// Ask the hub about models that are not in the store (task and size for the watch list and the fallback).
+    fn ask_remote(&mut self, app: &App) {
+        if self.backend.info().offline_mode {
+            return;
+        }
+        const MAX_ASKS: usize = 100;
+        for m in app.state.models.iter().filter(|m| m.metadata.is_none()) {
+            if self.asked_remote.len() >= MAX_ASKS {
+                break;
+            }
+            let id = m.id.to_string();
+            if !self.asked_remote.insert(id.clone()) {
+                continue;
+            }
+            let b = self.backend.clone();
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let r = b.remote_model(id.clone()).await;
+                let _ = tx.send(Outcome::Remote(id, r));
+            });
+        }
+    }
+
+    fn spawn_hub_probe(&self) {
+        let b = self.backend.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(Outcome::Hub(b.hub_reachable().await));
+        });
+    }
+
+    fn spawn_call<F>(&self, fut: F, refresh: bool)
+    where
+        F: Future<Output = Result<String>> + Send + 'static,
+    {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let result = fut.await;
+            let _ = tx.send(Outcome::Done { result, refresh });
+        });
+    }
+
+    fn spawn_quiet<F>(&self, fut: F)
+    where
+        F: Future<Output = Result<String>> + Send + 'static,
+    {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(Outcome::Quiet(fut.await));
+        });
+    }
+
+    fn save_migration(&self, app: &App) {
+        let _ = self.save_tx.send(Some(app.state.migration.clone()));
+    }
+
+    fn execute(&mut self, a: Action, app: &mut App) {
+        let b = self.backend.clone();
+        match a {
+            Action::Download(id) => {
+                app.say(Severity::Info, format!("requesting the download of {id}…"));
+                self.spawn_call(b.download(id), true);
+            }
+            Action::Verify(id) => {
+                app.say(Severity::Info, format!("verifying {id}…"));
+                self.spawn_call(b.verify(id), true);
+            }
+            Action::Repair(id) => {
+                app.say(Severity::Info, format!("repairing {id}…"));
+                self.spawn_call(b.repair(id), true);
+            }
+            Action::Delete {
+                model_id,
+                confirmed: true,
+            } => self.spawn_call(b.delete(model_id), true),
+            Action::Pause(id) => self.spawn_call(b.pause(id), false),
+            Action::Resume(id) => self.spawn_call(b.resume(id), false),
+            Action::Cancel {
+                model_id,
+                confirmed: true,
+            } => self.spawn_call(b.cancel(model_id), true),
+            Action::MigrationRun { step, .. } => {
+                if app.state.migration_running.is_some() {
+                    app.say(
+                        Severity::Warning,
+                        "a migration step is running; wait for it",
+                    );
+                    return;
+                }
+                match app.state.migration.begin(&step) {
+                    Ok(()) => {
+                        app.state.migration_running = Some(step.clone());
+                        let title = step_def(&step).map(|d| d.title).unwrap_or("step");
+                        app.say(Severity::Info, format!("running \"{title}\"…"));
+                        self.save_migration(app);
+                        let tx = self.tx.clone();
+                        let last_backup: Option<PathBuf> = app.state.migration.last_backup.clone();
+                        tokio::spawn(async move {
+                            let outcome = b.migration_run(step.clone(), last_backup).await;
+                            let _ = tx.send(Outcome::MigrationFinished { step, outcome });
+                        });
+                    }
+                    Err(e) => app.say(Severity::Warning, e.to_string()),
+                }
+            }
+            Action::MigrationSkip(step) => match app.state.migration.skip(&step) {
+                Ok(()) => {
+                    app.say(Severity::Info, "step skipped");
+                    self.save_migration(app);
+                }
+                Err(e) => app.say(Severity::Warning, e.to_string()),
+            },
+            Action::MigrationMarkDone { step, .. } => match app.state.migration.mark_done(&step) {
+                Ok(()) => {
+                    app.say(Severity::Info, "step marked done");
+                    self.save_migration(app);
+                }
+                Err(e) => app.say(Severity::Warning, e.to_string()),
+            },
+            Action::MigrationRetry(step) => {
+                if app.state.migration_running.as_deref() == Some(step.as_str()) {
+                    app.say(Severity::Warning, "the step is running; wait for it");
+                    return;
+                }
+                match app.state.migration.reset(&step) {
+                    Ok(()) => {
+                        self.save_migration(app);
+                        if step_def(&step).is_some_and(|d| d.kind == StepKind::Automatic) {
+                            for a in app.request(Action::MigrationRun {
+                                step,
+                                confirmed: false,
+                            }) {
+                                self.execute(a, app);
+                            }
+                        } else {
+                            app.say(Severity::Info, "step back to pending");
+                        }
+                    }
+                    Err(e) => app.say(Severity::Warning, e.to_string()),
+                }
+            }
+            Action::Acknowledge(id) => self.spawn_quiet(b.acknowledge(id)),
+            Action::AcknowledgeAll => self.spawn_quiet(b.acknowledge("all".into())),
+            Action::Watch(id) => self.spawn_call(b.watch(id), true),
+            Action::Refresh => {
+                app.say(Severity::Info, "rescanning the store…");
+                self.spawn_refresh();
+            }
+            Action::Quit { .. } => app.quit = true,
+            // Unconfirmed or UI-only actions never reach here (App::request handles them).
+            Action::Delete { .. }
+            | Action::Cancel { .. }
+            | Action::SuggestFallback(_)
+            | Action::UseFallback { .. } => {}
+        }
+    }
+
+    /// Fold a result in; true when the view changed.
+    fn on_outcome(&mut self, o: Outcome, app: &mut App) -> bool {
+        match o {
+            Outcome::Models(r) => {
+                self.refreshing = false;
+                match r {
+                    Ok(models) => {
+                        app.state.set_models(models);
+                        self.ask_remote(app);
+                        app.refresh_view();
+                        if matches!(&app.message, Some((_, m)) if m.starts_with("rescanning")) {
+                            app.message = None;
+                        }
+                    }
+                    Err(e) => app.say(Severity::Critical, e.to_string()),
+                }
+                if self.need_refresh {
+                    self.spawn_refresh();
+                }
+            }
+            Outcome::Downloads(d) => app.state.set_downloads(&d),
+            Outcome::Remote(id, r) => match r {
+                Ok(m) => app.state.set_remote(id, m),
+                // Not on the hub, or the hub is unreachable: the row keeps its "-"; ask again next session.
+                Err(_) => return false,
+            },
+            Outcome::Alerts(r) => match r {
+                Ok(a) => app.state.set_alerts(a),
+                Err(e) => app.say(Severity::Warning, e.to_string()),
+            },
+            Outcome::Quiet(r) => {
+                if let Err(e) = r {
+                    app.say(Severity::Warning, e.to_string());
+                }
+            }
+            Outcome::Storage(r) => match r {
+                Ok(s) => app.set_storage(s),
+                Err(e) => app.say(Severity::Warning, e.to_string()),
+            },
+            Outcome::Hub(ok) => {
+                if app.state.hub.reachable == Some(ok) {
+                    return false;
+                }
+                app.state.hub.reachable = Some(ok);
+            }
+            Outcome::Done { result, refresh } => {
+                match result {
+                    Ok(msg) => app.say(Severity::Info, msg),
+                    Err(e) => app.say(Severity::Critical, e.to_string()),
+                }
+                if refresh {
+                    self.spawn_refresh();
+                }
+            }
+            Outcome::MigrationFinished { step, outcome } => {
+                app.migration_finished(&step, outcome);
+                self.save_migration(app);
+            }
+            Outcome::SaveFailed(e) => app.say(
+                Severity::Critical,
+                format!("cannot save the migration state: {e}"),
+            ),
+        }
+        true
+    }
+}
+
+fn wants_refresh(e: &Event) -> bool {
+    matches!(
+        e,
+        Event::DownloadFinished { .. }
+            | Event::DownloadFailed { .. }
+            | Event::DownloadCancelled { .. }
+            | Event::AvailabilityChanged { .. }
+            | Event::HealthChanged { .. }
+    )
+}
+
+/// Run the console until the operator quits or the input ends. Generic over the terminal backend and the input
+/// stream, so tests drive it with a `TestBackend` and scripted keys.
+pub async fn run<B, K, S>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    backend: Arc<K>,
+    mut input: S,
+) -> Result<()>
+where
+    B: Backend,
+    K: ConsoleBackend,
+    S: Stream<Item = std::io::Result<TermEvent>> + Unpin,
+{
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (save_tx, mut save_rx) = watch::channel::<Option<MigrationState>>(None);
+    let saver = {
+        let b = backend.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while save_rx.changed().await.is_ok() {
+                let st = save_rx.borrow_and_update().clone();
+                if let Some(st) = st
+                    && let Err(e) = b.migration_save(st).await
+                {
+                    let _ = tx.send(Outcome::SaveFailed(e));
+                }
+            }
+        })
+    };
+    let mut rt = Runtime {
+        backend: backend.clone(),
+        tx,
+        save_tx,
+        refreshing: false,
+        need_refresh: false,
+        asked_remote: Default::default(),
+    };
+    let mut events = backend.subscribe();
+    let mut events_open = true;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let min_frame = Duration::from_millis(1000 / MAX_FPS);
+    let mut last_draw: Option<Instant> = None;
+    let mut dirty = true;
+    let mut ticks: u64 = 0;
+    if !backend.info().offline_mode {
+        rt.spawn_hub_probe();
+    }
+    rt.spawn_refresh();
+    tokio::spawn(backend.resume_unfinished());
+
+    let result: Result<()> = loop {
+        if dirty && last_draw.is_none_or(|t| t.elapsed() >= min_frame) {
+            if let Err(e) = terminal.draw(|f| ui::draw(f, app)) {
+                break Err(EmaError::Other(format!("cannot draw the console: {e}")));
+            }
+            last_draw = Some(Instant::now());
+            dirty = false;
+        }
+        if app.quit {
+            break Ok(());
+        }
+        let next_frame = last_draw
+            .map(|t| t + min_frame)
+            .unwrap_or_else(Instant::now);
+        tokio::select! {
+            ev = input.next() => match ev {
+                Some(Ok(ev)) => {
+                    for a in app.on_terminal_event(&ev) {
+                        rt.execute(a, app);
+                    }
+                    // Keys, resizes and focus changes all may change what is shown.
+                    dirty = true;
+                }
+                Some(Err(e)) => break Err(EmaError::Other(format!("cannot read the terminal: {e}"))),
+                None => break Ok(()),
+            },
+            ev = events.recv(), if events_open => match ev {
+                Ok(e) => {
+                    if wants_refresh(&e) {
+                        rt.need_refresh = true;
+                    }
+                    if app.state.apply(&e) {
+                        dirty = true;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => rt.need_refresh = true,
+                Err(broadcast::error::RecvError::Closed) => events_open = false,
+            },
+            Some(o) = rx.recv() => {
+                if rt.on_outcome(o, app) {
+                    dirty = true;
+                }
+            }
+            _ = tick.tick() => {
+                ticks += 1;
+                if app.state.sample_rate() {
+                    dirty = true;
+                }
+                if rt.need_refresh && !rt.refreshing {
+                    rt.spawn_refresh();
+                }
+                if ticks.is_multiple_of(HUB_PROBE_EVERY) && !backend.info().offline_mode {
+                    rt.spawn_hub_probe();
+                }
+            }
+            _ = tokio::time::sleep_until(next_frame), if dirty => {}
+        }
+    };
+    // Flush the last migration state before leaving.
+    drop(rt);
+    let _ = tokio::time::timeout(Duration::from_secs(5), saver).await;
+    result
+}
