@@ -37,14 +37,14 @@ for i in 1 2 3 4 5 6 7 8; do
   head -c $((64 << 20)) /dev/urandom > "$SRC/bench--multi/model-0000$i-of-00008.safetensors"
 done
 
-# Start `ema mirror` on a free port; print its endpoint.
+# Start `ema mirror` on a free port; sets MIRROR_EP. (Not in a subshell, so the cleanup trap knows the pid.)
 start_mirror() {
   local out="$WORK/mirror.$RANDOM.json"
   "$EMA" --json mirror --port 0 --models-dir "$SRC" "$@" > "$out" 2>"$out.err" &
   PIDS+=("$!")
   for _ in $(seq 1 600); do
     if [ -s "$out" ]; then
-      python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["endpoint"])' "$out"
+      MIRROR_EP=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["endpoint"])' "$out")
       return
     fi
     sleep 0.1
@@ -61,7 +61,8 @@ cat > "$CFG" <<EOF
 {"downloads": {"connections_per_file": $CONNS, "parallel_threshold_mb": 64, "max_concurrent_downloads": 8}}
 EOF
 
-EP=$(start_mirror)
+start_mirror
+EP=$MIRROR_EP
 URL="$EP/bench/one/resolve/main/model.safetensors"
 echo "mirror at $EP; file $SIZE_MIB MiB; $REPS repetitions" >&2
 
@@ -84,7 +85,8 @@ RATIO_A=$(echo "$EMA_A / $CURL_A" | bc -l)
 
 # (b) per-connection cap
 CAP_BYTES=$((CAP_MB * 1000 * 1000))
-EPB=$(start_mirror --throttle-per-connection "$CAP_BYTES")
+start_mirror --throttle-per-connection "$CAP_BYTES"
+EPB=$MIRROR_EP
 cap_t=()
 for r in $(seq 1 "$REPS"); do
   rm -rf "$WORK/dstb"

@@ -564,12 +564,16 @@ fn complete_partial_skips_the_request_and_is_verified() {
     let sha = sha256_hex(content);
     let pdir = store.partial_dir(&r);
     std::fs::create_dir_all(&pdir).unwrap();
-    std::fs::write(pdir.join(format!("{sha}.part")), content).unwrap();
+    // Left by a process that is gone (a finished child's pid).
+    let mut child = Command::new("true").spawn().unwrap();
+    child.wait().unwrap();
+    let dead = child.id();
+    std::fs::write(pdir.join(format!("{sha}.{dead}.part")), content).unwrap();
     let state = serde_json::json!({
         "version": 1, "path": "model.safetensors", "size": content.len(), "hash": sha, "etag": sha,
         "parts": [{"start": 0, "end": content.len(), "done": content.len()}]
     });
-    std::fs::write(pdir.join(format!("{sha}.json")), state.to_string()).unwrap();
+    std::fs::write(pdir.join(format!("{sha}.{dead}.json")), state.to_string()).unwrap();
     let e = engine(&hub, d.path(), None, |_| {});
     hub.rt
         .block_on(e.download(&r, DownloadOptions::default()))

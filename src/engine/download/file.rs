@@ -146,10 +146,51 @@ pub(super) struct FilePaths {
     pub state: PathBuf,
 }
 
+/// This process's partial of a file: `<hash>.<pid>.part` and its state `<hash>.<pid>.json`. Names are unique per
+/// writer, so even where `flock` silently does nothing two processes never write into the same file.
 pub(super) fn partial_paths(partial_dir: &Path, hash: &str) -> FilePaths {
+    let pid = std::process::id();
     FilePaths {
-        partial: partial_dir.join(format!("{hash}.part")),
-        state: partial_dir.join(format!("{hash}.json")),
+        partial: partial_dir.join(format!("{hash}.{pid}.part")),
+        state: partial_dir.join(format!("{hash}.{pid}.json")),
+    }
+}
+
+/// Partials of `hash` left by processes that are gone (a crash, `kill -9`, an earlier run): (pid, state path).
+fn orphans(partial_dir: &Path, hash: &str) -> Vec<(u32, PathBuf)> {
+    let me = std::process::id();
+    let prefix = format!("{hash}.");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(partial_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(".json"))
+            .and_then(|p| p.parse::<u32>().ok())
+            && pid != me
+            && !super::pid_alive(pid)
+        {
+            out.push((pid, entry.path()));
+        }
+    }
+    out
+}
+
+/// Take over an orphaned partial (atomic renames: of two processes racing for it, one wins, the other starts fresh).
+fn adopt_orphan(partial_dir: &Path, hash: &str, paths: &FilePaths) {
+    if paths.state.exists() {
+        return;
+    }
+    for (pid, state) in orphans(partial_dir, hash) {
+        let part = partial_dir.join(format!("{hash}.{pid}.part"));
+        if std::fs::rename(&part, &paths.partial).is_ok() {
+            let _ = std::fs::rename(&state, &paths.state);
+            return;
+        }
     }
 }
 
@@ -161,7 +202,9 @@ pub(super) async fn download_file(
     progress: &Arc<FileProgress>,
 ) -> Result<FileOutcome> {
     let paths = partial_paths(&ctx.partial_dir, hash);
-    if !ctx.cfg.resume_enabled {
+    if ctx.cfg.resume_enabled {
+        adopt_orphan(&ctx.partial_dir, hash, &paths);
+    } else {
         // downloads.resume_enabled = false: never continue a partial from an earlier run.
         reset_partial(&paths);
     }
@@ -887,16 +930,15 @@ fn ensure_real_dir(model_dir: &Path, rel: &str) -> Result<()> {
 
 /// Bytes still to fetch for a file given its persisted partial state (for the disk pre-flight).
 pub(super) fn bytes_remaining(partial_dir: &Path, hash: &str, size: u64) -> u64 {
-    let paths = partial_paths(partial_dir, hash);
-    match std::fs::read(&paths.state)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<PartialState>(&b).ok())
-    {
-        Some(st) if st.size == size && st.hash == hash => {
-            size.saturating_sub(st.parts.iter().map(|p| p.done).sum())
-        }
-        _ => size,
-    }
+    let own = partial_paths(partial_dir, hash).state;
+    std::iter::once(own)
+        .chain(orphans(partial_dir, hash).into_iter().map(|(_, p)| p))
+        .filter_map(|p| std::fs::read(p).ok())
+        .filter_map(|b| serde_json::from_slice::<PartialState>(&b).ok())
+        .filter(|st| st.size == size && st.hash == hash)
+        .map(|st| size.saturating_sub(st.parts.iter().map(|p| p.done).sum()))
+        .min()
+        .unwrap_or(size)
 }
 
 #[cfg(test)]

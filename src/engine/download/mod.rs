@@ -9,7 +9,8 @@
 //!
 //! An advisory lock per model keeps two `ema` processes from working on the same model: the second one waits (a
 //! `Log` event says so) and then finds the work done. Without a working `flock` the design stays safe: partials are
-//! keyed by the expected hash and every placement is an atomic rename of verified bytes.
+//! named by the expected hash and the writing process (`<hash>.<pid>.part`; the partial of a dead process is adopted
+//! by an atomic rename) and every placement is an atomic rename of verified bytes.
 //!
 //! Unfinished downloads are persisted in `<models_dir>/.ema/downloads.json` ([`queue`]); pause, resume and cancel
 //! requests written there by another process are obeyed within about a second.
