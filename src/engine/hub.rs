@@ -393,13 +393,21 @@ impl HubClient {
             {
                 req = req.bearer_auth(t);
             }
-            let resp = req.send().await.map_err(|e| HttpFailure::Transient {
-                message: format!(
-                    "cannot reach {}: {}",
-                    redact_url(&url),
-                    describe_reqwest(&e)
-                ),
-                retry_after: None,
+            let resp = req.send().await.map_err(|e| {
+                let message = format!("cannot reach {}: {}", redact_url(&url), describe_reqwest(&e));
+                // A host name that does not resolve will not resolve in 30 s either: no network, or a typo in
+                // HF_ENDPOINT. Say so now instead of backing off for minutes.
+                if is_name_resolution_failure(&e) {
+                    HttpFailure::Fatal(EmaError::Hub(format!(
+                        "{message}; check HF_ENDPOINT and the network (or set HF_HUB_OFFLINE=1 to work with local \
+                         models only)"
+                    )))
+                } else {
+                    HttpFailure::Transient {
+                        message,
+                        retry_after: None,
+                    }
+                }
             })?;
             if !resp.status().is_redirection() || resp.status() == StatusCode::NOT_MODIFIED {
                 return Ok(resp);
@@ -673,6 +681,26 @@ impl HubClient {
         let resp = self.send(Method::GET, url.clone(), &h, true).await?;
         Ok((resp, url))
     }
+}
+
+/// Whether a request failed because the host name did not resolve (DNS), rather than a refused or cut connection.
+fn is_name_resolution_failure(e: &reqwest::Error) -> bool {
+    if !e.is_connect() {
+        return false;
+    }
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = src {
+        let text = s.to_string();
+        if text.contains("failed to lookup address")
+            || text.contains("Name or service not known")
+            || text.contains("No address associated with hostname")
+            || text.contains("Temporary failure in name resolution")
+        {
+            return true;
+        }
+        src = s.source();
+    }
+    false
 }
 
 /// A reqwest error without its URL (signed query strings must not reach logs).
