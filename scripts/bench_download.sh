@@ -3,7 +3,7 @@
 #   (a) one 1 GiB file: `ema download` wall time (verification included) vs `curl -o` of the same URL  (goal <= 1.10x)
 #   (b) a mirror capping each connection at C MB/s: ema throughput vs connections x C                   (goal >= 0.8)
 #   (c) a multi-file repo: `huggingface_hub.snapshot_download` vs `ema download`                          (goal >= 1.5x)
-# Usage: scripts/bench_download.sh [SIZE_MIB=1024] [REPS=3] [CAP_MB_PER_S=25]
+# Usage: [EMA_BIN=path] scripts/bench_download.sh [SIZE_MIB=1024] [REPS=3] [CAP_MB_PER_S=25]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,8 +15,13 @@ CONNS=4
 command -v curl >/dev/null || { echo "curl is required" >&2; exit 2; }
 python3 -c 'import huggingface_hub' 2>/dev/null || python3 -m pip install --quiet huggingface_hub
 
-cargo build --release --locked >&2
-EMA="$PWD/target/release/ema"
+# EMA_BIN=/path/to/ema measures another build (e.g. an older one, for before/after figures) instead of this tree's.
+if [ -n "${EMA_BIN:-}" ]; then
+  EMA="$EMA_BIN"
+else
+  cargo build --release --locked >&2
+  EMA="$PWD/target/release/ema"
+fi
 
 WORK=$(mktemp -d /tmp/ema-bench.XXXXXX)
 PIDS=()

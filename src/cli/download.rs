@@ -101,14 +101,33 @@ pub(super) async fn with_event_printer<T>(
         );
         b
     });
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
     let printer = {
         let bar = bar.clone();
         async move {
+            use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+            let mut draining = false;
             loop {
-                let ev = match rx.recv().await {
-                    Ok(ev) => ev,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
+                let ev = if draining {
+                    // The work is over and every event it emitted is already on the bus: print them and stop.
+                    match rx.try_recv() {
+                        Ok(ev) => ev,
+                        Err(TryRecvError::Lagged(_)) => continue,
+                        Err(_) => return,
+                    }
+                } else {
+                    tokio::select! {
+                        biased;
+                        r = rx.recv() => match r {
+                            Ok(ev) => ev,
+                            Err(RecvError::Lagged(_)) => continue,
+                            Err(_) => return,
+                        },
+                        _ = &mut done_rx => {
+                            draining = true;
+                            continue;
+                        }
+                    }
                 };
                 if json {
                     if let Ok(s) = serde_json::to_string(&ev) {
@@ -170,9 +189,9 @@ pub(super) async fn with_event_printer<T>(
     };
     let task = tokio::spawn(printer);
     let out = fut.await;
-    // Let the printer drain what is already on the bus.
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    task.abort();
+    // Let the printer drain what is already on the bus (then it ends by itself).
+    let _ = done_tx.send(());
+    let _ = task.await;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

@@ -906,10 +906,14 @@ pub(crate) fn safe_dest(model_dir: &Path, rel: &str) -> Result<PathBuf> {
                     p.display()
                 )));
             }
-            Err(_) => {
-                std::fs::create_dir(&p)
-                    .map_err(|e| EmaError::io("cannot create directory", &p, e))?;
-            }
+            Err(_) => match std::fs::create_dir(&p) {
+                Ok(()) => {}
+                // Another file of the model, placed at the same moment, created it: fine if it is a real folder.
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AlreadyExists
+                        && std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) => {}
+                Err(e) => return Err(EmaError::io("cannot create directory", &p, e)),
+            },
         }
     }
     p.push(segs[segs.len() - 1]);
