@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use sha1::Digest as _;
+use crate::engine::integrity::hash::{HashKinds, StreamHasher};
 use tokio::sync::watch;
 
 /// What a download has been asked to do.
@@ -17,38 +17,37 @@ pub enum Control {
     Cancel,
 }
 
-/// The hash a file's bytes must match.
+/// The hash a hub file's bytes must match: sha256 for LFS files, the git blob sha1 for the others. A thin view of
+/// the integrity module's [`StreamHasher`], so downloads and verification hash the same way.
 #[derive(Clone)]
-pub enum FileHasher {
-    /// sha256 of the content (LFS files).
-    Sha256(sha2::Sha256),
-    /// git blob sha1: sha1("blob {size}\0" + content).
-    GitSha1(sha1::Sha1),
+pub struct FileHasher {
+    inner: StreamHasher,
+    lfs: bool,
 }
 
 impl FileHasher {
     pub fn new(lfs: bool, size: u64) -> Self {
-        if lfs {
-            FileHasher::Sha256(sha2::Sha256::new())
+        let kinds = if lfs {
+            HashKinds::SHA256
         } else {
-            let mut h = sha1::Sha1::new();
-            h.update(format!("blob {size}\0").as_bytes());
-            FileHasher::GitSha1(h)
+            HashKinds::GIT_SHA1
+        };
+        FileHasher {
+            inner: StreamHasher::new(kinds, size),
+            lfs,
         }
     }
 
     pub fn update(&mut self, data: &[u8]) {
-        match self {
-            FileHasher::Sha256(h) => h.update(data),
-            FileHasher::GitSha1(h) => h.update(data),
-        }
+        self.inner.update(data);
     }
 
+    /// The digest in lowercase hex. A stream whose length differs from the size given to [`FileHasher::new`] has no
+    /// valid git sha1; it gets a description instead, which never equals an expected hash.
     pub fn finish_hex(self) -> String {
-        match self {
-            FileHasher::Sha256(h) => hex::encode(h.finalize()),
-            FileHasher::GitSha1(h) => hex::encode(h.finalize()),
-        }
+        let d = self.inner.finish();
+        let got = if self.lfs { d.sha256 } else { d.git_sha1 };
+        got.unwrap_or_else(|| format!("(no digest: {} bytes, not the listed size)", d.size))
     }
 }
 
@@ -57,7 +56,7 @@ pub fn hash_file(path: &std::path::Path, lfs: bool, size: u64) -> std::io::Resul
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
     let mut h = FileHasher::new(lfs, size);
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; crate::engine::integrity::hash::READ_BUF_BYTES];
     loop {
         let n = f.read(&mut buf)?;
         if n == 0 {
