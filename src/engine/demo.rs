@@ -261,12 +261,9 @@ impl HashingWriter {
             .map_err(|e| EmaError::io("cannot write", &self.path, e.into_error()))?;
         f.sync_all()
             .map_err(|e| EmaError::io("cannot fsync", &self.path, e))?;
-        let sha1 = self.keep.then(|| {
-            let mut h = Sha1::new();
-            h.update(format!("blob {}\0", self.bytes.len()).as_bytes());
-            h.update(&self.bytes);
-            hex::encode(h.finalize())
-        });
+        let sha1 = self
+            .keep
+            .then(|| crate::engine::integrity::hash::git_blob_sha1(&self.bytes));
         Ok((self.len, hex::encode(self.sha256.finalize()), sha1))
     }
 }
@@ -642,30 +639,15 @@ fn build(s: &Sample, dir: &Path) -> Result<Vec<FileRecord>> {
 }
 
 fn hash_both(p: &Path) -> Result<(u64, String, String)> {
-    use std::io::Read;
-    let size = std::fs::metadata(p)
-        .map_err(|e| EmaError::io("cannot stat", p, e))?
-        .len();
-    let mut f = std::fs::File::open(p).map_err(|e| EmaError::io("cannot open", p, e))?;
-    let mut s256 = Sha256::new();
-    let mut s1 = Sha1::new();
-    s1.update(format!("blob {size}\0").as_bytes());
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| EmaError::io("cannot read", p, e))?;
-        if n == 0 {
-            break;
-        }
-        s256.update(&buf[..n]);
-        s1.update(&buf[..n]);
+    use crate::engine::integrity::hash::{HashKinds, hash_file};
+    let d = hash_file(p, HashKinds::BOTH)?.digests;
+    match (d.sha256, d.git_sha1) {
+        (Some(sha256), Some(sha1)) => Ok((d.size, sha256, sha1)),
+        _ => Err(EmaError::Other(format!(
+            "{} changed while it was hashed",
+            p.display()
+        ))),
     }
-    Ok((
-        size,
-        hex::encode(s256.finalize()),
-        hex::encode(s1.finalize()),
-    ))
 }
 
 /// The deterministic commit of a generated sample: sha1 over its paths and content hashes.

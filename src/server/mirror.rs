@@ -47,13 +47,7 @@ use crate::engine::store::{ModelMetadata, RepoId, Store, VerificationState};
 /// Default number of entries per page of a tree listing.
 pub const DEFAULT_TREE_PAGE_SIZE: usize = 1000;
 
-/// The git blob sha1 of `content`: `sha1("blob {size}\0" + content)`.
-pub fn git_blob_sha1(content: &[u8]) -> String {
-    let mut h = Sha1::new();
-    h.update(format!("blob {}\0", content.len()).as_bytes());
-    h.update(content);
-    hex::encode(h.finalize())
-}
+pub use crate::engine::integrity::hash::git_blob_sha1;
 
 /// The git-lfs pointer file the Hub keeps in git for an LFS file.
 pub fn lfs_pointer(sha256: &str, size: u64) -> String {
@@ -444,26 +438,18 @@ fn walk(dir: &Path) -> std::io::Result<Vec<(String, PathBuf, u64)>> {
 
 /// One pass over a file: the git blob sha1 (non-LFS files) or the sha256 (LFS files).
 fn hash_file(path: &Path, size: u64, lfs: bool) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut s1 = Sha1::new();
-    s1.update(format!("blob {size}\0").as_bytes());
-    let mut s256 = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        if lfs {
-            s256.update(&buf[..n]);
-        } else {
-            s1.update(&buf[..n]);
-        }
-    }
-    Ok(if lfs {
-        hex::encode(s256.finalize())
+    use crate::engine::integrity::hash::{self, HashKinds};
+    let kinds = if lfs {
+        HashKinds::SHA256
     } else {
-        hex::encode(s1.finalize())
+        HashKinds::GIT_SHA1
+    };
+    let d = hash::hash_file(path, kinds)
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+        .digests;
+    let got = if lfs { d.sha256 } else { d.git_sha1 };
+    got.filter(|_| d.size == size).ok_or_else(|| {
+        std::io::Error::other(format!("{} changed while it was hashed", path.display()))
     })
 }
 

@@ -3,8 +3,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use crate::engine::integrity::hash::{HashKinds, StreamHasher};
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 /// What a download has been asked to do.
