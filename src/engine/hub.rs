@@ -782,34 +782,14 @@ fn parse_info(repo: &RepoId, raw: RawInfo) -> Result<ModelInfo> {
         serde_json::Value::Bool(true) => Some("true".to_string()),
         _ => None,
     };
-    let mut siblings = Vec::new();
-    for s in raw.siblings {
-        validate_repo_path(&s.rfilename)?;
-        let git_sha1 = match &s.blob_id {
-            Some(b) => Some(check_sha1(b, "blobId")?),
-            None => None,
-        };
-        let (sha256, size) = match &s.lfs {
-            Some(l) => {
-                if let Some(sz) = s.size
-                    && sz != l.size
-                {
-                    return Err(EmaError::Integrity(format!(
-                        "the hub lists {} with two sizes ({sz} and lfs {}); refusing",
-                        s.rfilename, l.size
-                    )));
-                }
-                (Some(check_sha256(&l.sha256, "lfs sha256")?), Some(l.size))
-            }
-            None => (None, s.size),
-        };
-        siblings.push(RemoteFile {
-            path: s.rfilename,
-            size: size.unwrap_or(0),
-            git_sha1,
-            sha256,
-        });
-    }
+    let siblings = raw
+        .siblings
+        .into_iter()
+        .map(|s| {
+            let lfs = s.lfs.map(|l| (l.sha256, l.size));
+            remote_file(s.rfilename, s.size, s.blob_id, lfs, "hub lists")
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(ModelInfo {
         id: raw.id.unwrap_or_else(|| repo.to_string()),
         commit,
@@ -825,33 +805,46 @@ fn parse_info(repo: &RepoId, raw: RawInfo) -> Result<ModelInfo> {
 }
 
 fn parse_tree_entry(e: RawTreeEntry) -> Result<RemoteFile> {
-    validate_repo_path(&e.path)?;
-    let git_sha1 = match &e.oid {
-        Some(o) => Some(check_sha1(o, "tree oid")?),
-        None => None,
-    };
-    let (sha256, size) = match &e.lfs {
-        Some(l) => {
-            if let Some(sz) = e.size
-                && sz != l.size
-            {
-                return Err(EmaError::Integrity(format!(
-                    "the hub's tree lists {} with two sizes ({sz} and lfs {}); refusing",
-                    e.path, l.size
-                )));
-            }
-            (Some(check_sha256(&l.oid, "lfs oid")?), l.size)
-        }
-        None => (None, e.size.unwrap_or(0)),
-    };
-    if sha256.is_none() && git_sha1.is_none() {
+    let lfs = e.lfs.map(|l| (l.oid, l.size));
+    let f = remote_file(e.path, e.size, e.oid, lfs, "hub's tree lists")?;
+    if f.sha256.is_none() && f.git_sha1.is_none() {
         return Err(EmaError::Integrity(format!(
             "the hub's tree lists {} without any hash; ema cannot verify it, refusing",
-            e.path
+            f.path
         )));
     }
+    Ok(f)
+}
+
+/// One listed file (a `siblings` entry of the model info or a tree entry), checked before use: a safe path,
+/// well-formed hashes, and one size (`lfs` is the LFS pointer's `(sha256, size)`).
+fn remote_file(
+    path: String,
+    size: Option<u64>,
+    git_sha1: Option<String>,
+    lfs: Option<(String, u64)>,
+    source: &str,
+) -> Result<RemoteFile> {
+    validate_repo_path(&path)?;
+    let git_sha1 = match &git_sha1 {
+        Some(h) => Some(check_sha1(h, "git blob id")?),
+        None => None,
+    };
+    let (sha256, size) = match lfs {
+        Some((sha256, lfs_size)) => {
+            if let Some(sz) = size
+                && sz != lfs_size
+            {
+                return Err(EmaError::Integrity(format!(
+                    "the {source} {path} with two sizes ({sz} and lfs {lfs_size}); refusing"
+                )));
+            }
+            (Some(check_sha256(&sha256, "lfs sha256")?), lfs_size)
+        }
+        None => (None, size.unwrap_or(0)),
+    };
     Ok(RemoteFile {
-        path: e.path,
+        path,
         size,
         git_sha1,
         sha256,
