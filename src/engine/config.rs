@@ -100,6 +100,11 @@ pub struct DownloadsConfig {
     pub max_retry_after_seconds: f64,
     /// Send the token over plain http to a non-loopback host (off: refuse).
     pub allow_token_over_http: bool,
+    /// Read plain-http file bodies with ema's own HTTP/1.1 reader, straight into the write buffers (off: the
+    /// general HTTP client for everything).
+    pub zero_copy_http: bool,
+    /// Write downloaded data with O_DIRECT where the filesystem supports it (off: through the page cache).
+    pub direct_io: bool,
 }
 
 impl Default for DownloadsConfig {
@@ -117,6 +122,8 @@ impl Default for DownloadsConfig {
             stall_timeout_seconds: 30.0,
             max_retry_after_seconds: 120.0,
             allow_token_over_http: false,
+            zero_copy_http: true,
+            direct_io: true,
         }
     }
 }

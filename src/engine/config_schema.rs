@@ -214,6 +214,18 @@ pub static SCHEMA: &[Section] = &[
                 BOOL,
                 "Send the token over plain http to a non-loopback host (off: refuse).",
             ),
+            k(
+                "zero_copy_http",
+                BOOL,
+                "Read plain-http file bodies with ema's own HTTP/1.1 reader straight into the write buffers \
+                 (off: the general HTTP client for everything).",
+            ),
+            k(
+                "direct_io",
+                BOOL,
+                "Write downloads with O_DIRECT where the filesystem allows it, bypassing the page cache \
+                 (off: buffered writes).",
+            ),
         ],
     },
     Section {

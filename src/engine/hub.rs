@@ -183,6 +183,35 @@ pub struct HubClient {
     /// Why the token is withheld from the endpoint, if it is (plain http to a non-loopback host).
     token_withheld: bool,
     stall: Duration,
+    connect: Duration,
+    /// Plain-http file bodies through [`crate::engine::http1`] (downloads.zero_copy_http).
+    zero_copy_http: bool,
+}
+
+/// A file response from either transport: ema's HTTP/1.1 reader (plain http) or the general client.
+pub struct FileResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub content_length: Option<u64>,
+    pub body: FileBody,
+}
+
+pub enum FileBody {
+    /// Read straight into the caller's buffers.
+    Direct(crate::engine::http1::RawBody),
+    /// Chunks from the general client.
+    Client(reqwest::Response),
+}
+
+impl FileResponse {
+    fn client(r: reqwest::Response) -> FileResponse {
+        FileResponse {
+            status: r.status(),
+            headers: r.headers().clone(),
+            content_length: r.content_length(),
+            body: FileBody::Client(r),
+        }
+    }
 }
 
 /// Is this host a loopback address or `localhost`?
@@ -345,6 +374,8 @@ impl HubClient {
             token: env.token.clone(),
             token_withheld,
             stall,
+            connect,
+            zero_copy_http: cfg.zero_copy_http,
         })
     }
 
@@ -409,40 +440,56 @@ impl HubClient {
                     }
                 }
             })?;
-            if !resp.status().is_redirection() || resp.status() == StatusCode::NOT_MODIFIED {
-                return Ok(resp);
+            match self.next_hop(&url, resp.status(), resp.headers(), follow_cross_host)? {
+                Some(next) => url = next,
+                None => return Ok(resp),
             }
-            let Some(loc) = header_str(resp.headers(), "location") else {
-                return Ok(resp);
-            };
-            let next = url.join(loc).map_err(|_| {
-                HttpFailure::Fatal(EmaError::Hub(format!(
-                    "{} answered a redirect with an invalid Location; check HF_ENDPOINT",
-                    redact_url(&url)
-                )))
-            })?;
-            if !matches!(next.scheme(), "http" | "https") {
-                return Err(HttpFailure::Fatal(EmaError::Hub(format!(
-                    "{} redirected to a non-http URL; refusing",
-                    redact_url(&url)
-                ))));
-            }
-            if url.scheme() == "https" && next.scheme() == "http" && !is_loopback_host(&next) {
-                return Err(HttpFailure::Fatal(EmaError::Hub(format!(
-                    "{} redirected from https to plain http ({}); refusing the downgrade",
-                    redact_url(&url),
-                    redact_url(&next)
-                ))));
-            }
-            if !follow_cross_host && !same_origin(&next, &url) {
-                return Ok(resp);
-            }
-            url = next;
         }
         Err(HttpFailure::Fatal(EmaError::Hub(format!(
             "more than {MAX_REDIRECTS} redirects from {}; check HF_ENDPOINT",
             self.endpoint
         ))))
+    }
+
+    /// Where a redirect answer leads, if it is to be followed: `None` for a final answer (not a redirect, no
+    /// Location, or a cross-host redirect when `follow_cross_host` is off). Refuses non-http targets and
+    /// https → http downgrades to a non-loopback host.
+    fn next_hop(
+        &self,
+        url: &Url,
+        status: StatusCode,
+        headers: &HeaderMap,
+        follow_cross_host: bool,
+    ) -> std::result::Result<Option<Url>, HttpFailure> {
+        if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        let Some(loc) = header_str(headers, "location") else {
+            return Ok(None);
+        };
+        let next = url.join(loc).map_err(|_| {
+            HttpFailure::Fatal(EmaError::Hub(format!(
+                "{} answered a redirect with an invalid Location; check HF_ENDPOINT",
+                redact_url(url)
+            )))
+        })?;
+        if !matches!(next.scheme(), "http" | "https") {
+            return Err(HttpFailure::Fatal(EmaError::Hub(format!(
+                "{} redirected to a non-http URL; refusing",
+                redact_url(url)
+            ))));
+        }
+        if url.scheme() == "https" && next.scheme() == "http" && !is_loopback_host(&next) {
+            return Err(HttpFailure::Fatal(EmaError::Hub(format!(
+                "{} redirected from https to plain http ({}); refusing the downgrade",
+                redact_url(url),
+                redact_url(&next)
+            ))));
+        }
+        if !follow_cross_host && !same_origin(&next, url) {
+            return Ok(None);
+        }
+        Ok(Some(next))
     }
 
     /// Turn a non-success status into an [`HttpFailure`] worded for `subject`.
@@ -659,7 +706,7 @@ impl HubClient {
         revision: &str,
         path: &str,
         range: Option<(u64, Option<u64>)>,
-    ) -> std::result::Result<(reqwest::Response, Url), HttpFailure> {
+    ) -> std::result::Result<(FileResponse, Url), HttpFailure> {
         let url = self
             .resolve_url(repo, revision, path)
             .map_err(HttpFailure::Fatal)?;
@@ -678,8 +725,65 @@ impl HubClient {
                 HeaderValue::from_str(&v).expect("a range header is ASCII"),
             );
         }
-        let resp = self.send(Method::GET, url.clone(), &h, true).await?;
-        Ok((resp, url))
+        // Plain-http hops go through ema's own reader (same redirect and token rules as `send`); an https hop, or a
+        // body without a declared length, goes to the general client from there on.
+        let mut cur = url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            if !self.zero_copy_http || cur.scheme() != "http" {
+                let resp = self.send(Method::GET, cur, &h, true).await?;
+                return Ok((FileResponse::client(resp), url));
+            }
+            let mut hh = h.clone();
+            hh.insert(
+                header::USER_AGENT,
+                HeaderValue::from_static(concat!("ema/", env!("CARGO_PKG_VERSION"))),
+            );
+            if self.may_send_token(&cur)
+                && let Some(t) = &self.token
+                && let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {t}"))
+            {
+                v.set_sensitive(true);
+                hh.insert(header::AUTHORIZATION, v);
+            }
+            let r = crate::engine::http1::get(&cur, &hh, self.connect, self.stall)
+                .await
+                .map_err(|e| {
+                    let message = format!("cannot reach {}: {e}", redact_url(&cur));
+                    match e {
+                        crate::engine::http1::RawError::Resolve(_) => {
+                            HttpFailure::Fatal(EmaError::Hub(format!(
+                                "{message}; check HF_ENDPOINT and the network (or set HF_HUB_OFFLINE=1 to work \
+                                 with local models only)"
+                            )))
+                        }
+                        _ => HttpFailure::Transient {
+                            message,
+                            retry_after: None,
+                        },
+                    }
+                })?;
+            if let Some(next) = self.next_hop(&cur, r.status, &r.headers, true)? {
+                cur = next;
+                continue;
+            }
+            if r.status.is_success() && r.content_length().is_none() {
+                let resp = self.send(Method::GET, cur, &h, true).await?;
+                return Ok((FileResponse::client(resp), url));
+            }
+            return Ok((
+                FileResponse {
+                    status: r.status,
+                    content_length: r.content_length(),
+                    headers: r.headers,
+                    body: FileBody::Direct(r.body),
+                },
+                url,
+            ));
+        }
+        Err(HttpFailure::Fatal(EmaError::Hub(format!(
+            "more than {MAX_REDIRECTS} redirects from {}; check HF_ENDPOINT",
+            self.endpoint
+        ))))
     }
 }
 

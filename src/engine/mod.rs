@@ -17,6 +17,7 @@ pub mod store;
 pub use error::{EmaError, Result};
 pub mod download;
 pub mod facade;
+pub mod http1;
 pub mod hub;
 pub mod inventory;
 pub mod migration;

@@ -13,14 +13,19 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use super::sink::{Block, HotBlocks, PartialFile, block_cap};
 use super::util::{Control, FileHasher, backoff, sleep_or_control, wait_while_paused};
 use super::{JobCtx, is_enospc};
 use crate::engine::atomic::{sync_dir, write_json_atomic};
 use crate::engine::error::{EmaError, Result};
 use crate::engine::events::Event;
-use crate::engine::hub::{HttpFailure, RemoteFile, Subject, describe_reqwest};
+use crate::engine::hub::{FileBody, HttpFailure, RemoteFile, Subject, describe_reqwest};
 
 const PARTIAL_STATE_VERSION: u32 = 1;
+/// Block writes under way per connection: direct writes of one block at a time leave the disk idle between them.
+const WRITES_IN_FLIGHT: usize = 8;
+/// How often the number of connections for a file is reconsidered.
+const RAMP_TICK: Duration = Duration::from_millis(200);
 const HASH_CHUNK: usize = 4 << 20;
 /// Hashed bytes are handed to the kernel's writeback in chunks of this size.
 const WRITEBACK_CHUNK: u64 = 32 << 20;
@@ -452,26 +457,25 @@ async fn attempt_once(
     progress.done.store(parts.bytes_done(), Ordering::Relaxed);
 
     let partial_file = Arc::new(
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&paths.partial)
+        PartialFile::open(&paths.partial, ctx.cfg.direct_io)
             .map_err(|e| io_end("cannot open", &paths.partial, e))?,
     );
-
-    // The hasher follows the contiguous written prefix on its own thread.
-    let stop = Arc::new(AtomicBool::new(false));
-    // If this attempt is dropped midway (the caller gave up), the hashing thread must still end.
-    let _stop_on_drop = StopOnDrop(stop.clone());
     let (h0, off0) = hasher
         .take()
         .unwrap_or_else(|| (FileHasher::new(file.is_lfs(), file.size), 0));
+    let hot = Arc::new(HotBlocks::new(h0, off0));
+
+    // The hashing thread takes what the connection at the frontier does not hash itself.
+    let stop = Arc::new(AtomicBool::new(false));
+    // If this attempt is dropped midway (the caller gave up), the hashing thread must still end.
+    let _stop_on_drop = StopOnDrop(stop.clone());
     let hasher_task = {
         let parts = parts.clone();
         let stop = stop.clone();
         let f = partial_file.clone();
+        let hot = hot.clone();
         let size = file.size;
-        tokio::task::spawn_blocking(move || run_hasher(&f, h0, off0, &parts, &stop, size))
+        tokio::task::spawn_blocking(move || run_hasher(&f.file, &hot, &parts, &stop, size))
     };
 
     // Persist progress about once a second while parts run.
@@ -502,50 +506,96 @@ async fn attempt_once(
     let pending: Vec<usize> = (0..parts.ranges.len())
         .filter(|&i| parts.ranges[i].0 + parts.done[i].load(Ordering::Acquire) < parts.ranges[i].1)
         .collect();
-    let workers = if multi {
+    let max_workers = if multi {
         (ctx.cfg.connections_per_file.max(1) as usize).min(pending.len())
     } else {
         pending.len()
     };
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let mut part_futs = Vec::new();
-    for _ in 0..workers {
-        part_futs.push(async {
+    let active = std::sync::atomic::AtomicUsize::new(1);
+    let worker = {
+        let (next, failed, pending, parts, partial_file, hot, active) = (
+            &next,
+            &failed,
+            &pending,
+            &parts,
+            &partial_file,
+            &hot,
+            &active,
+        );
+        move || async move {
             let mut errors = Vec::new();
+            let claim = || pending.get(next.fetch_add(1, Ordering::AcqRel)).copied();
+            let mut carried: Option<usize> = None;
             loop {
                 if failed.load(Ordering::Acquire) {
                     break;
                 }
-                let k = next.fetch_add(1, Ordering::AcqRel);
-                let Some(&i) = pending.get(k) else { break };
-                if let Err(e) = run_part(
+                // A part claimed at the end of the previous one but not adjacent to it needs its own request.
+                let Some(i) = carried.take().or_else(claim) else {
+                    break;
+                };
+                match run_part(
                     ctx,
                     file,
-                    &parts,
+                    parts,
                     i,
                     multi,
-                    &partial_file,
+                    &claim,
+                    active,
+                    partial_file,
+                    hot,
                     &paths.partial,
                     progress,
                     fetched,
                 )
                 .await
                 {
-                    failed.store(true, Ordering::Release);
-                    errors.push(e);
-                    break;
+                    Ok(c) => carried = c,
+                    Err(e) => {
+                        failed.store(true, Ordering::Release);
+                        errors.push(e);
+                        break;
+                    }
                 }
             }
             errors
-        });
+        }
+    };
+    // Connections are added while they can help: one to start, more while the hasher mostly waits for data (the
+    // network is the limit, e.g. a CDN capping each connection). When the hasher is busy the machine is the limit,
+    // and more connections would only spread the data beyond the CPU cache before it is hashed.
+    let mut running = futures::stream::FuturesUnordered::new();
+    running.push(worker());
+    let mut tick = tokio::time::interval(RAMP_TICK);
+    tick.tick().await;
+    let mut last = (std::time::Instant::now(), hot.busy_ns());
+    let mut errors = Vec::new();
+    loop {
+        tokio::select! {
+            r = running.next() => match r {
+                Some(e) => errors.extend(e),
+                None => break,
+            },
+            _ = tick.tick(), if active.load(Ordering::Acquire) < max_workers => {
+                let (now, busy) = (std::time::Instant::now(), hot.busy_ns());
+                let frac = (busy - last.1) as f64 / (now - last.0).as_nanos().max(1) as f64;
+                last = (now, busy);
+                let now_active = active.load(Ordering::Acquire);
+                let add = if frac < 0.1 { max_workers - now_active } else if frac < 0.5 { 1 } else { 0 };
+                for _ in 0..add {
+                    if failed.load(Ordering::Acquire) || next.load(Ordering::Acquire) >= pending.len() {
+                        break;
+                    }
+                    active.fetch_add(1, Ordering::AcqRel);
+                    running.push(worker());
+                }
+            }
+        }
     }
-    let results: Vec<std::result::Result<(), AttemptEnd>> = futures::future::join_all(part_futs)
-        .await
-        .into_iter()
-        .flatten()
-        .map(Err)
-        .collect();
+    drop(running);
+    let results: Vec<std::result::Result<(), AttemptEnd>> = errors.into_iter().map(Err).collect();
     persist_stop.notify_one();
     let _ = persister.await;
     if persist && !parts.complete() {
@@ -555,7 +605,10 @@ async fn attempt_once(
     let hashed = hasher_task.await.map_err(|e| {
         AttemptEnd::Fatal(EmaError::Other(format!("the hashing thread failed: {e}")))
     })?;
-    let (h, off) = hashed.map_err(|e| io_end("cannot read back", &paths.partial, e))?;
+    hashed.map_err(|e| io_end("cannot read back", &paths.partial, e))?;
+    let (h, off) = hot
+        .take_hash()
+        .ok_or_else(|| AttemptEnd::Fatal(EmaError::Other("the hash state was lost".to_string())))?;
 
     // The most serious failure decides.
     let mut worst: Option<AttemptEnd> = None;
@@ -593,6 +646,7 @@ async fn attempt_once(
         });
     }
     partial_file
+        .file
         .sync_all()
         .map_err(|e| io_end("cannot fsync", &paths.partial, e))?;
     drop(partial_file);
@@ -617,39 +671,57 @@ impl Drop for StopOnDrop {
 
 fn run_hasher(
     f: &std::fs::File,
-    mut h: FileHasher,
-    mut off: u64,
+    hot: &HotBlocks,
     parts: &Parts,
     stop: &AtomicBool,
     size: u64,
-) -> std::io::Result<(FileHasher, u64)> {
+) -> std::io::Result<()> {
     let mut buf = vec![0u8; HASH_CHUNK];
-    let mut flushed = off;
+    let mut flushed = hot.hashed_upto();
     loop {
-        let frontier = parts.frontier(size);
-        if off < frontier {
-            let n = ((frontier - off) as usize).min(HASH_CHUNK);
-            f.read_exact_at(&mut buf[..n], off)?;
-            h.update(&buf[..n]);
-            off += n as u64;
-            // Start writing the hashed bytes back to disk now, so the fsync before placement has little left to do.
-            if off - flushed >= WRITEBACK_CHUNK || off == size {
-                start_writeback(f, flushed, off - flushed);
-                flushed = off;
+        // Received blocks are hashed from memory; anything else (a resumed prefix, blocks beyond the memory cap) is
+        // read back from the file once written.
+        let written = parts.frontier(size);
+        let t0 = std::time::Instant::now();
+        let step = hot.with_hash(|h, off| -> std::io::Result<bool> {
+            let (hit, next) = hot.at(*off);
+            if let Some(b) = &hit {
+                let s = (*off - b.start) as usize;
+                h.update(&b.bytes()[s..]);
+                *off = b.end();
+                Ok(true)
+            } else if *off < written {
+                let upto = next.map_or(written, |n| n.min(written));
+                let n = ((upto - *off) as usize).min(HASH_CHUNK);
+                f.read_exact_at(&mut buf[..n], *off)?;
+                h.update(&buf[..n]);
+                *off += n as u64;
+                Ok(true)
+            } else {
+                Ok(false)
             }
-            continue;
+        });
+        let Some(step) = step else {
+            return Ok(());
+        };
+        let off = hot.hashed_upto();
+        if step? {
+            hot.add_busy(t0.elapsed());
+            hot.set_starved(false);
+        } else if off >= size || stop.load(Ordering::Acquire) {
+            // Done, or the writers are done and nothing more will come.
+            hot.set_starved(true);
+            return Ok(());
+        } else {
+            hot.wait(Duration::from_millis(2));
         }
-        if off >= size {
-            return Ok((h, off));
+        // Bytes written through the page cache start going to disk now, so the fsync before placement has little
+        // left to do (a no-op for directly written ranges).
+        let w = off.min(written);
+        if w > flushed && (w - flushed >= WRITEBACK_CHUNK || w == size) {
+            start_writeback(f, flushed, w - flushed);
+            flushed = w;
         }
-        if stop.load(Ordering::Acquire) {
-            // One last look: the writers are done, nothing more will come.
-            if parts.frontier(size) <= off {
-                return Ok((h, off));
-            }
-            continue;
-        }
-        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -693,32 +765,39 @@ async fn run_part(
     parts: &Arc<Parts>,
     i: usize,
     multi: bool,
-    out: &Arc<std::fs::File>,
+    claim: &(dyn Fn() -> Option<usize> + Sync),
+    connections: &std::sync::atomic::AtomicUsize,
+    out: &Arc<PartialFile>,
+    hot: &Arc<HotBlocks>,
     out_path: &Path,
     progress: &Arc<FileProgress>,
     fetched: &Arc<AtomicU64>,
-) -> std::result::Result<(), AttemptEnd> {
+) -> std::result::Result<Option<usize>, AttemptEnd> {
     let (start, end) = parts.ranges[i];
     let done0 = parts.done[i].load(Ordering::Acquire);
     let from = start + done0;
-    // A whole file from zero in one part needs no Range.
+    // A whole file from zero in one part needs no Range. A connection working alone asks for its part and the
+    // untouched parts right after it, and goes on into them as long as nobody else took them (no new request per
+    // part); with other connections at work it asks for its own part only, so nothing is fetched twice.
+    let mut upto = end;
+    if multi && connections.load(Ordering::Acquire) <= 1 {
+        for j in i + 1..parts.ranges.len() {
+            if parts.ranges[j].0 != upto || parts.done[j].load(Ordering::Acquire) != 0 {
+                break;
+            }
+            upto = parts.ranges[j].1;
+        }
+    }
     let range = if !multi && from == 0 {
         None
     } else {
-        Some((
-            from,
-            if end == file.size {
-                None
-            } else {
-                Some(end - 1)
-            },
-        ))
+        Some((from, (upto < file.size).then(|| upto - 1)))
     };
     let (resp, url) = ctx
         .hub
         .get_file(&ctx.repo, &ctx.commit, &file.path, range)
         .await?;
-    let status = resp.status();
+    let status = resp.status;
     match status {
         StatusCode::OK => {
             if range.is_some() {
@@ -726,7 +805,7 @@ async fn run_part(
                     "the server ignored the Range request (answered 200 for bytes from {from})"
                 )));
             }
-            if let Some(len) = resp.content_length()
+            if let Some(len) = resp.content_length
                 && len != file.size
             {
                 return Err(AttemptEnd::Fatal(EmaError::Integrity(format!(
@@ -736,7 +815,7 @@ async fn run_part(
             }
         }
         StatusCode::PARTIAL_CONTENT => {
-            let Some((s, _e, total)) = content_range(resp.headers()) else {
+            let Some((s, _e, total)) = content_range(&resp.headers) else {
                 return Err(AttemptEnd::Restart(
                     "the server answered 206 without a usable Content-Range".to_string(),
                 ));
@@ -771,96 +850,280 @@ async fn run_part(
                     },
                     &url,
                     status,
-                    resp.headers(),
+                    &resp.headers,
                 )
                 .into());
         }
     }
     let stall = ctx.hub.stall_timeout();
-    let mut stream = resp.bytes_stream();
-    let mut pos = from;
-    let mut control = ctx.control.clone();
-    let mut control_alive = true;
-    loop {
-        if *control.borrow_and_update() != Control::Run {
-            return Err(AttemptEnd::Interrupted);
-        }
-        let next = tokio::select! {
-            n = tokio::time::timeout(stall, stream.next()) => n,
-            r = control.changed(), if control_alive => {
-                control_alive = r.is_ok();
-                continue;
+    let mut body = match resp.body {
+        FileBody::Client(r) => Body::Chunks(Box::pin(r.bytes_stream())),
+        FileBody::Direct(b) => Body::Direct(b),
+    };
+    // Bytes are gathered into aligned blocks; one block is being written while the next fills. A part's `done`
+    // (what a resume trusts) advances only when a block's write has returned.
+    let mut w = BlockWriter {
+        out,
+        hot,
+        parts,
+        i,
+        out_path,
+        block: Block::new(from, block_cap(from, end)),
+        inflight: std::collections::VecDeque::new(),
+    };
+    let stalled = || AttemptEnd::Transient {
+        message: format!(
+            "the connection stalled: no byte for {:.1} s; dropped it",
+            stall.as_secs_f64()
+        ),
+        retry_after: None,
+    };
+    let mut claimed = None;
+    let received = async {
+        let (mut end, mut from) = (end, from);
+        let mut pos = from;
+        let mut carry: Option<bytes::Bytes> = None;
+        let mut control = ctx.control.clone();
+        let mut control_alive = true;
+        loop {
+            if *control.borrow_and_update() != Control::Run {
+                return Err(AttemptEnd::Interrupted);
             }
-        };
-        let chunk = match next {
-            Err(_) => {
-                return Err(AttemptEnd::Transient {
-                    message: format!(
-                        "the connection stalled: no byte for {:.1} s; dropped it",
-                        stall.as_secs_f64()
-                    ),
-                    retry_after: None,
-                });
+            // The general client hands out chunks to copy (the rest of one that crossed into the next part
+            // first); ema's reader fills the block in place.
+            let got = match &mut body {
+                Body::Chunks(_) if carry.is_some() => Got::Chunk(carry.take().unwrap_or_default()),
+                Body::Chunks(stream) => {
+                    let next = tokio::select! {
+                        n = tokio::time::timeout(stall, stream.next()) => n,
+                        r = control.changed(), if control_alive => {
+                            control_alive = r.is_ok();
+                            continue;
+                        }
+                    };
+                    match next {
+                        Err(_) => return Err(stalled()),
+                        Ok(None) => break,
+                        Ok(Some(Err(e))) if e.is_timeout() => return Err(stalled()),
+                        Ok(Some(Err(e))) => {
+                            return Err(AttemptEnd::Transient {
+                                message: format!(
+                                    "the transfer of {} broke: {}",
+                                    file.path,
+                                    describe_reqwest(&e)
+                                ),
+                                retry_after: None,
+                            });
+                        }
+                        Ok(Some(Ok(c))) => Got::Chunk(c),
+                    }
+                }
+                Body::Direct(raw) => {
+                    let next = tokio::select! {
+                        n = tokio::time::timeout(stall, raw.read(w.block.spare())) => n,
+                        r = control.changed(), if control_alive => {
+                            control_alive = r.is_ok();
+                            continue;
+                        }
+                    };
+                    match next {
+                        Err(_) => return Err(stalled()),
+                        Ok(Err(e)) => {
+                            return Err(AttemptEnd::Transient {
+                                message: format!("the transfer of {} broke: {e}", file.path),
+                                retry_after: None,
+                            });
+                        }
+                        Ok(Ok(0)) => break,
+                        Ok(Ok(n)) => Got::InBlock(n),
+                    }
+                }
+            };
+            let n = match got {
+                Got::InBlock(n) => {
+                    // The reader never reads past the part's end: the block's room ends there.
+                    if let Some(b) = &ctx.bucket {
+                        b.take(n).await;
+                    }
+                    w.filled(n, end).await?;
+                    n
+                }
+                Got::Chunk(chunk) => {
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    let room = end - pos;
+                    let data = if (chunk.len() as u64) > room {
+                        carry = Some(chunk.slice(room as usize..));
+                        &chunk[..room as usize]
+                    } else {
+                        &chunk[..]
+                    };
+                    if let Some(b) = &ctx.bucket {
+                        b.take(data.len()).await;
+                    }
+                    w.push(data, end).await?;
+                    data.len()
+                }
+            };
+            pos += n as u64;
+            progress.done.fetch_add(n as u64, Ordering::Relaxed);
+            fetched.fetch_add(n as u64, Ordering::Relaxed);
+            ctx.bytes_done.fetch_add(n as u64, Ordering::Relaxed);
+            if pos >= end {
+                if !multi || end >= upto {
+                    break;
+                }
+                // This part is done; the next one continues on this connection if it starts right here.
+                claimed = claim();
+                match claimed {
+                    Some(j) if parts.ranges[j].0 + parts.done[j].load(Ordering::Acquire) == pos => {
+                        claimed = None;
+                        end = parts.ranges[j].1;
+                        from = pos;
+                        w.next_part(j, pos, end);
+                    }
+                    _ => break,
+                }
             }
-            Ok(None) => break,
-            Ok(Some(Err(e))) if e.is_timeout() => {
-                return Err(AttemptEnd::Transient {
-                    message: format!(
-                        "the connection stalled: no byte for {:.1} s; dropped it",
-                        stall.as_secs_f64()
-                    ),
-                    retry_after: None,
-                });
-            }
-            Ok(Some(Err(e))) => {
-                return Err(AttemptEnd::Transient {
-                    message: format!(
-                        "the transfer of {} broke: {}",
-                        file.path,
-                        describe_reqwest(&e)
-                    ),
-                    retry_after: None,
-                });
-            }
-            Ok(Some(Ok(c))) => c,
-        };
-        if chunk.is_empty() {
-            continue;
         }
-        let room = end - pos;
-        let data = if (chunk.len() as u64) > room {
-            &chunk[..room as usize]
-        } else {
-            &chunk[..]
-        };
-        if let Some(b) = &ctx.bucket {
-            b.take(data.len()).await;
+        if pos < end {
+            return Err(AttemptEnd::Transient {
+                message: format!(
+                    "the server closed the connection after {} of {} bytes",
+                    pos - from,
+                    end - from
+                ),
+                retry_after: None,
+            });
         }
-        out.write_all_at(data, pos)
-            .map_err(|e| io_end("cannot write", out_path, e))?;
-        pos += data.len() as u64;
-        parts.done[i].store(pos - start, Ordering::Release);
-        progress
-            .done
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
-        fetched.fetch_add(data.len() as u64, Ordering::Relaxed);
-        ctx.bytes_done
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
-        if pos >= end {
-            break;
-        }
+        Ok(())
     }
-    if pos < end {
-        return Err(AttemptEnd::Transient {
-            message: format!(
-                "the server closed the connection after {} of {} bytes",
-                pos - from,
-                end - from
-            ),
-            retry_after: None,
-        });
+    .await;
+    // Whatever ended the transfer, the bytes received so far are written so a resume continues after them.
+    let flushed = w.finish().await;
+    match (received, flushed) {
+        (_, Err(e @ AttemptEnd::Fatal(_))) => Err(e),
+        (Err(e), _) => Err(e),
+        (Ok(()), r) => r.map(|()| claimed),
     }
-    Ok(())
+}
+
+/// A response body: chunks from the general client, or ema's HTTP/1.1 reader filling blocks in place.
+enum Body {
+    Chunks(std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>),
+    Direct(crate::engine::http1::RawBody),
+}
+
+enum Got {
+    Chunk(bytes::Bytes),
+    InBlock(usize),
+}
+
+/// Gathers one part's bytes into blocks and writes them, one write in flight while the next block fills.
+struct BlockWriter<'a> {
+    out: &'a Arc<PartialFile>,
+    hot: &'a Arc<HotBlocks>,
+    parts: &'a Arc<Parts>,
+    i: usize,
+    out_path: &'a Path,
+    block: Block,
+    /// The write in flight and the part its block belongs to.
+    inflight:
+        std::collections::VecDeque<(usize, tokio::task::JoinHandle<std::io::Result<Arc<Block>>>)>,
+}
+
+impl BlockWriter<'_> {
+    async fn push(&mut self, mut data: &[u8], end: u64) -> std::result::Result<(), AttemptEnd> {
+        while !data.is_empty() {
+            let at = self.block.end();
+            let n = self.block.push(data);
+            self.hot.hash_inline(at, &data[..n]);
+            data = &data[n..];
+            if self.block.is_full() {
+                let at = self.block.end();
+                let full = std::mem::replace(&mut self.block, Block::new(at, block_cap(at, end)));
+                self.submit(full).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `n` bytes were read into the block's spare room.
+    async fn filled(&mut self, n: usize, end: u64) -> std::result::Result<(), AttemptEnd> {
+        let at = self.block.end();
+        self.block.advance(n);
+        let fresh = &self.block.bytes()[self.block.bytes().len() - n..];
+        self.hot.hash_inline(at, fresh);
+        if self.block.is_full() {
+            let at = self.block.end();
+            let full = std::mem::replace(&mut self.block, Block::new(at, block_cap(at, end)));
+            self.submit(full).await?;
+        }
+        Ok(())
+    }
+
+    /// Start writing `b` (after the oldest write if [`WRITES_IN_FLIGHT`] are under way).
+    async fn submit(&mut self, b: Block) -> std::result::Result<(), AttemptEnd> {
+        let b = Arc::new(b);
+        // A block already hashed on arrival needs no place in memory.
+        if self.hot.hashed_upto() < b.end() {
+            self.hot.room().await;
+            self.hot.offer(b.clone());
+        }
+        // Writes that already returned count as done now (a slow link must not hold back what a resume trusts).
+        while self.inflight.len() >= WRITES_IN_FLIGHT
+            || self.inflight.front().is_some_and(|(_, h)| h.is_finished())
+        {
+            self.land().await?;
+        }
+        let out = self.out.clone();
+        let part = self.i;
+        self.inflight.push_back((
+            part,
+            tokio::task::spawn_blocking(move || {
+                out.write_at(b.bytes(), b.start)?;
+                Ok(b)
+            }),
+        ));
+        Ok(())
+    }
+
+    /// The connection goes on with part `i` from `pos` (its start) to `end`. The previous part's blocks are all
+    /// submitted: its end is where a block ended.
+    fn next_part(&mut self, i: usize, pos: u64, end: u64) {
+        debug_assert!(self.block.is_empty());
+        self.i = i;
+        self.block = Block::new(pos, block_cap(pos, end));
+    }
+
+    /// Wait for the oldest write in flight; its bytes then count as done (what a resume trusts).
+    async fn land(&mut self) -> std::result::Result<(), AttemptEnd> {
+        let Some((part, h)) = self.inflight.pop_front() else {
+            return Ok(());
+        };
+        let b = h
+            .await
+            .map_err(|e| {
+                AttemptEnd::Fatal(EmaError::Other(format!("the writing thread failed: {e}")))
+            })?
+            .map_err(|e| io_end("cannot write", self.out_path, e))?;
+        let (start, _) = self.parts.ranges[part];
+        self.parts.done[part].store(b.end() - start, Ordering::Release);
+        Ok(())
+    }
+
+    async fn finish(mut self) -> std::result::Result<(), AttemptEnd> {
+        if !self.block.is_empty() {
+            let at = self.block.end();
+            let last = std::mem::replace(&mut self.block, Block::new(at, 1));
+            self.submit(last).await?;
+        }
+        while !self.inflight.is_empty() {
+            self.land().await?;
+        }
+        Ok(())
+    }
 }
 
 /// Move a verified partial to its place in the model folder. Every existing ancestor inside the model folder must

@@ -17,6 +17,7 @@
 
 mod file;
 pub mod queue;
+mod sink;
 pub mod util;
 
 use std::collections::HashMap;
