@@ -42,6 +42,12 @@ for i in 1 2 3 4 5 6 7 8; do
   head -c $((64 << 20)) /dev/urandom > "$SRC/bench--multi/model-0000$i-of-00008.safetensors"
 done
 
+# Every timed run starts from the same state: no dirty page cache left over from generating the sources or from the
+# previous run (curl's 1 GiB is still being written back after it exits; left alone it would slow whatever runs
+# next, and the freshly generated sources would throttle the first runs).
+settle() { sync; }
+settle
+
 # Start `ema mirror` on a free port; sets MIRROR_EP. (Not in a subshell, so the cleanup trap knows the pid.)
 start_mirror() {
   local out="$WORK/mirror.$RANDOM.json"
@@ -74,10 +80,10 @@ echo "mirror at $EP; file $SIZE_MIB MiB; $REPS repetitions" >&2
 # (a) 1 GiB: curl vs ema
 curl_t=(); ema_t=()
 for r in $(seq 1 "$REPS"); do
-  rm -f "$WORK/curl.out"
+  rm -f "$WORK/curl.out"; settle
   s=$(now); curl -s -f -L -o "$WORK/curl.out" "$URL"; e=$(now)
   curl_t+=("$(echo "$e - $s" | bc -l)")
-  rm -rf "$WORK/dst"
+  rm -rf "$WORK/dst"; settle
   s=$(now)
   HF_ENDPOINT="$EP" "$EMA" --config "$CFG" download bench/one --models-dir "$WORK/dst" >/dev/null
   e=$(now)
@@ -94,7 +100,7 @@ start_mirror --throttle-per-connection "$CAP_BYTES"
 EPB=$MIRROR_EP
 cap_t=()
 for r in $(seq 1 "$REPS"); do
-  rm -rf "$WORK/dstb"
+  rm -rf "$WORK/dstb"; settle
   s=$(now)
   HF_ENDPOINT="$EPB" "$EMA" --config "$CFG" download bench/mid --models-dir "$WORK/dstb" >/dev/null
   e=$(now)
@@ -107,12 +113,13 @@ RATIO_B=$(echo "$CAP_THR / ($CONNS * $CAP_MB)" | bc -l)
 # (c) huggingface_hub.snapshot_download vs ema on the multi-file repo
 hf_t=(); ema_c=()
 for r in $(seq 1 "$REPS"); do
-  rm -rf "$WORK/hf" "$WORK/dstc"
+  rm -rf "$WORK/hf" "$WORK/dstc"; settle
   s=$(now)
   HF_ENDPOINT="$EP" HF_HUB_DISABLE_TELEMETRY=1 HF_HOME="$WORK/hfhome" python3 -c \
     'import sys; from huggingface_hub import snapshot_download; snapshot_download("bench/multi", local_dir=sys.argv[1])' \
     "$WORK/hf" >/dev/null 2>&1
   e=$(now)
+  settle
   hf_t+=("$(echo "$e - $s" | bc -l)")
   s=$(now)
   HF_ENDPOINT="$EP" "$EMA" --config "$CFG" download bench/multi --models-dir "$WORK/dstc" >/dev/null

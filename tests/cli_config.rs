@@ -1345,3 +1345,17 @@ fn credentials_are_never_printed() {
         }
     }
 }
+
+#[test]
+fn a_closed_stdout_is_a_quiet_successful_exit() {
+    // `ema completions bash | head -1`: the reader is gone before ema writes. Quiet exit 0, no panic message.
+    let d = tempfile::tempdir().unwrap();
+    let mut c = cmd(d.path(), &["completions", "bash"]);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -1118,6 +1118,36 @@ fn download_from_ema_mirror_of_another_store_reproduces_it() {
     assert_eq!(last["commit"], ra.commit.as_str(), "same pinned commit");
     assert_eq!(tree(&a.join("org--small")), tree(&b.join("org--small")));
     assert_model_matches(&hub, &b, "org/small");
+
+    // Clients that hang up in the middle of a body (a download stopping a connection early, a cancelled
+    // transfer) cost the mirror nothing: it keeps serving. (A server that let SIGPIPE kill it died here.)
+    hub.rt
+        .block_on(e.download(&repo("org/big"), DownloadOptions::default()))
+        .unwrap();
+    let addr = mirror_url.trim_start_matches("http://").to_string();
+    for _ in 0..5 {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.write_all(
+            format!("GET /org/big/resolve/main/model.safetensors HTTP/1.1\r\nHost: {addr}\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        let mut buf = [0u8; 65536];
+        let _ = s.read(&mut buf).unwrap();
+        drop(s);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        mirror.try_wait().unwrap().is_none(),
+        "the mirror died when clients hung up mid-body"
+    );
+    let mut c = ema(&mirror_url, &cfg, d.path());
+    c.args(["download", "org/big"]);
+    let (code, _, err) = run(c);
+    assert_eq!(code, 0, "{err}");
+    assert_model_matches(&hub, &b, "org/big");
     let _ = mirror.kill();
     let _ = mirror.wait();
 }

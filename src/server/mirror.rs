@@ -1550,6 +1550,44 @@ async fn serve_bytes(
     r
 }
 
+/// `n` bytes of `f` at `pos` into a fresh buffer, without zeroing it first (at gigabytes per second the memset is a
+/// measurable share of the server's CPU). A file that ends early is an `UnexpectedEof` error.
+fn read_exact_at_uninit(f: &std::fs::File, n: usize, pos: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let mut buf: Vec<u8> = Vec::with_capacity(n);
+    let mut got = 0usize;
+    while got < n {
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: `spare` is writable memory of at least `n - got` bytes owned by `buf`; pread writes at most that
+        // many bytes into it and reports how many, and only those are then marked initialised.
+        let r = unsafe {
+            libc::pread(
+                f.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                n - got,
+                (pos + got as u64) as libc::off_t,
+            )
+        };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if r == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file is shorter than when it was listed",
+            ));
+        }
+        got += r as usize;
+        // SAFETY: the first `got` bytes were written by pread above.
+        unsafe { buf.set_len(got) };
+    }
+    Ok(buf)
+}
+
 /// Bytes `[start, end)` of a file as a body stream of 1 MiB chunks read with positioned reads on the serving thread:
 /// model files are read from the page cache in well under a millisecond per chunk, and a hop to a blocking pool per
 /// chunk (what `tokio::fs` does) costs more than the read itself. A file that shrinks midway ends the body early
@@ -1559,16 +1597,14 @@ fn file_body(
     start: u64,
     end: u64,
 ) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    use std::os::unix::fs::FileExt;
     const CHUNK: u64 = 1 << 20;
     futures::stream::unfold((f, start), move |(f, pos)| async move {
         if pos >= end {
             return None;
         }
         let n = (end - pos).min(CHUNK) as usize;
-        let mut buf = vec![0u8; n];
-        match f.read_exact_at(&mut buf, pos) {
-            Ok(()) => Some((Ok(Bytes::from(buf)), (f, pos + n as u64))),
+        match read_exact_at_uninit(&f, n, pos) {
+            Ok(buf) => Some((Ok(Bytes::from(buf)), (f, pos + n as u64))),
             Err(e) => Some((Err(e), (f, end))),
         }
     })

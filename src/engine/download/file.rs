@@ -24,6 +24,8 @@ use crate::engine::hub::{FileBody, HttpFailure, RemoteFile, Subject, describe_re
 const PARTIAL_STATE_VERSION: u32 = 1;
 /// Block writes under way per connection: direct writes of one block at a time leave the disk idle between them.
 const WRITES_IN_FLIGHT: usize = 8;
+/// A block filling for longer than this is written as it is (slow links: little to lose in a crash).
+const BLOCK_MAX_AGE: Duration = Duration::from_millis(250);
 /// How often the number of connections for a file is reconsidered.
 const RAMP_TICK: Duration = Duration::from_millis(200);
 const HASH_CHUNK: usize = 4 << 20;
@@ -869,6 +871,7 @@ async fn run_part(
         i,
         out_path,
         block: Block::new(from, block_cap(from, end)),
+        block_since: std::time::Instant::now(),
         inflight: std::collections::VecDeque::new(),
     };
     let stalled = || AttemptEnd::Transient {
@@ -970,6 +973,9 @@ async fn run_part(
             progress.done.fetch_add(n as u64, Ordering::Relaxed);
             fetched.fetch_add(n as u64, Ordering::Relaxed);
             ctx.bytes_done.fetch_add(n as u64, Ordering::Relaxed);
+            // On a slow link a block would take long to fill: what arrived is written after a while anyway, so a
+            // crash loses little; and writes that returned count as done at once.
+            w.keep_fresh(end).await?;
             if pos >= end {
                 if !multi || end >= upto {
                     break;
@@ -1028,6 +1034,8 @@ struct BlockWriter<'a> {
     i: usize,
     out_path: &'a Path,
     block: Block,
+    /// When the block being filled got its first byte (or was created).
+    block_since: std::time::Instant,
     /// The write in flight and the part its block belongs to.
     inflight:
         std::collections::VecDeque<(usize, tokio::task::JoinHandle<std::io::Result<Arc<Block>>>)>,
@@ -1036,9 +1044,7 @@ struct BlockWriter<'a> {
 impl BlockWriter<'_> {
     async fn push(&mut self, mut data: &[u8], end: u64) -> std::result::Result<(), AttemptEnd> {
         while !data.is_empty() {
-            let at = self.block.end();
             let n = self.block.push(data);
-            self.hot.hash_inline(at, &data[..n]);
             data = &data[n..];
             if self.block.is_full() {
                 let at = self.block.end();
@@ -1049,12 +1055,22 @@ impl BlockWriter<'_> {
         Ok(())
     }
 
+    /// Write a block that has been filling for longer than [`BLOCK_MAX_AGE`]; land writes that already returned.
+    async fn keep_fresh(&mut self, end: u64) -> std::result::Result<(), AttemptEnd> {
+        if !self.block.is_empty() && self.block_since.elapsed() >= BLOCK_MAX_AGE {
+            let at = self.block.end();
+            let part = std::mem::replace(&mut self.block, Block::new(at, block_cap(at, end)));
+            self.submit(part).await?;
+        }
+        while self.inflight.front().is_some_and(|(_, h)| h.is_finished()) {
+            self.land().await?;
+        }
+        Ok(())
+    }
+
     /// `n` bytes were read into the block's spare room.
     async fn filled(&mut self, n: usize, end: u64) -> std::result::Result<(), AttemptEnd> {
-        let at = self.block.end();
         self.block.advance(n);
-        let fresh = &self.block.bytes()[self.block.bytes().len() - n..];
-        self.hot.hash_inline(at, fresh);
         if self.block.is_full() {
             let at = self.block.end();
             let full = std::mem::replace(&mut self.block, Block::new(at, block_cap(at, end)));
@@ -1065,12 +1081,10 @@ impl BlockWriter<'_> {
 
     /// Start writing `b` (after the oldest write if [`WRITES_IN_FLIGHT`] are under way).
     async fn submit(&mut self, b: Block) -> std::result::Result<(), AttemptEnd> {
+        self.block_since = std::time::Instant::now();
         let b = Arc::new(b);
-        // A block already hashed on arrival needs no place in memory.
-        if self.hot.hashed_upto() < b.end() {
-            self.hot.room().await;
-            self.hot.offer(b.clone());
-        }
+        self.hot.room().await;
+        self.hot.offer(b.clone());
         // Writes that already returned count as done now (a slow link must not hold back what a resume trusts).
         while self.inflight.len() >= WRITES_IN_FLIGHT
             || self.inflight.front().is_some_and(|(_, h)| h.is_finished())
@@ -1095,6 +1109,7 @@ impl BlockWriter<'_> {
         debug_assert!(self.block.is_empty());
         self.i = i;
         self.block = Block::new(pos, block_cap(pos, end));
+        self.block_since = std::time::Instant::now();
     }
 
     /// Wait for the oldest write in flight; its bytes then count as done (what a resume trusts).

@@ -17,9 +17,9 @@ use super::util::FileHasher;
 /// Alignment of direct writes (offset, length and buffer address).
 pub(super) const ALIGN: usize = 4096;
 /// Bytes gathered before one write.
-pub(super) const BLOCK: usize = 1 << 20;
+pub(super) const BLOCK: usize = 2 << 20;
 /// Received bytes the hasher may lag behind while it is busy (see [`HotBlocks::room`]).
-const AHEAD: usize = 8 << 20;
+const AHEAD: usize = 16 << 20;
 /// Memory for received blocks the hasher has not reached yet; beyond it the hasher reads them back from disk.
 const HOT_CAP: usize = 192 << 20;
 
@@ -98,7 +98,7 @@ impl Drop for Block {
 
 /// Full-size buffers kept for reuse, so the transfer neither faults in fresh pages nor zeroes memory per block.
 static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-const POOL_MAX: usize = 64;
+const POOL_MAX: usize = 16;
 
 fn take_pooled() -> Option<Vec<u8>> {
     POOL.lock().unwrap_or_else(|e| e.into_inner()).pop()
@@ -181,9 +181,7 @@ fn open_direct(_path: &Path) -> Option<std::fs::File> {
 /// Received blocks the hasher has not reached yet, by start offset. The hasher takes them as they arrive (still in
 /// the CPU cache when it keeps up), independently of their writes; the verdict waits for every write anyway.
 ///
-/// It also holds the file's one hash state. Two agents advance it: the connection receiving at the hash frontier
-/// hashes what it reads right away (still in its core's cache), and the hashing thread takes everything else —
-/// blocks of parts further on once the frontier reaches them, and a resumed prefix read back from disk.
+/// It also holds the file's hash state, which the hashing thread advances.
 pub(super) struct HotBlocks {
     inner: Mutex<(BTreeMap<u64, Arc<Block>>, usize)>,
     arrived: Condvar,
@@ -191,7 +189,7 @@ pub(super) struct HotBlocks {
     starved: AtomicBool,
     /// The hashing thread moved on.
     hashed: tokio::sync::Notify,
-    /// Time spent hashing, ns (both agents).
+    /// Time spent hashing, ns.
     busy: AtomicU64,
     /// The hash state and the offset it has reached; `None` once taken at the end of an attempt.
     hash: Mutex<Option<(FileHasher, u64)>>,
@@ -210,28 +208,6 @@ impl HotBlocks {
             hash: Mutex::new(Some((h, off))),
             upto: AtomicU64::new(off),
         }
-    }
-
-    /// Hash `data` (the bytes at `pos`) now if the hash has reached exactly `pos` and nobody else is hashing.
-    pub(super) fn hash_inline(&self, pos: u64, data: &[u8]) -> bool {
-        if self.upto.load(Ordering::Acquire) != pos {
-            return false;
-        }
-        let Ok(mut g) = self.hash.try_lock() else {
-            return false;
-        };
-        let Some((h, off)) = g.as_mut() else {
-            return false;
-        };
-        if *off != pos {
-            return false;
-        }
-        let t0 = std::time::Instant::now();
-        h.update(data);
-        *off += data.len() as u64;
-        self.upto.store(*off, Ordering::Release);
-        self.add_busy(t0.elapsed());
-        true
     }
 
     /// Where the hash has reached.
