@@ -21,7 +21,7 @@ pub(super) const BLOCK: usize = 2 << 20;
 /// Received bytes the hasher may lag behind while it is busy (see [`HotBlocks::room`]).
 const AHEAD: usize = 16 << 20;
 /// Memory for received blocks the hasher has not reached yet; beyond it the hasher reads them back from disk.
-const HOT_CAP: usize = 192 << 20;
+const HOT_CAP: usize = 64 << 20;
 
 /// A buffer whose usable region starts at a 4 KiB-aligned address, holding the bytes of `[start, start + len)`.
 pub(super) struct Block {
