@@ -506,6 +506,37 @@ fn stalled_connection_is_dropped_and_retried() {
     );
 }
 
+/// Download org/small (one connection) into a fresh store while the server cuts its first transfer of the weights
+/// after 2 MB; returns the GETs of the weights (two: the cut one and a 206 resume).
+fn cut_then_resume(
+    hub: &Hub,
+    tune: impl FnOnce(&mut Config),
+) -> Vec<ema::server::faults::RequestRecord> {
+    let sha = sha256_hex(&hub.models["org/small"]["model.safetensors"]);
+    hub.plan.clear();
+    hub.plan.clear_log();
+    hub.plan
+        .add(format!("/cdn/{sha}"), Some(1), Fault::DropAfter(2_000_000));
+    let d = tempfile::tempdir().unwrap();
+    let e = engine(hub, d.path(), None, |c| {
+        tune(c);
+        c.downloads.parallel_threshold_mb = 1024;
+    });
+    hub.rt
+        .block_on(e.download(&repo("org/small"), DownloadOptions::default()))
+        .unwrap();
+    assert_model_matches(hub, d.path(), "org/small");
+    let gets: Vec<_> = hub
+        .plan
+        .requests()
+        .into_iter()
+        .filter(|q| q.method == "GET" && q.path.contains(&sha))
+        .collect();
+    assert_eq!(gets.len(), 2, "{gets:?}");
+    assert_eq!(gets[1].status, 206);
+    gets
+}
+
 #[test]
 fn range_ignored_restarts_from_zero_and_drop_resumes_with_range() {
     let hub = start_hub(|_| {});
@@ -535,25 +566,7 @@ fn range_ignored_restarts_from_zero_and_drop_resumes_with_range() {
     assert_eq!(gets.last().unwrap().range, None);
 
     // Drop then a clean resume: the resume asks only for the rest.
-    let d2 = tempfile::tempdir().unwrap();
-    let e2 = engine(&hub, d2.path(), None, |c| {
-        c.downloads.parallel_threshold_mb = 1024
-    });
-    hub.plan.clear();
-    hub.plan.clear_log();
-    hub.plan.add(&cdn, Some(1), Fault::DropAfter(2_000_000));
-    hub.rt
-        .block_on(e2.download(&repo("org/small"), DownloadOptions::default()))
-        .unwrap();
-    assert_model_matches(&hub, d2.path(), "org/small");
-    let gets: Vec<_> = hub
-        .plan
-        .requests()
-        .into_iter()
-        .filter(|q| q.method == "GET" && q.path.contains(&sha))
-        .collect();
-    assert_eq!(gets.len(), 2, "{gets:?}");
-    assert_eq!(gets[1].status, 206);
+    let gets = cut_then_resume(&hub, |_| {});
     let total: u64 = gets.iter().map(|q| q.body_bytes).sum();
     // What was in flight when the connection was cut is lost; everything received was kept.
     assert!(
@@ -1256,26 +1269,7 @@ fn general_http_client_and_buffered_writes_take_the_same_faults() {
         .unwrap();
     assert_model_matches(&hub, d2.path(), "org/small");
 
-    hub.plan.clear();
-    hub.plan.clear_log();
-    hub.plan.add(&cdn, Some(1), Fault::DropAfter(2_000_000));
-    let d3 = tempfile::tempdir().unwrap();
-    let e3 = engine(&hub, d3.path(), None, |c| {
-        general(c);
-        c.downloads.parallel_threshold_mb = 1024;
-    });
-    hub.rt
-        .block_on(e3.download(&repo("org/small"), DownloadOptions::default()))
-        .unwrap();
-    assert_model_matches(&hub, d3.path(), "org/small");
-    let gets: Vec<_> = hub
-        .plan
-        .requests()
-        .into_iter()
-        .filter(|q| q.method == "GET" && q.path.contains(&sha))
-        .collect();
-    assert_eq!(gets.len(), 2, "{gets:?}");
-    assert_eq!(gets[1].status, 206);
+    let gets = cut_then_resume(&hub, general);
     assert!(
         gets[1].range.as_deref().is_some_and(|r| r != "bytes=0-"),
         "{gets:?}"

@@ -269,6 +269,11 @@ mod tests {
         (url, h)
     }
 
+    /// `get` with 5 s timeouts.
+    async fn get5(url: &Url, h: &HeaderMap) -> Result<RawResponse, RawError> {
+        get(url, h, Duration::from_secs(5), Duration::from_secs(5)).await
+    }
+
     async fn read_all(b: &mut RawBody) -> Vec<u8> {
         let mut out = Vec::new();
         let mut buf = [0u8; 3];
@@ -290,9 +295,7 @@ mod tests {
         .await;
         let mut h = HeaderMap::new();
         h.insert("range", HeaderValue::from_static("bytes=0-4"));
-        let mut r = get(&url, &h, Duration::from_secs(5), Duration::from_secs(5))
-            .await
-            .unwrap();
+        let mut r = get5(&url, &h).await.unwrap();
         assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
         assert_eq!(r.content_length(), Some(5));
         assert_eq!(r.headers.get("etag").unwrap(), "\"e\"");
@@ -307,57 +310,27 @@ mod tests {
     async fn a_short_body_ends_with_zero_and_chunked_has_no_length() {
         let (url, _srv) =
             serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec()).await;
-        let mut r = get(
-            &url,
-            &HeaderMap::new(),
-            Duration::from_secs(5),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        let mut r = get5(&url, &HeaderMap::new()).await.unwrap();
         assert_eq!(read_all(&mut r.body).await, b"abc");
         let (url, _srv) = serve_once(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n".to_vec(),
         )
         .await;
-        let r = get(
-            &url,
-            &HeaderMap::new(),
-            Duration::from_secs(5),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        let r = get5(&url, &HeaderMap::new()).await.unwrap();
         assert_eq!(r.content_length(), None);
     }
 
     #[tokio::test]
     async fn garbage_and_refused_connections_are_errors() {
         let (url, _srv) = serve_once(b"NOT HTTP AT ALL\r\n\r\n".to_vec()).await;
-        let e = get(
-            &url,
-            &HeaderMap::new(),
-            Duration::from_secs(5),
-            Duration::from_secs(5),
-        )
-        .await
-        .err()
-        .unwrap();
+        let e = get5(&url, &HeaderMap::new()).await.err().unwrap();
         assert!(e.to_string().contains("invalid HTTP response"), "{e}");
         // A port nobody listens on.
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         drop(l);
         let url = Url::parse(&format!("http://127.0.0.1:{port}/x")).unwrap();
-        let e = get(
-            &url,
-            &HeaderMap::new(),
-            Duration::from_secs(5),
-            Duration::from_secs(5),
-        )
-        .await
-        .err()
-        .unwrap();
+        let e = get5(&url, &HeaderMap::new()).await.err().unwrap();
         assert!(matches!(e, RawError::Connect(_)), "{e}");
     }
 }

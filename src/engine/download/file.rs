@@ -1047,20 +1047,23 @@ impl BlockWriter<'_> {
             let n = self.block.push(data);
             data = &data[n..];
             if self.block.is_full() {
-                let at = self.block.end();
-                let full = std::mem::replace(&mut self.block, Block::new(at, block_cap(at, end)));
-                self.submit(full).await?;
+                self.rotate(end).await?;
             }
         }
         Ok(())
     }
 
+    /// Submit the block being filled and start the next one right after it (ending by `end`).
+    async fn rotate(&mut self, end: u64) -> std::result::Result<(), AttemptEnd> {
+        let at = self.block.end();
+        let b = std::mem::replace(&mut self.block, Block::new(at, block_cap(at, end)));
+        self.submit(b).await
+    }
+
     /// Write a block that has been filling for longer than [`BLOCK_MAX_AGE`]; land writes that already returned.
     async fn keep_fresh(&mut self, end: u64) -> std::result::Result<(), AttemptEnd> {
         if !self.block.is_empty() && self.block_since.elapsed() >= BLOCK_MAX_AGE {
-            let at = self.block.end();
-            let part = std::mem::replace(&mut self.block, Block::new(at, block_cap(at, end)));
-            self.submit(part).await?;
+            self.rotate(end).await?;
         }
         while self.inflight.front().is_some_and(|(_, h)| h.is_finished()) {
             self.land().await?;
@@ -1072,9 +1075,7 @@ impl BlockWriter<'_> {
     async fn filled(&mut self, n: usize, end: u64) -> std::result::Result<(), AttemptEnd> {
         self.block.advance(n);
         if self.block.is_full() {
-            let at = self.block.end();
-            let full = std::mem::replace(&mut self.block, Block::new(at, block_cap(at, end)));
-            self.submit(full).await?;
+            self.rotate(end).await?;
         }
         Ok(())
     }
