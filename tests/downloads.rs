@@ -306,11 +306,8 @@ fn large_files_use_parallel_range_parts_and_bandwidth_limit_holds() {
     let secs = t.elapsed().as_secs_f64();
     assert_model_matches(&hub, d.path(), "org/big");
     let sha = sha256_hex(&hub.models["org/big"]["model.safetensors"]);
-    let ranges: Vec<String> = hub
-        .plan
-        .requests()
+    let ranges: Vec<String> = gets_of(&hub, &sha)
         .into_iter()
-        .filter(|q| q.method == "GET" && q.path.contains(&sha))
         .map(|q| q.range.unwrap_or_default())
         .collect();
     // 24 MiB in chunks of 8 MiB. The first connection asks for everything; once the ramp sees the hasher waiting
@@ -506,6 +503,15 @@ fn stalled_connection_is_dropped_and_retried() {
     );
 }
 
+/// The GET requests the hub saw for the file whose hash is `sha` (its resolve and CDN URLs carry it).
+fn gets_of(hub: &Hub, sha: &str) -> Vec<ema::server::faults::RequestRecord> {
+    hub.plan
+        .requests()
+        .into_iter()
+        .filter(|q| q.method == "GET" && q.path.contains(sha))
+        .collect()
+}
+
 /// Download org/small (one connection) into a fresh store while the server cuts its first transfer of the weights
 /// after 2 MB; returns the GETs of the weights (two: the cut one and a 206 resume).
 fn cut_then_resume(
@@ -526,12 +532,7 @@ fn cut_then_resume(
         .block_on(e.download(&repo("org/small"), DownloadOptions::default()))
         .unwrap();
     assert_model_matches(hub, d.path(), "org/small");
-    let gets: Vec<_> = hub
-        .plan
-        .requests()
-        .into_iter()
-        .filter(|q| q.method == "GET" && q.path.contains(&sha))
-        .collect();
+    let gets = gets_of(hub, &sha);
     assert_eq!(gets.len(), 2, "{gets:?}");
     assert_eq!(gets[1].status, 206);
     gets
@@ -553,12 +554,7 @@ fn range_ignored_restarts_from_zero_and_drop_resumes_with_range() {
         .block_on(e.download(&repo("org/small"), DownloadOptions::default()))
         .unwrap();
     assert_model_matches(&hub, d.path(), "org/small");
-    let gets: Vec<_> = hub
-        .plan
-        .requests()
-        .into_iter()
-        .filter(|q| q.method == "GET" && q.path.contains(&sha))
-        .collect();
+    let gets = gets_of(&hub, &sha);
     // First GET cut, second asked for a range and got 200 (ignored), third restarted from zero without a range.
     assert!(gets.len() >= 3, "{gets:?}");
     assert_eq!(gets[1].range.as_deref(), Some("bytes=1000000-"));

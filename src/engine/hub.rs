@@ -19,6 +19,7 @@ use super::store::{RepoId, validate_repo_path};
 
 /// Longest redirect chain followed.
 const MAX_REDIRECTS: usize = 10;
+const USER_AGENT: &str = concat!("ema/", env!("CARGO_PKG_VERSION"));
 /// Most tree pages followed (a guard against a server that links forever).
 const MAX_TREE_PAGES: usize = 10_000;
 
@@ -351,10 +352,7 @@ impl HubClient {
         let stall = Duration::from_secs_f64(cfg.stall_timeout_seconds.max(0.05));
         let connect = Duration::from_secs_f64(cfg.connect_timeout_seconds.max(0.05));
         let mut headers = HeaderMap::new();
-        headers.insert(
-            header::USER_AGENT,
-            HeaderValue::from_static(concat!("ema/", env!("CARGO_PKG_VERSION"))),
-        );
+        headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(connect)
@@ -425,30 +423,21 @@ impl HubClient {
                 req = req.bearer_auth(t);
             }
             let resp = req.send().await.map_err(|e| {
-                let message = format!("cannot reach {}: {}", redact_url(&url), describe_reqwest(&e));
-                // A host name that does not resolve will not resolve in 30 s either: no network, or a typo in
-                // HF_ENDPOINT. Say so now instead of backing off for minutes.
-                if is_name_resolution_failure(&e) {
-                    HttpFailure::Fatal(EmaError::Hub(format!(
-                        "{message}; check HF_ENDPOINT and the network (or set HF_HUB_OFFLINE=1 to work with local \
-                         models only)"
-                    )))
-                } else {
-                    HttpFailure::Transient {
-                        message,
-                        retry_after: None,
-                    }
-                }
+                unreachable(&url, describe_reqwest(&e), is_name_resolution_failure(&e))
             })?;
             match self.next_hop(&url, resp.status(), resp.headers(), follow_cross_host)? {
                 Some(next) => url = next,
                 None => return Ok(resp),
             }
         }
-        Err(HttpFailure::Fatal(EmaError::Hub(format!(
+        Err(self.too_many_redirects())
+    }
+
+    fn too_many_redirects(&self) -> HttpFailure {
+        HttpFailure::Fatal(EmaError::Hub(format!(
             "more than {MAX_REDIRECTS} redirects from {}; check HF_ENDPOINT",
             self.endpoint
-        ))))
+        )))
     }
 
     /// Where a redirect answer leads, if it is to be followed: `None` for a final answer (not a redirect, no
@@ -734,10 +723,7 @@ impl HubClient {
                 return Ok((FileResponse::client(resp), url));
             }
             let mut hh = h.clone();
-            hh.insert(
-                header::USER_AGENT,
-                HeaderValue::from_static(concat!("ema/", env!("CARGO_PKG_VERSION"))),
-            );
+            hh.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
             if self.may_send_token(&cur)
                 && let Some(t) = &self.token
                 && let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {t}"))
@@ -748,19 +734,8 @@ impl HubClient {
             let r = crate::engine::http1::get(&cur, &hh, self.connect, self.stall)
                 .await
                 .map_err(|e| {
-                    let message = format!("cannot reach {}: {e}", redact_url(&cur));
-                    match e {
-                        crate::engine::http1::RawError::Resolve(_) => {
-                            HttpFailure::Fatal(EmaError::Hub(format!(
-                                "{message}; check HF_ENDPOINT and the network (or set HF_HUB_OFFLINE=1 to work \
-                                 with local models only)"
-                            )))
-                        }
-                        _ => HttpFailure::Transient {
-                            message,
-                            retry_after: None,
-                        },
-                    }
+                    let dns = matches!(e, crate::engine::http1::RawError::Resolve(_));
+                    unreachable(&cur, e.to_string(), dns)
                 })?;
             if let Some(next) = self.next_hop(&cur, r.status, &r.headers, true)? {
                 cur = next;
@@ -780,10 +755,23 @@ impl HubClient {
                 url,
             ));
         }
-        Err(HttpFailure::Fatal(EmaError::Hub(format!(
-            "more than {MAX_REDIRECTS} redirects from {}; check HF_ENDPOINT",
-            self.endpoint
-        ))))
+        Err(self.too_many_redirects())
+    }
+}
+
+/// A request that reached no server. A host name that does not resolve will not resolve in 30 s either (no network,
+/// or a typo in HF_ENDPOINT): that fails at once instead of backing off for minutes; anything else is retried.
+fn unreachable(url: &Url, detail: String, dns: bool) -> HttpFailure {
+    let message = format!("cannot reach {}: {detail}", redact_url(url));
+    if dns {
+        HttpFailure::Fatal(EmaError::Hub(format!(
+            "{message}; check HF_ENDPOINT and the network (or set HF_HUB_OFFLINE=1 to work with local models only)"
+        )))
+    } else {
+        HttpFailure::Transient {
+            message,
+            retry_after: None,
+        }
     }
 }
 

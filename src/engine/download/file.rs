@@ -465,9 +465,9 @@ async fn attempt_once(
     let (h0, off0) = hasher
         .take()
         .unwrap_or_else(|| (FileHasher::new(file.is_lfs(), file.size), 0));
-    let hot = Arc::new(HotBlocks::new(h0, off0));
+    let hot = Arc::new(HotBlocks::default());
 
-    // The hashing thread takes what the connection at the frontier does not hash itself.
+    // The hashing thread follows the received blocks in file order.
     let stop = Arc::new(AtomicBool::new(false));
     // If this attempt is dropped midway (the caller gave up), the hashing thread must still end.
     let _stop_on_drop = StopOnDrop(stop.clone());
@@ -477,7 +477,9 @@ async fn attempt_once(
         let f = partial_file.clone();
         let hot = hot.clone();
         let size = file.size;
-        tokio::task::spawn_blocking(move || run_hasher(&f.file, &hot, &parts, &stop, size))
+        tokio::task::spawn_blocking(move || {
+            run_hasher(&f.file, &hot, h0, off0, &parts, &stop, size)
+        })
     };
 
     // Persist progress about once a second while parts run.
@@ -597,7 +599,6 @@ async fn attempt_once(
         }
     }
     drop(running);
-    let results: Vec<std::result::Result<(), AttemptEnd>> = errors.into_iter().map(Err).collect();
     persist_stop.notify_one();
     let _ = persister.await;
     if persist && !parts.complete() {
@@ -607,27 +608,17 @@ async fn attempt_once(
     let hashed = hasher_task.await.map_err(|e| {
         AttemptEnd::Fatal(EmaError::Other(format!("the hashing thread failed: {e}")))
     })?;
-    hashed.map_err(|e| io_end("cannot read back", &paths.partial, e))?;
-    let (h, off) = hot
-        .take_hash()
-        .ok_or_else(|| AttemptEnd::Fatal(EmaError::Other("the hash state was lost".to_string())))?;
+    let (h, off) = hashed.map_err(|e| io_end("cannot read back", &paths.partial, e))?;
 
     // The most serious failure decides.
-    let mut worst: Option<AttemptEnd> = None;
-    for r in results {
-        if let Err(e) = r {
-            let rank = |a: &AttemptEnd| match a {
-                AttemptEnd::Fatal(_) => 5,
-                AttemptEnd::UpstreamChanged => 4,
-                AttemptEnd::Interrupted => 3,
-                AttemptEnd::Restart(_) => 2,
-                AttemptEnd::Transient { .. } => 1,
-            };
-            if worst.as_ref().is_none_or(|w| rank(&e) > rank(w)) {
-                worst = Some(e);
-            }
-        }
-    }
+    let rank = |a: &AttemptEnd| match a {
+        AttemptEnd::Fatal(_) => 5,
+        AttemptEnd::UpstreamChanged => 4,
+        AttemptEnd::Interrupted => 3,
+        AttemptEnd::Restart(_) => 2,
+        AttemptEnd::Transient { .. } => 1,
+    };
+    let worst = errors.into_iter().max_by_key(rank);
     if let Some(w) = worst {
         *hasher = Some((h, off));
         return Err(w);
@@ -671,52 +662,42 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// Hash the file in order from `off`: received blocks from memory, anything else (a resumed prefix, blocks beyond
+/// the memory cap) read back from the file once written. Returns the state reached when the writers stopped.
 fn run_hasher(
     f: &std::fs::File,
     hot: &HotBlocks,
+    mut h: FileHasher,
+    mut off: u64,
     parts: &Parts,
     stop: &AtomicBool,
     size: u64,
-) -> std::io::Result<()> {
+) -> std::io::Result<(FileHasher, u64)> {
     let mut buf = vec![0u8; HASH_CHUNK];
-    let mut flushed = hot.hashed_upto();
+    let mut flushed = off;
     loop {
-        // Received blocks are hashed from memory; anything else (a resumed prefix, blocks beyond the memory cap) is
-        // read back from the file once written.
         let written = parts.frontier(size);
         let t0 = std::time::Instant::now();
-        let step = hot.with_hash(|h, off| -> std::io::Result<bool> {
-            let (hit, next) = hot.at(*off);
-            if let Some(b) = &hit {
-                let s = (*off - b.start) as usize;
-                h.update(&b.bytes()[s..]);
-                *off = b.end();
-                Ok(true)
-            } else if *off < written {
-                let upto = next.map_or(written, |n| n.min(written));
-                let n = ((upto - *off) as usize).min(HASH_CHUNK);
-                f.read_exact_at(&mut buf[..n], *off)?;
-                h.update(&buf[..n]);
-                *off += n as u64;
-                Ok(true)
-            } else {
-                Ok(false)
-            }
-        });
-        let Some(step) = step else {
-            return Ok(());
-        };
-        let off = hot.hashed_upto();
-        if step? {
-            hot.add_busy(t0.elapsed());
-            hot.set_starved(false);
+        let (hit, next) = hot.at(off);
+        if let Some(b) = &hit {
+            h.update(&b.bytes()[(off - b.start) as usize..]);
+            off = b.end();
+        } else if off < written {
+            let upto = next.map_or(written, |n| n.min(written));
+            let n = ((upto - off) as usize).min(HASH_CHUNK);
+            f.read_exact_at(&mut buf[..n], off)?;
+            h.update(&buf[..n]);
+            off += n as u64;
         } else if off >= size || stop.load(Ordering::Acquire) {
             // Done, or the writers are done and nothing more will come.
             hot.set_starved(true);
-            return Ok(());
+            return Ok((h, off));
         } else {
             hot.wait(Duration::from_millis(2));
+            continue;
         }
+        hot.add_busy(t0.elapsed());
+        hot.set_starved(false);
         // Bytes written through the page cache start going to disk now, so the fsync before placement has little
         // left to do (a no-op for directly written ranges).
         let w = off.min(written);

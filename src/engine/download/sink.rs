@@ -2,17 +2,15 @@
 //! it, so a multi-gigabyte model neither doubles its cost through the page cache nor evicts everything else), and
 //! kept in memory for the in-order hasher so nothing is read back from disk while the transfer runs.
 //!
-//! The disk is the truth: a block is published to the hasher only after its write returned, the hasher falls back
-//! to reading the file for anything not (or no longer) in memory, and memory for blocks waiting on an earlier,
-//! slower part is capped.
+//! The disk is the truth for resume: a part's progress counts a block only after its write returned. The hasher
+//! takes blocks from memory as they arrive (the verdict waits for every write), falls back to reading the file for
+//! anything not (or no longer) in memory, and memory for blocks waiting on an earlier, slower part is capped.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-
-use super::util::FileHasher;
 
 /// Alignment of direct writes (offset, length and buffer address).
 pub(super) const ALIGN: usize = 4096;
@@ -90,9 +88,7 @@ impl Block {
 
 impl Drop for Block {
     fn drop(&mut self) {
-        if self.cap == BLOCK {
-            give_back(std::mem::take(&mut self.buf));
-        }
+        give_back(std::mem::take(&mut self.buf));
     }
 }
 
@@ -104,6 +100,7 @@ fn take_pooled() -> Option<Vec<u8>> {
     POOL.lock().unwrap_or_else(|e| e.into_inner()).pop()
 }
 
+/// Keep a full-size buffer for reuse (smaller ones are just freed).
 fn give_back(buf: Vec<u8>) {
     let mut p = POOL.lock().unwrap_or_else(|e| e.into_inner());
     if p.len() < POOL_MAX && buf.len() == BLOCK + ALIGN {
@@ -180,8 +177,7 @@ fn open_direct(_path: &Path) -> Option<std::fs::File> {
 
 /// Received blocks the hasher has not reached yet, by start offset. The hasher takes them as they arrive (still in
 /// the CPU cache when it keeps up), independently of their writes; the verdict waits for every write anyway.
-///
-/// It also holds the file's hash state, which the hashing thread advances.
+#[derive(Default)]
 pub(super) struct HotBlocks {
     inner: Mutex<(BTreeMap<u64, Arc<Block>>, usize)>,
     arrived: Condvar,
@@ -191,44 +187,9 @@ pub(super) struct HotBlocks {
     hashed: tokio::sync::Notify,
     /// Time spent hashing, ns.
     busy: AtomicU64,
-    /// The hash state and the offset it has reached; `None` once taken at the end of an attempt.
-    hash: Mutex<Option<(FileHasher, u64)>>,
-    /// Mirror of the offset, readable without the lock.
-    upto: AtomicU64,
 }
 
 impl HotBlocks {
-    pub(super) fn new(h: FileHasher, off: u64) -> HotBlocks {
-        HotBlocks {
-            inner: Mutex::default(),
-            arrived: Condvar::new(),
-            starved: AtomicBool::new(false),
-            hashed: tokio::sync::Notify::new(),
-            busy: AtomicU64::new(0),
-            hash: Mutex::new(Some((h, off))),
-            upto: AtomicU64::new(off),
-        }
-    }
-
-    /// Where the hash has reached.
-    pub(super) fn hashed_upto(&self) -> u64 {
-        self.upto.load(Ordering::Acquire)
-    }
-
-    /// Run `f` on the hash state (for the hashing thread); `f` returns the new offset.
-    pub(super) fn with_hash<R>(&self, f: impl FnOnce(&mut FileHasher, &mut u64) -> R) -> Option<R> {
-        let mut g = self.hash.lock().unwrap_or_else(|e| e.into_inner());
-        let (h, off) = g.as_mut()?;
-        let r = f(h, off);
-        self.upto.store(*off, Ordering::Release);
-        Some(r)
-    }
-
-    /// Take the hash state out (at the end of an attempt).
-    pub(super) fn take_hash(&self) -> Option<(FileHasher, u64)> {
-        self.hash.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-
     /// Offer a received block; not kept (the hasher reads it from disk once written) when memory is at the cap.
     pub(super) fn offer(&self, b: Arc<Block>) {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -331,7 +292,7 @@ mod tests {
 
     #[test]
     fn hot_blocks_find_cover_and_forget() {
-        let h = HotBlocks::new(FileHasher::new(true, 0), 0);
+        let h = HotBlocks::default();
         let mut a = Block::new(0, 4);
         a.push(b"abcd");
         let mut c = Block::new(8, 4);
