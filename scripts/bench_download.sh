@@ -3,7 +3,8 @@
 #   (a) one 1 GiB file: `ema download` wall time (verification included) vs `curl -o` of the same URL  (goal <= 1.10x)
 #   (b) a mirror capping each connection at C MB/s: ema throughput vs connections x C                   (goal >= 0.8)
 #   (c) a multi-file repo: `huggingface_hub.snapshot_download` vs `ema download`                          (goal >= 1.5x)
-# Usage: [EMA_BIN=path] scripts/bench_download.sh [SIZE_MIB=1024] [REPS=3] [CAP_MB_PER_S=25]
+# Usage: [EMA_BIN=path] [PARTS=abc] scripts/bench_download.sh [SIZE_MIB=1024] [REPS=3] [CAP_MB_PER_S=25]
+# PARTS picks which of (a), (b), (c) to run (default all three).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,8 @@ SIZE_MIB=${1:-1024}
 REPS=${2:-3}
 CAP_MB=${3:-25}
 CONNS=4
+PARTS=${PARTS:-abc}
+run_part() { [[ $PARTS == *$1* ]]; }
 
 command -v curl >/dev/null || { echo "curl is required" >&2; exit 2; }
 python3 -c 'import huggingface_hub' 2>/dev/null || python3 -m pip install --quiet huggingface_hub
@@ -77,6 +80,7 @@ EP=$MIRROR_EP
 URL="$EP/bench/one/resolve/main/model.safetensors"
 echo "mirror at $EP; file $SIZE_MIB MiB; $REPS repetitions" >&2
 
+if run_part a; then
 # (a) 1 GiB: curl vs ema
 curl_t=(); ema_t=()
 for r in $(seq 1 "$REPS"); do
@@ -99,6 +103,9 @@ CURL_A_MIN=$(printf '%s\n' "${curl_t[@]}" | sort -g | head -1)
 EMA_A_MIN=$(printf '%s\n' "${ema_t[@]}" | sort -g | head -1)
 RATIO_A_MIN=$(echo "$EMA_A_MIN / $CURL_A_MIN" | bc -l)
 
+fi
+
+if run_part b; then
 # (b) per-connection cap
 CAP_BYTES=$((CAP_MB * 1000 * 1000))
 start_mirror --throttle-per-connection "$CAP_BYTES"
@@ -115,6 +122,9 @@ CAP_T=$(printf '%s\n' "${cap_t[@]}" | median)
 CAP_THR=$(echo "(256 * 1048576) / $CAP_T / 1000000" | bc -l)
 RATIO_B=$(echo "$CAP_THR / ($CONNS * $CAP_MB)" | bc -l)
 
+fi
+
+if run_part c; then
 # (c) huggingface_hub.snapshot_download vs ema on the multi-file repo
 hf_t=(); ema_c=()
 for r in $(seq 1 "$REPS"); do
@@ -136,13 +146,21 @@ HF_C=$(printf '%s\n' "${hf_t[@]}" | median)
 EMA_C=$(printf '%s\n' "${ema_c[@]}" | median)
 RATIO_C=$(echo "$HF_C / $EMA_C" | bc -l)
 
+fi
+
+if run_part a; then
 echo "runs (a) curl: ${curl_t[*]}" >&2
 echo "runs (a) ema:  ${ema_t[*]}" >&2
-echo "runs (c) hf:   ${hf_t[*]}" >&2
-echo "runs (c) ema:  ${ema_c[*]}" >&2
 printf '(a) %d MiB file: curl %.2f s, ema %.2f s (incl. sha256) -> ema/curl = %.2fx (goal <= 1.10); best runs %.2f s vs %.2f s -> %.2fx\n' \
   "$SIZE_MIB" "$CURL_A" "$EMA_A" "$RATIO_A" "$CURL_A_MIN" "$EMA_A_MIN" "$RATIO_A_MIN"
+fi
+if run_part b; then
 printf '(b) 256 MiB file, cap %d MB/s per connection, %d connections: %.1f MB/s -> %.2f of %d x cap (goal >= 0.80)\n' \
   "$CAP_MB" "$CONNS" "$CAP_THR" "$RATIO_B" "$CONNS"
+fi
+if run_part c; then
+echo "runs (c) hf:   ${hf_t[*]}" >&2
+echo "runs (c) ema:  ${ema_c[*]}" >&2
 printf '(c) 8 x 64 MiB repo: huggingface_hub %.2f s, ema %.2f s -> ema is %.2fx faster (goal >= 1.5)\n' \
   "$HF_C" "$EMA_C" "$RATIO_C"
+fi
