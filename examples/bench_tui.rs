@@ -43,7 +43,7 @@ fn meta(id: &RepoId, i: usize) -> ModelMetadata {
             git_sha1: None,
             lfs: false,
             verified_at: None,
-            mtime: None,
+            mtime_ns: None,
         }],
         total_size: size,
         pipeline_tag: Some(TASKS[i % TASKS.len()].into()),

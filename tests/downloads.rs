@@ -920,6 +920,64 @@ fn cli_json_gated_offline_disk_and_status() {
         out.contains("org/small") && out.contains("available"),
         "{out}"
     );
+    // Offline, a model complete in the store is a success without a request (as huggingface_hub returns its
+    // local snapshot); another revision, or a damaged file, is refused with exit 4 and says what is wrong.
+    hub.plan.clear_log();
+    let offline = |args: &[&str]| {
+        let mut c = ema(&hub.url, &cfg, d.path());
+        c.args(args).env("HF_HUB_OFFLINE", "1");
+        run(c)
+    };
+    let (code, out, err) = offline(&["--json", "download", "org/small"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(v["offline"], true);
+    assert_eq!(v["bytes_fetched"], 0);
+    let (code, _, err) = offline(&["download", "org/small", "--revision", "v2"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("not at revision \"v2\""), "{err}");
+    let cfg_json = models.join("org--small/config.json");
+    let mut bytes = std::fs::read(&cfg_json).unwrap();
+    bytes[2] ^= 1;
+    std::fs::write(&cfg_json, bytes).unwrap();
+    let (code, _, err) = offline(&["download", "org/small"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("config.json of org/small is missing or damaged"),
+        "{err}"
+    );
+    assert!(hub.plan.requests().is_empty());
+}
+
+#[test]
+fn an_endpoint_where_nothing_listens_fails_within_seconds() {
+    // A port nothing listens on (bound, then closed).
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let d = tempfile::tempdir().unwrap();
+    let models = d.path().join("models");
+    let cfg = write_config(d.path(), &models, |c| {
+        // The configured backoff is for a flaky server mid-transfer; nothing answering must not wait on it.
+        c.downloads.retry_delay_seconds = 30.0;
+        c.downloads.max_retries = 5;
+    });
+    let started = Instant::now();
+    let mut c = ema(&format!("http://127.0.0.1:{port}"), &cfg, d.path());
+    c.args(["download", "org/small"]);
+    let (code, _, err) = run(c);
+    let took = started.elapsed();
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("nothing answers") && err.contains("HF_ENDPOINT"),
+        "{err}"
+    );
+    assert!(
+        err.contains("retry 2 of the listing"),
+        "quick retries first: {err}"
+    );
+    assert!(took < Duration::from_secs(20), "took {took:?}");
 }
 
 /// Poll `f` every 50 ms for up to `secs`.

@@ -1519,7 +1519,7 @@ async fn models_that_appear_or_change_while_running_are_picked_up() {
             git_sha1: Some(git_blob_sha1(content)),
             lfs: false,
             verified_at: None,
-            mtime: None,
+            mtime_ns: None,
         }],
         total_size: content.len() as u64,
         pipeline_tag: Some("text-generation".to_string()),

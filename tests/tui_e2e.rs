@@ -141,7 +141,7 @@ fn write_local_model(store: &Store, id: &str) {
                 git_sha1: None,
                 lfs: false,
                 verified_at: None,
-                mtime: None,
+                mtime_ns: None,
             }],
             total_size: content.len() as u64,
             pipeline_tag: Some("text-classification".into()),

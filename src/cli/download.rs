@@ -217,12 +217,17 @@ pub(super) fn print_report(ctx: &Ctx, r: &DownloadReport) {
         println!("{}: cancelled", r.model_id);
     } else if r.files_already_present == r.files {
         println!(
-            "{} is available at {} (commit {}, {} files, {}; nothing to fetch)",
+            "{} is available at {} (commit {}, {} files, {}; nothing to fetch{})",
             r.model_id,
             r.path.display(),
             short(&r.commit),
             r.files,
-            human_bytes(r.total_bytes)
+            human_bytes(r.total_bytes),
+            if r.offline {
+                "; offline: not checked against the hub for a newer commit"
+            } else {
+                ""
+            }
         );
     } else {
         let rate = if r.seconds > 0.0 {

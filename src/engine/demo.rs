@@ -623,8 +623,7 @@ fn build(s: &Sample, dir: &Path) -> Result<Vec<FileRecord>> {
         let lfs = crate::engine::store::is_lfs_path(&name, size);
         let mtime = std::fs::metadata(&p)
             .ok()
-            .and_then(|m| m.modified().ok())
-            .map(|t| chrono::DateTime::<chrono::Utc>::from(t).timestamp());
+            .and_then(|m| crate::engine::store::mtime_ns(&m));
         records.push(FileRecord {
             path: name,
             size,
@@ -632,7 +631,7 @@ fn build(s: &Sample, dir: &Path) -> Result<Vec<FileRecord>> {
             git_sha1: (!lfs).then_some(sha1),
             lfs,
             verified_at: Some(now.clone()),
-            mtime,
+            mtime_ns: mtime,
         });
     }
     Ok(records)

@@ -312,6 +312,10 @@ pub enum HttpFailure {
         message: String,
         retry_after: Option<f64>,
     },
+    /// Nothing answered: the connection was refused, or connecting timed out. Mid-transfer this is retried like
+    /// any network error; for the metadata that starts a download it gets only a few quick retries (a mirror
+    /// restarting), since a wrong or stopped endpoint will not come back by waiting minutes.
+    Unreachable { message: String },
     /// Not worth retrying; the final error.
     Fatal(EmaError),
 }
@@ -319,7 +323,9 @@ pub enum HttpFailure {
 impl HttpFailure {
     pub fn into_error(self) -> EmaError {
         match self {
-            HttpFailure::Transient { message, .. } => EmaError::Hub(message),
+            HttpFailure::Transient { message, .. } | HttpFailure::Unreachable { message } => {
+                EmaError::Hub(message)
+            }
             HttpFailure::Fatal(e) => e,
         }
     }
@@ -768,10 +774,7 @@ fn unreachable(url: &Url, detail: String, dns: bool) -> HttpFailure {
             "{message}; check HF_ENDPOINT and the network (or set HF_HUB_OFFLINE=1 to work with local models only)"
         )))
     } else {
-        HttpFailure::Transient {
-            message,
-            retry_after: None,
-        }
+        HttpFailure::Unreachable { message }
     }
 }
 

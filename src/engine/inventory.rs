@@ -280,7 +280,7 @@ mod tests {
                     git_sha1: None,
                     lfs: false,
                     verified_at: None,
-                    mtime: None,
+                    mtime_ns: None,
                 })
                 .collect(),
             total_size: files.iter().map(|f| f.1).sum(),

@@ -3,10 +3,11 @@
 
 use serde::Serialize;
 
+use super::download::DownloadSnapshot;
 use super::download::queue::QueueState;
-use super::download::{DownloadSnapshot, mtime_secs};
 use super::error::Result;
 use super::events::Availability;
+use super::store::mtime_ns;
 use super::store::{ModelMetadata, RepoId, Store, VerificationState};
 
 /// One file of a model, as on disk now.
@@ -58,8 +59,8 @@ fn file_statuses(store: &Store, meta: &ModelMetadata) -> Vec<FileStatus> {
                 .filter(|m| m.is_file());
             let present = m.is_some();
             let size_ok = m.as_ref().is_some_and(|m| m.len() == f.size);
-            let modified = match (&m, f.mtime) {
-                (Some(m), Some(t)) => mtime_secs(m) != Some(t),
+            let modified = match (&m, f.mtime_ns) {
+                (Some(m), Some(t)) => mtime_ns(m) != Some(t),
                 _ => false,
             };
             FileStatus {
@@ -183,7 +184,7 @@ mod tests {
                 git_sha1: Some("b".repeat(40)),
                 lfs: false,
                 verified_at: Some(now_rfc3339()),
-                mtime: None,
+                mtime_ns: None,
             }],
             total_size: 5,
             pipeline_tag: None,

@@ -122,9 +122,11 @@ pub struct FileRecord {
     /// When the file's bytes were last hashed and matched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_at: Option<String>,
-    /// Modification time (unix seconds) when last verified, for the quick check.
+    /// Modification time (unix nanoseconds) when last verified, for the quick check and to skip re-hashing an
+    /// unchanged file. (Records from before nanoseconds were kept have `mtime` in seconds, which is ignored: such
+    /// files are hashed once more, then stamped.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mtime: Option<i64>,
+    pub mtime_ns: Option<i64>,
 }
 
 /// The sidecar `<org>--<name>.metadata.json`.
@@ -319,6 +321,17 @@ impl Store {
         }
         Ok(out.into_iter().collect())
     }
+}
+
+/// A file's modification time in unix nanoseconds (what a verified record vouches for): with whole seconds a file
+/// rewritten in the same second as its verification, at the same size, would pass for unchanged.
+pub fn mtime_ns(md: &std::fs::Metadata) -> Option<i64> {
+    let d = md
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    i64::try_from(d.as_nanos()).ok()
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ fn meta(id: &str, task: &str, files: &[(&str, u64)], v: VerificationState) -> Mo
                 git_sha1: Some("e69de29bb2d1d6434b8b29ae775ad8c2e48c5391".into()),
                 lfs: p.ends_with(".safetensors"),
                 verified_at: None,
-                mtime: None,
+                mtime_ns: None,
             })
             .collect(),
         total_size: files.iter().map(|f| f.1).sum(),

@@ -125,6 +125,10 @@ impl From<HttpFailure> for AttemptEnd {
                 message,
                 retry_after,
             },
+            HttpFailure::Unreachable { message } => AttemptEnd::Transient {
+                message,
+                retry_after: None,
+            },
             HttpFailure::Fatal(e) => AttemptEnd::Fatal(e),
         }
     }

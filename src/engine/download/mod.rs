@@ -39,10 +39,14 @@ use super::config::{DownloadsConfig, HubEnv};
 use super::error::{EmaError, Result};
 use super::events::{Availability, Event, EventBus, Severity};
 use super::hub::{HttpFailure, HubClient, ModelInfo, RemoteFile};
+
 use super::store::{
-    FileRecord, METADATA_SCHEMA_VERSION, ModelMetadata, RepoId, Store, VerificationState,
+    FileRecord, METADATA_SCHEMA_VERSION, ModelMetadata, RepoId, Store, VerificationState, mtime_ns,
     now_rfc3339,
 };
+
+/// Retries of a metadata request when nothing answers (connection refused or connect timeout).
+const QUICK_CONNECT_RETRIES: u32 = 2;
 
 /// What to download.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -70,6 +74,10 @@ pub struct DownloadReport {
     pub seconds: f64,
     /// False when the download was cancelled.
     pub completed: bool,
+    /// True when HF_HUB_OFFLINE is set and the model was found complete locally, without asking the hub whether
+    /// the revision moved.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub offline: bool,
 }
 
 /// A download as the faces see it (in this process, or persisted by another).
@@ -389,10 +397,7 @@ impl DownloadManager {
     pub async fn download(&self, repo: &RepoId, opts: DownloadOptions) -> Result<DownloadReport> {
         let inner = &self.inner;
         if inner.env.offline {
-            return Err(EmaError::Hub(format!(
-                "HF_HUB_OFFLINE is set: ema does not touch the network, so {repo} cannot be downloaded; unset \
-                 HF_HUB_OFFLINE (or set it to 0) to download"
-            )));
+            return self.offline_report(repo, &opts);
         }
         if let Some(tok) = &inner.env.token
             && inner.hub.token_withheld()
@@ -604,14 +609,14 @@ impl DownloadManager {
                 git_sha1: f.git_sha1.clone(),
                 lfs: f.is_lfs(),
                 verified_at: None,
-                mtime: None,
+                mtime_ns: None,
             };
             match already_present(&model_dir, f, &hash, previous.as_ref()) {
                 Some((verified_at, mtime)) => {
                     present_bytes += f.size;
                     records.push(FileRecord {
                         verified_at: Some(verified_at),
-                        mtime: Some(mtime),
+                        mtime_ns: Some(mtime),
                         ..rec
                     });
                 }
@@ -688,6 +693,7 @@ impl DownloadManager {
                 bytes_fetched: 0,
                 seconds: started.elapsed().as_secs_f64(),
                 completed: true,
+                offline: false,
             }));
         }
         inner.store.write_metadata(&meta)?;
@@ -770,10 +776,10 @@ impl DownloadManager {
                 if let FileOutcome::Done { .. } = out {
                     files_done.fetch_add(1, Ordering::Relaxed);
                     let dest = ctx.model_dir.join(&file.path);
-                    let mtime = std::fs::metadata(&dest).ok().and_then(|m| mtime_secs(&m));
+                    let mtime = std::fs::metadata(&dest).ok().and_then(|m| mtime_ns(&m));
                     let mut m = meta.lock().expect("meta lock");
                     m.files[idx].verified_at = Some(now_rfc3339());
-                    m.files[idx].mtime = mtime;
+                    m.files[idx].mtime_ns = mtime;
                     m.updated_at = now_rfc3339();
                     // Record progress at most once a second (the final write always happens); a file verified
                     // but not yet recorded is adopted by its hash on the next run.
@@ -876,6 +882,7 @@ impl DownloadManager {
             bytes_fetched: fetched_total,
             seconds,
             completed: true,
+            offline: false,
         }))
     }
 
@@ -896,6 +903,88 @@ impl DownloadManager {
             bytes_fetched: 0,
             seconds: started.elapsed().as_secs_f64(),
             completed: false,
+            offline: false,
+        })
+    }
+
+    /// With HF_HUB_OFFLINE set nothing is fetched, but a model already complete in the store (at the asked
+    /// revision, with every wanted file present and matching its recorded hash) is a success, as
+    /// `huggingface_hub` returns its local snapshot offline. Anything else is an error naming what is missing.
+    fn offline_report(&self, repo: &RepoId, opts: &DownloadOptions) -> Result<DownloadReport> {
+        let started = Instant::now();
+        let inner = &self.inner;
+        let refuse = |why: String| {
+            EmaError::Hub(format!(
+                "HF_HUB_OFFLINE is set: ema does not touch the network, and {why}; unset HF_HUB_OFFLINE (or set it \
+                 to 0) to download"
+            ))
+        };
+        build_globs(&opts.include, "--include")?;
+        build_globs(&opts.exclude, "--exclude")?;
+        let meta = match inner.store.read_metadata(repo) {
+            Ok(Some(m)) => m,
+            Ok(None) => return Err(refuse(format!("{repo} is not in the store"))),
+            Err(e) => return Err(refuse(format!("{repo}'s metadata cannot be read ({e})"))),
+        };
+        let Some(commit) = meta.commit.clone() else {
+            return Err(refuse(format!("{repo} has no pinned commit in the store")));
+        };
+        if let Some(rev) = &opts.revision
+            && rev != &meta.requested_revision
+            && rev != &commit
+        {
+            let at = if meta.requested_revision == commit {
+                format!("commit {commit}")
+            } else {
+                format!("{} (commit {commit})", meta.requested_revision)
+            };
+            return Err(refuse(format!(
+                "the store has {repo} at {at}, not at revision {rev:?}"
+            )));
+        }
+        let wanted: Vec<RemoteFile> = meta
+            .files
+            .iter()
+            .map(|r| RemoteFile {
+                path: r.path.clone(),
+                size: r.size,
+                git_sha1: r.git_sha1.clone(),
+                sha256: if r.lfs { r.sha256.clone() } else { None },
+            })
+            .collect();
+        let wanted = filter_files(wanted, &opts.include, &opts.exclude)?;
+        if wanted.is_empty() {
+            return Err(refuse(format!(
+                "none of the {} files the store has of {repo} matches the --include/--exclude globs",
+                meta.files.len()
+            )));
+        }
+        let model_dir = inner.store.model_dir(repo);
+        for f in &wanted {
+            let hash = f.expected_hash().ok_or_else(|| {
+                refuse(format!(
+                    "{} of {repo} has no recorded hash to check it against",
+                    f.path
+                ))
+            })?;
+            if already_present(&model_dir, f, hash, Some(&meta)).is_none() {
+                return Err(refuse(format!(
+                    "{} of {repo} is missing or damaged in the store",
+                    f.path
+                )));
+            }
+        }
+        Ok(DownloadReport {
+            model_id: repo.to_string(),
+            commit,
+            path: model_dir,
+            files: wanted.len(),
+            files_already_present: wanted.len(),
+            total_bytes: wanted.iter().map(|f| f.size).sum(),
+            bytes_fetched: 0,
+            seconds: started.elapsed().as_secs_f64(),
+            completed: true,
+            offline: true,
         })
     }
 
@@ -949,37 +1038,49 @@ impl DownloadManager {
         let cfg = &self.inner.cfg;
         let mut attempt = 0u32;
         loop {
-            match f().await {
+            let (message, retry_after, quick) = match f().await {
                 Ok(v) => return Ok(v),
                 Err(HttpFailure::Fatal(e)) => return Err(e),
                 Err(HttpFailure::Transient {
                     message,
                     retry_after,
-                }) => {
-                    attempt += 1;
-                    if attempt > cfg.max_retries {
-                        return Err(EmaError::Hub(format!(
-                            "{message} (after {attempt} attempts); check HF_ENDPOINT ({}) and the network, then \
-                             retry",
-                            self.inner.hub.endpoint()
-                        )));
-                    }
-                    let d = util::backoff(
-                        attempt,
-                        cfg.retry_delay_seconds,
-                        retry_after,
-                        cfg.max_retry_after_seconds,
-                    );
-                    self.inner.bus.emit(Event::Retry {
-                        model_id: repo.to_string(),
-                        path: String::new(),
-                        attempt,
-                        delay_ms: d.as_millis() as u64,
-                        reason: message,
-                    });
-                    tokio::time::sleep(d).await;
-                }
+                }) => (message, retry_after, false),
+                Err(HttpFailure::Unreachable { message }) => (message, None, true),
+            };
+            attempt += 1;
+            // Nothing answering at all gets a few quick tries (a mirror being restarted), not minutes of backoff.
+            let (tries, base) = if quick {
+                (
+                    cfg.max_retries.min(QUICK_CONNECT_RETRIES),
+                    cfg.retry_delay_seconds.min(1.0),
+                )
+            } else {
+                (cfg.max_retries, cfg.retry_delay_seconds)
+            };
+            if attempt > tries {
+                let endpoint = self.inner.hub.endpoint();
+                return Err(EmaError::Hub(if quick {
+                    format!(
+                        "{message} (after {attempt} attempts); nothing answers at {endpoint}: check that the hub \
+                         or mirror is running and that HF_ENDPOINT is right (or set HF_HUB_OFFLINE=1 to work with \
+                         local models only)"
+                    )
+                } else {
+                    format!(
+                        "{message} (after {attempt} attempts); check HF_ENDPOINT ({endpoint}) and the network, \
+                         then retry"
+                    )
+                }));
             }
+            let d = util::backoff(attempt, base, retry_after, cfg.max_retry_after_seconds);
+            self.inner.bus.emit(Event::Retry {
+                model_id: repo.to_string(),
+                path: String::new(),
+                attempt,
+                delay_ms: d.as_millis() as u64,
+                reason: message,
+            });
+            tokio::time::sleep(d).await;
         }
     }
 }
@@ -1072,14 +1173,6 @@ fn snapshot_of_entry(e: QueueEntry) -> DownloadSnapshot {
     }
 }
 
-/// Modification time in unix seconds.
-pub(crate) fn mtime_secs(m: &std::fs::Metadata) -> Option<i64> {
-    m.modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs() as i64)
-}
-
 /// A file already in the model folder counts when the previous metadata verified the same hash and size and the
 /// mtime is unchanged, or when hashing it now gives the expected hash (a crash between placement and the metadata
 /// write, or files put there by another tool). Returns (verified_at, mtime).
@@ -1094,12 +1187,12 @@ fn already_present(
     if !m.is_file() || m.len() != f.size {
         return None;
     }
-    let mtime = mtime_secs(&m)?;
+    let mtime = mtime_ns(&m)?;
     if let Some(prev) = previous
         && let Some(r) = prev.files.iter().find(|r| r.path == f.path)
         && r.size == f.size
         && r.verified_at.is_some()
-        && r.mtime == Some(mtime)
+        && r.mtime_ns == Some(mtime)
         && (r.sha256.as_deref() == Some(hash)
             || (!f.is_lfs() && r.git_sha1.as_deref() == Some(hash)))
     {

@@ -227,10 +227,10 @@ pub fn generate_metadata(
                         rec.sha256 = d.sha256.clone();
                     }
                     rec.verified_at = Some(now.clone());
-                    rec.mtime = disk
+                    rec.mtime_ns = disk
                         .iter()
                         .find(|f| f.rel == rec.path)
-                        .and_then(|f| f.mtime);
+                        .and_then(|f| f.mtime_ns);
                 } else {
                     bad = true;
                     disagreements.push(HashDisagreement {
@@ -273,7 +273,7 @@ pub fn generate_metadata(
                 git_sha1: None,
                 lfs: looks_lfs(&f.rel, f.size),
                 verified_at: Some(now.clone()),
-                mtime: f.mtime,
+                mtime_ns: f.mtime_ns,
             };
             match records.get(&f.rel) {
                 Some(r) if is_sha256_hex(&r.etag) => {
@@ -287,7 +287,7 @@ pub fn generate_metadata(
                         });
                         rec.sha256 = Some(r.etag.clone());
                         rec.verified_at = None;
-                        rec.mtime = None;
+                        rec.mtime_ns = None;
                     }
                 }
                 Some(r) => {
@@ -303,7 +303,7 @@ pub fn generate_metadata(
                         // The published hash is the truth: drop the local sha256 so verify checks the git sha1.
                         rec.sha256 = None;
                         rec.verified_at = None;
-                        rec.mtime = None;
+                        rec.mtime_ns = None;
                     }
                 }
                 None => {

@@ -92,9 +92,9 @@ impl DownloadRepairer {
                 .map_err(|e| EmaError::io("cannot place", &dest, e.error))?;
             crate::engine::atomic::sync_dir(dest.parent().unwrap_or(store.root()));
             rec.verified_at = Some(crate::engine::store::now_rfc3339());
-            rec.mtime = std::fs::metadata(&dest)
+            rec.mtime_ns = std::fs::metadata(&dest)
                 .ok()
-                .and_then(|m| super::verify::mtime_secs(&m));
+                .and_then(|m| super::verify::mtime_ns(&m));
             return Ok(true);
         }
         Ok(false)
@@ -135,9 +135,9 @@ impl DownloadRepairer {
             .iter_mut()
             .filter(|f| still_bad.contains(&f.path))
         {
-            if f.verified_at.is_some() || f.mtime.is_some() {
+            if f.verified_at.is_some() || f.mtime_ns.is_some() {
                 f.verified_at = None;
-                f.mtime = None;
+                f.mtime_ns = None;
                 changed = true;
             }
         }
@@ -308,7 +308,7 @@ impl HubSource for HubMetadataSource {
                         sha256: f.sha256,
                         git_sha1: f.git_sha1,
                         verified_at: None,
-                        mtime: None,
+                        mtime_ns: None,
                     })
                     .collect(),
                 pipeline_tag: info.pipeline_tag,
@@ -326,7 +326,7 @@ impl HubSource for HubMetadataSource {
                 Ok(None)
             }
             // Network trouble: the hub is unreachable; stop asking.
-            Err(HttpFailure::Transient { message, .. }) => {
+            Err(HttpFailure::Transient { message, .. } | HttpFailure::Unreachable { message }) => {
                 self.unreachable.store(true, Ordering::Relaxed);
                 if let Ok(mut le) = self.last_error.lock() {
                     *le = Some(message);

@@ -166,7 +166,7 @@ impl ModelHealth {
 pub struct DiskFile {
     pub rel: String,
     pub size: u64,
-    pub mtime: Option<i64>,
+    pub mtime_ns: Option<i64>,
 }
 
 /// Every regular file (or symlink to one) under `dir`, repo-relative with `/`, excluding the `local_dir` cache.
@@ -202,7 +202,7 @@ pub fn walk_model_dir(dir: &Path) -> std::io::Result<Vec<DiskFile>> {
             out.push(DiskFile {
                 rel,
                 size: md.len(),
-                mtime: mtime_secs(&md),
+                mtime_ns: mtime_ns(&md),
             });
         }
     }
@@ -210,13 +210,7 @@ pub fn walk_model_dir(dir: &Path) -> std::io::Result<Vec<DiskFile>> {
     Ok(out)
 }
 
-pub fn mtime_secs(md: &std::fs::Metadata) -> Option<i64> {
-    md.modified().ok().and_then(|t| {
-        t.duration_since(std::time::UNIX_EPOCH)
-            .ok()
-            .map(|d| d.as_secs() as i64)
-    })
-}
+pub use crate::engine::store::mtime_ns;
 
 /// Which hash a record is verified against: the sha256 when known, else the git sha1.
 pub fn expected_hash(rec: &crate::engine::store::FileRecord) -> Option<(HashKinds, String)> {
@@ -401,9 +395,9 @@ fn presence_issues(p: &Plan, mode: CheckMode) -> Vec<FileIssue> {
                         detail: "no expected hash recorded; regenerate the metadata".into(),
                     });
                 } else if mode == CheckMode::Quick
-                    && rec.mtime.is_some()
-                    && f.mtime.is_some()
-                    && rec.mtime != f.mtime
+                    && rec.mtime_ns.is_some()
+                    && f.mtime_ns.is_some()
+                    && rec.mtime_ns != f.mtime_ns
                 {
                     issues.push(FileIssue {
                         path: rec.path.clone(),
@@ -730,11 +724,11 @@ fn record_outcome(
     for (i, rec) in meta.files.iter_mut().enumerate() {
         if matched.contains(&i) {
             rec.verified_at = Some(now.clone());
-            rec.mtime = on_disk.get(rec.path.as_str()).and_then(|f| f.mtime);
+            rec.mtime_ns = on_disk.get(rec.path.as_str()).and_then(|f| f.mtime_ns);
         } else {
             // Not proven: no stamp may vouch for it (a re-download must re-hash it).
             rec.verified_at = None;
-            rec.mtime = None;
+            rec.mtime_ns = None;
         }
     }
     let content_bad = h.issues.iter().any(|i| {
@@ -906,7 +900,7 @@ mod tests {
         assert!(
             meta.files
                 .iter()
-                .all(|f| f.verified_at.is_some() && f.mtime.is_some())
+                .all(|f| f.verified_at.is_some() && f.mtime_ns.is_some())
         );
         assert_eq!(
             quick_check(&store, std::slice::from_ref(&id), 2)[0].state,
