@@ -1096,6 +1096,16 @@ fn two_processes_same_model_one_intact_copy_and_cross_process_pause_resume_cance
     c.args(["--json", "downloads", "list"]);
     let (_, out, _) = run(c);
     assert!(out.contains("\"paused\""), "{out}");
+    // Another process's figures come from the persisted queue: file counts, and no rate while paused.
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let e = &v["downloads"][0];
+    assert!(e["files_total"].as_u64().unwrap() >= 1, "{out}");
+    assert!(
+        e["files_done"].as_u64() <= e["files_total"].as_u64(),
+        "{out}"
+    );
+    assert_eq!(e["rate_bytes_per_sec"], 0.0, "{out}");
+    assert!(e["eta_seconds"].is_null(), "{out}");
     let mut c = ema(&hub.url, &cfg, d.path());
     c.args(["downloads", "resume", "org/big"]);
     assert_eq!(run(c).0, 0);

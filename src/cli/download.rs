@@ -418,17 +418,29 @@ pub fn downloads(args: DownloadsArgs, ctx: &Ctx) -> Result<i32> {
                 println!("no downloads queued, running, paused or failed");
             } else {
                 println!(
-                    "{:<40} {:<12} {:<8} {:>10} {:>10}  NOTE",
-                    "MODEL", "STATE", "REQUEST", "DONE", "TOTAL"
+                    "{:<40} {:<12} {:<8} {:>10} {:>10} {:>7} {:>12} {:>6}  NOTE",
+                    "MODEL", "STATE", "REQUEST", "DONE", "TOTAL", "FILES", "RATE", "ETA"
                 );
                 for d in list {
                     println!(
-                        "{:<40} {:<12} {:<8} {:>10} {:>10}  {}",
+                        "{:<40} {:<12} {:<8} {:>10} {:>10} {:>7} {:>12} {:>6}  {}",
                         d.model_id,
                         format!("{:?}", d.state).to_lowercase(),
                         format!("{:?}", d.control).to_lowercase(),
                         human_bytes(d.bytes_done),
                         human_bytes(d.bytes_total),
+                        if d.files_total > 0 {
+                            format!("{}/{}", d.files_done, d.files_total)
+                        } else {
+                            "-".into()
+                        },
+                        if d.rate_bytes_per_sec > 0.0 {
+                            format!("{}/s", human_bytes(d.rate_bytes_per_sec as u64))
+                        } else {
+                            "-".into()
+                        },
+                        d.eta_seconds
+                            .map_or_else(|| "-".into(), |e| format!("{}s", e.ceil() as u64)),
                         match (d.pid, &d.error) {
                             (_, Some(e)) => e.clone(),
                             (Some(p), None) => format!("process {p}"),

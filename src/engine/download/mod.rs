@@ -519,6 +519,9 @@ impl DownloadManager {
                         let _ = queue.modify(&repo, |e| {
                             e.bytes_done = l.bytes_done;
                             e.bytes_total = l.bytes_total;
+                            e.files_done = l.files_done;
+                            e.files_total = l.files_total;
+                            e.rate_bytes_per_sec = l.rate;
                             if let Some(s) = l.state {
                                 e.state = s;
                             }
@@ -1144,6 +1147,13 @@ pub fn pid_alive(pid: u32) -> bool {
 
 fn snapshot_of_entry(e: QueueEntry) -> DownloadSnapshot {
     let alive = e.pid.is_some_and(pid_alive);
+    // Another live process's last figures; a paused, failed or finished entry is not moving.
+    let rate = if alive && e.state == QueueState::Downloading {
+        e.rate_bytes_per_sec
+    } else {
+        0.0
+    };
+    let eta = (rate > 0.0).then(|| e.bytes_total.saturating_sub(e.bytes_done) as f64 / rate);
     DownloadSnapshot {
         model_id: e.repo_id.to_string(),
         state: if !alive && e.state == QueueState::Downloading {
@@ -1156,10 +1166,10 @@ fn snapshot_of_entry(e: QueueEntry) -> DownloadSnapshot {
         commit: e.commit,
         bytes_done: e.bytes_done,
         bytes_total: e.bytes_total,
-        files_done: 0,
-        files_total: 0,
-        rate_bytes_per_sec: 0.0,
-        eta_seconds: None,
+        files_done: e.files_done,
+        files_total: e.files_total,
+        rate_bytes_per_sec: rate,
+        eta_seconds: eta,
         pid: if alive { e.pid } else { None },
         in_process: false,
         error: if !alive && e.state == QueueState::Downloading {

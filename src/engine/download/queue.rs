@@ -50,6 +50,13 @@ pub struct QueueEntry {
     #[serde(default)]
     pub bytes_total: u64,
     #[serde(default)]
+    pub files_done: usize,
+    #[serde(default)]
+    pub files_total: usize,
+    /// The rate when last written by the downloading process (bytes per second).
+    #[serde(default)]
+    pub rate_bytes_per_sec: f64,
+    #[serde(default)]
     pub error: Option<String>,
     pub queued_at: String,
     pub updated_at: String,
@@ -150,6 +157,9 @@ impl Queue {
                     commit: None,
                     bytes_done: 0,
                     bytes_total: 0,
+                    files_done: 0,
+                    files_total: 0,
+                    rate_bytes_per_sec: 0.0,
                     error: None,
                     queued_at: now.clone(),
                     updated_at: now,
