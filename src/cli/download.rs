@@ -14,6 +14,13 @@ use crate::engine::{Engine, status::ModelStatus};
 
 /// `ema download`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 available, 3 integrity (a file kept failing its hash), 4 hub unreachable, \
+    unauthorized or HF_HUB_OFFLINE without a complete local copy, 5 repo, revision or file not found, 6 not enough \
+    disk space, 130 interrupted (the partials are kept: the same command resumes) or cancelled.\n\
+    Environment: HF_ENDPOINT (default https://huggingface.co), HF_TOKEN (sent only to the endpoint's own host), \
+    HF_HUB_OFFLINE=1."
+)]
 pub struct DownloadArgs {
     /// Repo id, e.g. `org/name`.
     pub repo: String,
