@@ -382,8 +382,8 @@ fn print_status_row(m: &ModelStatus, detailed: bool) {
             0.0
         };
         println!(
-            "    download: {:?}, {:.1} % of {}{}",
-            d.state,
+            "    download: {}, {:.1} % of {}{}",
+            format!("{:?}", d.state).to_lowercase(),
             pct,
             human_bytes(d.bytes_total),
             d.error
