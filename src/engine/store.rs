@@ -268,6 +268,16 @@ impl Store {
     /// Create the store root and its state directory.
     pub fn ensure(&self) -> Result<()> {
         for d in [self.root.clone(), self.state_dir()] {
+            if let Some(p) = d.ancestors().find(|p| p.exists())
+                && !p.is_dir()
+            {
+                return Err(EmaError::Config(format!(
+                    "the models directory {} cannot be created: {} is a file, not a directory; choose another \
+                     --models-dir (or storage.models_directory)",
+                    d.display(),
+                    p.display()
+                )));
+            }
             std::fs::create_dir_all(&d)
                 .map_err(|e| EmaError::io("cannot create directory", &d, e))?;
         }
@@ -337,6 +347,24 @@ pub fn mtime_ns(md: &std::fs::Metadata) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_in_the_way_of_the_models_directory_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("afile"), b"x").unwrap();
+        let e = Store::new(d.path().join("afile/models"))
+            .ensure()
+            .unwrap_err();
+        assert!(matches!(e, EmaError::Config(_)), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("afile is a file, not a directory") && msg.contains("--models-dir"),
+            "{msg}"
+        );
+        assert_eq!(std::fs::read(d.path().join("afile")).unwrap(), b"x");
+        Store::new(d.path().join("ok/models")).ensure().unwrap();
+        assert!(d.path().join("ok/models").is_dir());
+    }
 
     #[test]
     fn repo_ids() {
