@@ -7,8 +7,7 @@ use super::download::DownloadSnapshot;
 use super::download::queue::QueueState;
 use super::error::Result;
 use super::events::Availability;
-use super::store::mtime_ns;
-use super::store::{ModelMetadata, RepoId, Store, VerificationState};
+use super::store::{ModelMetadata, RepoId, Store, VerificationState, mtime_ns};
 
 /// One file of a model, as on disk now.
 #[derive(Debug, Clone, Serialize)]

@@ -268,18 +268,18 @@ impl Store {
     /// Create the store root and its state directory.
     pub fn ensure(&self) -> Result<()> {
         for d in [self.root.clone(), self.state_dir()] {
-            if let Some(p) = d.ancestors().find(|p| p.exists())
-                && !p.is_dir()
-            {
-                return Err(EmaError::Config(format!(
-                    "the models directory {} cannot be created: {} is a file, not a directory; choose another \
-                     --models-dir (or storage.models_directory)",
-                    d.display(),
-                    p.display()
-                )));
-            }
-            std::fs::create_dir_all(&d)
-                .map_err(|e| EmaError::io("cannot create directory", &d, e))?;
+            std::fs::create_dir_all(&d).map_err(|e| {
+                // Say which part of the path is in the way (only looked up once creating failed).
+                match d.ancestors().find(|p| p.exists()) {
+                    Some(p) if !p.is_dir() => EmaError::Config(format!(
+                        "the models directory {} cannot be created: {} is a file, not a directory; choose \
+                         another --models-dir (or storage.models_directory)",
+                        d.display(),
+                        p.display()
+                    )),
+                    _ => EmaError::io("cannot create directory", &d, e),
+                }
+            })?;
         }
         Ok(())
     }

@@ -39,7 +39,6 @@ use super::config::{DownloadsConfig, HubEnv};
 use super::error::{EmaError, Result};
 use super::events::{Availability, Event, EventBus, Severity};
 use super::hub::{HttpFailure, HubClient, ModelInfo, RemoteFile};
-
 use super::store::{
     FileRecord, METADATA_SCHEMA_VERSION, ModelMetadata, RepoId, Store, VerificationState, mtime_ns,
     now_rfc3339,
@@ -396,6 +395,9 @@ impl DownloadManager {
     /// for different repos; a second call for a repo already downloading in this process is refused.
     pub async fn download(&self, repo: &RepoId, opts: DownloadOptions) -> Result<DownloadReport> {
         let inner = &self.inner;
+        // Validate globs before anything is persisted (or reported offline).
+        build_globs(&opts.include, "--include")?;
+        build_globs(&opts.exclude, "--exclude")?;
         if inner.env.offline {
             return self.offline_report(repo, &opts);
         }
@@ -412,9 +414,6 @@ impl DownloadManager {
                 ),
             });
         }
-        // Validate globs before anything is persisted.
-        build_globs(&opts.include, "--include")?;
-        build_globs(&opts.exclude, "--exclude")?;
         inner.store.ensure()?;
         let (tx, rx) = watch::channel(Control::Run);
         let live = Arc::new(Mutex::new(LiveStats {
@@ -922,8 +921,6 @@ impl DownloadManager {
                  to 0) to download"
             ))
         };
-        build_globs(&opts.include, "--include")?;
-        build_globs(&opts.exclude, "--exclude")?;
         let meta = match inner.store.read_metadata(repo) {
             Ok(Some(m)) => m,
             Ok(None) => return Err(refuse(format!("{repo} is not in the store"))),

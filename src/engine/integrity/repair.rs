@@ -94,7 +94,7 @@ impl DownloadRepairer {
             rec.verified_at = Some(crate::engine::store::now_rfc3339());
             rec.mtime_ns = std::fs::metadata(&dest)
                 .ok()
-                .and_then(|m| super::verify::mtime_ns(&m));
+                .and_then(|m| crate::engine::store::mtime_ns(&m));
             return Ok(true);
         }
         Ok(false)

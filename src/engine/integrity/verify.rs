@@ -21,7 +21,7 @@ use super::safetensors;
 use crate::engine::error::Result;
 use crate::engine::events::HealthState;
 use crate::engine::store::{
-    ModelMetadata, RepoId, Store, VerificationState, now_rfc3339, validate_repo_path,
+    ModelMetadata, RepoId, Store, VerificationState, mtime_ns, now_rfc3339, validate_repo_path,
 };
 
 /// Files at this path prefix inside a model folder belong to the `local_dir` download layout of huggingface_hub
@@ -209,8 +209,6 @@ pub fn walk_model_dir(dir: &Path) -> std::io::Result<Vec<DiskFile>> {
     out.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(out)
 }
-
-pub use crate::engine::store::mtime_ns;
 
 /// Which hash a record is verified against: the sha256 when known, else the git sha1.
 pub fn expected_hash(rec: &crate::engine::store::FileRecord) -> Option<(HashKinds, String)> {
