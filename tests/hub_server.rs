@@ -17,7 +17,8 @@ use serde_json::Value;
 use support::cli::{ema_cmd, first_json_line};
 use support::data::sha256_hex;
 use support::http::{client, get_json, hdr, read_all, send};
-use support::hub::{Hub, sample_hub};
+use support::hub::Hub;
+use support::store::{one_file_metadata, sample_hub};
 
 /// Deterministic bytes for test files.
 fn bytes(n: usize, seed: u8) -> Vec<u8> {
@@ -51,6 +52,26 @@ fn small_store() -> tempfile::TempDir {
     std::fs::create_dir_all(&g).unwrap();
     std::fs::write(g.join("weights.bin"), bytes(5000, 2)).unwrap();
     d
+}
+
+/// The small store served (with its CDN host when `with_cdn`), and a client: the set-up of most tests here.
+async fn small_hub(with_cdn: bool) -> (tempfile::TempDir, Hub, reqwest::Client) {
+    let small = small_store();
+    let hub = start(small.path(), with_cdn, |_| {}).await;
+    (small, hub, client())
+}
+
+/// The small hub with `fault` planned for the first `times` requests of `org/model`'s `file`, a client, and the
+/// file's URL: the set-up of the fault tests.
+async fn with_fault(
+    file: &str,
+    times: Option<u32>,
+    fault: Fault,
+) -> (tempfile::TempDir, Hub, reqwest::Client, String) {
+    let (small, hub, c) = small_hub(false).await;
+    let url = hub.url(&format!("/org/model/resolve/main/{file}"));
+    hub.plan.add(file, times, fault);
+    (small, hub, c, url)
 }
 
 /// The mirror of `root` with this file's fixtures: `gated/model` gated, `hf_good_token` accepted, and
@@ -259,9 +280,7 @@ async fn tree_is_paginated_with_link_header() {
 
 #[tokio::test]
 async fn resolve_headers_for_head_and_get() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
+    let (_small, hub, c) = small_hub(false).await;
     let info: Value = get_json(&c, hub.url("/api/models/org/model")).await;
     let commit = info["sha"].as_str().unwrap().to_string();
 
@@ -305,9 +324,7 @@ async fn resolve_headers_for_head_and_get() {
 
 #[tokio::test]
 async fn ranges_give_206_and_416() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
+    let (_small, hub, c) = small_hub(false).await;
     let content = bytes(BIG, 1);
     let url = hub.url("/org/model/resolve/main/model.safetensors");
     let r = send(c.get(&url).header("Range", "bytes=1000-")).await;
@@ -356,9 +373,7 @@ async fn ranges_give_206_and_416() {
 
 #[tokio::test]
 async fn missing_things_have_error_codes() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
+    let (_small, hub, c) = small_hub(false).await;
     for (path, code) in [
         ("/api/models/org/nope", "RepoNotFound"),
         ("/api/models/nope", "RepoNotFound"),
@@ -392,9 +407,7 @@ async fn missing_things_have_error_codes() {
 
 #[tokio::test]
 async fn lfs_redirects_to_the_cdn_host_and_renamed_repos_redirect_relatively() {
-    let small = small_store();
-    let hub = start(small.path(), true, |_| {}).await;
-    let c = client();
+    let (_small, hub, c) = small_hub(true).await;
     let content = bytes(BIG, 1);
     let sha = sha256_hex(&content);
     let r = send(
@@ -470,9 +483,7 @@ async fn lfs_redirects_to_the_cdn_host_and_renamed_repos_redirect_relatively() {
 
 #[tokio::test]
 async fn gated_repo_needs_an_accepted_token() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
+    let (_small, hub, c) = small_hub(false).await;
     let url = hub.url("/gated/model/resolve/main/weights.bin");
     let r = send(c.get(&url)).await;
     assert_eq!(r.status(), 401);
@@ -487,12 +498,8 @@ async fn gated_repo_needs_an_accepted_token() {
 
 #[tokio::test]
 async fn fault_drop_after_n_bytes_then_recovers() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
-    let url = hub.url("/org/model/resolve/main/model.safetensors");
-    hub.plan
-        .add("model.safetensors", Some(2), Fault::DropAfter(70_000));
+    let (_small, hub, c, url) =
+        with_fault("model.safetensors", Some(2), Fault::DropAfter(70_000)).await;
     for _ in 0..2 {
         let r = send(c.get(&url)).await;
         assert_eq!(hdr(&r, "content-length"), Some(BIG.to_string()));
@@ -533,18 +540,15 @@ async fn fault_drop_after_n_bytes_then_recovers() {
 
 #[tokio::test]
 async fn fault_status_codes_with_retry_after() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
-    let url = hub.url("/org/model/resolve/main/config.json");
-    hub.plan.add(
+    let (_small, hub, c, url) = with_fault(
         "config.json",
         Some(2),
         Fault::Status {
             status: 503,
             retry_after: Some(RetryAfter::Seconds(7)),
         },
-    );
+    )
+    .await;
     for _ in 0..2 {
         let r = send(c.head(&url)).await;
         assert_eq!(r.status(), 503);
@@ -585,13 +589,9 @@ async fn fault_status_codes_with_retry_after() {
 
 #[tokio::test]
 async fn fault_flip_byte_changes_exactly_one_byte() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
-    let url = hub.url("/org/model/resolve/main/model.safetensors");
+    let (_small, _hub, c, url) =
+        with_fault("model.safetensors", Some(2), Fault::FlipByte(123_456)).await;
     let content = bytes(BIG, 1);
-    hub.plan
-        .add("model.safetensors", Some(2), Fault::FlipByte(123_456));
     let (got, failed) = read_all(send(c.get(&url)).await).await;
     assert!(!failed);
     assert_eq!(got.len(), BIG);
@@ -609,12 +609,8 @@ async fn fault_flip_byte_changes_exactly_one_byte() {
 
 #[tokio::test]
 async fn fault_trickle_and_connection_cap_limit_the_rate() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
-    let url = hub.url("/org/model/resolve/main/model.safetensors");
-    hub.plan
-        .add("model.safetensors", Some(1), Fault::Trickle(100_000));
+    let (_small, hub, c, url) =
+        with_fault("model.safetensors", Some(1), Fault::Trickle(100_000)).await;
     let t = Instant::now();
     let r = send(c.get(&url).header("Range", "bytes=0-49999")).await;
     let (got, failed) = read_all(r).await;
@@ -644,11 +640,7 @@ async fn fault_trickle_and_connection_cap_limit_the_rate() {
 
 #[tokio::test]
 async fn fault_ignore_range_answers_the_whole_file() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
-    let url = hub.url("/org/model/resolve/main/model.safetensors");
-    hub.plan.add("model.safetensors", None, Fault::IgnoreRange);
+    let (_small, hub, c, url) = with_fault("model.safetensors", None, Fault::IgnoreRange).await;
     let r = send(c.get(&url).header("Range", "bytes=1000-")).await;
     assert_eq!(r.status(), 200);
     assert!(hdr(&r, "content-range").is_none());
@@ -667,15 +659,12 @@ async fn fault_ignore_range_answers_the_whole_file() {
 
 #[tokio::test]
 async fn fault_stall_sends_headers_then_nothing() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
-    let url = hub.url("/org/model/resolve/main/model.safetensors");
-    hub.plan.add(
+    let (_small, _hub, c, url) = with_fault(
         "model.safetensors",
         Some(1),
         Fault::Stall { after_bytes: 1000 },
-    );
+    )
+    .await;
     let mut r = send(c.get(&url)).await;
     assert_eq!(r.status(), 200);
     // The first 1000 bytes come (however slowly the machine is), then nothing.
@@ -699,9 +688,7 @@ async fn fault_stall_sends_headers_then_nothing() {
 
 #[tokio::test]
 async fn fault_upstream_change_gives_new_etag_everywhere() {
-    let small = small_store();
-    let hub = start(small.path(), true, |_| {}).await;
-    let c = client();
+    let (_small, hub, c) = small_hub(true).await;
     let before = send(c.head(hub.url("/org/model/resolve/main/model.safetensors"))).await;
     let old = hdr(&before, "x-linked-etag").unwrap();
     let new_content = bytes(BIG + 10, 9);
@@ -736,9 +723,7 @@ async fn fault_upstream_change_gives_new_etag_everywhere() {
 
 #[tokio::test]
 async fn hostile_names_and_lying_metadata_fixtures() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
+    let (_small, hub, c) = small_hub(false).await;
     hub.plan
         .add_virtual_repo(VirtualRepo::hostile_names("evil/names"));
     hub.plan
@@ -1154,9 +1139,7 @@ async fn huggingface_hub_snapshot_download_gets_the_same_bytes() {
 /// A model downloaded (or re-pinned) while the mirror runs is served on its next request, without a restart.
 #[tokio::test]
 async fn models_that_appear_or_change_while_running_are_picked_up() {
-    use ema::engine::store::{
-        FileRecord, METADATA_SCHEMA_VERSION, ModelMetadata, VerificationState,
-    };
+    use ema::engine::store::VerificationState;
     let d = tempfile::tempdir().unwrap();
     let hub = Hub::start(d.path(), false, |_| {}).await;
     let c = client();
@@ -1172,31 +1155,19 @@ async fn models_that_appear_or_change_while_running_are_picked_up() {
 
     let content = b"{\"v\": 1}\n";
     let commit = "0123456789abcdef0123456789abcdef01234567";
-    let mut meta = ModelMetadata {
-        schema_version: METADATA_SCHEMA_VERSION,
-        repo_id: RepoId::parse("org/new").unwrap(),
-        requested_revision: "v1.0".to_string(),
-        commit: Some(commit.to_string()),
-        endpoint: None,
-        files: vec![FileRecord {
-            path: "config.json".to_string(),
-            size: content.len() as u64,
-            sha256: Some(sha256_hex(content)),
-            git_sha1: Some(git_blob_sha1(content)),
-            lfs: false,
-            verified_at: None,
-            mtime_ns: None,
-        }],
-        total_size: content.len() as u64,
-        pipeline_tag: Some("text-generation".to_string()),
-        library_name: None,
-        tags: vec![],
-        parameters: None,
-        created_at: "2026-01-01T00:00:00Z".to_string(),
-        updated_at: "2026-01-01T00:00:00Z".to_string(),
-        last_verified_at: None,
-        verification: VerificationState::Verified,
-    };
+    let mut meta = one_file_metadata(
+        "org/new",
+        "config.json",
+        content,
+        VerificationState::Verified,
+    );
+    meta.requested_revision = "v1.0".to_string();
+    meta.commit = Some(commit.to_string());
+    meta.files[0].sha256 = Some(sha256_hex(content));
+    meta.files[0].git_sha1 = Some(git_blob_sha1(content));
+    meta.pipeline_tag = Some("text-generation".to_string());
+    meta.created_at = "2026-01-01T00:00:00Z".to_string();
+    meta.updated_at = "2026-01-01T00:00:00Z".to_string();
     let store = Store::new(d.path());
     store.write_metadata(&meta).unwrap();
     let v: Value = info(c.clone(), url.clone()).await.json().await.unwrap();

@@ -1,25 +1,12 @@
 //! The test hub: the in-process mirror (`ema::server::mirror`) serving a store on loopback with a fault plan,
-//! optionally with a "CDN" host on 127.0.0.2, and the sample hub store it usually serves.
+//! optionally with a "CDN" host on 127.0.0.2.
 
 use std::ops::Deref;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::path::Path;
+use std::sync::Arc;
 
-use ema::engine::demo::generate_sample_hub;
 use ema::server::faults::FaultPlan;
 use ema::server::mirror::{Mirror, MirrorHandle, MirrorOptions};
-
-/// The sample hub store, generated once per build directory and test binary (generation is idempotent, so later
-/// runs reuse it).
-pub fn sample_hub() -> &'static Path {
-    static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let name = format!("{}_sample_hub", env!("CARGO_CRATE_NAME"));
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-        generate_sample_hub(&root).unwrap();
-        root
-    })
-}
 
 /// A running mirror: its main host on 127.0.0.1, its CDN host on 127.0.0.2 (when started with one), and the
 /// fault plan that shapes its answers and logs every request.

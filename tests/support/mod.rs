@@ -7,4 +7,5 @@ pub mod cli;
 pub mod data;
 pub mod http;
 pub mod hub;
+pub mod store;
 pub mod wait;
