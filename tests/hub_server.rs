@@ -15,7 +15,7 @@ use ema::server::mirror::{MirrorOptions, git_blob_sha1};
 use reqwest::StatusCode;
 use serde_json::Value;
 use support::cli::{ema_cmd, first_json_line};
-use support::data::sha256_hex;
+use support::data::{find_in, sha256_hex};
 use support::http::{client, get_json, hdr, read_all, send};
 use support::hub::Hub;
 use support::store::{one_file_metadata, sample_hub};
@@ -702,12 +702,7 @@ async fn fault_upstream_change_gives_new_etag_everywhere() {
     let (got, _) = read_all(send(c.get(hdr(&r, "location").unwrap())).await).await;
     assert_eq!(got, new_content);
     let v: Value = get_json(&c, hub.url("/api/models/org/model?blobs=true")).await;
-    let s = v["siblings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["rfilename"] == "model.safetensors")
-        .unwrap();
+    let s = find_in(&v["siblings"], "rfilename", "model.safetensors");
     assert_eq!(s["lfs"]["sha256"], new.as_str());
 
     // A non-LFS file: a new git sha1 ETag.

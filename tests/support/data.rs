@@ -1,8 +1,9 @@
-//! Test data: deterministic bytes, hashes, and a folder's files read back for comparison.
+//! Test data: deterministic bytes, hashes, a folder's files read back for comparison, JSON looked up.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// Deterministic pseudo-random bytes (xorshift; incompressible enough for a download).
@@ -49,4 +50,13 @@ pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         walk(dir, dir, &mut out);
     }
     out
+}
+
+/// The element of the JSON array `list` whose `key` is `value` (there must be one).
+pub fn find_in<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e[key] == value)
+        .unwrap_or_else(|| panic!("no element with {key} = {value:?} in {list}"))
 }

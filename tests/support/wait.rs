@@ -3,9 +3,9 @@
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
-/// Poll `f` every 50 ms for up to `timeout`; whether it came true.
-pub fn until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
+/// Poll `f` every 50 ms for up to `secs` seconds; whether it came true.
+pub fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {
         if f() {
             return true;
@@ -15,10 +15,10 @@ pub fn until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
-/// The exit status of `child` once it has exited, or `None` when it still runs after `timeout`.
-pub fn exit_of(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+/// The exit status of `child` once it has exited, or `None` when it still runs after `secs` seconds.
+pub fn exit_of(child: &mut Child, secs: u64) -> Option<ExitStatus> {
     let mut status = None;
-    until(timeout, || {
+    wait_for(secs, || {
         status = child.try_wait().unwrap();
         status.is_some()
     });
