@@ -715,6 +715,15 @@ fn hostile_names_refused_and_symlinks_never_followed() {
 
 // ---- the real binary ----
 
+/// A temp dir holding a config file for the CLI (see [`write_config`]) that names the `models` folder in it:
+/// (the dir, the models folder, the config file).
+fn cli_store(tune: impl FnOnce(&mut Config)) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let models = d.path().join("models");
+    let cfg = write_config(d.path(), &models, tune);
+    (d, models, cfg)
+}
+
 /// A config file for the CLI.
 fn write_config(dir: &Path, models: &Path, tune: impl FnOnce(&mut Config)) -> PathBuf {
     let mut c = test_config(models);
@@ -744,9 +753,7 @@ fn cli_json_gated_offline_disk_and_status() {
     let hub = start_hub(|o| {
         o.gated_repos.insert("org/small".into());
     });
-    let d = tempfile::tempdir().unwrap();
-    let models = d.path().join("models");
-    let cfg = write_config(d.path(), &models, |_| {});
+    let (d, models, cfg) = cli_store(|_| {});
     // Gated without a token: exit 4 and the fix.
     let mut c = ema(&hub.endpoint(), &cfg, d.path());
     c.args(["download", "org/small"]);
@@ -891,9 +898,7 @@ fn partial_done(models: &Path, id: &str) -> u64 {
 #[test]
 fn kill_9_midway_then_resume_fetches_only_the_rest() {
     let hub = start_hub(|_| {});
-    let d = tempfile::tempdir().unwrap();
-    let models = d.path().join("models");
-    let cfg = write_config(d.path(), &models, |_| {});
+    let (d, models, cfg) = cli_store(|_| {});
     let size = hub.models["org/big"]["model.safetensors"].len() as u64;
     hub.plan.set_connection_cap(Some(1_500_000));
     let mut c = ema(&hub.endpoint(), &cfg, d.path());
@@ -945,11 +950,9 @@ fn kill_9_midway_then_resume_fetches_only_the_rest() {
 #[test]
 fn two_processes_same_model_one_intact_copy_and_cross_process_pause_resume_cancel() {
     let hub = start_hub(|_| {});
-    let d = tempfile::tempdir().unwrap();
-    let models = d.path().join("models");
-    let cfg = write_config(d.path(), &models, |_| {});
-    let size = hub.models["org/big"]["model.safetensors"].len() as u64;
+    let (d, models, cfg) = cli_store(|_| {});
     hub.plan.set_connection_cap(Some(4_000_000));
+    let size = hub.models["org/big"]["model.safetensors"].len() as u64;
     let spawn = || {
         let mut c = ema(&hub.endpoint(), &cfg, d.path());
         c.args(["download", "org/big"])
