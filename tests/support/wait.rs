@@ -1,6 +1,5 @@
 //! Bounded waiting: poll a condition until it holds or a deadline passes (no test waits forever).
 
-use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 /// Poll `f` every 50 ms for up to `secs` seconds; whether it came true.
@@ -13,14 +12,4 @@ pub fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     false
-}
-
-/// The exit status of `child` once it has exited, or `None` when it still runs after `secs` seconds.
-pub fn exit_of(child: &mut Child, secs: u64) -> Option<ExitStatus> {
-    let mut status = None;
-    wait_for(secs, || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    });
-    status
 }
