@@ -2,24 +2,20 @@
 //! configure, enable-feature. Every test runs in its own temp dir (also its working directory, so discovery is
 //! controlled), with EMA_CONFIG removed and the platform config/data dirs pointed inside the temp dir.
 
+mod support;
+
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
+use support::cli::{EMA, Run, ema_cmd, run, words};
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
+/// `ema <args>` run in `dir`, with the platform config and data dirs (and HOME) inside it.
 fn cmd(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ema"));
+    let mut c = ema_cmd();
     c.args(args)
         .current_dir(dir)
-        .env_remove("EMA_CONFIG")
-        .env("NO_COLOR", "1")
         .env("XDG_CONFIG_HOME", dir.join(".xdg-config"))
         .env("XDG_DATA_HOME", dir.join(".xdg-data"))
         .env("HOME", dir.join(".home"))
@@ -27,22 +23,8 @@ fn cmd(dir: &Path, args: &[&str]) -> Command {
     c
 }
 
-fn finish(o: Output) -> Run {
-    Run {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
-}
-
 fn ema(dir: &Path, args: &[&str]) -> Run {
-    finish(cmd(dir, args).output().expect("run ema"))
-}
-
-/// `--json` output must be exactly one JSON document.
-fn json_doc(r: &Run) -> Value {
-    serde_json::from_str(&r.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", r.stdout))
+    run(&mut cmd(dir, args))
 }
 
 fn repo_file(rel: &str) -> PathBuf {
@@ -146,14 +128,9 @@ fn migrate_spec_example_field_by_field_and_whole_document() {
     .unwrap();
     let r = ema(
         d,
-        &[
-            "migrate-config",
-            "--source",
-            "config.json",
-            "--target",
-            "config/enhanced_model_config.json",
-            "--backup",
-        ],
+        &words(
+            "migrate-config --source config.json --target config/enhanced_model_config.json --backup",
+        ),
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     // The report names the documented conflict.
@@ -202,11 +179,7 @@ fn migrate_spec_example_field_by_field_and_whole_document() {
     // And it validates.
     let r = ema(
         d,
-        &[
-            "validate-config",
-            "--config",
-            "config/enhanced_model_config.json",
-        ],
+        &words("validate-config --config config/enhanced_model_config.json"),
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 }
@@ -222,17 +195,10 @@ fn migrate_keeps_unknown_legacy_keys_and_reports_them() {
     .unwrap();
     let r = ema(
         d,
-        &[
-            "migrate-config",
-            "--source",
-            "config.json",
-            "--target",
-            "out.json",
-            "--json",
-        ],
+        &words("migrate-config --source config.json --target out.json --json"),
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    let rep = json_doc(&r);
+    let rep = r.json();
     assert_eq!(
         rep["unmapped_legacy_settings"],
         json!({"log_level": "debug", "retry_policy": {"a": [1, 2]}})
@@ -280,13 +246,7 @@ fn migrate_bad_sources_write_nothing() {
     }
     let r = ema(
         d,
-        &[
-            "migrate-config",
-            "--source",
-            "missing.json",
-            "--target",
-            "t.json",
-        ],
+        &words("migrate-config --source missing.json --target t.json"),
     );
     assert_eq!(r.code, 2);
     assert!(!d.join("t.json").exists());
@@ -320,7 +280,7 @@ fn migrate_refuses_overwrite_then_backs_up_or_forces() {
 
     let r = ema(d, &[&args[..], &["--backup", "--json"]].concat());
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let rep = json_doc(&r);
+    let rep = r.json();
     let backup = d.join(rep["backup"].as_str().unwrap());
     assert!(
         backup
@@ -362,14 +322,7 @@ fn interactive_without_a_terminal_refuses_and_writes_nothing() {
     std::fs::write(d.join("config.json"), SPEC_LEGACY).unwrap();
     let r = ema(
         d,
-        &[
-            "migrate-config",
-            "--source",
-            "config.json",
-            "--target",
-            "t.json",
-            "--interactive",
-        ],
+        &words("migrate-config --source config.json --target t.json --interactive"),
     );
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("not a terminal"), "{}", r.stderr);
@@ -420,7 +373,7 @@ fn five_mistakes_all_reported() {
     // --json: one document with all five.
     let r = ema(d, &["--config", "c.json", "validate-config", "--json"]);
     assert_eq!(r.code, 2);
-    let doc = json_doc(&r);
+    let doc = r.json();
     assert_eq!(doc["valid"], false);
     assert_eq!(doc["file"], "c.json");
     let problems = doc["problems"].as_array().unwrap();
@@ -575,7 +528,7 @@ fn each_validation_class_message_and_position() {
         std::fs::write(d.join(&f), text).unwrap();
         let r = ema(d, &["validate-config", "--config", &f, "--json"]);
         assert_eq!(r.code, 2, "{text}");
-        let doc = json_doc(&r);
+        let doc = r.json();
         let p = doc["problems"]
             .as_array()
             .unwrap()
@@ -631,12 +584,7 @@ fn config_flag_works_before_and_after_the_subcommand() {
         "{}",
         r.stdout
     );
-    let r = finish(
-        cmd(d, &["validate-config"])
-            .env("EMA_CONFIG", "good.json")
-            .output()
-            .unwrap(),
-    );
+    let r = run(cmd(d, &["validate-config"]).env("EMA_CONFIG", "good.json"));
     assert_eq!(r.code, 0, "{}", r.stdout);
 }
 
@@ -669,15 +617,9 @@ fn verbose_lists_effective_values_and_defaults() {
     );
     let r = ema(
         d,
-        &[
-            "validate-config",
-            "--config",
-            "c.json",
-            "--verbose",
-            "--json",
-        ],
+        &words("validate-config --config c.json --verbose --json"),
     );
-    let doc = json_doc(&r);
+    let doc = r.json();
     let e = doc["effective"].as_array().unwrap();
     assert!(
         e.iter()
@@ -715,7 +657,7 @@ fn fix_config_dry_run_then_auto_fix_with_backup() {
         d,
         &["fix-config", "--config", "c.json", "--auto-fix", "--json"],
     );
-    let rep = json_doc(&r);
+    let rep = r.json();
     assert_eq!(r.code, 2, "weird_thing cannot be fixed: {}", r.stdout);
     let remaining: Vec<_> = rep["remaining"]
         .as_array()
@@ -769,15 +711,7 @@ fn configure_set_preserves_order_and_unknown_content() {
     std::fs::write(d.join("c.json"), text).unwrap();
     let r = ema(
         d,
-        &[
-            "configure",
-            "--config",
-            "c.json",
-            "--set",
-            "downloads.max_retries=7",
-            "--set",
-            "api.port=9001",
-        ],
+        &words("configure --config c.json --set downloads.max_retries=7 --set api.port=9001"),
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let out = read_json(&d.join("c.json"));
@@ -798,13 +732,7 @@ fn configure_set_preserves_order_and_unknown_content() {
     let before = std::fs::read(d.join("c.json")).unwrap();
     let r = ema(
         d,
-        &[
-            "configure",
-            "--config",
-            "c.json",
-            "--set",
-            "downloads.max_retires=3",
-        ],
+        &words("configure --config c.json --set downloads.max_retires=3"),
     );
     assert_eq!(r.code, 2);
     assert!(
@@ -814,25 +742,12 @@ fn configure_set_preserves_order_and_unknown_content() {
     );
     let r = ema(
         d,
-        &[
-            "configure",
-            "--config",
-            "c.json",
-            "--set",
-            "api.port=eighty",
-            "--basic-mode",
-        ],
+        &words("configure --config c.json --set api.port=eighty --basic-mode"),
     );
     assert_eq!(r.code, 2);
     let r = ema(
         d,
-        &[
-            "configure",
-            "--config",
-            "c.json",
-            "--set",
-            "fallback.suggestion_threshold=3",
-        ],
+        &words("configure --config c.json --set fallback.suggestion_threshold=3"),
     );
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("above the maximum 1"), "{}", r.stderr);
@@ -841,18 +756,12 @@ fn configure_set_preserves_order_and_unknown_content() {
     // The flags.
     let r = ema(
         d,
-        &[
-            "configure",
-            "--config",
-            "c.json",
-            "--enable-legacy-api",
-            "--legacy-endpoints-only",
-            "--basic-mode",
-            "--json",
-        ],
+        &words(
+            "configure --config c.json --enable-legacy-api --legacy-endpoints-only --basic-mode --json",
+        ),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    json_doc(&r);
+    r.json();
     let out = read_json(&d.join("c.json"));
     assert_eq!(out["api"]["legacy_support"], true);
     assert_eq!(out["api"]["legacy_endpoints_only"], true);
@@ -888,23 +797,13 @@ fn configure_creates_the_file_in_force_when_missing() {
     // --config names a new file: created there.
     let r = ema(
         d,
-        &[
-            "--config",
-            "other/x.json",
-            "configure",
-            "--set",
-            "ui.theme=light",
-        ],
+        &words("--config other/x.json configure --set ui.theme=light"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(read_json(&d.join("other/x.json"))["ui"]["theme"], "light");
     // EMA_CONFIG names a new file: created there.
-    let r = finish(
-        cmd(d, &["configure", "--set", "api.port=8080"])
-            .env("EMA_CONFIG", d.join("env.json"))
-            .output()
-            .unwrap(),
-    );
+    let r =
+        run(cmd(d, &["configure", "--set", "api.port=8080"]).env("EMA_CONFIG", d.join("env.json")));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(read_json(&d.join("env.json"))["api"]["port"], 8080);
     // No settings at all: a usage error.
@@ -924,45 +823,23 @@ fn enable_feature_tests_first_and_refuses_with_the_reason() {
     let before = std::fs::read(d.join("c.json")).unwrap();
     let r = ema(
         d,
-        &[
-            "enable-feature",
-            "--config",
-            "c.json",
-            "--feature",
-            "health-monitoring",
-            "--test-first",
-        ],
+        &words("enable-feature --config c.json --feature health-monitoring --test-first"),
     );
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("not a directory"), "{}", r.stderr);
     assert_eq!(std::fs::read(d.join("c.json")).unwrap(), before);
     let r = ema(
         d,
-        &[
-            "enable-feature",
-            "--config",
-            "c.json",
-            "--feature",
-            "health-monitoring",
-            "--test-first",
-            "--json",
-        ],
+        &words("enable-feature --config c.json --feature health-monitoring --test-first --json"),
     );
     assert_eq!(r.code, 1);
-    assert_eq!(json_doc(&r)["enabled"], false);
+    assert_eq!(r.json()["enabled"], false);
 
     std::fs::remove_file(d.join("models")).unwrap();
     std::fs::create_dir(d.join("models")).unwrap();
     let r = ema(
         d,
-        &[
-            "enable-feature",
-            "--config",
-            "c.json",
-            "--feature",
-            "health-monitoring",
-            "--test-first",
-        ],
+        &words("enable-feature --config c.json --feature health-monitoring --test-first"),
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(
@@ -977,29 +854,15 @@ fn enable_feature_tests_first_and_refuses_with_the_reason() {
     // Analytics: a real sqlite database is opened.
     let r = ema(
         d,
-        &[
-            "enable-feature",
-            "--config",
-            "c.json",
-            "--feature",
-            "usage-analytics",
-            "--test-first",
-            "--json",
-        ],
+        &words("enable-feature --config c.json --feature usage-analytics --test-first --json"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(json_doc(&r)["enabled"], true);
+    assert_eq!(r.json()["enabled"], true);
     assert!(d.join("cache/analytics.db").is_file());
 
     let r = ema(
         d,
-        &[
-            "enable-feature",
-            "--config",
-            "c.json",
-            "--feature",
-            "helth-monitoring",
-        ],
+        &words("enable-feature --config c.json --feature helth-monitoring"),
     );
     assert_eq!(r.code, 2);
     assert!(
@@ -1020,13 +883,9 @@ fn failed_writes_leave_the_old_file_intact() {
     for ignore_signal in [true, false] {
         let mut c = cmd(
             d,
-            &[
-                "configure",
-                "--config",
-                "c.json",
-                "--set",
-                "storage.models_directory=/a/very/long/path/that/makes/the/file/larger/than/the/limit/allows/for/sure/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            ],
+            &words(
+                "configure --config c.json --set storage.models_directory=/a/very/long/path/that/makes/the/file/larger/than/the/limit/allows/for/sure/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            ),
         );
         unsafe {
             c.pre_exec(move || {
@@ -1043,7 +902,7 @@ fn failed_writes_leave_the_old_file_intact() {
                 Ok(())
             });
         }
-        let r = finish(c.output().unwrap());
+        let r = Run::from(c.output().unwrap());
         assert_ne!(r.code, 0, "the write must fail");
         assert_eq!(
             std::fs::read(d.join("c.json")).unwrap(),
@@ -1067,14 +926,7 @@ fn failed_writes_leave_the_old_file_intact() {
     std::fs::write(d.join("config.json"), SPEC_LEGACY).unwrap();
     let r = ema(
         d,
-        &[
-            "migrate-config",
-            "--source",
-            "config.json",
-            "--target",
-            "target",
-            "--force",
-        ],
+        &words("migrate-config --source config.json --target target --force"),
     );
     assert_eq!(r.code, 2);
     assert_eq!(std::fs::read(d.join("target/keep")).unwrap(), b"keep");
@@ -1089,13 +941,7 @@ fn failed_writes_leave_the_old_file_intact() {
     if !privileged {
         let r = ema(
             d,
-            &[
-                "configure",
-                "--config",
-                "ro/c.json",
-                "--set",
-                "api.port=1234",
-            ],
+            &words("configure --config ro/c.json --set api.port=1234"),
         );
         assert_eq!(r.code, 1, "{}", r.stderr);
         assert_eq!(std::fs::read(ro.join("c.json")).unwrap(), old);
@@ -1113,13 +959,7 @@ fn round_trip_through_show_and_validate() {
     assert_eq!(
         ema(
             d,
-            &[
-                "migrate-config",
-                "--source",
-                "config.json",
-                "--target",
-                "a.json"
-            ]
+            &words("migrate-config --source config.json --target a.json")
         )
         .code,
         0
@@ -1129,7 +969,7 @@ fn round_trip_through_show_and_validate() {
     std::fs::write(d.join("b.json"), &shown.stdout).unwrap();
     assert_eq!(ema(d, &["validate-config", "--config", "b.json"]).code, 0);
     let again = ema(d, &["--config", "b.json", "config", "show"]);
-    assert_eq!(json_doc(&again), json_doc(&shown));
+    assert_eq!(again.json(), shown.json());
 }
 
 /// `--interactive` on a real terminal: `script` (util-linux) gives the process a pseudo-terminal; the answers are
@@ -1147,7 +987,7 @@ fn interactive_review_on_a_terminal() {
     std::fs::write(d.join("config.json"), SPEC_LEGACY).unwrap();
     let inner = format!(
         "{} migrate-config --source config.json --target out.json --interactive",
-        env!("CARGO_BIN_EXE_ema")
+        EMA
     );
     let mut c = Command::new("/usr/bin/script");
     c.args(["-qec", &inner, "/dev/null"])
@@ -1175,7 +1015,7 @@ fn interactive_review_on_a_terminal() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let r = finish(child.wait_with_output().unwrap());
+    let r = Run::from(child.wait_with_output().unwrap());
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("keep it? [y]es"), "{}", r.stdout);
     assert!(r.stdout.contains("(changed in review)"), "{}", r.stdout);
@@ -1203,17 +1043,10 @@ fn errors_are_one_json_document_and_invalid_files_are_not_edited() {
     std::fs::write(d.join("t.json"), b"{}\n").unwrap();
     let r = ema(
         d,
-        &[
-            "migrate-config",
-            "--source",
-            "config.json",
-            "--target",
-            "t.json",
-            "--json",
-        ],
+        &words("migrate-config --source config.json --target t.json --json"),
     );
     assert_eq!(r.code, 2);
-    let doc = json_doc(&r);
+    let doc = r.json();
     assert_eq!(doc["error"]["kind"], "config");
     assert_eq!(doc["error"]["exit_code"], 2);
 
@@ -1221,13 +1054,7 @@ fn errors_are_one_json_document_and_invalid_files_are_not_edited() {
     std::fs::write(d.join("bad.json"), text).unwrap();
     let r = ema(
         d,
-        &[
-            "configure",
-            "--config",
-            "bad.json",
-            "--set",
-            "api.host=0.0.0.0",
-        ],
+        &words("configure --config bad.json --set api.host=0.0.0.0"),
     );
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("fix-config"), "{}", r.stderr);
@@ -1236,7 +1063,7 @@ fn errors_are_one_json_document_and_invalid_files_are_not_edited() {
         &["fix-config", "--config", "bad.json", "--auto-fix", "--json"],
     );
     assert_eq!(r.code, 2);
-    let doc = json_doc(&r);
+    let doc = r.json();
     assert_eq!(doc["written"], false);
     assert_eq!(doc["remaining"].as_array().unwrap().len(), 3);
     assert_eq!(std::fs::read_to_string(d.join("bad.json")).unwrap(), text);
@@ -1265,26 +1092,13 @@ fn credentials_are_never_printed() {
     let d = dir.path();
     let r = ema(
         d,
-        &[
-            "configure",
-            "--config",
-            "c.json",
-            "--set",
-            "api.token=hf_SECRET1",
-            "--json",
-        ],
+        &words("configure --config c.json --set api.token=hf_SECRET1 --json"),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    json_doc(&r);
+    r.json();
     let r2 = ema(
         d,
-        &[
-            "configure",
-            "--config",
-            "c.json",
-            "--set",
-            "api.token=hf_SECRET2",
-        ],
+        &words("configure --config c.json --set api.token=hf_SECRET2"),
     );
     assert_eq!(r2.code, 0, "{}", r2.stderr);
     assert_eq!(read_json(&d.join("c.json"))["api"]["token"], "hf_SECRET2");
@@ -1295,24 +1109,11 @@ fn credentials_are_never_printed() {
     .unwrap();
     let r3 = ema(
         d,
-        &[
-            "migrate-config",
-            "--source",
-            "config.json",
-            "--target",
-            "o.json",
-        ],
+        &words("migrate-config --source config.json --target o.json"),
     );
     let r4 = ema(
         d,
-        &[
-            "migrate-config",
-            "--source",
-            "config.json",
-            "--target",
-            "o2.json",
-            "--json",
-        ],
+        &words("migrate-config --source config.json --target o2.json --json"),
     );
     assert_eq!((r3.code, r4.code), (0, 0));
     assert_eq!(
@@ -1328,13 +1129,7 @@ fn credentials_are_never_printed() {
     let r5 = ema(d, &["validate-config", "--config", "bad.json", "--verbose"]);
     let r6 = ema(
         d,
-        &[
-            "validate-config",
-            "--config",
-            "o.json",
-            "--verbose",
-            "--json",
-        ],
+        &words("validate-config --config o.json --verbose --json"),
     );
     for r in [&r, &r2, &r3, &r4, &r5, &r6] {
         let all = format!("{}{}", r.stdout, r.stderr);

@@ -2,38 +2,28 @@
 //! 127.0.0.2 for its "CDN"). Engine-level cases run the engine in-process; CLI, kill -9 and multi-process cases
 //! run the real `ema` binary.
 
+mod support;
+
 use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ema::engine::Engine;
 use ema::engine::config::{Config, HubEnv};
-use ema::engine::download::DownloadOptions;
-use ema::engine::error::EmaError;
+use ema::engine::download::{DownloadOptions, DownloadReport};
+use ema::engine::error::{EmaError, Result};
 use ema::engine::events::{Availability, Event};
 use ema::engine::store::{RepoId, Store, VerificationState};
-use ema::server::faults::{Fault, FaultPlan, RetryAfter, VirtualRepo, fingerprint};
-use ema::server::mirror::{Mirror, MirrorHandle, MirrorOptions};
-use sha2::Digest;
+use ema::server::faults::{Fault, RetryAfter, VirtualRepo, fingerprint};
+use ema::server::mirror::MirrorOptions;
+use support::cli::{ema_cmd, first_json_line};
+use support::data::{find_in, pseudo_random, sha256_hex, tree};
+use support::hub::BlockingHub;
+use support::wait::wait_for;
 
 const TOKEN: &str = "hf_test_token_0123456789";
-
-/// Deterministic pseudo-random bytes.
-fn bytes(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// A source store with a few models (no metadata: the mirror hashes them and derives commits).
 fn source_store(dir: &Path) -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
@@ -44,15 +34,15 @@ fn source_store(dir: &Path) -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
         b"{\"model_type\": \"demo\", \"hidden_size\": 64}\n".to_vec(),
     );
     small.insert("README.md".into(), b"# small\nA test model.\n".to_vec());
-    small.insert("model.safetensors".into(), bytes(1, 3 << 20));
-    small.insert("tokenizer/vocab.txt".into(), bytes(2, 70_000));
-    small.insert("onnx/model.onnx".into(), bytes(3, 200_000));
+    small.insert("model.safetensors".into(), pseudo_random(1, 3 << 20));
+    small.insert("tokenizer/vocab.txt".into(), pseudo_random(2, 70_000));
+    small.insert("onnx/model.onnx".into(), pseudo_random(3, 200_000));
     let big = models.entry("org/big".into()).or_default();
     big.insert(
         "config.json".into(),
         b"{\"model_type\": \"big\"}\n".to_vec(),
     );
-    big.insert("model.safetensors".into(), bytes(4, 24 << 20));
+    big.insert("model.safetensors".into(), pseudo_random(4, 24 << 20));
     let many = models.entry("org/many".into()).or_default();
     for i in 0..130 {
         many.insert(
@@ -71,45 +61,42 @@ fn source_store(dir: &Path) -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
     models
 }
 
-struct Hub {
-    rt: tokio::runtime::Runtime,
-    plan: Arc<FaultPlan>,
-    url: String,
-    _handles: Vec<MirrorHandle>,
+/// The test hub over a source store of a few models (see [`source_store`]), with its CDN host and `TOKEN`
+/// accepted; `models` holds what it serves, to compare downloads with.
+struct SourceHub {
+    hub: BlockingHub,
     models: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
     _src: tempfile::TempDir,
 }
 
-fn start_hub(tune: impl FnOnce(&mut MirrorOptions)) -> Hub {
+impl Deref for SourceHub {
+    type Target = BlockingHub;
+    fn deref(&self) -> &BlockingHub {
+        &self.hub
+    }
+}
+
+impl SourceHub {
+    /// `e` downloads `id` (default options) to the end.
+    fn download(&self, e: &Engine, id: &str) -> Result<DownloadReport> {
+        self.download_with(e, id, DownloadOptions::default())
+    }
+
+    fn download_with(&self, e: &Engine, id: &str, opts: DownloadOptions) -> Result<DownloadReport> {
+        self.rt.block_on(e.download(&repo(id), opts))
+    }
+}
+
+fn start_hub(tune: impl FnOnce(&mut MirrorOptions)) -> SourceHub {
     let src = tempfile::tempdir().unwrap();
     let models = source_store(src.path());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let plan = FaultPlan::new();
-    let (url, handles) = rt.block_on(async {
-        let hub_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let cdn_l = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
-        let mut opts = MirrorOptions {
-            cdn_base: Some(format!("http://{}", cdn_l.local_addr().unwrap())),
-            accepted_tokens: vec![TOKEN.to_string()],
-            faults: Some(plan.clone()),
-            tree_page_size: 50,
-            ..Default::default()
-        };
-        tune(&mut opts);
-        let m = Mirror::load(src.path(), opts).await.unwrap();
-        let h1 = m.serve(hub_l).unwrap();
-        let h2 = m.serve(cdn_l).unwrap();
-        (h1.url(), vec![h1, h2])
+    let hub = BlockingHub::start(src.path(), true, |opts| {
+        opts.accepted_tokens = vec![TOKEN.to_string()];
+        opts.tree_page_size = 50;
+        tune(opts);
     });
-    Hub {
-        rt,
-        plan,
-        url,
-        _handles: handles,
+    SourceHub {
+        hub,
         models,
         _src: src,
     }
@@ -129,7 +116,7 @@ fn test_config(models_dir: &Path) -> Config {
 }
 
 fn engine(
-    hub: &Hub,
+    hub: &SourceHub,
     models_dir: &Path,
     token: Option<&str>,
     tune: impl FnOnce(&mut Config),
@@ -137,7 +124,7 @@ fn engine(
     let mut c = test_config(models_dir);
     tune(&mut c);
     let env = HubEnv {
-        endpoint: hub.url.clone(),
+        endpoint: hub.endpoint(),
         token: token.map(str::to_string),
         token_source: token.map(|_| "HF_TOKEN".to_string()),
         offline: false,
@@ -145,37 +132,24 @@ fn engine(
     Engine::new(c, env).unwrap()
 }
 
+/// A fresh store (the root of a new temp dir) and an engine on it that downloads from `hub` without a token.
+fn fresh_engine(hub: &SourceHub, tune: impl FnOnce(&mut Config)) -> (tempfile::TempDir, Engine) {
+    let d = tempfile::tempdir().unwrap();
+    let e = engine(hub, d.path(), None, tune);
+    (d, e)
+}
+
+/// Start `e` downloading `r` in the background (called inside the hub's runtime).
+fn spawn_download(e: &Engine, r: &RepoId) -> tokio::task::JoinHandle<Result<DownloadReport>> {
+    let (e, r) = (e.clone(), r.clone());
+    tokio::spawn(async move { e.download(&r, DownloadOptions::default()).await })
+}
+
 fn repo(s: &str) -> RepoId {
     RepoId::parse(s).unwrap()
 }
 
-/// Every regular file under `dir`, relative, with its bytes.
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(base: &Path, d: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(d).unwrap().flatten() {
-            let p = e.path();
-            let t = e.file_type().unwrap();
-            if t.is_dir() {
-                walk(base, &p, out);
-            } else {
-                let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
-                let content = if t.is_symlink() {
-                    b"<symlink>".to_vec()
-                } else {
-                    std::fs::read(&p).unwrap()
-                };
-                out.insert(rel, content);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    if dir.exists() {
-        walk(dir, dir, &mut out);
-    }
-    out
-}
-
-fn assert_model_matches(hub: &Hub, models_dir: &Path, id: &str) {
+fn assert_model_matches(hub: &SourceHub, models_dir: &Path, id: &str) {
     let got = tree(&models_dir.join(id.replace('/', "--")));
     let want = &hub.models[id];
     assert_eq!(
@@ -196,10 +170,6 @@ fn collect_events(rx: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<Event
     v
 }
 
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(b))
-}
-
 #[test]
 fn downloads_byte_identical_with_metadata_and_token_only_to_endpoint_host() {
     let hub = start_hub(|_| {});
@@ -207,10 +177,7 @@ fn downloads_byte_identical_with_metadata_and_token_only_to_endpoint_host() {
     let models = d.path().join("models");
     let e = engine(&hub, &models, Some(TOKEN), |_| {});
     let mut rx = e.bus().subscribe();
-    let r = hub
-        .rt
-        .block_on(e.download(&repo("org/small"), DownloadOptions::default()))
-        .unwrap();
+    let r = hub.download(&e, "org/small").unwrap();
     assert!(r.completed);
     assert_eq!(r.files, 5);
     assert_model_matches(&hub, &models, "org/small");
@@ -281,10 +248,7 @@ fn downloads_byte_identical_with_metadata_and_token_only_to_endpoint_host() {
     let s = e.model_status(&repo("org/small"), true).unwrap();
     assert_eq!(s.availability, Availability::Available);
     hub.plan.clear_log();
-    let r2 = hub
-        .rt
-        .block_on(e.download(&repo("org/small"), DownloadOptions::default()))
-        .unwrap();
+    let r2 = hub.download(&e, "org/small").unwrap();
     assert_eq!(r2.files_already_present, 5);
     assert_eq!(
         hub.plan.body_bytes_sent("/resolve/") + hub.plan.body_bytes_sent("/cdn/"),
@@ -295,14 +259,9 @@ fn downloads_byte_identical_with_metadata_and_token_only_to_endpoint_host() {
 #[test]
 fn large_files_use_parallel_range_parts_and_bandwidth_limit_holds() {
     let hub = start_hub(|_| {});
-    let d = tempfile::tempdir().unwrap();
-    let e = engine(&hub, d.path(), None, |c| {
-        c.downloads.bandwidth_limit_mbps = 80.0
-    });
+    let (d, e) = fresh_engine(&hub, |c| c.downloads.bandwidth_limit_mbps = 80.0);
     let t = Instant::now();
-    hub.rt
-        .block_on(e.download(&repo("org/big"), DownloadOptions::default()))
-        .unwrap();
+    hub.download(&e, "org/big").unwrap();
     let secs = t.elapsed().as_secs_f64();
     assert_model_matches(&hub, d.path(), "org/big");
     let sha = sha256_hex(&hub.models["org/big"]["model.safetensors"]);
@@ -350,9 +309,7 @@ fn flipped_byte_is_detected_and_refetched_and_persistent_corruption_fails_integr
     let sha = sha256_hex(&hub.models["org/small"]["model.safetensors"]);
     hub.plan
         .add(format!("/cdn/{sha}"), Some(1), Fault::FlipByte(1000));
-    hub.rt
-        .block_on(e.download(&repo("org/small"), DownloadOptions::default()))
-        .unwrap();
+    hub.download(&e, "org/small").unwrap();
     assert_model_matches(&hub, &models, "org/small");
     let evs = collect_events(&mut rx);
     assert!(
@@ -364,10 +321,7 @@ fn flipped_byte_is_detected_and_refetched_and_persistent_corruption_fails_integr
     let d2 = tempfile::tempdir().unwrap();
     let e2 = engine(&hub, d2.path(), None, |c| c.downloads.max_retries = 2);
     hub.plan.add("/cdn/", None, Fault::FlipByte(5));
-    let err = hub
-        .rt
-        .block_on(e2.download(&repo("org/small"), DownloadOptions::default()))
-        .unwrap_err();
+    let err = hub.download(&e2, "org/small").unwrap_err();
     assert!(matches!(err, EmaError::Integrity(_)), "{err}");
     assert_eq!(err.exit_code(), 3);
     assert!(
@@ -381,8 +335,7 @@ fn flipped_byte_is_detected_and_refetched_and_persistent_corruption_fails_integr
 #[test]
 fn retries_503_and_429_honouring_retry_after_and_ratelimit() {
     let hub = start_hub(|_| {});
-    let d = tempfile::tempdir().unwrap();
-    let e = engine(&hub, d.path(), None, |_| {});
+    let (d, e) = fresh_engine(&hub, |_| {});
     let mut rx = e.bus().subscribe();
     hub.plan.add(
         "/api/models/org/small",
@@ -409,9 +362,7 @@ fn retries_503_and_429_honouring_retry_after_and_ratelimit() {
         },
     );
     let t = Instant::now();
-    hub.rt
-        .block_on(e.download(&repo("org/small"), DownloadOptions::default()))
-        .unwrap();
+    hub.download(&e, "org/small").unwrap();
     assert!(
         t.elapsed() >= Duration::from_millis(900),
         "Retry-After was obeyed"
@@ -445,10 +396,7 @@ fn retries_503_and_429_honouring_retry_after_and_ratelimit() {
     );
     // A 404 is not retried: one request, NotFound.
     hub.plan.clear_log();
-    let err = hub
-        .rt
-        .block_on(e.download(&repo("org/nope"), DownloadOptions::default()))
-        .unwrap_err();
+    let err = hub.download(&e, "org/nope").unwrap_err();
     assert!(matches!(err, EmaError::NotFound(_)), "{err}");
     assert!(err.to_string().contains("org/nope"), "{err}");
     assert_eq!(hub.plan.requests().len(), 1);
@@ -465,10 +413,7 @@ fn retries_503_and_429_honouring_retry_after_and_ratelimit() {
             retry_after: None,
         },
     );
-    let err = hub
-        .rt
-        .block_on(e2.download(&repo("org/small"), DownloadOptions::default()))
-        .unwrap_err();
+    let err = hub.download(&e2, "org/small").unwrap_err();
     let msg = err.to_string();
     assert_eq!(err.exit_code(), 4, "{msg}");
     assert!(msg.contains("502") && msg.contains("ema download"), "{msg}");
@@ -481,8 +426,7 @@ fn retries_503_and_429_honouring_retry_after_and_ratelimit() {
 #[test]
 fn stalled_connection_is_dropped_and_retried() {
     let hub = start_hub(|_| {});
-    let d = tempfile::tempdir().unwrap();
-    let e = engine(&hub, d.path(), None, |_| {});
+    let (d, e) = fresh_engine(&hub, |_| {});
     let mut rx = e.bus().subscribe();
     let sha = sha256_hex(&hub.models["org/small"]["model.safetensors"]);
     hub.plan.add(
@@ -492,9 +436,7 @@ fn stalled_connection_is_dropped_and_retried() {
             after_bytes: 10_000,
         },
     );
-    hub.rt
-        .block_on(e.download(&repo("org/small"), DownloadOptions::default()))
-        .unwrap();
+    hub.download(&e, "org/small").unwrap();
     assert_model_matches(&hub, d.path(), "org/small");
     let evs = collect_events(&mut rx);
     assert!(
@@ -504,7 +446,7 @@ fn stalled_connection_is_dropped_and_retried() {
 }
 
 /// The GET requests the hub saw for the file whose hash is `sha` (its resolve and CDN URLs carry it).
-fn gets_of(hub: &Hub, sha: &str) -> Vec<ema::server::faults::RequestRecord> {
+fn gets_of(hub: &SourceHub, sha: &str) -> Vec<ema::server::faults::RequestRecord> {
     hub.plan
         .requests()
         .into_iter()
@@ -515,7 +457,7 @@ fn gets_of(hub: &Hub, sha: &str) -> Vec<ema::server::faults::RequestRecord> {
 /// Download org/small (one connection) into a fresh store while the server cuts its first transfer of the weights
 /// after 2 MB; returns the GETs of the weights (two: the cut one and a 206 resume).
 fn cut_then_resume(
-    hub: &Hub,
+    hub: &SourceHub,
     tune: impl FnOnce(&mut Config),
 ) -> Vec<ema::server::faults::RequestRecord> {
     let sha = sha256_hex(&hub.models["org/small"]["model.safetensors"]);
@@ -528,9 +470,7 @@ fn cut_then_resume(
         tune(c);
         c.downloads.parallel_threshold_mb = 1024;
     });
-    hub.rt
-        .block_on(e.download(&repo("org/small"), DownloadOptions::default()))
-        .unwrap();
+    hub.download(&e, "org/small").unwrap();
     assert_model_matches(hub, d.path(), "org/small");
     let gets = gets_of(hub, &sha);
     assert_eq!(gets.len(), 2, "{gets:?}");
@@ -541,18 +481,13 @@ fn cut_then_resume(
 #[test]
 fn range_ignored_restarts_from_zero_and_drop_resumes_with_range() {
     let hub = start_hub(|_| {});
-    let d = tempfile::tempdir().unwrap();
     // One connection per file so the resume is a plain `bytes=N-`.
-    let e = engine(&hub, d.path(), None, |c| {
-        c.downloads.parallel_threshold_mb = 1024
-    });
+    let (d, e) = fresh_engine(&hub, |c| c.downloads.parallel_threshold_mb = 1024);
     let sha = sha256_hex(&hub.models["org/small"]["model.safetensors"]);
     let cdn = format!("/cdn/{sha}");
     hub.plan.add(&cdn, Some(1), Fault::DropAfter(1_000_000));
     hub.plan.add(&cdn, Some(1), Fault::IgnoreRange);
-    hub.rt
-        .block_on(e.download(&repo("org/small"), DownloadOptions::default()))
-        .unwrap();
+    hub.download(&e, "org/small").unwrap();
     assert_model_matches(&hub, d.path(), "org/small");
     let gets = gets_of(&hub, &sha);
     // First GET cut, second asked for a range and got 200 (ignored), third restarted from zero without a range.
@@ -609,8 +544,7 @@ fn complete_partial_skips_the_request_and_is_verified() {
 #[test]
 fn upstream_change_between_attempts_restarts_the_file() {
     let hub = start_hub(|_| {});
-    let d = tempfile::tempdir().unwrap();
-    let e = engine(&hub, d.path(), None, |c| {
+    let (d, e) = fresh_engine(&hub, |c| {
         c.downloads.retry_delay_seconds = 1.0;
         c.downloads.parallel_threshold_mb = 1024;
     });
@@ -621,14 +555,10 @@ fn upstream_change_between_attempts_restarts_the_file() {
         Some(1),
         Fault::DropAfter(500_000),
     );
-    let new_content = bytes(99, (3 << 20) + 17);
+    let new_content = pseudo_random(99, (3 << 20) + 17);
     let r = repo("org/small");
     let got = hub.rt.block_on(async {
-        let dl = tokio::spawn({
-            let e = e.clone();
-            let r = r.clone();
-            async move { e.download(&r, DownloadOptions::default()).await }
-        });
+        let dl = spawn_download(&e, &r);
         // On the first retry, change the file upstream.
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -666,8 +596,7 @@ fn upstream_change_between_attempts_restarts_the_file() {
 #[test]
 fn include_exclude_revision_by_sha_and_pagination() {
     let hub = start_hub(|_| {});
-    let d = tempfile::tempdir().unwrap();
-    let e = engine(&hub, d.path(), None, |_| {});
+    let (d, e) = fresh_engine(&hub, |_| {});
     let opts = DownloadOptions {
         include: vec![
             "*.json".into(),
@@ -677,26 +606,19 @@ fn include_exclude_revision_by_sha_and_pagination() {
         exclude: vec!["*.safetensors".into()],
         ..Default::default()
     };
-    let r = hub
-        .rt
-        .block_on(e.download(&repo("org/small"), opts))
-        .unwrap();
+    let r = hub.download_with(&e, "org/small", opts).unwrap();
     let got = tree(&d.path().join("org--small"));
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
         vec!["config.json", "tokenizer/vocab.txt"]
     );
     // Revision by commit sha.
-    let d2 = tempfile::tempdir().unwrap();
-    let e2 = engine(&hub, d2.path(), None, |_| {});
+    let (d2, e2) = fresh_engine(&hub, |_| {});
     let opts = DownloadOptions {
         revision: Some(r.commit.clone()),
         ..Default::default()
     };
-    let r2 = hub
-        .rt
-        .block_on(e2.download(&repo("org/small"), opts))
-        .unwrap();
+    let r2 = hub.download_with(&e2, "org/small", opts).unwrap();
     assert_eq!(r2.commit, r.commit);
     assert_model_matches(&hub, d2.path(), "org/small");
     // An unknown revision is NotFound naming the revision.
@@ -704,19 +626,14 @@ fn include_exclude_revision_by_sha_and_pagination() {
         revision: Some("no-such-branch".into()),
         ..Default::default()
     };
-    let err = hub
-        .rt
-        .block_on(e2.download(&repo("org/small"), opts))
-        .unwrap_err();
+    let err = hub.download_with(&e2, "org/small", opts).unwrap_err();
     assert!(
         matches!(err, EmaError::NotFound(_)) && err.to_string().contains("no-such-branch"),
         "{err}"
     );
     // 130 files over pages of 50.
     hub.plan.clear_log();
-    hub.rt
-        .block_on(e2.download(&repo("org/many"), DownloadOptions::default()))
-        .unwrap();
+    hub.download(&e2, "org/many").unwrap();
     assert_model_matches(&hub, d2.path(), "org/many");
     let pages = hub
         .plan
@@ -735,10 +652,7 @@ fn hostile_names_refused_and_symlinks_never_followed() {
     let d = tempfile::tempdir().unwrap();
     let models = d.path().join("models");
     let e = engine(&hub, &models, None, |_| {});
-    let err = hub
-        .rt
-        .block_on(e.download(&repo("evil/repo"), DownloadOptions::default()))
-        .unwrap_err();
+    let err = hub.download(&e, "evil/repo").unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("refusing repo file name"), "{msg}");
     assert!(
@@ -753,17 +667,15 @@ fn hostile_names_refused_and_symlinks_never_followed() {
         "nothing written"
     );
     // Bad hashes and lying sizes are refused too.
-    hub.plan
-        .add_virtual_repo(VirtualRepo::non_hex_commit("evil/commit"));
-    hub.plan
-        .add_virtual_repo(VirtualRepo::bad_sha256("evil/sha"));
-    hub.plan
-        .add_virtual_repo(VirtualRepo::size_mismatch("evil/size"));
+    for lying in [
+        VirtualRepo::non_hex_commit("evil/commit"),
+        VirtualRepo::bad_sha256("evil/sha"),
+        VirtualRepo::size_mismatch("evil/size"),
+    ] {
+        hub.plan.add_virtual_repo(lying);
+    }
     for id in ["evil/commit", "evil/sha", "evil/size"] {
-        let err = hub
-            .rt
-            .block_on(e.download(&repo(id), DownloadOptions::default()))
-            .unwrap_err();
+        let err = hub.download(&e, id).unwrap_err();
         assert!(matches!(err, EmaError::Integrity(_)), "{id}: {err}");
         assert!(
             !models
@@ -778,9 +690,7 @@ fn hostile_names_refused_and_symlinks_never_followed() {
     let mdir = models.join("org--small");
     std::fs::create_dir_all(&mdir).unwrap();
     std::os::unix::fs::symlink(&outside, mdir.join("config.json")).unwrap();
-    hub.rt
-        .block_on(e.download(&repo("org/small"), DownloadOptions::default()))
-        .unwrap();
+    hub.download(&e, "org/small").unwrap();
     assert_eq!(std::fs::read(&outside).unwrap(), b"keep me");
     assert!(
         !std::fs::symlink_metadata(mdir.join("config.json"))
@@ -795,10 +705,7 @@ fn hostile_names_refused_and_symlinks_never_followed() {
     std::fs::create_dir_all(m2.join("org--small")).unwrap();
     std::os::unix::fs::symlink(&outdir, m2.join("org--small/tokenizer")).unwrap();
     let e2 = engine(&hub, &m2, None, |_| {});
-    let err = hub
-        .rt
-        .block_on(e2.download(&repo("org/small"), DownloadOptions::default()))
-        .unwrap_err();
+    let err = hub.download(&e2, "org/small").unwrap_err();
     assert!(err.to_string().contains("tokenizer/vocab.txt"), "{err}");
     assert!(
         tree(&outdir).is_empty(),
@@ -808,8 +715,13 @@ fn hostile_names_refused_and_symlinks_never_followed() {
 
 // ---- the real binary ----
 
-fn ema_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ema")
+/// A temp dir holding a config file for the CLI (see [`write_config`]) that names the `models` folder in it:
+/// (the dir, the models folder, the config file).
+fn cli_store(tune: impl FnOnce(&mut Config)) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let models = d.path().join("models");
+    let cfg = write_config(d.path(), &models, tune);
+    (d, models, cfg)
 }
 
 /// A config file for the CLI.
@@ -821,27 +733,19 @@ fn write_config(dir: &Path, models: &Path, tune: impl FnOnce(&mut Config)) -> Pa
     p
 }
 
+/// `ema --config <config>` against the hub at `hub_url`, with `HF_HOME` at `home`.
 fn ema(hub_url: &str, config: &Path, home: &Path) -> Command {
-    let mut c = Command::new(ema_bin());
+    let mut c = ema_cmd();
     c.arg("--config").arg(config);
     c.env("HF_ENDPOINT", hub_url)
         .env("HF_HOME", home)
-        .env_remove("HF_TOKEN")
-        .env_remove("HUGGING_FACE_HUB_TOKEN")
-        .env_remove("HF_HUB_OFFLINE")
-        .env_remove("EMA_DISK_RESERVE_MB")
-        .env_remove("EMA_CONFIG")
-        .env("NO_COLOR", "1");
+        .env_remove("EMA_DISK_RESERVE_MB");
     c
 }
 
+/// Run `c` to the end: (exit code, stdout, stderr).
 fn run(mut c: Command) -> (i32, String, String) {
-    let out = c.stdin(Stdio::null()).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    support::cli::run(&mut c).parts()
 }
 
 #[test]
@@ -849,25 +753,23 @@ fn cli_json_gated_offline_disk_and_status() {
     let hub = start_hub(|o| {
         o.gated_repos.insert("org/small".into());
     });
-    let d = tempfile::tempdir().unwrap();
-    let models = d.path().join("models");
-    let cfg = write_config(d.path(), &models, |_| {});
+    let (d, models, cfg) = cli_store(|_| {});
     // Gated without a token: exit 4 and the fix.
-    let mut c = ema(&hub.url, &cfg, d.path());
+    let mut c = ema(&hub.endpoint(), &cfg, d.path());
     c.args(["download", "org/small"]);
     let (code, _, err) = run(c);
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("HF_TOKEN") && err.contains("terms"), "{err}");
     // Offline: exit 4, nothing touched.
     hub.plan.clear_log();
-    let mut c = ema(&hub.url, &cfg, d.path());
+    let mut c = ema(&hub.endpoint(), &cfg, d.path());
     c.args(["download", "org/big"]).env("HF_HUB_OFFLINE", "1");
     let (code, _, err) = run(c);
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("HF_HUB_OFFLINE"), "{err}");
     assert!(hub.plan.requests().is_empty());
     // Disk pre-flight: the reserve makes the need larger than the free space.
-    let mut c = ema(&hub.url, &cfg, d.path());
+    let mut c = ema(&hub.endpoint(), &cfg, d.path());
     c.args(["download", "org/big"])
         .env("EMA_DISK_RESERVE_MB", "1000000000");
     let (code, _, err) = run(c);
@@ -880,11 +782,11 @@ fn cli_json_gated_offline_disk_and_status() {
     );
     assert!(!models.join("org--big/model.safetensors").exists());
     // Not found: exit 5.
-    let mut c = ema(&hub.url, &cfg, d.path());
+    let mut c = ema(&hub.endpoint(), &cfg, d.path());
     c.args(["download", "org/absent"]);
     assert_eq!(run(c).0, 5);
     // Gated with the token, --json: NDJSON events then the result; the token never printed.
-    let mut c = ema(&hub.url, &cfg, d.path());
+    let mut c = ema(&hub.endpoint(), &cfg, d.path());
     c.args(["--json", "download", "org/small"])
         .env("HF_TOKEN", TOKEN);
     let (code, out, err) = run(c);
@@ -898,21 +800,16 @@ fn cli_json_gated_offline_disk_and_status() {
     assert_eq!(lines.last().unwrap()["type"], "download_result");
     assert_model_matches(&hub, &models, "org/small");
     // Status, human and JSON.
-    let mut c = ema(&hub.url, &cfg, d.path());
+    let mut c = ema(&hub.endpoint(), &cfg, d.path());
     c.args(["--json", "status", "--detailed"]);
     let (code, out, _) = run(c);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let m = v["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["model_id"] == "org/small")
-        .unwrap();
+    let m = find_in(&v["models"], "model_id", "org/small");
     assert_eq!(m["availability"], "available");
     assert_eq!(m["verification"], "verified");
     assert_eq!(m["files"].as_array().unwrap().len(), 5);
-    let mut c = ema(&hub.url, &cfg, d.path());
+    let mut c = ema(&hub.endpoint(), &cfg, d.path());
     c.args(["status"]);
     let (code, out, _) = run(c);
     assert_eq!(code, 0);
@@ -924,7 +821,7 @@ fn cli_json_gated_offline_disk_and_status() {
     // local snapshot); another revision, or a damaged file, is refused with exit 4 and says what is wrong.
     hub.plan.clear_log();
     let offline = |args: &[&str]| {
-        let mut c = ema(&hub.url, &cfg, d.path());
+        let mut c = ema(&hub.endpoint(), &cfg, d.path());
         c.args(args).env("HF_HUB_OFFLINE", "1");
         run(c)
     };
@@ -980,18 +877,6 @@ fn an_endpoint_where_nothing_listens_fails_within_seconds() {
     assert!(took < Duration::from_secs(20), "took {took:?}");
 }
 
-/// Poll `f` every 50 ms for up to `secs`.
-fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
 /// Bytes recorded as done in the persisted partial states of a model.
 fn partial_done(models: &Path, id: &str) -> u64 {
     let pdir = Store::new(models).partial_dir(&repo(id));
@@ -1013,12 +898,10 @@ fn partial_done(models: &Path, id: &str) -> u64 {
 #[test]
 fn kill_9_midway_then_resume_fetches_only_the_rest() {
     let hub = start_hub(|_| {});
-    let d = tempfile::tempdir().unwrap();
-    let models = d.path().join("models");
-    let cfg = write_config(d.path(), &models, |_| {});
+    let (d, models, cfg) = cli_store(|_| {});
     let size = hub.models["org/big"]["model.safetensors"].len() as u64;
     hub.plan.set_connection_cap(Some(1_500_000));
-    let mut c = ema(&hub.url, &cfg, d.path());
+    let mut c = ema(&hub.endpoint(), &cfg, d.path());
     c.args(["download", "org/big"])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -1035,13 +918,13 @@ fn kill_9_midway_then_resume_fetches_only_the_rest() {
     hub.plan.set_connection_cap(None);
     hub.plan.clear_log();
     // The persisted queue lists it as not running; resume continues it.
-    let mut c = ema(&hub.url, &cfg, d.path());
+    let mut c = ema(&hub.endpoint(), &cfg, d.path());
     c.args(["--json", "downloads", "list"]);
     let (_, out, _) = run(c);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["downloads"][0]["model_id"], "org/big");
     assert!(v["downloads"][0]["pid"].is_null(), "{v}");
-    let mut c = ema(&hub.url, &cfg, d.path());
+    let mut c = ema(&hub.endpoint(), &cfg, d.path());
     c.args(["downloads", "resume"]);
     let (code, _, err) = run(c);
     assert_eq!(code, 0, "{err}");
@@ -1053,7 +936,7 @@ fn kill_9_midway_then_resume_fetches_only_the_rest() {
         "total {} for {size}",
         first + again
     );
-    let mut c = ema(&hub.url, &cfg, d.path());
+    let mut c = ema(&hub.endpoint(), &cfg, d.path());
     c.args(["--json", "downloads", "list"]);
     let (_, out, _) = run(c);
     assert!(
@@ -1067,13 +950,11 @@ fn kill_9_midway_then_resume_fetches_only_the_rest() {
 #[test]
 fn two_processes_same_model_one_intact_copy_and_cross_process_pause_resume_cancel() {
     let hub = start_hub(|_| {});
-    let d = tempfile::tempdir().unwrap();
-    let models = d.path().join("models");
-    let cfg = write_config(d.path(), &models, |_| {});
-    let size = hub.models["org/big"]["model.safetensors"].len() as u64;
+    let (d, models, cfg) = cli_store(|_| {});
     hub.plan.set_connection_cap(Some(4_000_000));
+    let size = hub.models["org/big"]["model.safetensors"].len() as u64;
     let spawn = || {
-        let mut c = ema(&hub.url, &cfg, d.path());
+        let mut c = ema(&hub.endpoint(), &cfg, d.path());
         c.args(["download", "org/big"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -1083,7 +964,7 @@ fn two_processes_same_model_one_intact_copy_and_cross_process_pause_resume_cance
     assert!(wait_for(20, || partial_done(&models, "org/big") > 0));
     let b = spawn();
     // Pause from a third process: progress stops.
-    let mut c = ema(&hub.url, &cfg, d.path());
+    let mut c = ema(&hub.endpoint(), &cfg, d.path());
     c.args(["downloads", "pause", "org/big"]);
     let (code, _, err) = run(c);
     assert_eq!(code, 0, "{err}");
@@ -1092,7 +973,7 @@ fn two_processes_same_model_one_intact_copy_and_cross_process_pause_resume_cance
     std::thread::sleep(Duration::from_millis(1000));
     let p2 = hub.plan.body_bytes_sent("/cdn/");
     assert_eq!(p1, p2, "paused: no bytes flow");
-    let mut c = ema(&hub.url, &cfg, d.path());
+    let mut c = ema(&hub.endpoint(), &cfg, d.path());
     c.args(["--json", "downloads", "list"]);
     let (_, out, _) = run(c);
     assert!(out.contains("\"paused\""), "{out}");
@@ -1106,7 +987,7 @@ fn two_processes_same_model_one_intact_copy_and_cross_process_pause_resume_cance
     );
     assert_eq!(e["rate_bytes_per_sec"], 0.0, "{out}");
     assert!(e["eta_seconds"].is_null(), "{out}");
-    let mut c = ema(&hub.url, &cfg, d.path());
+    let mut c = ema(&hub.endpoint(), &cfg, d.path());
     c.args(["downloads", "resume", "org/big"]);
     assert_eq!(run(c).0, 0);
     hub.plan.set_connection_cap(None);
@@ -1137,13 +1018,13 @@ fn two_processes_same_model_one_intact_copy_and_cross_process_pause_resume_cance
     let m2 = d2.path().join("models");
     let cfg2 = write_config(d2.path(), &m2, |_| {});
     hub.plan.set_connection_cap(Some(1_000_000));
-    let mut c = ema(&hub.url, &cfg2, d2.path());
+    let mut c = ema(&hub.endpoint(), &cfg2, d2.path());
     c.args(["download", "org/big"])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
     assert!(wait_for(20, || partial_done(&m2, "org/big") > 0));
-    let mut c = ema(&hub.url, &cfg2, d2.path());
+    let mut c = ema(&hub.endpoint(), &cfg2, d2.path());
     c.args(["downloads", "cancel", "org/big"]);
     assert_eq!(run(c).0, 0);
     let mut status = None;
@@ -1163,12 +1044,9 @@ fn download_from_ema_mirror_of_another_store_reproduces_it() {
     let d = tempfile::tempdir().unwrap();
     let a = d.path().join("a");
     let e = engine(&hub, &a, None, |_| {});
-    let ra = hub
-        .rt
-        .block_on(e.download(&repo("org/small"), DownloadOptions::default()))
-        .unwrap();
+    let ra = hub.download(&e, "org/small").unwrap();
     // Serve store A with `ema mirror` and download from it into B with `ema download`.
-    let mut m = Command::new(ema_bin());
+    let mut m = ema_cmd();
     m.args(["--json", "mirror", "--port", "0", "--models-dir"])
         .arg(&a)
         .env("HF_HOME", d.path())
@@ -1176,13 +1054,7 @@ fn download_from_ema_mirror_of_another_store_reproduces_it() {
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let mut mirror = m.spawn().unwrap();
-    let mut first = String::new();
-    {
-        use std::io::BufRead;
-        let mut r = std::io::BufReader::new(mirror.stdout.take().unwrap());
-        r.read_line(&mut first).unwrap();
-    }
-    let info: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let (info, _) = first_json_line(&mut mirror);
     let mirror_url = info["endpoint"].as_str().unwrap().to_string();
     assert!(mirror_url.starts_with("http://127.0.0.1:"), "{mirror_url}");
     let b = d.path().join("b");
@@ -1198,9 +1070,7 @@ fn download_from_ema_mirror_of_another_store_reproduces_it() {
 
     // Clients that hang up in the middle of a body (a download stopping a connection early, a cancelled
     // transfer) cost the mirror nothing: it keeps serving. (A server that let SIGPIPE kill it died here.)
-    hub.rt
-        .block_on(e.download(&repo("org/big"), DownloadOptions::default()))
-        .unwrap();
+    hub.download(&e, "org/big").unwrap();
     let addr = mirror_url.trim_start_matches("http://").to_string();
     for _ in 0..5 {
         use std::io::{Read, Write};
@@ -1232,17 +1102,12 @@ fn download_from_ema_mirror_of_another_store_reproduces_it() {
 #[test]
 fn in_process_pause_resume_and_status_through_the_engine_api() {
     let hub = start_hub(|_| {});
-    let d = tempfile::tempdir().unwrap();
-    let e = engine(&hub, d.path(), None, |_| {});
+    let (d, e) = fresh_engine(&hub, |_| {});
     let mut rx = e.bus().subscribe();
     let r = repo("org/big");
     hub.plan.set_connection_cap(Some(2_000_000));
     let report = hub.rt.block_on(async {
-        let dl = tokio::spawn({
-            let e = e.clone();
-            let r = r.clone();
-            async move { e.download(&r, DownloadOptions::default()).await }
-        });
+        let dl = spawn_download(&e, &r);
         // Wait for progress (with a rate and an ETA), then pause.
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut rate_and_eta = false;
@@ -1307,9 +1172,7 @@ fn general_http_client_and_buffered_writes_take_the_same_faults() {
     };
     let d = tempfile::tempdir().unwrap();
     let e = engine(&hub, d.path(), Some(TOKEN), general);
-    hub.rt
-        .block_on(e.download(&repo("org/big"), DownloadOptions::default()))
-        .unwrap();
+    hub.download(&e, "org/big").unwrap();
     assert_model_matches(&hub, d.path(), "org/big");
     let reqs = hub.plan.requests();
     assert!(
@@ -1323,14 +1186,11 @@ fn general_http_client_and_buffered_writes_take_the_same_faults() {
     let cdn = format!("/cdn/{sha}");
     hub.plan.clear_log();
     hub.plan.add(&cdn, Some(1), Fault::FlipByte(1000));
-    let d2 = tempfile::tempdir().unwrap();
-    let e2 = engine(&hub, d2.path(), None, |c| {
+    let (d2, e2) = fresh_engine(&hub, |c| {
         general(c);
         c.downloads.parallel_threshold_mb = 1024;
     });
-    hub.rt
-        .block_on(e2.download(&repo("org/small"), DownloadOptions::default()))
-        .unwrap();
+    hub.download(&e2, "org/small").unwrap();
     assert_model_matches(&hub, d2.path(), "org/small");
 
     let gets = cut_then_resume(&hub, general);

@@ -1,22 +1,24 @@
 //! The Hub-compatible mirror and its fault injection, exercised with a real HTTP client on loopback.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use ema::engine::demo::{SAMPLE_REPOS, generate_sample_hub};
 use ema::engine::store::{RepoId, Store};
-use ema::server::faults::{Fault, FaultPlan, RetryAfter, VirtualRepo, fingerprint};
-use ema::server::mirror::{Mirror, MirrorHandle, MirrorOptions, git_blob_sha1};
+use ema::server::faults::{Fault, RetryAfter, VirtualRepo, fingerprint};
+use ema::server::mirror::{MirrorOptions, git_blob_sha1};
 use reqwest::StatusCode;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
-}
+use support::cli::{ema_cmd, first_json_line};
+use support::data::{find_in, sha256_hex};
+use support::http::{client, get_json, hdr, read_all, send};
+use support::hub::Hub;
+use support::store::{one_file_metadata, sample_hub};
 
 /// Deterministic bytes for test files.
 fn bytes(n: usize, seed: u8) -> Vec<u8> {
@@ -52,82 +54,49 @@ fn small_store() -> tempfile::TempDir {
     d
 }
 
-struct Hub {
-    _mirror: Mirror,
-    main: MirrorHandle,
-    cdn: MirrorHandle,
-    plan: Arc<FaultPlan>,
+/// The small store served (with its CDN host when `with_cdn`), and a client: the set-up of most tests here.
+async fn small_hub(with_cdn: bool) -> (tempfile::TempDir, Hub, reqwest::Client) {
+    let small = small_store();
+    let hub = start(small.path(), with_cdn, |_| {}).await;
+    (small, hub, client())
 }
 
-impl Hub {
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.main.url(), path)
-    }
+/// The small hub with `fault` planned for the first `times` requests of `org/model`'s `file`, a client, and the
+/// file's URL: the set-up of the fault tests.
+async fn with_fault(
+    file: &str,
+    times: Option<u32>,
+    fault: Fault,
+) -> (tempfile::TempDir, Hub, reqwest::Client, String) {
+    let (small, hub, c) = small_hub(false).await;
+    let url = hub.url(&format!("/org/model/resolve/main/{file}"));
+    hub.plan.add(file, times, fault);
+    (small, hub, c, url)
 }
 
+/// The mirror of `root` with this file's fixtures: `gated/model` gated, `hf_good_token` accepted, and
+/// `old-org/old-name` renamed to `org/model`.
 async fn start(root: &Path, with_cdn: bool, tweak: impl FnOnce(&mut MirrorOptions)) -> Hub {
-    let cdn_l = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
-    let main_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let plan = FaultPlan::new();
-    let mut opts = MirrorOptions {
-        cdn_base: with_cdn.then(|| format!("http://{}", cdn_l.local_addr().unwrap())),
-        faults: Some(plan.clone()),
-        ..MirrorOptions::default()
-    };
-    opts.gated_repos.insert("gated/model".to_string());
-    opts.accepted_tokens.push("hf_good_token".to_string());
-    opts.aliases
-        .insert("old-org/old-name".to_string(), "org/model".to_string());
-    tweak(&mut opts);
-    let mirror = Mirror::load(root, opts).await.unwrap();
-    let main = mirror.serve(main_l).unwrap();
-    let cdn = mirror.serve(cdn_l).unwrap();
-    Hub {
-        _mirror: mirror,
-        main,
-        cdn,
-        plan,
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-fn hdr(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_string())
-}
-
-/// The demo store, generated once per build directory (generation is idempotent, so later runs reuse it).
-fn demo_store() -> &'static Path {
-    static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hub_server_demo_store");
-        generate_sample_hub(&root).unwrap();
-        root
+    Hub::start(root, with_cdn, |opts| {
+        opts.gated_repos.insert("gated/model".to_string());
+        opts.accepted_tokens.push("hf_good_token".to_string());
+        opts.aliases
+            .insert("old-org/old-name".to_string(), "org/model".to_string());
+        tweak(opts);
     })
+    .await
 }
 
 #[tokio::test]
 async fn info_without_and_with_blobs() {
-    let root = demo_store();
+    let root = sample_hub();
     let hub = start(root, false, |_| {}).await;
     let c = client();
     let store = Store::new(root);
     let id = RepoId::parse("ema-demo/tiny-gpt").unwrap();
     let meta = store.read_metadata(&id).unwrap().unwrap();
 
-    let r = c
-        .get(hub.url("/api/models/ema-demo/tiny-gpt"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(hub.url("/api/models/ema-demo/tiny-gpt"))).await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["id"], "ema-demo/tiny-gpt");
@@ -153,14 +122,7 @@ async fn info_without_and_with_blobs() {
             meta.commit.clone().unwrap()
         ),
     ] {
-        let v: Value = c
-            .get(hub.url(&url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = get_json(&c, hub.url(&url)).await;
         let sibs: BTreeMap<String, Value> = v["siblings"]
             .as_array()
             .unwrap()
@@ -195,14 +157,7 @@ async fn info_without_and_with_blobs() {
             .map(|m| m["id"].as_str().unwrap().to_string())
             .collect()
     };
-    let all: Value = c
-        .get(hub.url("/api/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: Value = get_json(&c, hub.url("/api/models")).await;
     assert_eq!(
         ids(all),
         SAMPLE_REPOS
@@ -212,57 +167,26 @@ async fn info_without_and_with_blobs() {
             .into_iter()
             .collect::<Vec<_>>()
     );
-    let v: Value = c
-        .get(hub.url("/api/models?search=TINY&limit=1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(&c, hub.url("/api/models?search=TINY&limit=1")).await;
     assert_eq!(ids(v), vec!["ema-demo/tiny-gpt"]);
-    let v: Value = c
-        .get(hub.url("/api/models?pipeline_tag=feature-extraction&author=ema-demo"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(
+        &c,
+        hub.url("/api/models?pipeline_tag=feature-extraction&author=ema-demo"),
+    )
+    .await;
     assert_eq!(ids(v), vec!["ema-demo/mini-embed"]);
 
     // A repo id without an org, from a store without metadata: a derived, stable 40-hex commit.
     let small = small_store();
     let hub2 = start(small.path(), false, |_| {}).await;
-    let v: Value = c
-        .get(hub2.url("/api/models/single"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(&c, hub2.url("/api/models/single")).await;
     assert_eq!(v["id"], "single");
     let sha = v["sha"].as_str().unwrap().to_string();
     assert!(sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit()));
     let hub3 = start(small.path(), false, |_| {}).await;
-    let v3: Value = c
-        .get(hub3.url("/api/models/single/revision/main"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v3: Value = get_json(&c, hub3.url("/api/models/single/revision/main")).await;
     assert_eq!(v3["sha"], sha.as_str(), "derived commit is deterministic");
-    let v: Value = c
-        .get(hub2.url("/api/models/gated/model"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(&c, hub2.url("/api/models/gated/model")).await;
     assert_eq!(v["gated"], "manual");
 }
 
@@ -277,7 +201,7 @@ async fn tree_is_paginated_with_link_header() {
     loop {
         pages += 1;
         assert!(pages < 20, "pagination does not end");
-        let r = c.get(&url).send().await.unwrap();
+        let r = send(c.get(&url)).await;
         assert_eq!(r.status(), 200);
         let link = hdr(&r, "link");
         let page: Vec<Value> = r.json().await.unwrap();
@@ -324,35 +248,23 @@ async fn tree_is_paginated_with_link_header() {
 
     // Not recursive: direct children only; a sub-path; a missing path.
     let hub = start(small.path(), false, |_| {}).await;
-    let v: Vec<Value> = c
-        .get(hub.url("/api/models/org/model/tree/main/sub"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Vec<Value> = get_json(&c, hub.url("/api/models/org/model/tree/main/sub")).await;
     let names: Vec<&str> = v.iter().map(|e| e["path"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["sub/a.txt", "sub/deep"]);
-    let r = c
-        .get(hub.url("/api/models/org/model/tree/main/nope"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(hub.url("/api/models/org/model/tree/main/nope"))).await;
     assert_eq!(r.status(), 404);
     assert_eq!(hdr(&r, "x-error-code").as_deref(), Some("EntryNotFound"));
 
     // paths-info (the one POST): existing files and directories, missing ones left out.
-    let v: Vec<Value> = c
-        .post(hub.url("/api/models/org/model/paths-info/main"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("paths=sub%2Fa.txt&paths=sub&paths=nope&expand=false")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Vec<Value> = send(
+        c.post(hub.url("/api/models/org/model/paths-info/main"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("paths=sub%2Fa.txt&paths=sub&paths=nope&expand=false"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let got: Vec<(&str, &str)> = v
         .iter()
         .map(|e| (e["type"].as_str().unwrap(), e["path"].as_str().unwrap()))
@@ -360,40 +272,19 @@ async fn tree_is_paginated_with_link_header() {
     assert_eq!(got, vec![("file", "sub/a.txt"), ("directory", "sub")]);
     assert_eq!(v[0]["oid"], git_blob_sha1(b"hello\n"));
     // Any other write is refused.
-    let r = c
-        .post(hub.url("/api/models/org/model"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.post(hub.url("/api/models/org/model"))).await;
     assert_eq!(r.status(), 405);
-    let r = c
-        .put(hub.url("/org/model/resolve/main/config.json"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.put(hub.url("/org/model/resolve/main/config.json"))).await;
     assert_eq!(r.status(), 405);
 }
 
 #[tokio::test]
 async fn resolve_headers_for_head_and_get() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
-    let info: Value = c
-        .get(hub.url("/api/models/org/model"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_small, hub, c) = small_hub(false).await;
+    let info: Value = get_json(&c, hub.url("/api/models/org/model")).await;
     let commit = info["sha"].as_str().unwrap().to_string();
 
-    let r = c
-        .head(hub.url("/org/model/resolve/main/sub/a.txt"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.head(hub.url("/org/model/resolve/main/sub/a.txt"))).await;
     assert_eq!(r.status(), 200);
     assert_eq!(hdr(&r, "x-repo-commit"), Some(commit.clone()));
     assert_eq!(
@@ -405,69 +296,38 @@ async fn resolve_headers_for_head_and_get() {
     assert!(hdr(&r, "x-linked-etag").is_none());
     assert_eq!(r.bytes().await.unwrap().len(), 0, "HEAD has no body");
 
-    let r = c
-        .get(hub.url(&format!("/org/model/resolve/{commit}/sub/deep/b.txt")))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(hub.url(&format!("/org/model/resolve/{commit}/sub/deep/b.txt")))).await;
     assert_eq!(r.status(), 200);
     assert_eq!(&r.bytes().await.unwrap()[..], b"world\n");
 
     // LFS without a CDN: served directly, with the linked headers.
     let content = bytes(BIG, 1);
-    let r = c
-        .head(hub.url("/org/model/resolve/main/model.safetensors"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.head(hub.url("/org/model/resolve/main/model.safetensors"))).await;
     assert_eq!(r.status(), 200);
     assert_eq!(hdr(&r, "x-linked-etag"), Some(sha256_hex(&content)));
     assert_eq!(hdr(&r, "x-linked-size"), Some(BIG.to_string()));
     assert_eq!(hdr(&r, "content-length"), Some(BIG.to_string()));
-    let r = c
-        .get(hub.url("/org/model/resolve/main/model.safetensors"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(hub.url("/org/model/resolve/main/model.safetensors"))).await;
     assert_eq!(&r.bytes().await.unwrap()[..], &content[..]);
 
     // Percent-encoded path segments; an empty file; a repo without an org.
-    let r = c
-        .get(hub.url("/org/model/resolve/main/sub%2Fa.txt"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(hub.url("/org/model/resolve/main/sub%2Fa.txt"))).await;
     assert_eq!(&r.bytes().await.unwrap()[..], b"hello\n");
-    let r = c
-        .get(hub.url("/org/model/resolve/main/empty.txt"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(hub.url("/org/model/resolve/main/empty.txt"))).await;
     assert_eq!(r.status(), 200);
     assert_eq!(hdr(&r, "etag"), Some(format!("\"{}\"", git_blob_sha1(b""))));
     assert_eq!(r.bytes().await.unwrap().len(), 0);
-    let r = c
-        .get(hub.url("/single/resolve/main/config.json"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(hub.url("/single/resolve/main/config.json"))).await;
     assert_eq!(r.status(), 200);
     assert_eq!(&r.bytes().await.unwrap()[..], b"{}\n");
 }
 
 #[tokio::test]
 async fn ranges_give_206_and_416() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
+    let (_small, hub, c) = small_hub(false).await;
     let content = bytes(BIG, 1);
     let url = hub.url("/org/model/resolve/main/model.safetensors");
-    let r = c
-        .get(&url)
-        .header("Range", "bytes=1000-")
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(&url).header("Range", "bytes=1000-")).await;
     assert_eq!(r.status(), 206);
     assert_eq!(
         hdr(&r, "content-range"),
@@ -475,60 +335,45 @@ async fn ranges_give_206_and_416() {
     );
     assert_eq!(hdr(&r, "content-length"), Some((BIG - 1000).to_string()));
     assert_eq!(&r.bytes().await.unwrap()[..], &content[1000..]);
-    let r = c
-        .get(&url)
-        .header("Range", "bytes=10-19")
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(&url).header("Range", "bytes=10-19")).await;
     assert_eq!(r.status(), 206);
     assert_eq!(hdr(&r, "content-range"), Some(format!("bytes 10-19/{BIG}")));
     assert_eq!(&r.bytes().await.unwrap()[..], &content[10..20]);
-    let r = c
-        .get(&url)
-        .header("Range", "bytes=-5")
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(&url).header("Range", "bytes=-5")).await;
     assert_eq!(&r.bytes().await.unwrap()[..], &content[BIG - 5..]);
     // If-Range: the range holds only for the same entity; a stale ETag gets the whole file.
     let etag = format!("\"{}\"", sha256_hex(&content));
-    let r = c
-        .get(&url)
-        .header("Range", "bytes=7-")
-        .header("If-Range", &etag)
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        c.get(&url)
+            .header("Range", "bytes=7-")
+            .header("If-Range", &etag),
+    )
+    .await;
     assert_eq!(r.status(), 206);
-    let r = c
-        .get(&url)
-        .header("Range", "bytes=7-")
-        .header("If-Range", "\"stale\"")
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        c.get(&url)
+            .header("Range", "bytes=7-")
+            .header("If-Range", "\"stale\""),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().len(), BIG);
     for bad in [format!("bytes={BIG}-"), format!("bytes={}-", BIG + 10)] {
-        let r = c.get(&url).header("Range", bad).send().await.unwrap();
+        let r = send(c.get(&url).header("Range", bad)).await;
         assert_eq!(r.status(), 416);
         assert_eq!(hdr(&r, "content-range"), Some(format!("bytes */{BIG}")));
     }
-    let r = c
-        .get(hub.url("/org/model/resolve/main/empty.txt"))
-        .header("Range", "bytes=0-")
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        c.get(hub.url("/org/model/resolve/main/empty.txt"))
+            .header("Range", "bytes=0-"),
+    )
+    .await;
     assert_eq!(r.status(), 416);
 }
 
 #[tokio::test]
 async fn missing_things_have_error_codes() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
+    let (_small, hub, c) = small_hub(false).await;
     for (path, code) in [
         ("/api/models/org/nope", "RepoNotFound"),
         ("/api/models/nope", "RepoNotFound"),
@@ -562,76 +407,52 @@ async fn missing_things_have_error_codes() {
 
 #[tokio::test]
 async fn lfs_redirects_to_the_cdn_host_and_renamed_repos_redirect_relatively() {
-    let small = small_store();
-    let hub = start(small.path(), true, |_| {}).await;
-    let c = client();
+    let (_small, hub, c) = small_hub(true).await;
     let content = bytes(BIG, 1);
     let sha = sha256_hex(&content);
-    let r = c
-        .get(hub.url("/org/model/resolve/main/model.safetensors"))
-        .bearer_auth("hf_secret_token")
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        c.get(hub.url("/org/model/resolve/main/model.safetensors"))
+            .bearer_auth("hf_secret_token"),
+    )
+    .await;
     assert_eq!(r.status(), 302);
     assert_eq!(hdr(&r, "x-linked-etag"), Some(sha.clone()));
     assert_eq!(hdr(&r, "x-linked-size"), Some(BIG.to_string()));
     assert!(hdr(&r, "x-repo-commit").is_some());
     let loc = hdr(&r, "location").unwrap();
     assert!(
-        loc.starts_with(&format!("{}/cdn/{sha}?", hub.cdn.url())),
+        loc.starts_with(&format!("{}/cdn/{sha}?", hub.cdn().url())),
         "{loc}"
     );
     assert!(loc.contains("X-Amz-Signature="));
-    assert!(hub.cdn.addr.ip().to_string() == "127.0.0.2");
+    assert!(hub.cdn().addr.ip().to_string() == "127.0.0.2");
 
     // The CDN serves it (ranges too); without the signature it refuses.
-    let r = c.get(&loc).send().await.unwrap();
+    let r = send(c.get(&loc)).await;
     assert_eq!(r.status(), 200);
     assert_eq!(hdr(&r, "etag"), Some(format!("\"{sha}\"")));
     assert_eq!(&r.bytes().await.unwrap()[..], &content[..]);
-    let r = c
-        .get(&loc)
-        .header("Range", "bytes=5-")
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(&loc).header("Range", "bytes=5-")).await;
     assert_eq!(r.status(), 206);
     assert_eq!(&r.bytes().await.unwrap()[..], &content[5..]);
-    let bare = format!("{}/cdn/{sha}", hub.cdn.url());
-    assert_eq!(c.get(&bare).send().await.unwrap().status(), 403);
+    let bare = format!("{}/cdn/{sha}", hub.cdn().url());
+    assert_eq!(send(c.get(&bare)).await.status(), 403);
     // HEAD answers the redirect too, so a client gets the hashes without following it.
-    let r = c
-        .head(hub.url("/org/model/resolve/main/model.safetensors"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.head(hub.url("/org/model/resolve/main/model.safetensors"))).await;
     assert_eq!(r.status(), 302);
 
     // Non-LFS files are served directly even with a CDN.
-    let r = c
-        .get(hub.url("/org/model/resolve/main/config.json"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(hub.url("/org/model/resolve/main/config.json"))).await;
     assert_eq!(r.status(), 200);
 
     // A renamed repo: relative redirects for files and API.
-    let r = c
-        .get(hub.url("/old-org/old-name/resolve/main/sub/a.txt"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(hub.url("/old-org/old-name/resolve/main/sub/a.txt"))).await;
     assert_eq!(r.status(), 307);
     assert_eq!(
         hdr(&r, "location").as_deref(),
         Some("/org/model/resolve/main/sub/a.txt")
     );
-    let r = c
-        .get(hub.url("/api/models/old-org/old-name/revision/main?blobs=true"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(hub.url("/api/models/old-org/old-name/revision/main?blobs=true"))).await;
     assert_eq!(r.status(), 307);
     assert_eq!(
         hdr(&r, "location").as_deref(),
@@ -651,7 +472,7 @@ async fn lfs_redirects_to_the_cdn_host_and_renamed_repos_redirect_relatively() {
         Some(fingerprint("Bearer hf_secret_token").as_str())
     );
     assert!(!format!("{log:?}").contains("hf_secret_token"));
-    let cdn_host = hub.cdn.addr.to_string();
+    let cdn_host = hub.cdn().addr.to_string();
     assert!(log.iter().any(|r| r.host.as_deref() == Some(&cdn_host)));
     assert!(
         log.iter()
@@ -662,55 +483,32 @@ async fn lfs_redirects_to_the_cdn_host_and_renamed_repos_redirect_relatively() {
 
 #[tokio::test]
 async fn gated_repo_needs_an_accepted_token() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
+    let (_small, hub, c) = small_hub(false).await;
     let url = hub.url("/gated/model/resolve/main/weights.bin");
-    let r = c.get(&url).send().await.unwrap();
+    let r = send(c.get(&url)).await;
     assert_eq!(r.status(), 401);
     assert_eq!(hdr(&r, "x-error-code").as_deref(), Some("GatedRepo"));
-    let r = c.head(&url).bearer_auth("hf_wrong").send().await.unwrap();
+    let r = send(c.head(&url).bearer_auth("hf_wrong")).await;
     assert_eq!(r.status(), 403);
     assert_eq!(hdr(&r, "x-error-code").as_deref(), Some("GatedRepo"));
-    let r = c
-        .get(&url)
-        .bearer_auth("hf_good_token")
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(&url).bearer_auth("hf_good_token")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(&r.bytes().await.unwrap()[..], &bytes(5000, 2)[..]);
 }
 
-/// Read a body until it ends or fails; returns (bytes, whether it failed).
-async fn read_all(mut r: reqwest::Response) -> (Vec<u8>, bool) {
-    let mut out = Vec::new();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(20), r.chunk()).await {
-            Ok(Ok(Some(c))) => out.extend_from_slice(&c),
-            Ok(Ok(None)) => return (out, false),
-            Ok(Err(_)) | Err(_) => return (out, true),
-        }
-    }
-}
-
 #[tokio::test]
 async fn fault_drop_after_n_bytes_then_recovers() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
-    let url = hub.url("/org/model/resolve/main/model.safetensors");
-    hub.plan
-        .add("model.safetensors", Some(2), Fault::DropAfter(70_000));
+    let (_small, hub, c, url) =
+        with_fault("model.safetensors", Some(2), Fault::DropAfter(70_000)).await;
     for _ in 0..2 {
-        let r = c.get(&url).send().await.unwrap();
+        let r = send(c.get(&url)).await;
         assert_eq!(hdr(&r, "content-length"), Some(BIG.to_string()));
         let (got, failed) = read_all(r).await;
         assert!(failed, "the body must end in an error");
         assert_eq!(got.len(), 70_000);
         assert_eq!(&got[..], &bytes(BIG, 1)[..70_000]);
     }
-    let (got, failed) = read_all(c.get(&url).send().await.unwrap()).await;
+    let (got, failed) = read_all(send(c.get(&url)).await).await;
     assert!(!failed);
     assert_eq!(
         got.len(),
@@ -718,12 +516,7 @@ async fn fault_drop_after_n_bytes_then_recovers() {
         "the fault applies to the first K requests only"
     );
     // Resume with a range: the log says exactly how many bytes went out per request.
-    let r = c
-        .get(&url)
-        .header("Range", "bytes=70000-")
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(&url).header("Range", "bytes=70000-")).await;
     let (got, _) = read_all(r).await;
     assert_eq!(got.len(), BIG - 70_000);
     let log: Vec<_> = hub
@@ -747,24 +540,21 @@ async fn fault_drop_after_n_bytes_then_recovers() {
 
 #[tokio::test]
 async fn fault_status_codes_with_retry_after() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
-    let url = hub.url("/org/model/resolve/main/config.json");
-    hub.plan.add(
+    let (_small, hub, c, url) = with_fault(
         "config.json",
         Some(2),
         Fault::Status {
             status: 503,
             retry_after: Some(RetryAfter::Seconds(7)),
         },
-    );
+    )
+    .await;
     for _ in 0..2 {
-        let r = c.head(&url).send().await.unwrap();
+        let r = send(c.head(&url)).await;
         assert_eq!(r.status(), 503);
         assert_eq!(hdr(&r, "retry-after").as_deref(), Some("7"));
     }
-    assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
+    assert_eq!(send(c.get(&url)).await.status(), 200);
 
     hub.plan.add(
         "/api/",
@@ -774,21 +564,13 @@ async fn fault_status_codes_with_retry_after() {
             retry_after: Some(RetryAfter::HttpDateIn(30)),
         },
     );
-    let r = c
-        .get(hub.url("/api/models/org/model"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(hub.url("/api/models/org/model"))).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     let when = httpdate::parse_http_date(&hdr(&r, "retry-after").unwrap()).unwrap();
     let ahead = when.duration_since(std::time::SystemTime::now()).unwrap();
     assert!(ahead > Duration::from_secs(20) && ahead <= Duration::from_secs(31));
     assert_eq!(
-        c.get(hub.url("/api/models/org/model"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        send(c.get(hub.url("/api/models/org/model"))).await.status(),
         200
     );
 
@@ -800,55 +582,37 @@ async fn fault_status_codes_with_retry_after() {
             retry_after: None,
         },
     );
-    let r = c.get(hub.url("/api/models/single")).send().await.unwrap();
+    let r = send(c.get(hub.url("/api/models/single"))).await;
     assert_eq!(r.status(), 500);
     assert!(hdr(&r, "retry-after").is_none());
 }
 
 #[tokio::test]
 async fn fault_flip_byte_changes_exactly_one_byte() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
-    let url = hub.url("/org/model/resolve/main/model.safetensors");
+    let (_small, _hub, c, url) =
+        with_fault("model.safetensors", Some(2), Fault::FlipByte(123_456)).await;
     let content = bytes(BIG, 1);
-    hub.plan
-        .add("model.safetensors", Some(2), Fault::FlipByte(123_456));
-    let (got, failed) = read_all(c.get(&url).send().await.unwrap()).await;
+    let (got, failed) = read_all(send(c.get(&url)).await).await;
     assert!(!failed);
     assert_eq!(got.len(), BIG);
     let diff: Vec<usize> = (0..BIG).filter(|&i| got[i] != content[i]).collect();
     assert_eq!(diff, vec![123_456]);
     assert_eq!(got[123_456], content[123_456] ^ 0xff);
     // The offset is a file offset: a range starting after it passes untouched, one covering it is flipped.
-    let r = c
-        .get(&url)
-        .header("Range", "bytes=123000-")
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(&url).header("Range", "bytes=123000-")).await;
     let (got, _) = read_all(r).await;
     assert_eq!(got[456], content[123_456] ^ 0xff);
     assert_eq!(&got[..456], &content[123_000..123_456]);
-    let (got, _) = read_all(c.get(&url).send().await.unwrap()).await;
+    let (got, _) = read_all(send(c.get(&url)).await).await;
     assert_eq!(got, content, "only the first K responses are damaged");
 }
 
 #[tokio::test]
 async fn fault_trickle_and_connection_cap_limit_the_rate() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
-    let url = hub.url("/org/model/resolve/main/model.safetensors");
-    hub.plan
-        .add("model.safetensors", Some(1), Fault::Trickle(100_000));
+    let (_small, hub, c, url) =
+        with_fault("model.safetensors", Some(1), Fault::Trickle(100_000)).await;
     let t = Instant::now();
-    let r = c
-        .get(&url)
-        .header("Range", "bytes=0-49999")
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(&url).header("Range", "bytes=0-49999")).await;
     let (got, failed) = read_all(r).await;
     assert!(!failed);
     assert_eq!(got, bytes(BIG, 1)[..50_000].to_vec());
@@ -861,12 +625,7 @@ async fn fault_trickle_and_connection_cap_limit_the_rate() {
 
     hub.plan.set_connection_cap(Some(200_000));
     let t = Instant::now();
-    let r = c
-        .get(&url)
-        .header("Range", "bytes=0-99999")
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(&url).header("Range", "bytes=0-99999")).await;
     let (got, _) = read_all(r).await;
     assert_eq!(got.len(), 100_000);
     assert!(
@@ -875,23 +634,14 @@ async fn fault_trickle_and_connection_cap_limit_the_rate() {
         t.elapsed()
     );
     hub.plan.set_connection_cap(None);
-    let (got, _) = read_all(c.get(&url).send().await.unwrap()).await;
+    let (got, _) = read_all(send(c.get(&url)).await).await;
     assert_eq!(got.len(), BIG);
 }
 
 #[tokio::test]
 async fn fault_ignore_range_answers_the_whole_file() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
-    let url = hub.url("/org/model/resolve/main/model.safetensors");
-    hub.plan.add("model.safetensors", None, Fault::IgnoreRange);
-    let r = c
-        .get(&url)
-        .header("Range", "bytes=1000-")
-        .send()
-        .await
-        .unwrap();
+    let (_small, hub, c, url) = with_fault("model.safetensors", None, Fault::IgnoreRange).await;
+    let r = send(c.get(&url).header("Range", "bytes=1000-")).await;
     assert_eq!(r.status(), 200);
     assert!(hdr(&r, "content-range").is_none());
     let (got, _) = read_all(r).await;
@@ -903,27 +653,19 @@ async fn fault_ignore_range_answers_the_whole_file() {
         "the log shows what the client asked"
     );
     hub.plan.clear();
-    let r = c
-        .get(&url)
-        .header("Range", "bytes=1000-")
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(&url).header("Range", "bytes=1000-")).await;
     assert_eq!(r.status(), 206);
 }
 
 #[tokio::test]
 async fn fault_stall_sends_headers_then_nothing() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
-    let url = hub.url("/org/model/resolve/main/model.safetensors");
-    hub.plan.add(
+    let (_small, _hub, c, url) = with_fault(
         "model.safetensors",
         Some(1),
         Fault::Stall { after_bytes: 1000 },
-    );
-    let mut r = c.get(&url).send().await.unwrap();
+    )
+    .await;
+    let mut r = send(c.get(&url)).await;
     assert_eq!(r.status(), 200);
     // The first 1000 bytes come (however slowly the machine is), then nothing.
     let mut got = 0;
@@ -939,60 +681,34 @@ async fn fault_stall_sends_headers_then_nothing() {
     let next = tokio::time::timeout(Duration::from_millis(700), r.chunk()).await;
     assert!(next.is_err(), "the body must stall, got {next:?}");
     drop(r);
-    let (got, failed) = read_all(c.get(&url).send().await.unwrap()).await;
+    let (got, failed) = read_all(send(c.get(&url)).await).await;
     assert!(!failed);
     assert_eq!(got.len(), BIG);
 }
 
 #[tokio::test]
 async fn fault_upstream_change_gives_new_etag_everywhere() {
-    let small = small_store();
-    let hub = start(small.path(), true, |_| {}).await;
-    let c = client();
-    let before = c
-        .head(hub.url("/org/model/resolve/main/model.safetensors"))
-        .send()
-        .await
-        .unwrap();
+    let (_small, hub, c) = small_hub(true).await;
+    let before = send(c.head(hub.url("/org/model/resolve/main/model.safetensors"))).await;
     let old = hdr(&before, "x-linked-etag").unwrap();
     let new_content = bytes(BIG + 10, 9);
     hub.plan
         .change_upstream("org/model", "model.safetensors", new_content.clone());
-    let r = c
-        .head(hub.url("/org/model/resolve/main/model.safetensors"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.head(hub.url("/org/model/resolve/main/model.safetensors"))).await;
     let new = hdr(&r, "x-linked-etag").unwrap();
     assert_ne!(new, old);
     assert_eq!(new, sha256_hex(&new_content));
     assert_eq!(hdr(&r, "x-linked-size"), Some((BIG + 10).to_string()));
-    let (got, _) = read_all(c.get(hdr(&r, "location").unwrap()).send().await.unwrap()).await;
+    let (got, _) = read_all(send(c.get(hdr(&r, "location").unwrap())).await).await;
     assert_eq!(got, new_content);
-    let v: Value = c
-        .get(hub.url("/api/models/org/model?blobs=true"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let s = v["siblings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["rfilename"] == "model.safetensors")
-        .unwrap();
+    let v: Value = get_json(&c, hub.url("/api/models/org/model?blobs=true")).await;
+    let s = find_in(&v["siblings"], "rfilename", "model.safetensors");
     assert_eq!(s["lfs"]["sha256"], new.as_str());
 
     // A non-LFS file: a new git sha1 ETag.
     hub.plan
         .change_upstream("org/model", "sub/a.txt", b"changed\n".to_vec());
-    let r = c
-        .get(hub.url("/org/model/resolve/main/sub/a.txt"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(hub.url("/org/model/resolve/main/sub/a.txt"))).await;
     assert_eq!(
         hdr(&r, "etag"),
         Some(format!("\"{}\"", git_blob_sha1(b"changed\n")))
@@ -1002,9 +718,7 @@ async fn fault_upstream_change_gives_new_etag_everywhere() {
 
 #[tokio::test]
 async fn hostile_names_and_lying_metadata_fixtures() {
-    let small = small_store();
-    let hub = start(small.path(), false, |_| {}).await;
-    let c = client();
+    let (_small, hub, c) = small_hub(false).await;
     hub.plan
         .add_virtual_repo(VirtualRepo::hostile_names("evil/names"));
     hub.plan
@@ -1014,14 +728,11 @@ async fn hostile_names_and_lying_metadata_fixtures() {
     hub.plan
         .add_virtual_repo(VirtualRepo::size_mismatch("lying/size"));
 
-    let v: Vec<Value> = c
-        .get(hub.url("/api/models/evil/names/tree/main?recursive=true"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Vec<Value> = get_json(
+        &c,
+        hub.url("/api/models/evil/names/tree/main?recursive=true"),
+    )
+    .await;
     let files: Vec<&str> = v
         .iter()
         .filter(|e| e["type"] == "file")
@@ -1030,72 +741,28 @@ async fn hostile_names_and_lying_metadata_fixtures() {
     for name in ["../evil", "/etc/x", "a\\b", "sub/../../x", "ok.txt"] {
         assert!(files.contains(&name), "{name} in {files:?}");
     }
-    let info: Value = c
-        .get(hub.url("/api/models/evil/names"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value = get_json(&c, hub.url("/api/models/evil/names")).await;
     assert_eq!(info["siblings"].as_array().unwrap().len(), 5);
     // The hostile names are served too (raw, percent-encoded), so a client that asks would get bytes.
-    let r = c
-        .get(hub.url("/evil/names/resolve/main/a%5Cb"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.get(hub.url("/evil/names/resolve/main/a%5Cb"))).await;
     assert_eq!(r.status(), 200);
 
-    let info: Value = c
-        .get(hub.url("/api/models/lying/commit"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value = get_json(&c, hub.url("/api/models/lying/commit")).await;
     assert_eq!(info["sha"], "../../not-a-commit");
-    let r = c
-        .head(hub.url("/lying/commit/resolve/main/config.json"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.head(hub.url("/lying/commit/resolve/main/config.json"))).await;
     assert_eq!(
         hdr(&r, "x-repo-commit").as_deref(),
         Some("../../not-a-commit")
     );
 
-    let info: Value = c
-        .get(hub.url("/api/models/lying/sha256?blobs=true"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value = get_json(&c, hub.url("/api/models/lying/sha256?blobs=true")).await;
     assert_eq!(info["siblings"][0]["lfs"]["sha256"], "abc123");
-    let r = c
-        .head(hub.url("/lying/sha256/resolve/main/model.safetensors"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.head(hub.url("/lying/sha256/resolve/main/model.safetensors"))).await;
     assert_eq!(hdr(&r, "x-linked-etag").as_deref(), Some("abc123"));
 
-    let tree: Vec<Value> = c
-        .get(hub.url("/api/models/lying/size/tree/main"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tree: Vec<Value> = get_json(&c, hub.url("/api/models/lying/size/tree/main")).await;
     assert_eq!(tree[0]["size"], 4000);
-    let r = c
-        .head(hub.url("/lying/size/resolve/main/model.safetensors"))
-        .send()
-        .await
-        .unwrap();
+    let r = send(c.head(hub.url("/lying/size/resolve/main/model.safetensors"))).await;
     assert_eq!(hdr(&r, "x-linked-size").as_deref(), Some("4096"));
     assert_eq!(hdr(&r, "content-length").as_deref(), Some("4096"));
 }
@@ -1155,7 +822,7 @@ fn file_hashes(root: &Path) -> BTreeMap<String, String> {
 
 #[test]
 fn demo_models_are_real_deterministic_and_idempotent() {
-    let shared = demo_store();
+    let shared = sample_hub();
     let fresh = tempfile::tempdir().unwrap();
     let ids = generate_sample_hub(fresh.path()).unwrap();
     let names: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
@@ -1286,53 +953,38 @@ async fn incomplete_or_failed_models_are_not_served() {
     std::fs::create_dir_all(d.path().join("ema-demo--tiny-gpt")).unwrap();
     std::fs::write(d.path().join("ema-demo--tiny-gpt/config.json"), b"{}").unwrap();
     // Metadata copied from the demo store lists files this folder lacks.
-    let src = demo_store().join("ema-demo--tiny-gpt.metadata.json");
+    let src = sample_hub().join("ema-demo--tiny-gpt.metadata.json");
     std::fs::copy(src, d.path().join("ema-demo--tiny-gpt.metadata.json")).unwrap();
-    let (mirror, h) = Mirror::start(
-        d.path(),
-        MirrorOptions::default(),
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-    )
-    .await
-    .unwrap();
+    let hub = Hub::start(d.path(), false, |_| {}).await;
+    let mirror = &hub.mirror;
     assert!(mirror.models().is_empty());
     assert_eq!(mirror.skipped().len(), 1);
     assert!(mirror.skipped()[0].reason.contains("missing"));
-    let r = client()
-        .get(format!("{}/api/models/ema-demo/tiny-gpt", h.url()))
-        .send()
-        .await
-        .unwrap();
+    let r = send(client().get(hub.url("/api/models/ema-demo/tiny-gpt"))).await;
     assert_eq!(hdr(&r, "x-error-code").as_deref(), Some("RepoNotFound"));
 }
 
 /// `ema mirror` as a user runs it: the real binary, `--port 0 --json`, then a download from it.
 #[test]
 fn ema_mirror_cli_serves_the_store() {
-    let root = demo_store();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ema"))
+    let root = sample_hub();
+    let mut child = ema_cmd()
         .args(["mirror", "--port", "0", "--json", "--models-dir"])
         .arg(root)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    let mut json_reader = BufReader::new(child.stdout.take().unwrap());
-    json_reader.read_line(&mut line).unwrap();
-    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let (v, json_reader) = first_json_line(&mut child);
     let endpoint = v["endpoint"].as_str().unwrap().to_string();
     assert!(endpoint.starts_with("http://127.0.0.1:"));
     assert_eq!(v["models"].as_array().unwrap().len(), SAMPLE_REPOS.len());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let body = rt.block_on(async {
-        let r = client()
-            .get(format!(
-                "{endpoint}/ema-demo/tiny-gpt/resolve/main/config.json"
-            ))
-            .send()
-            .await
-            .unwrap();
+        let r = send(client().get(format!(
+            "{endpoint}/ema-demo/tiny-gpt/resolve/main/config.json"
+        )))
+        .await;
         assert_eq!(r.status(), 200);
         r.bytes().await.unwrap()
     });
@@ -1355,7 +1007,7 @@ fn ema_mirror_cli_serves_the_store() {
     assert!(status.success(), "{status:?}");
 
     // Human output with the hidden per-connection cap: the HF_ENDPOINT line, and the cap holds.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ema"))
+    let mut child = ema_cmd()
         .args([
             "mirror",
             "--port",
@@ -1365,8 +1017,8 @@ fn ema_mirror_cli_serves_the_store() {
             "--models-dir",
         ])
         .arg(root)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut endpoint = None;
@@ -1383,14 +1035,14 @@ fn ema_mirror_cli_serves_the_store() {
     let endpoint = endpoint.expect("an HF_ENDPOINT= line");
     let t = Instant::now();
     let n = rt.block_on(async {
-        let r = client()
-            .get(format!(
-                "{endpoint}/ema-demo/tiny-gpt/resolve/main/model.safetensors"
-            ))
-            .header("Range", "bytes=0-59999")
-            .send()
-            .await
-            .unwrap();
+        let r = send(
+            client()
+                .get(format!(
+                    "{endpoint}/ema-demo/tiny-gpt/resolve/main/model.safetensors"
+                ))
+                .header("Range", "bytes=0-59999"),
+        )
+        .await;
         r.bytes().await.unwrap().len()
     });
     assert_eq!(n, 60_000);
@@ -1411,7 +1063,7 @@ fn ema_mirror_cli_serves_the_store() {
     drop((reader, json_reader));
 
     // A non-loopback host is refused (nothing is bound) unless --allow-remote.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ema"))
+    let out = ema_cmd()
         .args(["mirror", "--host", "0.0.0.0", "--port", "0", "--models-dir"])
         .arg(root)
         .output()
@@ -1435,7 +1087,7 @@ async fn huggingface_hub_snapshot_download_gets_the_same_bytes() {
         );
         return;
     }
-    let root = demo_store();
+    let root = sample_hub();
     let hub = start(root, true, |o| o.tree_page_size = 3).await;
     let out = tempfile::tempdir().unwrap();
     let script = "import sys\nfrom huggingface_hub import snapshot_download\n\
@@ -1469,7 +1121,7 @@ async fn huggingface_hub_snapshot_download_gets_the_same_bytes() {
         assert!(a == b, "{} differs", f.path);
     }
     // The LFS shards came through the CDN host.
-    let cdn_host = hub.cdn.addr.to_string();
+    let cdn_host = hub.cdn().addr.to_string();
     let cdn_gets = hub
         .plan
         .requests()
@@ -1482,20 +1134,12 @@ async fn huggingface_hub_snapshot_download_gets_the_same_bytes() {
 /// A model downloaded (or re-pinned) while the mirror runs is served on its next request, without a restart.
 #[tokio::test]
 async fn models_that_appear_or_change_while_running_are_picked_up() {
-    use ema::engine::store::{
-        FileRecord, METADATA_SCHEMA_VERSION, ModelMetadata, VerificationState,
-    };
+    use ema::engine::store::VerificationState;
     let d = tempfile::tempdir().unwrap();
-    let (_mirror, h) = Mirror::start(
-        d.path(),
-        MirrorOptions::default(),
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-    )
-    .await
-    .unwrap();
+    let hub = Hub::start(d.path(), false, |_| {}).await;
     let c = client();
-    let info = |c: reqwest::Client, url: String| async move { c.get(url).send().await.unwrap() };
-    let url = format!("{}/api/models/org/new", h.url());
+    let info = |c: reqwest::Client, url: String| async move { send(c.get(url)).await };
+    let url = hub.url("/api/models/org/new");
     let r = info(c.clone(), url.clone()).await;
     assert_eq!(hdr(&r, "x-error-code").as_deref(), Some("RepoNotFound"));
 
@@ -1506,42 +1150,26 @@ async fn models_that_appear_or_change_while_running_are_picked_up() {
 
     let content = b"{\"v\": 1}\n";
     let commit = "0123456789abcdef0123456789abcdef01234567";
-    let mut meta = ModelMetadata {
-        schema_version: METADATA_SCHEMA_VERSION,
-        repo_id: RepoId::parse("org/new").unwrap(),
-        requested_revision: "v1.0".to_string(),
-        commit: Some(commit.to_string()),
-        endpoint: None,
-        files: vec![FileRecord {
-            path: "config.json".to_string(),
-            size: content.len() as u64,
-            sha256: Some(sha256_hex(content)),
-            git_sha1: Some(git_blob_sha1(content)),
-            lfs: false,
-            verified_at: None,
-            mtime_ns: None,
-        }],
-        total_size: content.len() as u64,
-        pipeline_tag: Some("text-generation".to_string()),
-        library_name: None,
-        tags: vec![],
-        parameters: None,
-        created_at: "2026-01-01T00:00:00Z".to_string(),
-        updated_at: "2026-01-01T00:00:00Z".to_string(),
-        last_verified_at: None,
-        verification: VerificationState::Verified,
-    };
+    let mut meta = one_file_metadata(
+        "org/new",
+        "config.json",
+        content,
+        VerificationState::Verified,
+    );
+    meta.requested_revision = "v1.0".to_string();
+    meta.commit = Some(commit.to_string());
+    meta.files[0].sha256 = Some(sha256_hex(content));
+    meta.files[0].git_sha1 = Some(git_blob_sha1(content));
+    meta.pipeline_tag = Some("text-generation".to_string());
+    meta.created_at = "2026-01-01T00:00:00Z".to_string();
+    meta.updated_at = "2026-01-01T00:00:00Z".to_string();
     let store = Store::new(d.path());
     store.write_metadata(&meta).unwrap();
     let v: Value = info(c.clone(), url.clone()).await.json().await.unwrap();
     assert_eq!(v["sha"], commit);
     assert_eq!(v["pipeline_tag"], "text-generation");
     // The revision it was downloaded at resolves too.
-    let r = info(
-        c.clone(),
-        format!("{}/org/new/resolve/v1.0/config.json", h.url()),
-    )
-    .await;
+    let r = info(c.clone(), hub.url("/org/new/resolve/v1.0/config.json")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(hdr(&r, "x-repo-commit").as_deref(), Some(commit));
 

@@ -1,24 +1,15 @@
 //! Integrity end to end: the real `ema` binary on temp stores built from the sample hub, repaired from the
 //! Hub-compatible mirror on loopback.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 
-use ema::engine::demo::generate_sample_hub;
-use ema::server::faults::FaultPlan;
-use ema::server::mirror::{Mirror, MirrorHandle, MirrorOptions};
 use serde_json::Value;
-
-/// The sample hub, generated once per build directory (idempotent).
-fn hub_root() -> &'static Path {
-    static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("integrity_sample_hub");
-        generate_sample_hub(&root).unwrap();
-        root
-    })
-}
+use support::cli::{Run, ema_cmd, run, words};
+use support::data::find_in;
+use support::hub::BlockingHub;
+use support::store::sample_hub as hub_root;
 
 /// Copy every model folder and metadata sidecar of `src` into `dst` (not `.ema/`).
 fn copy_store(src: &Path, dst: &Path) {
@@ -41,66 +32,9 @@ fn copy_store(src: &Path, dst: &Path) {
     rec(src, dst);
 }
 
-struct TestHub {
-    rt: tokio::runtime::Runtime,
-    plan: std::sync::Arc<FaultPlan>,
-    handle: Option<MirrorHandle>,
-    _mirror: Mirror,
-}
-
-impl TestHub {
-    fn start(root: &Path) -> TestHub {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let plan = FaultPlan::new();
-        let (mirror, handle) = rt.block_on(async {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let opts = MirrorOptions {
-                faults: Some(plan.clone()),
-                ..MirrorOptions::default()
-            };
-            let m = Mirror::load(root, opts).await.unwrap();
-            let h = m.serve(l).unwrap();
-            (m, h)
-        });
-        TestHub {
-            rt,
-            plan,
-            handle: Some(handle),
-            _mirror: mirror,
-        }
-    }
-    fn url(&self) -> String {
-        self.handle.as_ref().unwrap().url()
-    }
-}
-
-impl Drop for TestHub {
-    fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            self.rt.block_on(h.shutdown());
-        }
-    }
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
+/// The test hub serving the sample hub store.
+fn start_hub() -> BlockingHub {
+    BlockingHub::start(hub_root(), false, |_| {})
 }
 
 /// A work dir with a config file pointing at `<work>/models`, and the hub environment isolated.
@@ -130,26 +64,16 @@ impl Env {
         self.work.path().join("config/enhanced_model_config.json")
     }
     fn ema(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Run {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ema"));
+        let mut c = ema_cmd();
         c.current_dir(self.work.path())
             .args(args)
             .env("HF_ENDPOINT", &self.endpoint)
             .env("HF_HOME", self.work.path().join("hf-home"))
-            .env_remove("HF_TOKEN")
-            .env_remove("HUGGING_FACE_HUB_TOKEN")
-            .env_remove("HF_HUB_OFFLINE")
-            .env_remove("EMA_CONFIG")
-            .env_remove(ema::engine::integrity::maintenance::MOVE_STOP_ENV)
-            .env("NO_COLOR", "1");
+            .env_remove(ema::engine::integrity::maintenance::MOVE_STOP_ENV);
         for (k, v) in extra_env {
             c.env(k, v);
         }
-        let out = c.output().unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        run(&mut c)
     }
 }
 
@@ -168,12 +92,7 @@ fn states(doc: &Value) -> std::collections::BTreeMap<String, String> {
 }
 
 fn issues_of<'a>(doc: &'a Value, model: &str) -> Vec<&'a Value> {
-    doc["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["model_id"] == model)
-        .unwrap()["issues"]
+    find_in(&doc["models"], "model_id", model)["issues"]
         .as_array()
         .unwrap()
         .iter()
@@ -192,8 +111,8 @@ const SHARD1: &str = "ema-demo--small-gpt/model-00001-of-00002.safetensors";
 
 #[test]
 fn every_kind_of_damage_is_detected_and_repaired_from_the_test_hub() {
-    let hub = TestHub::start(hub_root());
-    let env = Env::new(&hub.url());
+    let hub = start_hub();
+    let env = Env::new(&hub.endpoint());
     copy_store(hub_root(), &env.models());
     let m = env.models();
 
@@ -347,12 +266,7 @@ fn every_kind_of_damage_is_detected_and_repaired_from_the_test_hub() {
     );
     assert_eq!(states(&doc)["ema-demo/tiny-gpt"], "degraded");
     let r = env.ema(
-        &[
-            "check-models",
-            "--repair-if-needed",
-            "--remove-stray-files",
-            "--json",
-        ],
+        &words("check-models --repair-if-needed --remove-stray-files --json"),
         &[],
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -362,8 +276,8 @@ fn every_kind_of_damage_is_detected_and_repaired_from_the_test_hub() {
 
 #[test]
 fn generate_metadata_uses_the_hub_when_reachable_and_says_local_otherwise() {
-    let hub = TestHub::start(hub_root());
-    let env = Env::new(&hub.url());
+    let hub = start_hub();
+    let env = Env::new(&hub.endpoint());
     let m = env.models();
     std::fs::create_dir_all(&m).unwrap();
     // A plain folder of a repo the hub knows, without metadata.
@@ -408,12 +322,7 @@ fn generate_metadata_uses_the_hub_when_reachable_and_says_local_otherwise() {
     assert_eq!(r.code, 0);
     assert!(r.stdout.contains("kept existing metadata"), "{}", r.stdout);
     let r = env.ema(
-        &[
-            "generate-metadata",
-            "--models-dir",
-            "models",
-            "--force-regenerate",
-        ],
+        &words("generate-metadata --models-dir models --force-regenerate"),
         &[("HF_HUB_OFFLINE", "1")],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -425,12 +334,7 @@ fn generate_metadata_uses_the_hub_when_reachable_and_says_local_otherwise() {
 
     // An unreachable hub: local hashes, and the output says so.
     let r = env.ema(
-        &[
-            "generate-metadata",
-            "--models-dir",
-            "models",
-            "--force-regenerate",
-        ],
+        &words("generate-metadata --models-dir models --force-regenerate"),
         &[("HF_ENDPOINT", "http://127.0.0.1:9")],
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -444,23 +348,12 @@ fn generate_metadata_uses_the_hub_when_reachable_and_says_local_otherwise() {
     // An unusable folder fails the run (exit 1) unless --ignore-errors.
     std::fs::create_dir_all(m.join("empty--model")).unwrap();
     let r = env.ema(
-        &[
-            "generate-metadata",
-            "--models-dir",
-            "models",
-            "--force-regenerate",
-        ],
+        &words("generate-metadata --models-dir models --force-regenerate"),
         &[("HF_HUB_OFFLINE", "1")],
     );
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     let r = env.ema(
-        &[
-            "generate-metadata",
-            "--models-dir",
-            "models",
-            "--force-regenerate",
-            "--json",
-        ],
+        &words("generate-metadata --models-dir models --force-regenerate --json"),
         &[("HF_HUB_OFFLINE", "1")],
     );
     assert_eq!(r.code, 1);
@@ -469,13 +362,7 @@ fn generate_metadata_uses_the_hub_when_reachable_and_says_local_otherwise() {
         "one JSON document with the error"
     );
     let r = env.ema(
-        &[
-            "generate-metadata",
-            "--models-dir",
-            "models",
-            "--force-regenerate",
-            "--ignore-errors",
-        ],
+        &words("generate-metadata --models-dir models --force-regenerate --ignore-errors"),
         &[("HF_HUB_OFFLINE", "1")],
     );
     assert_eq!(r.code, 0, "--ignore-errors reports and carries on");
@@ -495,30 +382,22 @@ fn an_interrupted_move_loses_nothing_and_a_rerun_completes() {
 
     // Refusals first.
     let r = env.ema(
-        &[
-            "move-models",
-            "--source",
-            "models",
-            "--target",
-            "models/inner",
-        ],
+        &words("move-models --source models --target models/inner"),
         &[],
     );
     assert_eq!(r.code, 2, "{}", r.stderr);
 
-    let r = env.ema(
-        &[
-            "--config",
-            cfg_s,
-            "move-models",
-            "--source",
-            "models",
-            "--target",
-            tgt,
-            "--update-config",
-        ],
-        &[("EMA_MOVE_STOP_AFTER_FILES", "5")],
-    );
+    let move_args = [
+        "--config",
+        cfg_s,
+        "move-models",
+        "--source",
+        "models",
+        "--target",
+        tgt,
+        "--update-config",
+    ];
+    let r = env.ema(&move_args, &[("EMA_MOVE_STOP_AFTER_FILES", "5")]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("run the same"), "{}", r.stderr);
     let after = ema::engine::integrity::verify::walk_model_dir(&env.models()).unwrap();
@@ -530,20 +409,7 @@ fn an_interrupted_move_loses_nothing_and_a_rerun_completes() {
         "config not switched yet"
     );
 
-    let r = env.ema(
-        &[
-            "--config",
-            cfg_s,
-            "move-models",
-            "--source",
-            "models",
-            "--target",
-            tgt,
-            "--update-config",
-            "--json",
-        ],
-        &[],
-    );
+    let r = env.ema(&[&move_args[..], &["--json"]].concat(), &[]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let doc = r.json();
     assert_eq!(doc["resumed"], true);
@@ -572,7 +438,7 @@ fn the_health_monitor_alerts_and_repairs_by_itself() {
     use ema::engine::health::HealthMonitor;
     use std::time::{Duration, Instant};
 
-    let hub = TestHub::start(hub_root());
+    let hub = start_hub();
     let work = tempfile::tempdir().unwrap();
     let models = work.path().join("models");
     copy_store(hub_root(), &models);
@@ -580,7 +446,7 @@ fn the_health_monitor_alerts_and_repairs_by_itself() {
     config.storage.models_directory = models.clone();
     config.downloads.retry_delay_seconds = 0.2;
     let env = HubEnv {
-        endpoint: hub.url(),
+        endpoint: hub.endpoint(),
         token: None,
         token_source: None,
         offline: false,
@@ -648,12 +514,9 @@ fn the_health_monitor_alerts_and_repairs_by_itself() {
 fn demo_store_is_repaired_from_a_verified_local_copy_without_a_hub() {
     let d = tempfile::tempdir().unwrap();
     let demo = d.path().join("demo");
-    let ema = env!("CARGO_BIN_EXE_ema");
-    let run = |args: &[&str]| {
-        Command::new(ema)
+    let ema = |args: &[&str]| {
+        ema_cmd()
             .args(args)
-            .env_remove("EMA_CONFIG")
-            .env_remove("HF_TOKEN")
             .env("HF_HOME", d.path().join("hf"))
             // Nothing listens on port 9: the hub is unreachable.
             .env("HF_ENDPOINT", "http://127.0.0.1:9")
@@ -661,10 +524,9 @@ fn demo_store_is_repaired_from_a_verified_local_copy_without_a_hub() {
             .output()
             .unwrap()
     };
-    let out = Command::new(ema)
+    let out = ema_cmd()
         .args(["demo", "--headless", "--rate-mbps", "0", "--dir"])
         .arg(&demo)
-        .env_remove("EMA_CONFIG")
         .env("HF_HOME", d.path().join("hf"))
         .output()
         .unwrap();
@@ -672,7 +534,7 @@ fn demo_store_is_repaired_from_a_verified_local_copy_without_a_hub() {
     let cfg = demo.join("config/enhanced_model_config.json");
     let cfg = cfg.to_str().unwrap();
     // The hub is down for good here: don't spend minutes backing off.
-    let out = run(&[
+    let out = ema(&[
         "--config",
         cfg,
         "configure",
@@ -684,6 +546,14 @@ fn demo_store_is_repaired_from_a_verified_local_copy_without_a_hub() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let models = demo.join("models");
     let models_s = models.to_str().unwrap();
+    let verify = [
+        "--config",
+        cfg,
+        "verify-all-models",
+        "--models-dir",
+        models_s,
+    ];
+    let repair = [&verify[..], &["--repair-corrupted"]].concat();
     let rel = "ema-demo--small-gpt/model-00001-of-00002.safetensors";
     let good = std::fs::read(demo.join("hub").join(rel)).unwrap();
     let mut bad = good.clone();
@@ -691,48 +561,22 @@ fn demo_store_is_repaired_from_a_verified_local_copy_without_a_hub() {
     std::fs::write(models.join(rel), &bad).unwrap();
 
     // Reported: corrupted, exit 3.
-    let out = run(&[
-        "--config",
-        cfg,
-        "verify-all-models",
-        "--models-dir",
-        models_s,
-    ]);
+    let out = ema(&verify);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("corrupted"));
 
     // A damaged local copy is not trusted: the repair fails (no hub) and the file is left as it was.
     let hub_copy = demo.join("hub").join(rel);
     std::fs::write(&hub_copy, &bad[..]).unwrap();
-    let out = run(&[
-        "--config",
-        cfg,
-        "verify-all-models",
-        "--models-dir",
-        models_s,
-        "--repair-corrupted",
-    ]);
+    let out = ema(&repair);
     assert_ne!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(std::fs::read(models.join(rel)).unwrap(), bad);
 
     // With the good copy back, the repair needs no network and the bytes are the hub's.
     std::fs::write(&hub_copy, &good).unwrap();
-    let out = run(&[
-        "--config",
-        cfg,
-        "verify-all-models",
-        "--models-dir",
-        models_s,
-        "--repair-corrupted",
-    ]);
+    let out = ema(&repair);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(std::fs::read(models.join(rel)).unwrap(), good);
-    let out = run(&[
-        "--config",
-        cfg,
-        "verify-all-models",
-        "--models-dir",
-        models_s,
-    ]);
+    let out = ema(&verify);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }

@@ -1,18 +1,18 @@
 //! End-to-end: the real `ema` binary in a real terminal (tmux), against a Hub-compatible mirror on loopback.
 //! Skipped, with the reason printed, when tmux is not installed (CI installs it).
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ema::engine::integrity::generate::{GenerateOptions, generate_local_metadata};
-use ema::engine::store::{
-    FileRecord, METADATA_SCHEMA_VERSION, ModelMetadata, RepoId, Store, VerificationState,
-    now_rfc3339,
-};
-use ema::server::mirror::{Mirror, MirrorOptions};
-
-const EMA: &str = env!("CARGO_BIN_EXE_ema");
+use ema::engine::store::{RepoId, Store, VerificationState};
+use support::cli::{EMA, ema_cmd};
+use support::data::pseudo_random;
+use support::hub::BlockingHub;
+use support::store::one_file_metadata;
 
 fn have_tmux() -> bool {
     Command::new("tmux")
@@ -21,6 +21,15 @@ fn have_tmux() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// A temp dir for a terminal test, or `None` (the reason printed) when tmux is not installed.
+fn tmux_test_dir() -> Option<tempfile::TempDir> {
+    if !have_tmux() {
+        eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
+        return None;
+    }
+    Some(tempfile::tempdir().unwrap())
 }
 
 /// A tmux server of our own (its own socket), killed on drop.
@@ -57,6 +66,12 @@ impl Tmux {
             .status()
             .expect("tmux send-keys");
         assert!(st.success());
+    }
+
+    /// Press `q` and wait for the console to exit with status 0 (the session's command echoes `EMA_EXIT=$?`).
+    fn quit(&self, timeout: Duration) {
+        self.keys(&["q"]);
+        self.wait_for("a clean exit", timeout, |s| s.contains("EMA_EXIT=0"));
     }
 
     fn capture(&self) -> String {
@@ -108,68 +123,37 @@ fn rand_suffix() -> u32 {
         .unwrap_or(0)
 }
 
-/// Deterministic pseudo-random bytes (incompressible enough for a download).
-fn bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 fn write_local_model(store: &Store, id: &str) {
-    let repo = RepoId::parse(id).unwrap();
-    let dir = store.model_dir(&repo);
+    let dir = store.model_dir(&RepoId::parse(id).unwrap());
     std::fs::create_dir_all(&dir).unwrap();
     let content = b"{\"model_type\": \"bert\"}".to_vec();
     std::fs::write(dir.join("config.json"), &content).unwrap();
-    store
-        .write_metadata(&ModelMetadata {
-            schema_version: METADATA_SCHEMA_VERSION,
-            repo_id: repo,
-            requested_revision: "main".into(),
-            commit: None,
-            endpoint: None,
-            files: vec![FileRecord {
-                path: "config.json".into(),
-                size: content.len() as u64,
-                sha256: None,
-                git_sha1: None,
-                lfs: false,
-                verified_at: None,
-                mtime_ns: None,
-            }],
-            total_size: content.len() as u64,
-            pipeline_tag: Some("text-classification".into()),
-            library_name: None,
-            tags: vec![],
-            parameters: None,
-            created_at: now_rfc3339(),
-            updated_at: now_rfc3339(),
-            last_verified_at: None,
-            verification: VerificationState::LocalOnly,
-        })
-        .unwrap();
+    let mut meta = one_file_metadata(id, "config.json", &content, VerificationState::LocalOnly);
+    meta.pipeline_tag = Some("text-classification".into());
+    store.write_metadata(&meta).unwrap();
 }
 
 fn shell_quote(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
 }
 
-#[test]
-fn no_tty_points_to_the_headless_commands() {
+/// `ema --config <an empty configuration> <args>` with no terminal: stdin from /dev/null, output captured.
+fn ema_without_a_tty(args: &[&str]) -> Output {
     let d = tempfile::tempdir().unwrap();
     let cfg = d.path().join("c.json");
     std::fs::write(&cfg, "{}").unwrap();
-    let out = Command::new(EMA)
-        .args(["--config", cfg.to_str().unwrap()])
+    ema_cmd()
+        .arg("--config")
+        .arg(&cfg)
+        .args(args)
         .stdin(Stdio::null())
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn no_tty_points_to_the_headless_commands() {
+    let out = ema_without_a_tty(&[]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -181,20 +165,7 @@ fn no_tty_points_to_the_headless_commands() {
 
 #[test]
 fn unknown_theme_is_a_usage_error() {
-    let d = tempfile::tempdir().unwrap();
-    let cfg = d.path().join("c.json");
-    std::fs::write(&cfg, "{}").unwrap();
-    let out = Command::new(EMA)
-        .args([
-            "--config",
-            cfg.to_str().unwrap(),
-            "tui",
-            "--theme",
-            "solarized",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = ema_without_a_tty(&["tui", "--theme", "solarized"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -205,11 +176,7 @@ fn unknown_theme_is_a_usage_error() {
 
 #[test]
 fn no_color_console_is_monochrome_and_resizes() {
-    if !have_tmux() {
-        eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
-        return;
-    }
-    let d = tempfile::tempdir().unwrap();
+    let Some(d) = tmux_test_dir() else { return };
     let models = d.path().join("models");
     let store = Store::new(&models);
     store.ensure().unwrap();
@@ -263,20 +230,15 @@ fn no_color_console_is_monochrome_and_resizes() {
     });
     resize("100", "30");
     tmux.wait_for("the console again", long, |s| s.contains("local/present"));
-    tmux.keys(&["q"]);
-    tmux.wait_for("a clean exit", long, |s| s.contains("EMA_EXIT=0"));
+    tmux.quit(long);
 }
 
 #[test]
 fn console_in_tmux_downloads_a_model_and_walks_the_panes() {
-    if !have_tmux() {
-        eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
-        return;
-    }
-    let d = tempfile::tempdir().unwrap();
+    let Some(d) = tmux_test_dir() else { return };
     // The hub: a mirror over a source store holding one model.
     let src = d.path().join("hub");
-    let weights = bytes(6 * 1024 * 1024, 7);
+    let weights = pseudo_random(7, 6 * 1024 * 1024);
     let mdir = src.join("ema-demo--tiny-bert");
     std::fs::create_dir_all(&mdir).unwrap();
     std::fs::write(mdir.join("config.json"), b"{\"model_type\": \"bert\"}").unwrap();
@@ -288,18 +250,8 @@ fn console_in_tmux_downloads_a_model_and_walks_the_panes() {
         generate_local_metadata(&src_store, &hub_id, &GenerateOptions::default()).unwrap();
     meta.pipeline_tag = Some("text-classification".into());
     src_store.write_metadata(&meta).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (_mirror, handle) = rt.block_on(async {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Mirror::start(&src, MirrorOptions::default(), l)
-            .await
-            .unwrap()
-    });
-    let endpoint = handle.url();
+    let hub = BlockingHub::start(&src, false, |_| {});
+    let endpoint = hub.endpoint();
 
     // The operator's machine: a store with one model, and the hub model on the watch list.
     let models = d.path().join("models");
@@ -402,20 +354,14 @@ fn console_in_tmux_downloads_a_model_and_walks_the_panes() {
     tmux.keys(&["4"]);
     tmux.wait_for("the Fallback pane", long, |s| s.contains("requested"));
 
-    tmux.keys(&["q"]);
-    tmux.wait_for("a clean exit", long, |s| s.contains("EMA_EXIT=0"));
-    rt.block_on(handle.shutdown());
+    tmux.quit(long);
 }
 
 /// The README's main job, as a newcomer runs it: `ema demo`, pick the big sample model, download it, watch the
 /// progress move in the Downloads pane until it is available, open help, quit.
 #[test]
 fn ema_demo_newcomer_downloads_and_watches_it_arrive() {
-    if !have_tmux() {
-        eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
-        return;
-    }
-    let d = tempfile::tempdir().unwrap();
+    let Some(d) = tmux_test_dir() else { return };
     let demo = d.path().join("demo");
     let cmd = format!(
         "env -u HF_TOKEN -u HUGGING_FACE_HUB_TOKEN -u HF_HUB_OFFLINE -u NO_COLOR -u EMA_CONFIG HF_HOME={} \
@@ -479,6 +425,5 @@ fn ema_demo_newcomer_downloads_and_watches_it_arrive() {
     tmux.wait_for("the help overlay", long, |s| s.contains("Everywhere"));
     tmux.keys(&["Escape"]);
     tmux.wait_for("help to close", long, |s| !s.contains("Everywhere"));
-    tmux.keys(&["q"]);
-    tmux.wait_for("a clean exit", long, |s| s.contains("EMA_EXIT=0"));
+    tmux.quit(long);
 }

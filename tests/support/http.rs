@@ -1,0 +1,44 @@
+//! Talking HTTP to the test hub: a client that does not follow redirects, and short forms of the usual calls.
+
+use std::time::Duration;
+
+use reqwest::{Client, IntoUrl, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+
+/// A client that shows redirects instead of following them, with a 30 s bound on every request.
+pub fn client() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Send a request (it must get an answer, whatever its status).
+pub async fn send(request: RequestBuilder) -> Response {
+    request.send().await.unwrap()
+}
+
+/// GET `url` and read the body as JSON.
+pub async fn get_json<T: DeserializeOwned>(c: &Client, url: impl IntoUrl) -> T {
+    send(c.get(url)).await.json().await.unwrap()
+}
+
+/// A response header as text.
+pub fn hdr(r: &Response, name: &str) -> Option<String> {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
+}
+
+/// Read a body until it ends or fails (20 s bound per chunk); returns (bytes, whether it failed).
+pub async fn read_all(mut r: Response) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), r.chunk()).await {
+            Ok(Ok(Some(c))) => out.extend_from_slice(&c),
+            Ok(Ok(None)) => return (out, false),
+            Ok(Err(_)) | Err(_) => return (out, true),
+        }
+    }
+}
