@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 
 use super::Ctx;
 use crate::engine::config;
-use crate::engine::config_edit::{self, Overwrite, Setting};
-use crate::engine::config_migrate::{self, Migration};
-use crate::engine::config_schema as schema;
-use crate::engine::config_validate;
+use crate::engine::config::edit::{self as config_edit, Overwrite, Setting};
+use crate::engine::config::migrate::{self as config_migrate, Migration};
+use crate::engine::config::schema;
+use crate::engine::config::validate as config_validate;
 use crate::engine::error::{EmaError, Result, exit};
 
 #[derive(Debug, Args)]

@@ -8,7 +8,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{EmaError, Result};
+use crate::engine::error::{EmaError, Result};
+
+pub mod edit;
+pub mod json_spans;
+pub mod migrate;
+pub mod schema;
+pub mod validate;
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -17,9 +17,9 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::config_schema::{self as schema, Misfit, SCHEMA};
-use super::config_validate;
-use super::error::{EmaError, Result};
+use super::schema::{self as schema, Misfit, SCHEMA};
+use super::validate;
+use crate::engine::error::{EmaError, Result};
 
 /// (legacy key, enhanced path, the guide's note)
 pub const LEGACY_MAPPING: &[(&str, &str, &str)] = &[
@@ -319,7 +319,7 @@ impl Migration {
 
     /// The result must validate; anything else is a bug and nothing is written.
     pub fn check_valid(&self) -> Result<()> {
-        let v = config_validate::validate_text(&self.render());
+        let v = validate::validate_text(&self.render());
         if let Some(p) = v.problems.first() {
             return Err(EmaError::Config(format!(
                 "the migrated configuration does not validate ({}: {}); nothing was written",
@@ -390,7 +390,7 @@ mod tests {
                 "quick_check_interval_minutes"
             ]
         );
-        assert!(config_validate::validate_text(&m.render()).is_valid());
+        assert!(validate::validate_text(&m.render()).is_valid());
     }
 
     #[test]

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::atomic;
-use super::config::{self, Config};
-use super::config_migrate::set_path;
-use super::config_schema::{self as schema, SCHEMA};
-use super::config_validate::{self, FixAction, Problem};
-use super::error::{EmaError, Result};
+use super::migrate::set_path;
+use super::schema::{self as schema, SCHEMA};
+use super::validate::{self, FixAction, Problem};
+use super::{self as config, Config};
+use crate::engine::atomic;
+use crate::engine::error::{EmaError, Result};
 
 /// Pretty JSON with a trailing newline: the format ema writes configuration files in.
 pub fn render(doc: &Value) -> String {
@@ -53,7 +53,7 @@ pub struct Overwrite {
 /// Write a new configuration file: refuse to replace an existing one unless `force` or `backup` (which copies it
 /// first). Creates the parent directory. The text must validate. Returns the backup path, if one was made.
 pub fn write_new(target: &Path, text: &str, how: Overwrite) -> Result<Option<PathBuf>> {
-    let v = config_validate::validate_text(text);
+    let v = validate::validate_text(text);
     if let Some(p) = v.problems.first() {
         return Err(EmaError::Config(format!(
             "refusing to write {}: the result does not validate ({}: {}); nothing was written",
@@ -218,7 +218,7 @@ pub fn apply_fix(doc: &mut Value, action: &FixAction) -> Option<FixChange> {
 /// Plan every mechanical repair of `text`: apply the fixable problems' actions, re-validate, repeat (a conversion
 /// can reveal an out-of-range value), then add missing sections with their defaults.
 pub fn plan_fixes(text: &str) -> FixPlan {
-    let first = config_validate::validate_text(text);
+    let first = validate::validate_text(text);
     let problems_before = first.problems.clone();
     // Malformed JSON or duplicate keys: nothing can be rewritten without guessing.
     if first.document.is_none() || first.has_duplicates {
@@ -226,7 +226,7 @@ pub fn plan_fixes(text: &str) -> FixPlan {
             .problems
             .into_iter()
             .map(|mut p| {
-                if first.has_duplicates && p.kind != config_validate::ProblemKind::DuplicateKey {
+                if first.has_duplicates && p.kind != validate::ProblemKind::DuplicateKey {
                     p.fix = format!("{} (after removing the duplicate keys)", p.fix);
                 }
                 p
@@ -252,7 +252,7 @@ pub fn plan_fixes(text: &str) -> FixPlan {
                 applied = true;
             }
         }
-        current = config_validate::validate_text(&render(&doc));
+        current = validate::validate_text(&render(&doc));
         if !applied {
             break;
         }
@@ -270,7 +270,7 @@ pub fn plan_fixes(text: &str) -> FixPlan {
         }
     }
     let new_text = render(&doc);
-    let remaining = config_validate::validate_text(&new_text).problems;
+    let remaining = validate::validate_text(&new_text).problems;
     FixPlan {
         problems_before,
         new_text: (!changes.is_empty()).then_some(new_text),
@@ -429,7 +429,7 @@ pub fn edit_file(path: &Path, settings: &[Setting], dry_run: bool) -> Result<Edi
         }
         let text =
             std::fs::read_to_string(path).map_err(|e| EmaError::io("cannot read", path, e))?;
-        let v = config_validate::validate_text(&text);
+        let v = validate::validate_text(&text);
         if !v.is_valid() {
             let list = v
                 .problems
@@ -469,7 +469,7 @@ pub fn edit_file(path: &Path, settings: &[Setting], dry_run: bool) -> Result<Edi
         });
     }
     let text = render(&doc);
-    let v = config_validate::validate_text(&text);
+    let v = validate::validate_text(&text);
     if let Some(p) = v.problems.first() {
         return Err(EmaError::Config(format!(
             "the edited configuration would not validate ({}: {} — {}); nothing was written",

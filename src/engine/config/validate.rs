@@ -7,10 +7,10 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::config;
-use super::config_migrate::LEGACY_MAPPING;
-use super::config_schema::{self as schema, Key, Misfit, SCHEMA, Section};
 use super::json_spans::{self, Member, Node, Pos, Spanned};
+use super::migrate::LEGACY_MAPPING;
+use super::schema::{self as schema, Key, Misfit, SCHEMA, Section};
+use super::{self as config};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

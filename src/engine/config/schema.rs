@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Number, Value};
 
-use super::config::Config;
+use super::Config;
 
 /// The type (and allowed range) of one key.
 #[derive(Debug, Clone, Copy, PartialEq)]
