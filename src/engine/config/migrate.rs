@@ -1,12 +1,5 @@
-//! Legacy → enhanced configuration migration, following the migration guide's mapping table exactly.
-//!
-//! | Legacy                     | Enhanced                             |
-//! | -------------------------- | ------------------------------------ |
-//! | `models_directory`         | `storage.models_directory`           |
-//! | `download_retries`         | `downloads.max_retries`              |
-//! | `max_concurrent_downloads` | `downloads.max_concurrent_downloads` |
-//! | `health_check_enabled`     | `health_monitoring.enabled`          |
-//! | `fallback_to_mock`         | `fallback.mock_fallback_enabled`     |
+//! Legacy → enhanced configuration migration, following the migration guide's mapping table
+//! ([`super::legacy::LEGACY_MAPPING`]) exactly.
 //!
 //! Everything else takes its default; `storage.cache_directory` is derived as `cache` beside the models directory.
 //! Legacy keys outside the table are kept verbatim under `migration.unmapped_legacy_settings`. The output lists the
@@ -17,38 +10,11 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::document::{render, set_path};
+use super::legacy::{LEGACY_MAPPING, legacy_keys};
 use super::schema::{self as schema, Misfit, SCHEMA};
 use super::validate;
 use crate::engine::error::{EmaError, Result};
-
-/// (legacy key, enhanced path, the guide's note)
-pub const LEGACY_MAPPING: &[(&str, &str, &str)] = &[
-    (
-        "models_directory",
-        "storage.models_directory",
-        "Direct mapping",
-    ),
-    (
-        "download_retries",
-        "downloads.max_retries",
-        "Direct mapping",
-    ),
-    (
-        "max_concurrent_downloads",
-        "downloads.max_concurrent_downloads",
-        "Direct mapping",
-    ),
-    (
-        "health_check_enabled",
-        "health_monitoring.enabled",
-        "Enhanced with more options",
-    ),
-    (
-        "fallback_to_mock",
-        "fallback.mock_fallback_enabled",
-        "Part of intelligent fallback",
-    ),
-];
 
 /// The guide's "N/A → new feature" rows: enabled at their defaults.
 pub const NEW_FEATURES: &[&str] = &[
@@ -98,24 +64,6 @@ pub fn derive_cache_directory(models_directory: &str) -> String {
     match Path::new(models_directory).parent() {
         Some(p) if !p.as_os_str().is_empty() => p.join("cache").to_string_lossy().into_owned(),
         _ => "cache".to_string(),
-    }
-}
-
-/// Set `section.key` in a document, keeping the key's position when it exists.
-pub fn set_path(doc: &mut Value, path: &str, value: Value) {
-    let Some((s, k)) = path.split_once('.') else {
-        return;
-    };
-    if let Value::Object(root) = doc {
-        let sec = root
-            .entry(s.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !sec.is_object() {
-            *sec = Value::Object(Map::new());
-        }
-        if let Value::Object(m) = sec {
-            m.insert(k.to_string(), value);
-        }
     }
 }
 
@@ -312,9 +260,7 @@ impl Migration {
 
     /// The document as file text (pretty JSON, trailing newline).
     pub fn render(&self) -> String {
-        let mut s = serde_json::to_string_pretty(&self.document).unwrap_or_default();
-        s.push('\n');
-        s
+        render(&self.document)
     }
 
     /// The result must validate; anything else is a bug and nothing is written.
@@ -328,14 +274,6 @@ impl Migration {
         }
         Ok(())
     }
-}
-
-fn legacy_keys() -> String {
-    LEGACY_MAPPING
-        .iter()
-        .map(|(k, _, _)| *k)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]

@@ -10,11 +10,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::error::{EmaError, Result};
 
+pub mod document;
 pub mod edit;
+pub mod fix;
 pub mod json_spans;
+pub mod legacy;
 pub mod migrate;
 pub mod schema;
+pub mod selftest;
 pub mod validate;
+pub mod write;
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::json_spans::{self, Member, Node, Pos, Spanned};
-use super::migrate::LEGACY_MAPPING;
+use super::legacy::LEGACY_MAPPING;
 use super::schema::{self as schema, Key, Misfit, SCHEMA, Section};
 use super::{self as config};
 
