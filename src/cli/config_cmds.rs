@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::Ctx;
 use crate::engine::config;
+use crate::engine::config::check;
 use crate::engine::config::edit::Setting;
 use crate::engine::config::migrate::Migration;
 use crate::engine::config::schema;
@@ -211,7 +212,7 @@ pub fn review(mig: &mut Migration, input: &mut dyn BufRead, prompt: &mut dyn Wri
                     let _ = write!(prompt, "  new value for {}: ", c.path);
                     let _ = prompt.flush();
                     let raw = read_line(input)?;
-                    match schema::parse_cli_value(sec.name, key, &raw) {
+                    match check::parse_cli_value(sec.name, key, &raw) {
                         Ok(v) => {
                             mig.set_value(&c.path, v);
                             break;

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::check;
 use super::document::{render, set_path};
 use super::schema;
+use super::suggest;
 use super::validate;
 use super::{self as config, Config};
 use crate::engine::atomic;
@@ -69,7 +71,7 @@ pub fn feature_keys(name: &str) -> Result<&'static [&'static str]> {
     if let Some((_, keys)) = FEATURES.iter().find(|(n, _)| *n == name) {
         return Ok(keys);
     }
-    let hint = schema::suggest(name, FEATURES.iter().map(|(n, _)| *n))
+    let hint = suggest::suggest(name, FEATURES.iter().map(|(n, _)| *n))
         .map(|s| format!("did you mean `{}`? ", s.candidate))
         .unwrap_or_default();
     Err(EmaError::Config(format!(
@@ -87,7 +89,7 @@ pub fn parse_set(arg: &str) -> Result<Setting> {
     };
     let path = path.trim();
     let Some((sec, key)) = schema::lookup(path) else {
-        let hint = schema::suggest(
+        let hint = suggest::suggest(
             path,
             schema::all_paths()
                 .collect::<Vec<_>>()
@@ -105,7 +107,7 @@ pub fn parse_set(arg: &str) -> Result<Setting> {
              reference); nothing was written"
         )));
     };
-    let value = schema::parse_cli_value(sec.name, key, raw)
+    let value = check::parse_cli_value(sec.name, key, raw)
         .map_err(|e| EmaError::Config(format!("--set {path}: {e}; nothing was written")))?;
     Ok(Setting {
         path: path.to_string(),

@@ -10,9 +10,10 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::check::{self, Misfit};
 use super::document::{render, set_path};
 use super::legacy::{LEGACY_MAPPING, legacy_keys};
-use super::schema::{self as schema, Misfit, SCHEMA};
+use super::schema::{self as schema, SCHEMA};
 use super::validate;
 use crate::engine::error::{EmaError, Result};
 
@@ -119,7 +120,7 @@ pub fn migrate(text: &str, source: &Path) -> Result<Migration> {
     for (lk, target, note) in LEGACY_MAPPING {
         let Some(v) = legacy.get(*lk) else { continue };
         let (sec, key) = schema::lookup(target).expect("mapping targets are schema keys");
-        match schema::check(sec.name, key, v) {
+        match check::check(sec.name, key, v) {
             Ok(()) => {
                 set_path(&mut doc, target, v.clone());
                 let (s, k) = target.split_once('.').unwrap_or_default();
@@ -140,7 +141,7 @@ pub fn migrate(text: &str, source: &Path) -> Result<Migration> {
                 };
                 errors.push(format!(
                     "legacy `{lk}` ({why}) cannot become `{target}`, which expects {}",
-                    schema::expected(key.kind)
+                    check::expected(key.kind)
                 ));
             }
         }

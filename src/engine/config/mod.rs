@@ -10,14 +10,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::error::{EmaError, Result};
 
+pub mod check;
 pub mod document;
 pub mod edit;
 pub mod fix;
 pub mod json_spans;
 pub mod legacy;
 pub mod migrate;
+pub mod reference;
 pub mod schema;
 pub mod selftest;
+pub mod suggest;
 pub mod validate;
 pub mod write;
 

@@ -7,9 +7,11 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::check::{self, Misfit};
 use super::json_spans::{self, Member, Node, Pos, Spanned};
 use super::legacy::LEGACY_MAPPING;
-use super::schema::{self as schema, Key, Misfit, SCHEMA, Section};
+use super::schema::{self as schema, Key, SCHEMA, Section};
+use super::suggest;
 use super::{self as config};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -344,9 +346,9 @@ impl<'a> Validator<'a> {
         let raw = m.value.to_value();
         // Messages never show a credential.
         let v = redact_at(&path, &raw);
-        let expected = schema::expected(key.kind);
+        let expected = check::expected(key.kind);
         let default = schema::default_value(sec.name, key.name);
-        match schema::check(sec.name, key, &raw) {
+        match check::check(sec.name, key, &raw) {
             Ok(()) => {}
             Err(Misfit::Null) => self.push(
                 path,
@@ -427,7 +429,7 @@ impl<'a> Validator<'a> {
                     expected,
                     format!(
                         "write {} (default {})",
-                        schema::expected(key.kind),
+                        check::expected(key.kind),
                         json_text(&default)
                     ),
                     None,
@@ -469,7 +471,7 @@ impl<'a> Validator<'a> {
             self.misplaced(None, m, &homes);
             return;
         }
-        if let Some(s) = schema::suggest(&m.key, SCHEMA.iter().map(|s| s.name)) {
+        if let Some(s) = suggest::suggest(&m.key, SCHEMA.iter().map(|s| s.name)) {
             let ok = s.unambiguous && !self.root_has(&s.candidate);
             self.push(
                 path,
@@ -486,7 +488,7 @@ impl<'a> Validator<'a> {
             );
             return;
         }
-        if let Some(s) = schema::suggest(&m.key, all_keys()) {
+        if let Some(s) = suggest::suggest(&m.key, all_keys()) {
             self.fuzzy_elsewhere(None, m, s);
             return;
         }
@@ -503,7 +505,7 @@ impl<'a> Validator<'a> {
 
     fn section_unknown(&mut self, sec: &Section, m: &Member) {
         let path = format!("{}.{}", sec.name, m.key);
-        if let Some(s) = schema::suggest(&m.key, sec.keys.iter().map(|k| k.name)) {
+        if let Some(s) = suggest::suggest(&m.key, sec.keys.iter().map(|k| k.name)) {
             let ok = s.unambiguous && !self.present(sec.name, &s.candidate);
             self.push(
                 path,
@@ -535,7 +537,7 @@ impl<'a> Validator<'a> {
             self.misplaced(Some(sec.name), m, &homes);
             return;
         }
-        if let Some(s) = schema::suggest(&m.key, all_keys()) {
+        if let Some(s) = suggest::suggest(&m.key, all_keys()) {
             self.fuzzy_elsewhere(Some(sec.name), m, s);
             return;
         }
@@ -599,7 +601,7 @@ impl<'a> Validator<'a> {
     }
 
     /// A misspelling of a key that lives in another section.
-    fn fuzzy_elsewhere(&mut self, from: Option<&str>, m: &Member, s: schema::Suggestion) {
+    fn fuzzy_elsewhere(&mut self, from: Option<&str>, m: &Member, s: suggest::Suggestion) {
         let path = match from {
             Some(sec) => format!("{sec}.{}", m.key),
             None => m.key.clone(),
