@@ -124,7 +124,7 @@ pub fn validate(args: ValidateArgs, ctx: &Ctx) -> Result<i32> {
         .document
         .as_ref()
         .filter(|_| args.verbose)
-        .map(config::validate::effective_values);
+        .map(config::effective::effective_values);
     if ctx.out.json {
         let mut doc = json!({
             "valid": v.is_valid(),
@@ -291,7 +291,7 @@ pub fn migrate(args: MigrateArgs, ctx: &Ctx) -> Result<i32> {
             "backup": backup,
             "changes": mig.changes,
             "new_features": new_features,
-            "unmapped_legacy_settings": config::validate::redact(&Value::Object(mig.unmapped.clone())),
+            "unmapped_legacy_settings": config::redact::redact(&Value::Object(mig.unmapped.clone())),
             "notes": mig.notes,
         }));
         return Ok(exit::OK);
@@ -336,7 +336,7 @@ pub fn migrate(args: MigrateArgs, ctx: &Ctx) -> Result<i32> {
             "Unmapped legacy settings, kept verbatim under migration.unmapped_legacy_settings:"
         );
         for (k, v) in &mig.unmapped {
-            println!("  {k} = {}", show(&config::validate::redact_at(k, v)));
+            println!("  {k} = {}", show(&config::redact::redact_at(k, v)));
         }
     }
     for n in &mig.notes {
@@ -468,10 +468,10 @@ fn print_edit(out: &config::edit::EditOutcome, dry_run: bool) {
     println!("{verb} {}", out.file.display());
     for c in &out.changes {
         let old = match &c.old {
-            Some(v) => show(&config::validate::redact_at(&c.path, v)),
+            Some(v) => show(&config::redact::redact_at(&c.path, v)),
             None => "(default)".to_string(),
         };
-        let new = show(&config::validate::redact_at(&c.path, &c.new));
+        let new = show(&config::redact::redact_at(&c.path, &c.new));
         if c.changed {
             println!("  {}: {old} → {new}", c.path);
         } else {
@@ -488,8 +488,8 @@ fn changes_json(out: &config::edit::EditOutcome) -> Value {
             .map(|c| {
                 json!({
                     "path": c.path,
-                    "old": c.old.as_ref().map(|v| config::validate::redact_at(&c.path, v)),
-                    "new": config::validate::redact_at(&c.path, &c.new),
+                    "old": c.old.as_ref().map(|v| config::redact::redact_at(&c.path, v)),
+                    "new": config::redact::redact_at(&c.path, &c.new),
                     "changed": c.changed,
                 })
             })

@@ -5,8 +5,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::document::render;
+use super::problem::{FixAction, Problem, ProblemKind};
 use super::schema::{self as schema, SCHEMA};
-use super::validate::{self, FixAction, Problem};
+use super::validate;
 
 /// One repair `fix-config` made (or would make).
 #[derive(Debug, Clone, Serialize)]
@@ -140,7 +141,7 @@ pub fn plan_fixes(text: &str) -> FixPlan {
             .problems
             .into_iter()
             .map(|mut p| {
-                if first.has_duplicates && p.kind != validate::ProblemKind::DuplicateKey {
+                if first.has_duplicates && p.kind != ProblemKind::DuplicateKey {
                     p.fix = format!("{} (after removing the duplicate keys)", p.fix);
                 }
                 p
