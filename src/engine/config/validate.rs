@@ -339,12 +339,7 @@ impl<'a> Validator<'a> {
                 } else {
                     format!("`{target}` is already set; delete this legacy `{legacy}`")
                 },
-                free.then(|| FixAction::MoveKey {
-                    from_section: None,
-                    from_key: m.key.clone(),
-                    to_section: to_section.to_string(),
-                    to_key: to_key.to_string(),
-                }),
+                free.then(|| move_key(None, &m.key, to_section, to_key)),
             );
             return;
         }
@@ -356,12 +351,9 @@ impl<'a> Validator<'a> {
         }
         if let Some(s) = suggest::suggest(&m.key, SCHEMA.iter().map(|s| s.name)) {
             let ok = s.unambiguous && !self.root_has(&s.candidate);
-            self.push(
-                path,
-                pos,
-                ProblemKind::UnknownKey,
-                format!("unknown section `{}`", m.key),
-                format!("one of the sections {}", section_names()),
+            self.unknown(
+                None,
+                m,
                 format!("did you mean `{}`? rename it", s.candidate),
                 ok.then(|| FixAction::RenameKey {
                     section: None,
@@ -375,27 +367,20 @@ impl<'a> Validator<'a> {
             self.fuzzy_elsewhere(None, m, s);
             return;
         }
-        self.push(
-            path,
-            pos,
-            ProblemKind::UnknownKey,
-            format!("unknown section `{}`", m.key),
-            format!("one of the sections {}", section_names()),
+        self.unknown(
+            None,
+            m,
             "remove it; see the configuration reference in the README".to_string(),
             None,
         );
     }
 
     fn section_unknown(&mut self, sec: &Section, m: &Member) {
-        let path = format!("{}.{}", sec.name, m.key);
         if let Some(s) = suggest::suggest(&m.key, sec.keys.iter().map(|k| k.name)) {
             let ok = s.unambiguous && !self.present(sec.name, &s.candidate);
-            self.push(
-                path,
-                m.key_pos,
-                ProblemKind::UnknownKey,
-                format!("unknown key `{}` in section `{}`", m.key, sec.name),
-                format!("one of {}", key_names(sec)),
+            self.unknown(
+                Some(sec.name),
+                m,
                 if ok || !s.unambiguous {
                     format!("did you mean `{}`? rename it", s.candidate)
                 } else {
@@ -424,12 +409,9 @@ impl<'a> Validator<'a> {
             self.fuzzy_elsewhere(Some(sec.name), m, s);
             return;
         }
-        self.push(
-            path,
-            m.key_pos,
-            ProblemKind::UnknownKey,
-            format!("unknown key `{}` in section `{}`", m.key, sec.name),
-            format!("one of {}", key_names(sec)),
+        self.unknown(
+            Some(sec.name),
+            m,
             "remove it; see the configuration reference in the README".to_string(),
             None,
         );
@@ -437,10 +419,7 @@ impl<'a> Validator<'a> {
 
     /// A key that exists, exactly, in other section(s).
     fn misplaced(&mut self, from: Option<&str>, m: &Member, homes: &[&'static str]) {
-        let path = match from {
-            Some(s) => format!("{s}.{}", m.key),
-            None => m.key.clone(),
-        };
+        let path = key_path(from, &m.key);
         let here = match from {
             Some(s) => format!("section `{s}`"),
             None => "the top level".to_string(),
@@ -458,19 +437,10 @@ impl<'a> Validator<'a> {
                 } else {
                     format!("`{home}.{}` is already set; delete this one", m.key)
                 },
-                free.then(|| FixAction::MoveKey {
-                    from_section: from.map(str::to_string),
-                    from_key: m.key.clone(),
-                    to_section: home.to_string(),
-                    to_key: m.key.clone(),
-                }),
+                free.then(|| move_key(from, &m.key, home, &m.key)),
             );
         } else {
-            let list = homes
-                .iter()
-                .map(|h| format!("`{h}.{}`", m.key))
-                .collect::<Vec<_>>()
-                .join(" or ");
+            let list = qualified(homes, &m.key);
             self.push(
                 path,
                 m.key_pos,
@@ -485,27 +455,26 @@ impl<'a> Validator<'a> {
 
     /// A misspelling of a key that lives in another section.
     fn fuzzy_elsewhere(&mut self, from: Option<&str>, m: &Member, s: suggest::Suggestion) {
-        let path = match from {
-            Some(sec) => format!("{sec}.{}", m.key),
-            None => m.key.clone(),
-        };
         let homes = schema::sections_with_key(&s.candidate);
         let action = match (s.unambiguous, homes.as_slice()) {
-            (true, [home]) if !self.present(home, &s.candidate) => Some(FixAction::MoveKey {
-                from_section: from.map(str::to_string),
-                from_key: m.key.clone(),
-                to_section: home.to_string(),
-                to_key: s.candidate.clone(),
-            }),
+            (true, [home]) if !self.present(home, &s.candidate) => {
+                Some(move_key(from, &m.key, home, &s.candidate))
+            }
             _ => None,
         };
-        let targets = homes
-            .iter()
-            .map(|h| format!("`{h}.{}`", s.candidate))
-            .collect::<Vec<_>>()
-            .join(" or ");
+        let targets = qualified(&homes, &s.candidate);
+        self.unknown(
+            from,
+            m,
+            format!("did you mean {targets}? move it there"),
+            action,
+        );
+    }
+
+    /// An unknown section (`from` is None) or an unknown key of section `from`, with the fix given.
+    fn unknown(&mut self, from: Option<&str>, m: &Member, fix: String, action: Option<FixAction>) {
         self.push(
-            path,
+            key_path(from, &m.key),
             m.key_pos,
             ProblemKind::UnknownKey,
             match from {
@@ -519,9 +488,33 @@ impl<'a> Validator<'a> {
                 ),
                 None => format!("one of the sections {}", section_names()),
             },
-            format!("did you mean {targets}? move it there"),
+            fix,
             action,
         );
+    }
+}
+
+/// `section.key`, or the bare key at the top level (`from` is None).
+fn key_path(from: Option<&str>, key: &str) -> String {
+    join(from.unwrap_or_default(), key)
+}
+
+/// "`home.key` or `other.key`": the places a key exists.
+fn qualified(homes: &[&str], key: &str) -> String {
+    homes
+        .iter()
+        .map(|h| format!("`{h}.{key}`"))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+/// The repair that moves `key` from section `from` (the top level when None) to `to_section.to_key`.
+fn move_key(from: Option<&str>, key: &str, to_section: &str, to_key: &str) -> FixAction {
+    FixAction::MoveKey {
+        from_section: from.map(str::to_string),
+        from_key: key.to_string(),
+        to_section: to_section.to_string(),
+        to_key: to_key.to_string(),
     }
 }
 
