@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ema::engine::Engine;
-use ema::engine::config::{Config, HubEnv};
+use ema::engine::config::Config;
+use ema::engine::config::hub_env::HubEnv;
 use ema::engine::download::DownloadOptions;
 use ema::engine::error::EmaError;
 use ema::engine::events::{Availability, Event};

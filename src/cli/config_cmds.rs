@@ -13,7 +13,7 @@ use crate::engine::config::check;
 use crate::engine::config::edit::Setting;
 use crate::engine::config::migrate::Migration;
 use crate::engine::config::schema;
-use crate::engine::config::write::Overwrite;
+use crate::engine::config::writer::Overwrite;
 use crate::engine::error::{EmaError, Result, exit};
 
 #[derive(Debug, Args)]
@@ -272,7 +272,7 @@ pub fn migrate(args: MigrateArgs, ctx: &Ctx) -> Result<i32> {
         let mut lock = stdin.lock();
         review(&mut mig, &mut lock, &mut std::io::stderr())?;
     }
-    let backup = config::write::write_new(
+    let backup = config::writer::write_new(
         &args.target,
         &mig.render(),
         Overwrite {
@@ -362,7 +362,7 @@ pub fn fix(args: FixArgs, ctx: &Ctx) -> Result<i32> {
     if args.auto_fix
         && let Some(new) = &plan.new_text
     {
-        backup = Some(config::write::backup(&path)?);
+        backup = Some(config::writer::backup(&path)?);
         crate::engine::atomic::write_atomic(&path, new.as_bytes())?;
         written = true;
     }

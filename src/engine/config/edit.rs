@@ -12,8 +12,8 @@ use super::document::{render, set_path};
 use super::schema;
 use super::suggest;
 use super::validate;
+use super::writer::write_creating_dir;
 use super::{self as config, Config};
-use crate::engine::atomic;
 use crate::engine::error::{EmaError, Result};
 
 /// One key a `configure` or `enable-feature` run sets.
@@ -212,13 +212,7 @@ pub fn edit_file(path: &Path, settings: &[Setting], dry_run: bool) -> Result<Edi
     let any = created || changes.iter().any(|c| c.changed);
     let mut written = false;
     if any && !dry_run {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-            && !dir.exists()
-        {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| EmaError::io("cannot create directory", dir, e))?;
-        }
-        atomic::write_atomic(path, text.as_bytes())?;
+        write_creating_dir(path, &text)?;
         written = true;
     }
     Ok(EditOutcome {

@@ -66,14 +66,19 @@ pub fn write_new(target: &Path, text: &str, how: Overwrite) -> Result<Option<Pat
             )));
         }
     }
-    if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty())
+    write_creating_dir(target, text)?;
+    Ok(made)
+}
+
+/// Write `text` to `path` atomically, creating its parent directory first when it is missing.
+pub fn write_creating_dir(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.exists()
     {
         std::fs::create_dir_all(dir)
             .map_err(|e| EmaError::io("cannot create directory", dir, e))?;
     }
-    atomic::write_atomic(target, text.as_bytes())?;
-    Ok(made)
+    atomic::write_atomic(path, text.as_bytes())
 }
 
 #[cfg(test)]
