@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ema::engine::Engine;
-use ema::engine::config::{Config, HubEnv};
+use ema::engine::config::Config;
+use ema::engine::config::hub_env::HubEnv;
 use ema::engine::download::{DownloadOptions, DownloadReport};
 use ema::engine::error::{EmaError, Result};
 use ema::engine::events::{Availability, Event};

@@ -433,7 +433,8 @@ fn an_interrupted_move_loses_nothing_and_a_rerun_completes() {
 /// from the hub and healthy again — with no sleeping (ticks are driven with explicit instants).
 #[test]
 fn the_health_monitor_alerts_and_repairs_by_itself() {
-    use ema::engine::config::{Config, HubEnv};
+    use ema::engine::config::Config;
+    use ema::engine::config::hub_env::HubEnv;
     use ema::engine::events::{Event, HealthState, Severity};
     use ema::engine::health::HealthMonitor;
     use std::time::{Duration, Instant};

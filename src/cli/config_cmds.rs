@@ -1,5 +1,5 @@
 //! Configuration commands: validate-config, migrate-config, fix-config, configure, enable-feature. The work is done
-//! by the engine (`config_validate`, `config_migrate`, `config_edit`); this module talks to the operator.
+//! by the engine (`engine::config`); this module talks to the operator.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -9,10 +9,11 @@ use serde_json::{Value, json};
 
 use super::Ctx;
 use crate::engine::config;
-use crate::engine::config_edit::{self, Overwrite, Setting};
-use crate::engine::config_migrate::{self, Migration};
-use crate::engine::config_schema as schema;
-use crate::engine::config_validate;
+use crate::engine::config::check;
+use crate::engine::config::edit::Setting;
+use crate::engine::config::migrate::Migration;
+use crate::engine::config::schema;
+use crate::engine::config::writer::Overwrite;
 use crate::engine::error::{EmaError, Result, exit};
 
 #[derive(Debug, Args)]
@@ -118,12 +119,12 @@ pub fn validate(args: ValidateArgs, ctx: &Ctx) -> Result<i32> {
         return Ok(exit::OK);
     };
     let text = read(&path)?;
-    let v = config_validate::validate_text(&text);
+    let v = config::validate::validate_text(&text);
     let effective = v
         .document
         .as_ref()
         .filter(|_| args.verbose)
-        .map(config_validate::effective_values);
+        .map(config::effective::effective_values);
     if ctx.out.json {
         let mut doc = json!({
             "valid": v.is_valid(),
@@ -200,7 +201,7 @@ pub fn review(mig: &mut Migration, input: &mut dyn BufRead, prompt: &mut dyn Wri
                             .to_string();
                         mig.set_value(
                             &c.path,
-                            Value::String(config_migrate::derive_cache_directory(&md)),
+                            Value::String(config::migrate::derive_cache_directory(&md)),
                         );
                     } else {
                         mig.set_value(&c.path, c.default.clone());
@@ -211,7 +212,7 @@ pub fn review(mig: &mut Migration, input: &mut dyn BufRead, prompt: &mut dyn Wri
                     let _ = write!(prompt, "  new value for {}: ", c.path);
                     let _ = prompt.flush();
                     let raw = read_line(input)?;
-                    match schema::parse_cli_value(sec.name, key, &raw) {
+                    match check::parse_cli_value(sec.name, key, &raw) {
                         Ok(v) => {
                             mig.set_value(&c.path, v);
                             break;
@@ -251,7 +252,7 @@ pub fn migrate(args: MigrateArgs, ctx: &Ctx) -> Result<i32> {
         )));
     }
     let text = read(&args.source)?;
-    let mut mig = config_migrate::migrate(&text, &args.source)?;
+    let mut mig = config::migrate::migrate(&text, &args.source)?;
     if args.target.exists() && !args.force && !args.backup {
         return Err(EmaError::Config(format!(
             "{} already exists; pass --backup to keep a timestamped copy of it first, or --force to overwrite it; \
@@ -271,7 +272,7 @@ pub fn migrate(args: MigrateArgs, ctx: &Ctx) -> Result<i32> {
         let mut lock = stdin.lock();
         review(&mut mig, &mut lock, &mut std::io::stderr())?;
     }
-    let backup = config_edit::write_new(
+    let backup = config::writer::write_new(
         &args.target,
         &mig.render(),
         Overwrite {
@@ -290,7 +291,7 @@ pub fn migrate(args: MigrateArgs, ctx: &Ctx) -> Result<i32> {
             "backup": backup,
             "changes": mig.changes,
             "new_features": new_features,
-            "unmapped_legacy_settings": config_validate::redact(&Value::Object(mig.unmapped.clone())),
+            "unmapped_legacy_settings": config::redact::redact(&Value::Object(mig.unmapped.clone())),
             "notes": mig.notes,
         }));
         return Ok(exit::OK);
@@ -335,7 +336,7 @@ pub fn migrate(args: MigrateArgs, ctx: &Ctx) -> Result<i32> {
             "Unmapped legacy settings, kept verbatim under migration.unmapped_legacy_settings:"
         );
         for (k, v) in &mig.unmapped {
-            println!("  {k} = {}", show(&config_validate::redact_at(k, v)));
+            println!("  {k} = {}", show(&config::redact::redact_at(k, v)));
         }
     }
     for n in &mig.notes {
@@ -355,13 +356,13 @@ pub fn fix(args: FixArgs, ctx: &Ctx) -> Result<i32> {
         ));
     };
     let text = read(&path)?;
-    let plan = config_edit::plan_fixes(&text);
+    let plan = config::fix::plan_fixes(&text);
     let mut backup = None;
     let mut written = false;
     if args.auto_fix
         && let Some(new) = &plan.new_text
     {
-        backup = Some(config_edit::backup(&path)?);
+        backup = Some(config::writer::backup(&path)?);
         crate::engine::atomic::write_atomic(&path, new.as_bytes())?;
         written = true;
     }
@@ -438,12 +439,12 @@ fn flag_settings(args: &ConfigureArgs) -> Vec<Setting> {
         out.push(("features.usage_analytics", Value::Bool(false)));
     }
     if args.basic_mode {
-        for (p, v) in config_edit::BASIC_MODE {
+        for (p, v) in config::edit::BASIC_MODE {
             out.push((p, Value::Bool(*v)));
         }
         out.push((
             "downloads.connections_per_file",
-            Value::from(config_edit::BASIC_MODE_CONNECTIONS_PER_FILE),
+            Value::from(config::edit::BASIC_MODE_CONNECTIONS_PER_FILE),
         ));
     }
     out.into_iter()
@@ -454,7 +455,7 @@ fn flag_settings(args: &ConfigureArgs) -> Vec<Setting> {
         .collect()
 }
 
-fn print_edit(out: &config_edit::EditOutcome, dry_run: bool) {
+fn print_edit(out: &config::edit::EditOutcome, dry_run: bool) {
     let verb = if out.created {
         "Created"
     } else if out.written {
@@ -467,10 +468,10 @@ fn print_edit(out: &config_edit::EditOutcome, dry_run: bool) {
     println!("{verb} {}", out.file.display());
     for c in &out.changes {
         let old = match &c.old {
-            Some(v) => show(&config_validate::redact_at(&c.path, v)),
+            Some(v) => show(&config::redact::redact_at(&c.path, v)),
             None => "(default)".to_string(),
         };
-        let new = show(&config_validate::redact_at(&c.path, &c.new));
+        let new = show(&config::redact::redact_at(&c.path, &c.new));
         if c.changed {
             println!("  {}: {old} → {new}", c.path);
         } else {
@@ -480,15 +481,15 @@ fn print_edit(out: &config_edit::EditOutcome, dry_run: bool) {
 }
 
 /// The changes of an edit for `--json`, with credentials redacted.
-fn changes_json(out: &config_edit::EditOutcome) -> Value {
+fn changes_json(out: &config::edit::EditOutcome) -> Value {
     Value::Array(
         out.changes
             .iter()
             .map(|c| {
                 json!({
                     "path": c.path,
-                    "old": c.old.as_ref().map(|v| config_validate::redact_at(&c.path, v)),
-                    "new": config_validate::redact_at(&c.path, &c.new),
+                    "old": c.old.as_ref().map(|v| config::redact::redact_at(&c.path, v)),
+                    "new": config::redact::redact_at(&c.path, &c.new),
                     "changed": c.changed,
                 })
             })
@@ -499,7 +500,7 @@ fn changes_json(out: &config_edit::EditOutcome) -> Value {
 pub fn configure(args: ConfigureArgs, ctx: &Ctx) -> Result<i32> {
     let mut settings = flag_settings(&args);
     for s in &args.set {
-        settings.push(config_edit::parse_set(s)?);
+        settings.push(config::edit::parse_set(s)?);
     }
     if settings.is_empty() {
         return Err(EmaError::Config(
@@ -508,8 +509,8 @@ pub fn configure(args: ConfigureArgs, ctx: &Ctx) -> Result<i32> {
                 .to_string(),
         ));
     }
-    let path = config_edit::edit_target(ctx.config_flag.as_deref());
-    let out = config_edit::edit_file(&path, &settings, args.dry_run)?;
+    let path = config::edit::edit_target(ctx.config_flag.as_deref());
+    let out = config::edit::edit_file(&path, &settings, args.dry_run)?;
     if ctx.out.json {
         ctx.out.json(&json!({
             "file": out.file,
@@ -525,12 +526,12 @@ pub fn configure(args: ConfigureArgs, ctx: &Ctx) -> Result<i32> {
 }
 
 pub fn enable_feature(args: EnableFeatureArgs, ctx: &Ctx) -> Result<i32> {
-    let keys = config_edit::feature_keys(&args.feature)?;
-    let path = config_edit::edit_target(ctx.config_flag.as_deref());
+    let keys = config::edit::feature_keys(&args.feature)?;
+    let path = config::edit::edit_target(ctx.config_flag.as_deref());
     let mut checks = Vec::new();
     if args.test_first {
-        let cfg = config_edit::load_for_edit(&path)?;
-        checks = config_edit::self_test(&args.feature, &cfg)?;
+        let cfg = config::edit::load_for_edit(&path)?;
+        checks = config::selftest::self_test(&args.feature, &cfg)?;
         if let Some(bad) = checks.iter().find(|c| !c.ok) {
             let reason = format!(
                 "{} was not enabled: self-test `{}` failed: {}",
@@ -560,7 +561,7 @@ pub fn enable_feature(args: EnableFeatureArgs, ctx: &Ctx) -> Result<i32> {
             value: Value::Bool(true),
         })
         .collect();
-    let out = config_edit::edit_file(&path, &settings, false)?;
+    let out = config::edit::edit_file(&path, &settings, false)?;
     if ctx.out.json {
         ctx.out.json(&json!({
             "feature": args.feature,
@@ -587,7 +588,7 @@ pub fn enable_feature(args: EnableFeatureArgs, ctx: &Ctx) -> Result<i32> {
     Ok(exit::OK)
 }
 
-fn print_checks(checks: &[config_edit::Check]) {
+fn print_checks(checks: &[config::selftest::Check]) {
     for c in checks {
         println!(
             "  {} {}: {}",
@@ -607,7 +608,7 @@ mod tests {
 
     #[test]
     fn review_keeps_defaults_and_edits() {
-        let mut m = config_migrate::migrate(LEGACY, Path::new("c")).unwrap();
+        let mut m = config::migrate::migrate(LEGACY, Path::new("c")).unwrap();
         // models_directory: edit (a bad value first), cache: keep, retries: default, concurrency: keep,
         // health: keep, mock: keep.
         let answers = "e\n\ne\n/srv/models\ny\nn\ny\n\nyes\n";
@@ -624,7 +625,7 @@ mod tests {
 
     #[test]
     fn review_stops_cleanly_when_input_ends() {
-        let mut m = config_migrate::migrate(LEGACY, Path::new("c")).unwrap();
+        let mut m = config::migrate::migrate(LEGACY, Path::new("c")).unwrap();
         let e = review(&mut m, &mut "y\n".as_bytes(), &mut Vec::new()).unwrap_err();
         assert_eq!(e.exit_code(), 2);
     }

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::engine::Engine;
-use crate::engine::config::{self, ConfigSource, HubEnv, LoadedConfig};
+use crate::engine::config::hub_env::HubEnv;
+use crate::engine::config::{self, ConfigSource, LoadedConfig};
 use crate::engine::download::DownloadOptions;
 use crate::engine::error::{EmaError, Result, exit};
 use crate::engine::store::RepoId;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::Ctx;
-use crate::engine::config::HubEnv;
+use crate::engine::config::hub_env::HubEnv;
 use crate::engine::download::{DownloadOptions, DownloadReport, human_bytes, pid_alive};
 use crate::engine::error::{EmaError, Result, exit};
 use crate::engine::events::{Event, Severity};

@@ -8,7 +8,8 @@ use clap::Args;
 use serde::Serialize;
 
 use super::Ctx;
-use crate::engine::config::{HubEnv, LoadedConfig};
+use crate::engine::config::LoadedConfig;
+use crate::engine::config::hub_env::HubEnv;
 use crate::engine::error::{EmaError, Result, exit};
 use crate::engine::events::HealthState;
 use crate::engine::facade::Engine;

@@ -4,7 +4,7 @@
 //! ```no_run
 //! # async fn demo() -> ema::engine::Result<()> {
 //! use ema::engine::{Engine, config, download::DownloadOptions, store::RepoId};
-//! let engine = Engine::new(config::Config::default(), config::HubEnv::from_env())?;
+//! let engine = Engine::new(config::Config::default(), config::hub_env::HubEnv::from_env())?;
 //! let mut events = engine.bus().subscribe();          // progress, state changes, retries …
 //! let repo = RepoId::parse("org/model")?;
 //! let report = engine.download(&repo, DownloadOptions::default()).await?;
@@ -12,7 +12,8 @@
 //! # let _ = (report, events.try_recv()); Ok(()) }
 //! ```
 
-use super::config::{Config, HubEnv};
+use super::config::Config;
+use super::config::hub_env::HubEnv;
 use super::download::{DownloadManager, DownloadOptions, DownloadReport, DownloadSnapshot};
 use super::error::Result;
 use super::events::EventBus;
@@ -173,7 +174,7 @@ impl Engine {
             .cloned()
             .map(LocalSource::Store)
             .collect();
-        local_sources.push(LocalSource::HfCache(super::config::hf_hub_cache()));
+        local_sources.push(LocalSource::HfCache(super::config::hub_env::hf_hub_cache()));
         integrity::repair::DownloadRepairer {
             manager: self.downloads.clone(),
             local_sources,

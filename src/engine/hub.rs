@@ -13,7 +13,8 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use url::Url;
 
-use super::config::{DownloadsConfig, HubEnv};
+use super::config::DownloadsConfig;
+use super::config::hub_env::HubEnv;
 use super::error::{EmaError, Result};
 use super::store::{RepoId, validate_repo_path};
 

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::atomic::write_json_atomic;
+use super::config::validate;
 use super::config::{self, LoadedConfig};
-use super::config_validate;
 use super::error::{EmaError, Result};
 use super::events::HealthState;
 use super::health;
@@ -759,7 +759,7 @@ fn config_migrated(ctx: &MigrationContext) -> StepOutcome {
             return StepOutcome::fail(e.to_string(), vec![]);
         }
     };
-    let v = config_validate::validate_text(&text);
+    let v = validate::validate_text(&text);
     let mut log = vec![format!(
         "configuration: {} ({})",
         path.display(),

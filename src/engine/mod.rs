@@ -2,16 +2,11 @@
 
 pub mod atomic;
 pub mod config;
-pub mod config_edit;
-pub mod config_migrate;
-pub mod config_schema;
-pub mod config_validate;
 pub mod demo;
 pub mod error;
 pub mod events;
 pub mod health;
 pub mod integrity;
-pub mod json_spans;
 pub mod store;
 
 pub use error::{EmaError, Result};

@@ -9,7 +9,7 @@ use tokio::sync::broadcast;
 
 use crate::engine::Engine;
 use crate::engine::config::LoadedConfig;
-use crate::engine::config_edit;
+use crate::engine::config::edit;
 use crate::engine::download::{DownloadOptions, DownloadReport, DownloadSnapshot};
 use crate::engine::error::{EmaError, Result};
 use crate::engine::events::Event;
@@ -407,9 +407,9 @@ impl ConsoleBackend for EngineBackend {
                 return Ok(format!("{id} is already on the watch list"));
             }
             list.push(id.to_string());
-            config_edit::edit_file(
+            edit::edit_file(
                 &path,
-                &[config_edit::Setting {
+                &[edit::Setting {
                     path: "storage.wanted_models".into(),
                     value: serde_json::json!(list),
                 }],

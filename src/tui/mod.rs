@@ -19,7 +19,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::engine::Engine;
-use crate::engine::config::{HubEnv, LoadedConfig};
+use crate::engine::config::LoadedConfig;
+use crate::engine::config::hub_env::HubEnv;
 use crate::engine::error::{EmaError, Result, exit};
 
 use app::App;

@@ -741,7 +741,8 @@ fn list_window_keeps_selection_visible_with_5000_models() {
 async fn runtime_marks_a_step_done_and_persists_it_across_restarts() {
     use super::bridge::{ConsoleBackend, EngineBackend};
     use crate::engine::Engine;
-    use crate::engine::config::{Config, ConfigSource, HubEnv, LoadedConfig};
+    use crate::engine::config::hub_env::HubEnv;
+    use crate::engine::config::{Config, ConfigSource, LoadedConfig};
 
     let d = tempfile::tempdir().unwrap();
     let mut config = Config::default();
@@ -887,7 +888,7 @@ fn watch_prompt_adds_a_repo_id() {
 async fn watch_saves_the_watch_list_in_the_configuration_file() {
     use super::bridge::{ConsoleBackend, EngineBackend};
     use crate::engine::Engine;
-    use crate::engine::config::{self, HubEnv};
+    use crate::engine::config::{self, hub_env::HubEnv};
 
     let d = tempfile::tempdir().unwrap();
     let cfg = d.path().join("c.json");

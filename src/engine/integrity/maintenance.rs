@@ -525,9 +525,9 @@ pub fn set_models_directory(
     target: &Path,
     dry_run: bool,
 ) -> Result<Option<String>> {
-    let out = crate::engine::config_edit::edit_file(
+    let out = crate::engine::config::edit::edit_file(
         config_path,
-        &[crate::engine::config_edit::Setting {
+        &[crate::engine::config::edit::Setting {
             path: "storage.models_directory".into(),
             value: serde_json::Value::String(target.to_string_lossy().into_owned()),
         }],

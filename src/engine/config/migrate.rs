@@ -1,12 +1,5 @@
-//! Legacy → enhanced configuration migration, following the migration guide's mapping table exactly.
-//!
-//! | Legacy                     | Enhanced                             |
-//! | -------------------------- | ------------------------------------ |
-//! | `models_directory`         | `storage.models_directory`           |
-//! | `download_retries`         | `downloads.max_retries`              |
-//! | `max_concurrent_downloads` | `downloads.max_concurrent_downloads` |
-//! | `health_check_enabled`     | `health_monitoring.enabled`          |
-//! | `fallback_to_mock`         | `fallback.mock_fallback_enabled`     |
+//! Legacy → enhanced configuration migration, following the migration guide's mapping table
+//! ([`super::legacy::LEGACY_MAPPING`]) exactly.
 //!
 //! Everything else takes its default; `storage.cache_directory` is derived as `cache` beside the models directory.
 //! Legacy keys outside the table are kept verbatim under `migration.unmapped_legacy_settings`. The output lists the
@@ -17,38 +10,12 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::config_schema::{self as schema, Misfit, SCHEMA};
-use super::config_validate;
-use super::error::{EmaError, Result};
-
-/// (legacy key, enhanced path, the guide's note)
-pub const LEGACY_MAPPING: &[(&str, &str, &str)] = &[
-    (
-        "models_directory",
-        "storage.models_directory",
-        "Direct mapping",
-    ),
-    (
-        "download_retries",
-        "downloads.max_retries",
-        "Direct mapping",
-    ),
-    (
-        "max_concurrent_downloads",
-        "downloads.max_concurrent_downloads",
-        "Direct mapping",
-    ),
-    (
-        "health_check_enabled",
-        "health_monitoring.enabled",
-        "Enhanced with more options",
-    ),
-    (
-        "fallback_to_mock",
-        "fallback.mock_fallback_enabled",
-        "Part of intelligent fallback",
-    ),
-];
+use super::check::{self, Misfit};
+use super::document::{render, set_path};
+use super::legacy::{LEGACY_MAPPING, legacy_keys};
+use super::schema::{self as schema, SCHEMA};
+use super::validate;
+use crate::engine::error::{EmaError, Result};
 
 /// The guide's "N/A → new feature" rows: enabled at their defaults.
 pub const NEW_FEATURES: &[&str] = &[
@@ -98,24 +65,6 @@ pub fn derive_cache_directory(models_directory: &str) -> String {
     match Path::new(models_directory).parent() {
         Some(p) if !p.as_os_str().is_empty() => p.join("cache").to_string_lossy().into_owned(),
         _ => "cache".to_string(),
-    }
-}
-
-/// Set `section.key` in a document, keeping the key's position when it exists.
-pub fn set_path(doc: &mut Value, path: &str, value: Value) {
-    let Some((s, k)) = path.split_once('.') else {
-        return;
-    };
-    if let Value::Object(root) = doc {
-        let sec = root
-            .entry(s.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !sec.is_object() {
-            *sec = Value::Object(Map::new());
-        }
-        if let Value::Object(m) = sec {
-            m.insert(k.to_string(), value);
-        }
     }
 }
 
@@ -171,7 +120,7 @@ pub fn migrate(text: &str, source: &Path) -> Result<Migration> {
     for (lk, target, note) in LEGACY_MAPPING {
         let Some(v) = legacy.get(*lk) else { continue };
         let (sec, key) = schema::lookup(target).expect("mapping targets are schema keys");
-        match schema::check(sec.name, key, v) {
+        match check::check(sec.name, key, v) {
             Ok(()) => {
                 set_path(&mut doc, target, v.clone());
                 let (s, k) = target.split_once('.').unwrap_or_default();
@@ -192,7 +141,7 @@ pub fn migrate(text: &str, source: &Path) -> Result<Migration> {
                 };
                 errors.push(format!(
                     "legacy `{lk}` ({why}) cannot become `{target}`, which expects {}",
-                    schema::expected(key.kind)
+                    check::expected(key.kind)
                 ));
             }
         }
@@ -312,14 +261,12 @@ impl Migration {
 
     /// The document as file text (pretty JSON, trailing newline).
     pub fn render(&self) -> String {
-        let mut s = serde_json::to_string_pretty(&self.document).unwrap_or_default();
-        s.push('\n');
-        s
+        render(&self.document)
     }
 
     /// The result must validate; anything else is a bug and nothing is written.
     pub fn check_valid(&self) -> Result<()> {
-        let v = config_validate::validate_text(&self.render());
+        let v = validate::validate_text(&self.render());
         if let Some(p) = v.problems.first() {
             return Err(EmaError::Config(format!(
                 "the migrated configuration does not validate ({}: {}); nothing was written",
@@ -328,14 +275,6 @@ impl Migration {
         }
         Ok(())
     }
-}
-
-fn legacy_keys() -> String {
-    LEGACY_MAPPING
-        .iter()
-        .map(|(k, _, _)| *k)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]
@@ -390,7 +329,7 @@ mod tests {
                 "quick_check_interval_minutes"
             ]
         );
-        assert!(config_validate::validate_text(&m.render()).is_valid());
+        assert!(validate::validate_text(&m.render()).is_valid());
     }
 
     #[test]

@@ -1,135 +1,20 @@
 //! Configuration validation that lists every problem at once, each with its JSON path, its line:column in the file,
-//! what was expected and a fix. Driven by the schema table in `config_schema`. A document without problems is
-//! guaranteed to load with `config::parse` (checked at the end, so the two can never disagree silently).
+//! what was expected and a fix (the report types are in `problem`). Driven by the schema table in `schema`. A
+//! document without problems is guaranteed to load with `config::parse` (checked at the end, so the two can never
+//! disagree silently).
 
 use std::path::Path;
 
-use serde::Serialize;
 use serde_json::Value;
 
-use super::config;
-use super::config_migrate::LEGACY_MAPPING;
-use super::config_schema::{self as schema, Key, Misfit, SCHEMA, Section};
+use super::check::{self, Misfit};
 use super::json_spans::{self, Member, Node, Pos, Spanned};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProblemKind {
-    /// Not valid JSON.
-    Syntax,
-    /// A key no section knows (or that is misspelled).
-    UnknownKey,
-    /// A known key in the wrong section (or a legacy key at the top level).
-    MisplacedKey,
-    /// The same key twice in one object.
-    DuplicateKey,
-    /// The JSON type is wrong.
-    WrongType,
-    /// A number outside its allowed range.
-    OutOfRange,
-    /// The right type but not an allowed value.
-    InvalidValue,
-}
-
-impl ProblemKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ProblemKind::Syntax => "syntax",
-            ProblemKind::UnknownKey => "unknown_key",
-            ProblemKind::MisplacedKey => "misplaced_key",
-            ProblemKind::DuplicateKey => "duplicate_key",
-            ProblemKind::WrongType => "wrong_type",
-            ProblemKind::OutOfRange => "out_of_range",
-            ProblemKind::InvalidValue => "invalid_value",
-        }
-    }
-}
-
-/// A mechanical repair `fix-config --auto-fix` can apply. Sections are top-level keys; `None` means the root.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FixAction {
-    /// Replace the value of `section.key` in place.
-    SetValue {
-        section: String,
-        key: String,
-        value: Value,
-    },
-    /// Remove `section.key` so its default applies.
-    RemoveKey { section: String, key: String },
-    /// Replace a whole section's value (null → {}).
-    SetSection { section: String, value: Value },
-    /// Rename a key in place (keeps its position and value).
-    RenameKey {
-        section: Option<String>,
-        from: String,
-        to: String,
-    },
-    /// Move a key to another section (appended there), possibly renaming it.
-    MoveKey {
-        from_section: Option<String>,
-        from_key: String,
-        to_section: String,
-        to_key: String,
-    },
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Problem {
-    /// JSON path: `downloads.max_retries`, `storage.wanted_models[2]`; empty for the document itself.
-    pub path: String,
-    pub line: usize,
-    pub column: usize,
-    pub kind: ProblemKind,
-    pub message: String,
-    pub expected: String,
-    pub fix: String,
-    #[serde(skip)]
-    pub action: Option<FixAction>,
-}
-
-impl Problem {
-    /// `file:line:col: path: problem (expected …) — fix: …`
-    pub fn human(&self, file: &Path) -> String {
-        let path = if self.path.is_empty() {
-            "(document)"
-        } else {
-            &self.path
-        };
-        format!(
-            "{}:{}:{}: {}: {} (expected {}) — fix: {}",
-            file.display(),
-            self.line,
-            self.column,
-            path,
-            self.message,
-            self.expected,
-            self.fix
-        )
-    }
-}
-
-/// The outcome of validating one text.
-#[derive(Debug, Clone)]
-pub struct Validation {
-    pub problems: Vec<Problem>,
-    /// The parsed document, when the text is valid JSON.
-    pub document: Option<Value>,
-    /// The document has a key twice in one object (a `Value` cannot represent it, so it must not be rewritten).
-    pub has_duplicates: bool,
-}
-
-impl Validation {
-    pub fn is_valid(&self) -> bool {
-        self.problems.is_empty()
-    }
-
-    /// Syntax errors make every other check impossible.
-    pub fn is_syntax_error(&self) -> bool {
-        self.problems
-            .first()
-            .is_some_and(|p| p.kind == ProblemKind::Syntax)
-    }
-}
+use super::legacy::LEGACY_MAPPING;
+use super::problem::{FixAction, Problem, ProblemKind, Validation};
+use super::redact::redact_at;
+use super::schema::{self as schema, Key, SCHEMA, Section};
+use super::suggest;
+use super::{self as config};
 
 const SYNTAX_FIX: &str = "correct the JSON at this position (JSON allows no comments and no trailing commas; keys and strings take double quotes)";
 
@@ -344,9 +229,9 @@ impl<'a> Validator<'a> {
         let raw = m.value.to_value();
         // Messages never show a credential.
         let v = redact_at(&path, &raw);
-        let expected = schema::expected(key.kind);
+        let expected = check::expected(key.kind);
         let default = schema::default_value(sec.name, key.name);
-        match schema::check(sec.name, key, &raw) {
+        match check::check(sec.name, key, &raw) {
             Ok(()) => {}
             Err(Misfit::Null) => self.push(
                 path,
@@ -427,7 +312,7 @@ impl<'a> Validator<'a> {
                     expected,
                     format!(
                         "write {} (default {})",
-                        schema::expected(key.kind),
+                        check::expected(key.kind),
                         json_text(&default)
                     ),
                     None,
@@ -454,12 +339,7 @@ impl<'a> Validator<'a> {
                 } else {
                     format!("`{target}` is already set; delete this legacy `{legacy}`")
                 },
-                free.then(|| FixAction::MoveKey {
-                    from_section: None,
-                    from_key: m.key.clone(),
-                    to_section: to_section.to_string(),
-                    to_key: to_key.to_string(),
-                }),
+                free.then(|| move_key(None, &m.key, to_section, to_key)),
             );
             return;
         }
@@ -469,14 +349,11 @@ impl<'a> Validator<'a> {
             self.misplaced(None, m, &homes);
             return;
         }
-        if let Some(s) = schema::suggest(&m.key, SCHEMA.iter().map(|s| s.name)) {
+        if let Some(s) = suggest::suggest(&m.key, SCHEMA.iter().map(|s| s.name)) {
             let ok = s.unambiguous && !self.root_has(&s.candidate);
-            self.push(
-                path,
-                pos,
-                ProblemKind::UnknownKey,
-                format!("unknown section `{}`", m.key),
-                format!("one of the sections {}", section_names()),
+            self.unknown(
+                None,
+                m,
                 format!("did you mean `{}`? rename it", s.candidate),
                 ok.then(|| FixAction::RenameKey {
                     section: None,
@@ -486,31 +363,24 @@ impl<'a> Validator<'a> {
             );
             return;
         }
-        if let Some(s) = schema::suggest(&m.key, all_keys()) {
+        if let Some(s) = suggest::suggest(&m.key, all_keys()) {
             self.fuzzy_elsewhere(None, m, s);
             return;
         }
-        self.push(
-            path,
-            pos,
-            ProblemKind::UnknownKey,
-            format!("unknown section `{}`", m.key),
-            format!("one of the sections {}", section_names()),
+        self.unknown(
+            None,
+            m,
             "remove it; see the configuration reference in the README".to_string(),
             None,
         );
     }
 
     fn section_unknown(&mut self, sec: &Section, m: &Member) {
-        let path = format!("{}.{}", sec.name, m.key);
-        if let Some(s) = schema::suggest(&m.key, sec.keys.iter().map(|k| k.name)) {
+        if let Some(s) = suggest::suggest(&m.key, sec.keys.iter().map(|k| k.name)) {
             let ok = s.unambiguous && !self.present(sec.name, &s.candidate);
-            self.push(
-                path,
-                m.key_pos,
-                ProblemKind::UnknownKey,
-                format!("unknown key `{}` in section `{}`", m.key, sec.name),
-                format!("one of {}", key_names(sec)),
+            self.unknown(
+                Some(sec.name),
+                m,
                 if ok || !s.unambiguous {
                     format!("did you mean `{}`? rename it", s.candidate)
                 } else {
@@ -535,16 +405,13 @@ impl<'a> Validator<'a> {
             self.misplaced(Some(sec.name), m, &homes);
             return;
         }
-        if let Some(s) = schema::suggest(&m.key, all_keys()) {
+        if let Some(s) = suggest::suggest(&m.key, all_keys()) {
             self.fuzzy_elsewhere(Some(sec.name), m, s);
             return;
         }
-        self.push(
-            path,
-            m.key_pos,
-            ProblemKind::UnknownKey,
-            format!("unknown key `{}` in section `{}`", m.key, sec.name),
-            format!("one of {}", key_names(sec)),
+        self.unknown(
+            Some(sec.name),
+            m,
             "remove it; see the configuration reference in the README".to_string(),
             None,
         );
@@ -552,10 +419,7 @@ impl<'a> Validator<'a> {
 
     /// A key that exists, exactly, in other section(s).
     fn misplaced(&mut self, from: Option<&str>, m: &Member, homes: &[&'static str]) {
-        let path = match from {
-            Some(s) => format!("{s}.{}", m.key),
-            None => m.key.clone(),
-        };
+        let path = key_path(from, &m.key);
         let here = match from {
             Some(s) => format!("section `{s}`"),
             None => "the top level".to_string(),
@@ -573,19 +437,10 @@ impl<'a> Validator<'a> {
                 } else {
                     format!("`{home}.{}` is already set; delete this one", m.key)
                 },
-                free.then(|| FixAction::MoveKey {
-                    from_section: from.map(str::to_string),
-                    from_key: m.key.clone(),
-                    to_section: home.to_string(),
-                    to_key: m.key.clone(),
-                }),
+                free.then(|| move_key(from, &m.key, home, &m.key)),
             );
         } else {
-            let list = homes
-                .iter()
-                .map(|h| format!("`{h}.{}`", m.key))
-                .collect::<Vec<_>>()
-                .join(" or ");
+            let list = qualified(homes, &m.key);
             self.push(
                 path,
                 m.key_pos,
@@ -599,28 +454,27 @@ impl<'a> Validator<'a> {
     }
 
     /// A misspelling of a key that lives in another section.
-    fn fuzzy_elsewhere(&mut self, from: Option<&str>, m: &Member, s: schema::Suggestion) {
-        let path = match from {
-            Some(sec) => format!("{sec}.{}", m.key),
-            None => m.key.clone(),
-        };
+    fn fuzzy_elsewhere(&mut self, from: Option<&str>, m: &Member, s: suggest::Suggestion) {
         let homes = schema::sections_with_key(&s.candidate);
         let action = match (s.unambiguous, homes.as_slice()) {
-            (true, [home]) if !self.present(home, &s.candidate) => Some(FixAction::MoveKey {
-                from_section: from.map(str::to_string),
-                from_key: m.key.clone(),
-                to_section: home.to_string(),
-                to_key: s.candidate.clone(),
-            }),
+            (true, [home]) if !self.present(home, &s.candidate) => {
+                Some(move_key(from, &m.key, home, &s.candidate))
+            }
             _ => None,
         };
-        let targets = homes
-            .iter()
-            .map(|h| format!("`{h}.{}`", s.candidate))
-            .collect::<Vec<_>>()
-            .join(" or ");
+        let targets = qualified(&homes, &s.candidate);
+        self.unknown(
+            from,
+            m,
+            format!("did you mean {targets}? move it there"),
+            action,
+        );
+    }
+
+    /// An unknown section (`from` is None) or an unknown key of section `from`, with the fix given.
+    fn unknown(&mut self, from: Option<&str>, m: &Member, fix: String, action: Option<FixAction>) {
         self.push(
-            path,
+            key_path(from, &m.key),
             m.key_pos,
             ProblemKind::UnknownKey,
             match from {
@@ -634,9 +488,33 @@ impl<'a> Validator<'a> {
                 ),
                 None => format!("one of the sections {}", section_names()),
             },
-            format!("did you mean {targets}? move it there"),
+            fix,
             action,
         );
+    }
+}
+
+/// `section.key`, or the bare key at the top level (`from` is None).
+fn key_path(from: Option<&str>, key: &str) -> String {
+    join(from.unwrap_or_default(), key)
+}
+
+/// "`home.key` or `other.key`": the places a key exists.
+fn qualified(homes: &[&str], key: &str) -> String {
+    homes
+        .iter()
+        .map(|h| format!("`{h}.{key}`"))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+/// The repair that moves `key` from section `from` (the top level when None) to `to_section.to_key`.
+fn move_key(from: Option<&str>, key: &str, to_section: &str, to_key: &str) -> FixAction {
+    FixAction::MoveKey {
+        from_section: from.map(str::to_string),
+        from_key: key.to_string(),
+        to_section: to_section.to_string(),
+        to_key: to_key.to_string(),
     }
 }
 
@@ -650,97 +528,6 @@ fn join(prefix: &str, key: &str) -> String {
     } else {
         format!("{prefix}.{key}")
     }
-}
-
-/// Does a key name look like it holds a credential (`token`, `hf_token`, `api_key`, `password`, …)?
-pub fn is_secret_key(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    [
-        "token",
-        "secret",
-        "password",
-        "passwd",
-        "api_key",
-        "apikey",
-        "credential",
-        "auth",
-    ]
-    .iter()
-    .any(|s| n.contains(s))
-}
-
-/// A copy of `v` for display with every value under a secret-looking key replaced by `"<redacted>"`.
-pub fn redact(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| {
-                    let v = if is_secret_key(k) && !v.is_null() {
-                        Value::String("<redacted>".to_string())
-                    } else {
-                        redact(v)
-                    };
-                    (k.clone(), v)
-                })
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(redact).collect()),
-        Value::String(s) => Value::String(mask_url_password(s)),
-        other => other.clone(),
-    }
-}
-
-/// `postgresql://user:pw@host/db` → `postgresql://user:<redacted>@host/db`; other strings unchanged.
-pub fn mask_url_password(s: &str) -> String {
-    if let Some((scheme, rest)) = s.split_once("://")
-        && let Some((userinfo, host)) = rest.split_once('@')
-        && let Some((user, _)) = userinfo.split_once(':')
-    {
-        return format!("{scheme}://{user}:<redacted>@{host}");
-    }
-    s.to_string()
-}
-
-/// `value` for display under `path` (`api.token`, or anything secret-looking): redacted when it is a credential.
-pub fn redact_at(path: &str, value: &Value) -> Value {
-    let last = path.rsplit('.').next().unwrap_or(path);
-    if is_secret_key(last) && !value.is_null() {
-        Value::String("<redacted>".to_string())
-    } else {
-        redact(value)
-    }
-}
-
-/// One row of `validate-config --verbose`: a key's effective value and whether it came from the file.
-#[derive(Debug, Clone, Serialize)]
-pub struct Effective {
-    pub path: String,
-    pub value: Value,
-    pub from_file: bool,
-}
-
-/// The effective value of every schema key for a (valid) document: the file's value, else the default. The API
-/// token is redacted.
-pub fn effective_values(doc: &Value) -> Vec<Effective> {
-    let mut out = Vec::new();
-    for s in SCHEMA {
-        for key in s.keys {
-            let from = doc.get(s.name).and_then(|sec| sec.get(key.name));
-            let path = format!("{}.{}", s.name, key.name);
-            let value = redact_at(
-                &path,
-                &from
-                    .cloned()
-                    .unwrap_or_else(|| schema::default_value(s.name, key.name)),
-            );
-            out.push(Effective {
-                path,
-                value,
-                from_file: from.is_some(),
-            });
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -911,33 +698,5 @@ mod tests {
             assert!(!validate_text(text).is_valid(), "{text}");
             assert!(config::parse(text, Path::new("x")).is_err(), "{text}");
         }
-    }
-
-    #[test]
-    fn secrets_are_redacted() {
-        assert_eq!(
-            mask_url_password("postgresql://u:pw@h:5432/db"),
-            "postgresql://u:<redacted>@h:5432/db"
-        );
-        assert_eq!(mask_url_password("sqlite:///a@b"), "sqlite:///a@b");
-        let v: Value =
-            serde_json::from_str(r#"{"hf_token": "x", "n": {"Password": "y"}, "ok": [1]}"#)
-                .unwrap();
-        assert_eq!(
-            redact(&v),
-            serde_json::json!({"hf_token": "<redacted>", "n": {"Password": "<redacted>"}, "ok": [1]})
-        );
-    }
-
-    #[test]
-    fn effective_values_mark_defaults() {
-        let doc: Value =
-            serde_json::from_str("{\"api\": {\"port\": 9, \"token\": \"s3cret\"}}").unwrap();
-        let e = effective_values(&doc);
-        let port = e.iter().find(|e| e.path == "api.port").unwrap();
-        assert!(port.from_file);
-        let tok = e.iter().find(|e| e.path == "api.token").unwrap();
-        assert_eq!(tok.value, Value::String("<redacted>".into()));
-        assert!(!e.iter().find(|e| e.path == "ui.theme").unwrap().from_file);
     }
 }

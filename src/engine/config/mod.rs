@@ -1,14 +1,40 @@
-//! The enhanced configuration: schema, defaults and discovery.
+//! The enhanced configuration: the typed keys with their defaults, and finding and loading the file in force.
 //!
 //! Every key is typed and has a documented default (see the README's configuration reference). A partial file is
-//! valid: missing keys take their defaults. Validation with JSON paths and line:column positions lives in
-//! `config_validate`; legacy migration in `config_migrate`.
+//! valid: missing keys take their defaults. The submodules work on configuration files:
+//!
+//! - the schema table and what it drives: [`schema`] (the key table and defaults), [`check`] (a value against its
+//!   key), [`suggest`] ("did you mean"), [`reference`](mod@reference) (the README table);
+//! - reading a file: [`json_spans`] (positions), [`validate`] (every problem at once) reporting [`problem`]s,
+//!   [`redact`] (no credential is printed), [`effective`] (`validate-config --verbose`);
+//! - changing a file: [`document`] (set a key, render), [`writer`] (new files, backups), [`fix`] (`fix-config`),
+//!   [`edit`] (`configure`, `enable-feature`), [`selftest`] (`enable-feature --test-first`);
+//! - the legacy system: [`legacy`] (the mapping table) and [`migrate`] (`migrate-config`);
+//! - beside the file: [`hub_env`] (the Hugging Face environment).
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{EmaError, Result};
+use crate::engine::error::{EmaError, Result};
+
+pub mod check;
+pub mod document;
+pub mod edit;
+pub mod effective;
+pub mod fix;
+pub mod hub_env;
+pub mod json_spans;
+pub mod legacy;
+pub mod migrate;
+pub mod problem;
+pub mod redact;
+pub mod reference;
+pub mod schema;
+pub mod selftest;
+pub mod suggest;
+pub mod validate;
+pub mod writer;
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -347,7 +373,7 @@ pub fn discover(flag: Option<&Path>) -> Result<(Option<PathBuf>, ConfigSource, V
     Ok((None, ConfigSource::Defaults, searched))
 }
 
-/// Parse configuration text. Errors name the first problem; `config_validate` lists them all.
+/// Parse configuration text. Errors name the first problem; [`validate`] lists them all.
 pub fn parse(text: &str, origin: &Path) -> Result<Config> {
     serde_json::from_str(text).map_err(|e| {
         EmaError::Config(format!(
@@ -422,89 +448,6 @@ fn resolve_relative(c: &mut Config, config_path: &Path) {
             *p = base.join(&*p);
         }
     }
-}
-
-/// Hugging Face environment the field expects.
-#[derive(Debug, Clone)]
-pub struct HubEnv {
-    pub endpoint: String,
-    /// The token, if any. Never print it; use [`HubEnv::token_source`] to say where it came from.
-    pub token: Option<String>,
-    pub token_source: Option<String>,
-    pub offline: bool,
-}
-
-impl HubEnv {
-    pub fn from_env() -> Self {
-        let endpoint = std::env::var("HF_ENDPOINT")
-            .ok()
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| s.trim().trim_end_matches('/').to_string())
-            .unwrap_or_else(|| "https://huggingface.co".to_string());
-        let offline = std::env::var("HF_HUB_OFFLINE")
-            .map(|v| {
-                matches!(
-                    v.trim().to_ascii_lowercase().as_str(),
-                    "1" | "true" | "yes" | "on"
-                )
-            })
-            .unwrap_or(false);
-        let (token, token_source) = if let Some(t) = env_nonempty("HF_TOKEN") {
-            (Some(t), Some("HF_TOKEN".to_string()))
-        } else if let Some(t) = env_nonempty("HUGGING_FACE_HUB_TOKEN") {
-            (Some(t), Some("HUGGING_FACE_HUB_TOKEN".to_string()))
-        } else {
-            let path = token_path();
-            match std::fs::read_to_string(&path) {
-                Ok(s) if !s.trim().is_empty() => {
-                    (Some(s.trim().to_string()), Some(path.display().to_string()))
-                }
-                _ => (None, None),
-            }
-        };
-        HubEnv {
-            endpoint,
-            token,
-            token_source,
-            offline,
-        }
-    }
-}
-
-fn env_nonempty(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-}
-
-/// `$HF_TOKEN_PATH`, else `$HF_HOME/token`, else `$XDG_CACHE_HOME/huggingface/token`, else
-/// `~/.cache/huggingface/token`.
-pub fn token_path() -> PathBuf {
-    if let Some(p) = env_nonempty("HF_TOKEN_PATH") {
-        return PathBuf::from(p);
-    }
-    hf_home().join("token")
-}
-
-/// The shared Hugging Face cache: `$HF_HUB_CACHE`, else `$HF_HOME/hub`.
-pub fn hf_hub_cache() -> PathBuf {
-    match env_nonempty("HF_HUB_CACHE") {
-        Some(p) => PathBuf::from(p),
-        None => hf_home().join("hub"),
-    }
-}
-
-pub fn hf_home() -> PathBuf {
-    if let Some(p) = env_nonempty("HF_HOME") {
-        return PathBuf::from(p);
-    }
-    if let Some(p) = env_nonempty("XDG_CACHE_HOME") {
-        return PathBuf::from(p).join("huggingface");
-    }
-    directories::BaseDirs::new()
-        .map(|b| b.home_dir().join(".cache").join("huggingface"))
-        .unwrap_or_else(|| PathBuf::from(".cache/huggingface"))
 }
 
 #[cfg(test)]
