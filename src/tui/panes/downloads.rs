@@ -1,0 +1,254 @@
+//! Pane 2, Downloads: every download with its gauge, rate, ETA and retries (the selected one with its files and last
+//! error), the throughput sparkline, and the pause / resume / cancel keys.
+
+use ratatui::Frame;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Sparkline, Wrap};
+
+use crate::engine::events::Severity;
+
+use super::super::action::Action;
+use super::super::component::{DrawCtx, KeyHelp, ListPos, Reply, k};
+use super::super::state::{ConsoleState, DownloadState};
+use super::super::units::{human_bytes, human_eta, human_rate};
+use super::super::widgets::{block, line_gauge};
+
+pub const KEYS: &[KeyHelp] = &[
+    k("p", "pause", "pause the download"),
+    k("u", "resume", "resume the download"),
+    k("c", "cancel", "cancel the download (asks first)"),
+];
+
+/// The Downloads pane's view state.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DownloadsPane {
+    pub pos: ListPos,
+}
+
+impl DownloadsPane {
+    /// The selected download's model id.
+    pub fn selected(&self, state: &ConsoleState) -> Option<String> {
+        state.download_order.get(self.pos.selected).cloned()
+    }
+
+    /// The pane's own keys.
+    pub fn on_key(&mut self, key: KeyEvent, state: &ConsoleState) -> Reply {
+        let Some(id) = self.selected(state) else {
+            if matches!(key.code, KeyCode::Char('p' | 'u' | 'c')) {
+                return Reply::say(Severity::Warning, "no download selected");
+            }
+            return Reply::Done;
+        };
+        match key.code {
+            KeyCode::Char('p') => Reply::Request(Action::Pause(id)),
+            KeyCode::Char('u') => Reply::Request(Action::Resume(id)),
+            KeyCode::Char('c') => Reply::Request(Action::Cancel {
+                model_id: id,
+                confirmed: false,
+            }),
+            _ => Reply::Done,
+        }
+    }
+
+    pub fn draw(&mut self, frame: &mut Frame, ctx: &DrawCtx, area: Rect) -> Option<usize> {
+        let t = ctx.theme;
+        let focused = ctx.focused;
+        let mut page = None;
+        let active = ctx.state.active_downloads();
+        let title = format!(
+            " 2 Downloads · {active} active · {} ",
+            human_rate(ctx.state.total_rate())
+        );
+        let outer = block(t, title, focused);
+        let inner = outer.inner(area);
+        frame.render_widget(outer, area);
+        let [list_area, spark_area] = inner.layout(&Layout::vertical([
+            Constraint::Min(4),
+            Constraint::Length(5),
+        ]));
+        if ctx.state.download_order.is_empty() {
+            frame.render_widget(
+                Paragraph::new(
+                    "No downloads yet.\nSelect a model in pane 1 (Models) and press d to start one; progress, rate, ETA \
+                     and retries show up here.",
+                )
+                .style(t.dim)
+                .wrap(Wrap { trim: true }),
+                list_area,
+            );
+        } else {
+            // Each download takes 2 lines (gauge + facts); the selected one also lists its files and last error.
+            let order = ctx.state.download_order.clone();
+            let per = 2usize;
+            let sel_extra = self
+                .selected(ctx.state)
+                .and_then(|id| ctx.state.download(&id))
+                .map(|d| d.files.len().min(6) + usize::from(d.last_error.is_some()))
+                .unwrap_or(0);
+            let fit = ((list_area.height as usize).saturating_sub(sel_extra) / per).max(1);
+            page = Some(fit);
+            let range = self.pos.window(order.len(), fit);
+            let mut y = list_area.y;
+            let bottom = list_area.y + list_area.height;
+            for i in range {
+                let Some(d) = ctx.state.download(&order[i]) else {
+                    continue;
+                };
+                if y >= bottom {
+                    break;
+                }
+                let selected = i == self.pos.selected;
+                let name_style = if selected && focused {
+                    t.selected
+                } else if selected {
+                    t.text.add_modifier(Modifier::BOLD)
+                } else {
+                    t.text
+                };
+                let state_style = match d.state {
+                    DownloadState::Running => t.info,
+                    DownloadState::Finished => t.ok,
+                    DownloadState::Failed => t.error,
+                    DownloadState::Paused | DownloadState::Queued => t.accent,
+                    DownloadState::Cancelled => t.dim,
+                };
+                let label = format!("{:>3.0}%", d.ratio() * 100.0);
+                let row = Rect::new(list_area.x, y, list_area.width, 1);
+                let [name_a, gauge_a] = row.layout(&Layout::horizontal([
+                    Constraint::Percentage(40),
+                    Constraint::Percentage(60),
+                ]));
+                frame.render_widget(
+                    Line::from(vec![
+                        Span::styled(if selected { "▶ " } else { "  " }, name_style),
+                        Span::styled(d.model_id.clone(), name_style),
+                    ]),
+                    name_a,
+                );
+                frame.render_widget(line_gauge(t, d.ratio(), label, t.gauge), gauge_a);
+                y += 1;
+                if y >= bottom {
+                    break;
+                }
+                let facts = format!(
+                    "    {} · {}/{} · {} files of {} · {} · ETA {} · retries {}",
+                    d.state.as_str(),
+                    human_bytes(d.bytes_done),
+                    human_bytes(d.bytes_total),
+                    d.files_done,
+                    d.files_total,
+                    human_rate(d.rate),
+                    human_eta(d.eta),
+                    d.retries
+                );
+                frame.render_widget(
+                    Line::styled(facts, state_style),
+                    Rect::new(list_area.x, y, list_area.width, 1),
+                );
+                y += 1;
+                if selected {
+                    // Files still moving first, then the finished ones.
+                    let mut files: Vec<_> = d.files.iter().collect();
+                    files.sort_by_key(|(p, f)| {
+                        (f.verified || (f.total > 0 && f.done >= f.total), *p)
+                    });
+                    for (path, f) in files.into_iter().take(6) {
+                        if y >= bottom {
+                            break;
+                        }
+                        let r = Rect::new(list_area.x, y, list_area.width, 1);
+                        let [a, b] = r.layout(&Layout::horizontal([
+                            Constraint::Percentage(40),
+                            Constraint::Percentage(60),
+                        ]));
+                        let ratio = if f.total == 0 {
+                            0.0
+                        } else {
+                            (f.done as f64 / f.total as f64).clamp(0.0, 1.0)
+                        };
+                        frame.render_widget(
+                            Line::styled(
+                                format!("      {}{}", if f.verified { "✓ " } else { "" }, path),
+                                t.dim,
+                            ),
+                            a,
+                        );
+                        frame.render_widget(
+                            line_gauge(t, ratio, format!("{:>3.0}%", ratio * 100.0), t.gauge),
+                            b,
+                        );
+                        y += 1;
+                    }
+                    if let Some(e) = &d.last_error
+                        && y < bottom
+                    {
+                        frame.render_widget(
+                            Line::styled(format!("    last error: {e}"), t.error),
+                            Rect::new(list_area.x, y, list_area.width, 1),
+                        );
+                        y += 1;
+                    }
+                }
+            }
+        }
+        let data: Vec<u64> = ctx.state.rate_history.iter().copied().collect();
+        let peak = data.iter().copied().max().unwrap_or(0);
+        let width = spark_area.width.saturating_sub(2) as usize;
+        let shown = &data[data.len().saturating_sub(width)..];
+        frame.render_widget(
+            Sparkline::default()
+                .block(Block::bordered().border_style(t.border).title(Span::styled(
+                    format!(
+                        " throughput · now {} · peak {} ",
+                        human_rate(ctx.state.total_rate()),
+                        human_rate(peak as f64)
+                    ),
+                    t.title,
+                )))
+                .data(shown)
+                .style(t.sparkline),
+            spark_area,
+        );
+        page
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::tests::fixtures::*;
+
+    #[test]
+    fn downloads_pause_resume_cancel() {
+        let mut a = app();
+        press(&mut a, KeyCode::Char('2'));
+        expect_actions(
+            &mut a,
+            KeyCode::Char('p'),
+            vec![Action::Pause("ema-demo/tiny-gpt2".into())],
+        );
+        expect_actions(
+            &mut a,
+            KeyCode::Char('u'),
+            vec![Action::Resume("ema-demo/tiny-gpt2".into())],
+        );
+        assert!(press(&mut a, KeyCode::Char('c')).is_empty());
+        expect_actions(
+            &mut a,
+            KeyCode::Enter,
+            vec![Action::Cancel {
+                model_id: "ema-demo/tiny-gpt2".into(),
+                confirmed: true,
+            }],
+        );
+        press(&mut a, KeyCode::Char('j'));
+        expect_actions(
+            &mut a,
+            KeyCode::Char('p'),
+            vec![Action::Pause("ema-demo/tiny-roberta".into())],
+        );
+    }
+}
