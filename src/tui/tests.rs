@@ -5,6 +5,7 @@
 pub(crate) mod fixtures;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::buffer::Buffer;
 use ratatui::style::Modifier;
 
 use super::action::Action;
@@ -107,20 +108,25 @@ fn snapshot_details_filter_and_delete_dialog() {
     insta::assert_snapshot!("delete_dialog_80x24", s);
 }
 
+/// The first screen row whose text contains `needle`.
+fn row_containing(buf: &Buffer, needle: &str) -> u16 {
+    (0..buf.area.height)
+        .find(|y| {
+            (0..buf.area.width)
+                .map(|x| buf[(x, *y)].symbol())
+                .collect::<String>()
+                .contains(needle)
+        })
+        .unwrap()
+}
+
 #[test]
 fn meaning_is_not_carried_by_colour_alone() {
     let mut a = App::new(demo_state(), Theme::monochrome());
     let t = render(&mut a, 120, 40);
     let buf = t.backend().buffer();
     // The selected row is REVERSED, and statuses have symbols.
-    let row = (0..buf.area.height)
-        .find(|y| {
-            (0..buf.area.width)
-                .map(|x| buf[(x, *y)].symbol())
-                .collect::<String>()
-                .contains("ema-demo/tiny-bert")
-        })
-        .unwrap();
+    let row = row_containing(buf, "ema-demo/tiny-bert");
     assert!(buf[(5, row)].modifier.contains(Modifier::REVERSED));
     let s = screen(&t);
     for sym in ["✓", "↓", "…", "✗"] {
@@ -130,14 +136,7 @@ fn meaning_is_not_carried_by_colour_alone() {
     let mut a = app();
     let t = render(&mut a, 120, 40);
     let buf = t.backend().buffer();
-    let row = (0..buf.area.height)
-        .find(|y| {
-            (0..buf.area.width)
-                .map(|x| buf[(x, *y)].symbol())
-                .collect::<String>()
-                .contains("tiny-t5")
-        })
-        .unwrap();
+    let row = row_containing(buf, "tiny-t5");
     assert_eq!(buf[(1, row)].symbol(), "✗");
     assert_eq!(buf[(1, row)].fg, a.theme.error.fg.unwrap());
 }

@@ -50,7 +50,7 @@ impl HealthPane {
         let mut page = None;
         let n = ctx.state.unacknowledged_alerts();
         let outer = block(
-            &t,
+            t,
             format!(" 3 Health · {n} unacknowledged alert(s) "),
             focused,
         );
@@ -85,7 +85,7 @@ impl HealthPane {
         );
         frame.render_widget(
             line_gauge(
-                &t,
+                t,
                 ratio,
                 format!(
                     "{:>3.0}%{}",

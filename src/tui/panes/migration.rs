@@ -96,7 +96,7 @@ impl MigrationPane {
             .map(|p| st.progress(*p).0)
             .sum();
         let outer = block(
-            &t,
+            t,
             format!(" 5 Migration · {total_done}/{} steps ", STEPS.len()),
             focused,
         );
