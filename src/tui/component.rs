@@ -2,7 +2,7 @@
 //! answers to a key, the scrollable list position every pane keeps, and the key-help entries every pane lists (the
 //! hint line and the help overlay are generated from them).
 
-use ratatui::crossterm::event::KeyEvent;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::engine::events::Severity;
 
@@ -65,7 +65,6 @@ impl ListPos {
     }
     /// Apply a navigation key (rows, ends, pages; `page` rows a page). False when the key is not a navigation key.
     pub fn navigate(&mut self, key: &KeyEvent, len: usize, page: usize) -> bool {
-        use ratatui::crossterm::event::{KeyCode, KeyModifiers};
         let page = page.max(1) as isize;
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match key.code {

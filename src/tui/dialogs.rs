@@ -55,6 +55,7 @@ impl App {
     }
 }
 
+/// A `w`×`h` rectangle in the middle of `area` (clipped to it).
 fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);
     let h = h.min(area.height);
@@ -85,6 +86,7 @@ pub fn help_lines(t: &Theme) -> Vec<Line<'static>> {
     lines
 }
 
+/// The help overlay, scrolled by `app.help_scroll`.
 pub fn draw_help(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let lines = help_lines(t);
@@ -104,6 +106,7 @@ pub fn draw_help(frame: &mut Frame, app: &App, area: Rect) {
     );
 }
 
+/// The confirmation dialog, when one is open.
 pub fn draw_confirm(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let Some(c) = &app.confirm else { return };

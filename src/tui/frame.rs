@@ -15,6 +15,7 @@ use super::panes::Pane;
 use super::units::human_rate;
 use super::widgets::severity_style;
 
+/// The smallest terminal the console draws in; below it, a "too small" screen.
 pub const MIN_WIDTH: u16 = 80;
 pub const MIN_HEIGHT: u16 = 24;
 

@@ -53,6 +53,7 @@ impl DownloadsPane {
         }
     }
 
+    /// Draw the pane (only the rows that fit). Returns the rows of a page for PgUp/PgDn when it drew a list.
     pub fn draw(&mut self, frame: &mut Frame, ctx: &DrawCtx, area: Rect) -> Option<usize> {
         let t = ctx.theme;
         let focused = ctx.focused;

@@ -64,7 +64,7 @@ impl FallbackPane {
         }
     }
 
-    /// Draw the pane about `target`.
+    /// Draw the pane about `target`. Returns the rows of a page for PgUp/PgDn when it drew a list.
     pub fn draw(
         &mut self,
         frame: &mut Frame,

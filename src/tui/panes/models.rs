@@ -90,9 +90,9 @@ pub struct ModelsPane {
 
 impl ModelsPane {
     /// Recompute the filtered, sorted model order when its inputs changed.
-    pub fn refresh_view(&mut self, state: &ConsoleState) {
+    pub fn refresh_view(&mut self, st: &ConsoleState) {
         let key = (
-            state.models_generation,
+            st.models_generation,
             self.filter.value().to_string(),
             self.sort,
             self.reverse,
@@ -103,10 +103,9 @@ impl ModelsPane {
         let selected_id = self
             .view
             .get(self.pos.selected)
-            .and_then(|i| state.models.get(*i))
+            .and_then(|i| st.models.get(*i))
             .map(|m| m.id.clone());
         let needle = self.filter.value().to_lowercase();
-        let st = state;
         let models = &st.models;
         let mut v: Vec<usize> = (0..models.len())
             .filter(|i| {
@@ -143,7 +142,7 @@ impl ModelsPane {
         self.view_key = Some(key);
         // Keep the same model selected when it is still shown.
         if let Some(id) = selected_id
-            && let Some(p) = self.view.iter().position(|i| state.models[*i].id == id)
+            && let Some(p) = self.view.iter().position(|i| st.models[*i].id == id)
         {
             self.pos.selected = p;
         }
@@ -280,6 +279,7 @@ impl ModelsPane {
         }
     }
 
+    /// Draw the pane (only the rows that fit). Returns the rows of a page for PgUp/PgDn when it drew a list.
     pub fn draw(&mut self, frame: &mut Frame, ctx: &DrawCtx, area: Rect) -> Option<usize> {
         self.refresh_view(ctx.state);
         let focused = ctx.focused;
