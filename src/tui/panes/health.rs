@@ -47,13 +47,11 @@ impl HealthPane {
     /// Draw the pane (only the rows that fit). Returns the rows of a page for PgUp/PgDn when it drew a list.
     pub fn draw(&mut self, frame: &mut Frame, ctx: &DrawCtx, area: Rect) -> Option<usize> {
         let t = ctx.theme;
-        let focused = ctx.focused;
-        let mut page = None;
         let n = ctx.state.unacknowledged_alerts();
         let outer = block(
             t,
             format!(" 3 Health · {n} unacknowledged alert(s) "),
-            focused,
+            ctx.focused,
         );
         let inner = outer.inner(area);
         frame.render_widget(outer, area);
@@ -63,65 +61,16 @@ impl HealthPane {
             Constraint::Length(6),
         ]));
 
-        // Storage against the budget and the cleanup threshold.
-        let s = &ctx.state.storage;
-        let ratio = s.used_ratio();
-        let gauge_style = if s.over_threshold() { t.warn } else { t.gauge };
-        frame.render_widget(
-            Line::from(vec![
-                Span::styled("storage ", t.header),
-                Span::raw(format!(
-                    "{} of {} GB max ({:.1}%) · cleanup threshold {}%{}",
-                    human_bytes(s.used_bytes),
-                    s.max_storage_gb,
-                    ratio * 100.0,
-                    s.cleanup_threshold_percent,
-                    match s.disk_available_bytes {
-                        Some(a) => format!(" · disk free {}", human_bytes(a)),
-                        None => String::new(),
-                    }
-                )),
-            ]),
-            Rect::new(storage_a.x, storage_a.y, storage_a.width, 1),
-        );
-        frame.render_widget(
-            line_gauge(
-                t,
-                ratio,
-                format!(
-                    "{:>3.0}%{}",
-                    ratio * 100.0,
-                    if s.over_threshold() {
-                        " over threshold"
-                    } else {
-                        ""
-                    }
-                ),
-                gauge_style,
-            ),
-            Rect::new(storage_a.x, storage_a.y + 1, storage_a.width, 1),
-        );
-        let mut counts = std::collections::BTreeMap::<&str, usize>::new();
-        for m in &ctx.state.models {
-            *counts.entry(m.health.as_str()).or_default() += 1;
-        }
-        let summary = counts
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect::<Vec<_>>()
-            .join(" · ");
-        frame.render_widget(
-            Line::from(vec![
-                Span::styled("models  ", t.header),
-                Span::raw(if summary.is_empty() {
-                    "none".into()
-                } else {
-                    summary
-                }),
-            ]),
-            Rect::new(storage_a.x, storage_a.y + 2, storage_a.width, 1),
-        );
+        draw_storage(frame, ctx, storage_a);
+        let page = self.draw_alerts(frame, ctx, alerts_a);
+        self.draw_details(frame, ctx, detail_a);
+        page
+    }
 
+    /// The alert list (only the rows that fit). Returns the rows of a page when it drew a list.
+    fn draw_alerts(&mut self, frame: &mut Frame, ctx: &DrawCtx, alerts_a: Rect) -> Option<usize> {
+        let t = ctx.theme;
+        let focused = ctx.focused;
         if ctx.state.alerts.is_empty() {
             frame.render_widget(
                 Paragraph::new(
@@ -131,9 +80,9 @@ impl HealthPane {
                 .wrap(Wrap { trim: true }),
                 alerts_a,
             );
+            None
         } else {
             let h = alerts_a.height.saturating_sub(1) as usize;
-            page = Some(h.max(1));
             let range = self.pos.window(ctx.state.alerts.len(), h);
             let rows: Vec<Row> = ctx.state.alerts[range.clone()]
                 .iter()
@@ -180,9 +129,13 @@ impl HealthPane {
                 alerts_a,
                 &mut ts,
             );
+            Some(h.max(1))
         }
+    }
 
-        // Details of the selected alert's model.
+    /// The selected alert's fix and its model's health and problems.
+    fn draw_details(&self, frame: &mut Frame, ctx: &DrawCtx, detail_a: Rect) {
+        let t = ctx.theme;
         let mut lines = Vec::new();
         if let Some(a) = self.selected(ctx.state) {
             if let Some(act) = &a.suggested_action {
@@ -226,8 +179,69 @@ impl HealthPane {
             ),
             detail_a,
         );
-        page
     }
+}
+
+/// Storage against the budget and the cleanup threshold, and the models by health.
+fn draw_storage(frame: &mut Frame, ctx: &DrawCtx, storage_a: Rect) {
+    let t = ctx.theme;
+    let s = &ctx.state.storage;
+    let ratio = s.used_ratio();
+    let gauge_style = if s.over_threshold() { t.warn } else { t.gauge };
+    frame.render_widget(
+        Line::from(vec![
+            Span::styled("storage ", t.header),
+            Span::raw(format!(
+                "{} of {} GB max ({:.1}%) · cleanup threshold {}%{}",
+                human_bytes(s.used_bytes),
+                s.max_storage_gb,
+                ratio * 100.0,
+                s.cleanup_threshold_percent,
+                match s.disk_available_bytes {
+                    Some(a) => format!(" · disk free {}", human_bytes(a)),
+                    None => String::new(),
+                }
+            )),
+        ]),
+        Rect::new(storage_a.x, storage_a.y, storage_a.width, 1),
+    );
+    frame.render_widget(
+        line_gauge(
+            t,
+            ratio,
+            format!(
+                "{:>3.0}%{}",
+                ratio * 100.0,
+                if s.over_threshold() {
+                    " over threshold"
+                } else {
+                    ""
+                }
+            ),
+            gauge_style,
+        ),
+        Rect::new(storage_a.x, storage_a.y + 1, storage_a.width, 1),
+    );
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for m in &ctx.state.models {
+        *counts.entry(m.health.as_str()).or_default() += 1;
+    }
+    let summary = counts
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(" · ");
+    frame.render_widget(
+        Line::from(vec![
+            Span::styled("models  ", t.header),
+            Span::raw(if summary.is_empty() {
+                "none".into()
+            } else {
+                summary
+            }),
+        ]),
+        Rect::new(storage_a.x, storage_a.y + 2, storage_a.width, 1),
+    );
 }
 
 #[cfg(test)]

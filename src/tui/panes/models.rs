@@ -4,7 +4,7 @@
 use ratatui::Frame;
 use ratatui::crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::Modifier;
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState, Wrap};
 use tui_input::Input;
@@ -306,40 +306,8 @@ impl ModelsPane {
             Constraint::Min(3),
             Constraint::Length(details_h),
         ]));
-        let t = ctx.theme;
-        if let Some(input) = &self.watch_input {
-            let prefix = "watch: ";
-            let width = filter_area.width.saturating_sub(prefix.len() as u16) as usize;
-            let scroll = input.visual_scroll(width);
-            let value: String = input.value().chars().skip(scroll).collect();
-            frame.render_widget(
-                Line::from(vec![
-                    Span::styled(prefix, t.accent),
-                    Span::styled(value, t.text),
-                ]),
-                filter_area,
-            );
-            if focused {
-                let x = (input.visual_cursor().max(scroll) - scroll) as u16;
-                frame.set_cursor_position((filter_area.x + prefix.len() as u16 + x, filter_area.y));
-            }
-        } else if show_filter {
-            let prefix = "/ ";
-            let width = filter_area.width.saturating_sub(prefix.len() as u16) as usize;
-            let scroll = self.filter.visual_scroll(width);
-            let value: String = self.filter.value().chars().skip(scroll).collect();
-            let style = if self.filtering { t.accent } else { t.dim };
-            frame.render_widget(
-                Line::from(vec![
-                    Span::styled(prefix, style),
-                    Span::styled(value, t.text),
-                ]),
-                filter_area,
-            );
-            if self.filtering && focused {
-                let x = (self.filter.visual_cursor().max(scroll) - scroll) as u16;
-                frame.set_cursor_position((filter_area.x + prefix.len() as u16 + x, filter_area.y));
-            }
+        if show_filter {
+            self.draw_prompt(frame, ctx, filter_area);
         }
 
         if ctx.state.models.is_empty() {
@@ -349,12 +317,26 @@ impl ModelsPane {
                 ctx.state.store_root.display()
             );
             frame.render_widget(
-                Paragraph::new(msg).style(t.dim).wrap(Wrap { trim: true }),
+                Paragraph::new(msg)
+                    .style(ctx.theme.dim)
+                    .wrap(Wrap { trim: true }),
                 table_area,
             );
             return None;
         }
 
+        let page = self.draw_table(frame, ctx, table_area);
+
+        if self.details && details_area.height > 0 {
+            self.draw_details(frame, ctx, details_area);
+        }
+        Some(page)
+    }
+
+    /// The table of models (only the rows that fit). Returns the rows of a page.
+    fn draw_table(&mut self, frame: &mut Frame, ctx: &DrawCtx, table_area: Rect) -> usize {
+        let t = ctx.theme;
+        let focused = ctx.focused;
         let wide = table_area.width >= 100;
         let header_cells: Vec<&str> = if wide {
             vec![
@@ -416,12 +398,7 @@ impl ModelsPane {
                     Cell::from(commit).style(t.dim),
                     status,
                     health,
-                    Cell::from(short_date(
-                        m.metadata
-                            .as_ref()
-                            .and_then(|x| x.last_verified_at.as_deref()),
-                    ))
-                    .style(t.dim),
+                    Cell::from(short_date(last_verified(m))).style(t.dim),
                 ]
             } else {
                 vec![sym, Cell::from(id), Cell::from(size), status, health]
@@ -439,10 +416,27 @@ impl ModelsPane {
             .column_spacing(1);
         frame.render_stateful_widget(table, table_area, &mut ts);
 
-        if self.details && details_area.height > 0 {
-            self.draw_details(frame, ctx, details_area);
+        rows_h.max(1)
+    }
+
+    /// The watch prompt when it is open, else the filter line.
+    fn draw_prompt(&self, frame: &mut Frame, ctx: &DrawCtx, area: Rect) {
+        let t = ctx.theme;
+        match &self.watch_input {
+            Some(input) => draw_input_line(
+                frame,
+                area,
+                input,
+                ("watch: ", t.accent),
+                t.text,
+                ctx.focused,
+            ),
+            None => {
+                let style = if self.filtering { t.accent } else { t.dim };
+                let cursor = self.filtering && ctx.focused;
+                draw_input_line(frame, area, &self.filter, ("/ ", style), t.text, cursor);
+            }
         }
-        Some(rows_h.max(1))
     }
 
     fn draw_details(&self, frame: &mut Frame, ctx: &DrawCtx, area: Rect) {
@@ -532,6 +526,31 @@ impl ModelsPane {
             .border_style(t.border)
             .title(Span::styled(format!(" {} ", m.id), t.title));
         frame.render_widget(Paragraph::new(lines).block(b), area);
+    }
+}
+
+/// One input line: a styled prefix, then the part of the input that fits; the cursor placed when `cursor`.
+fn draw_input_line(
+    frame: &mut Frame,
+    area: Rect,
+    input: &Input,
+    (prefix, prefix_style): (&str, Style),
+    text: Style,
+    cursor: bool,
+) {
+    let width = area.width.saturating_sub(prefix.len() as u16) as usize;
+    let scroll = input.visual_scroll(width);
+    let value: String = input.value().chars().skip(scroll).collect();
+    frame.render_widget(
+        Line::from(vec![
+            Span::styled(prefix, prefix_style),
+            Span::styled(value, text),
+        ]),
+        area,
+    );
+    if cursor {
+        let x = (input.visual_cursor().max(scroll) - scroll) as u16;
+        frame.set_cursor_position((area.x + prefix.len() as u16 + x, area.y));
     }
 }
 
