@@ -115,7 +115,16 @@ impl MigrationPane {
                 Constraint::Percentage(50),
             ]))
         };
-        // Lines: a header per phase, then its steps. Keep the selected step visible.
+        let page = self.draw_steps(frame, ctx, list_a);
+        self.draw_step(frame, ctx, detail_a);
+        Some(page)
+    }
+
+    /// The steps by phase (a header per phase), keeping the selected one visible. Returns the rows of a page.
+    fn draw_steps(&self, frame: &mut Frame, ctx: &DrawCtx, list_a: Rect) -> usize {
+        let t = ctx.theme;
+        let focused = ctx.focused;
+        let st = &ctx.state.migration;
         let mut lines: Vec<(Option<usize>, Line)> = Vec::new();
         let mut phase = None;
         for (i, d) in STEPS.iter().enumerate() {
@@ -161,7 +170,6 @@ impl MigrationPane {
             ));
         }
         let h = list_a.height as usize;
-        let page = Some(h.max(1));
         let sel_line = lines
             .iter()
             .position(|(i, _)| *i == Some(self.pos.selected))
@@ -174,9 +182,14 @@ impl MigrationPane {
             .map(|(_, l)| l)
             .collect();
         frame.render_widget(Paragraph::new(shown), list_a);
+        h.max(1)
+    }
 
+    /// The selected step: what it does, its result and the end of its log, and the last backup.
+    fn draw_step(&self, frame: &mut Frame, ctx: &DrawCtx, detail_a: Rect) {
+        let t = ctx.theme;
         let Some(def) = self.selected() else {
-            return page;
+            return;
         };
         let rec = ctx.state.migration.record(def.id);
         let state = rec.map(|r| r.state).unwrap_or(StepState::Pending);
@@ -233,7 +246,6 @@ impl MigrationPane {
             ),
             detail_a,
         );
-        page
     }
 }
 
