@@ -10,12 +10,12 @@ use ratatui::widgets::{Block, Paragraph, Sparkline, Wrap};
 
 use crate::engine::events::Severity;
 
-use super::super::action::Action;
-use super::super::component::{DrawCtx, KeyHelp, ListPos, Reply, k};
-use super::super::state::{ConsoleState, DownloadState, DownloadView};
-use super::super::theme::Theme;
-use super::super::units::{human_bytes, human_eta, human_rate};
-use super::super::widgets::{block, line_gauge};
+use crate::tui::action::Action;
+use crate::tui::component::{DrawCtx, KeyHelp, ListPos, Reply, k};
+use crate::tui::state::{ConsoleState, DownloadState, DownloadView};
+use crate::tui::theme::Theme;
+use crate::tui::units::{human_bytes, human_eta, human_rate};
+use crate::tui::widgets::{block, line_gauge};
 
 pub const KEYS: &[KeyHelp] = &[
     k("p", "pause", "pause the download"),

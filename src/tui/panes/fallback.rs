@@ -10,10 +10,10 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
 
 use crate::engine::events::{Availability, Severity};
 
-use super::super::action::Action;
-use super::super::component::{DrawCtx, KeyHelp, ListPos, Reply, k};
-use super::super::state::ConsoleState;
-use super::super::widgets::{availability_style, block};
+use crate::tui::action::Action;
+use crate::tui::component::{DrawCtx, KeyHelp, ListPos, Reply, k};
+use crate::tui::state::ConsoleState;
+use crate::tui::widgets::{availability_style, block};
 
 pub const KEYS: &[KeyHelp] = &[
     k(

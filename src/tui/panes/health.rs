@@ -7,12 +7,12 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState, Wrap};
 
-use super::super::action::Action;
-use super::super::component::{DrawCtx, KeyHelp, ListPos, Reply, k};
-use super::super::state::ConsoleState;
-use super::super::state::alerts::AlertView;
-use super::super::units::human_bytes;
-use super::super::widgets::{
+use crate::tui::action::Action;
+use crate::tui::component::{DrawCtx, KeyHelp, ListPos, Reply, k};
+use crate::tui::state::ConsoleState;
+use crate::tui::state::alerts::AlertView;
+use crate::tui::units::human_bytes;
+use crate::tui::widgets::{
     block, health_style, line_gauge, severity_style, severity_symbol, short_date,
 };
 

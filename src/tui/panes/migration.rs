@@ -11,11 +11,11 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 use crate::engine::events::Severity;
 use crate::engine::migration::{Phase, STEPS, StepDef, StepKind, StepState};
 
-use super::super::action::Action;
-use super::super::component::{DrawCtx, KeyHelp, ListPos, Reply, k};
-use super::super::state::ConsoleState;
-use super::super::theme::Theme;
-use super::super::widgets::{block, short_date};
+use crate::tui::action::Action;
+use crate::tui::component::{DrawCtx, KeyHelp, ListPos, Reply, k};
+use crate::tui::state::ConsoleState;
+use crate::tui::theme::Theme;
+use crate::tui::widgets::{block, short_date};
 
 pub const KEYS: &[KeyHelp] = &[
     k(

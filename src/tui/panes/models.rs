@@ -13,11 +13,11 @@ use tui_input::backend::crossterm::EventHandler;
 use crate::engine::events::{Availability, Severity};
 use crate::engine::inventory::ModelInfo;
 
-use super::super::action::Action;
-use super::super::component::{DrawCtx, KeyHelp, ListPos, Reply, k};
-use super::super::state::ConsoleState;
-use super::super::units::human_bytes;
-use super::super::widgets::{
+use crate::tui::action::Action;
+use crate::tui::component::{DrawCtx, KeyHelp, ListPos, Reply, k};
+use crate::tui::state::ConsoleState;
+use crate::tui::units::human_bytes;
+use crate::tui::widgets::{
     availability_style, availability_symbol, block, health_style, short_date,
 };
 
