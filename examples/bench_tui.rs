@@ -1,6 +1,6 @@
 //! Console benchmarks, driven by `scripts/bench_tui.sh`.
 //!
-//! - `bench_tui render N FRAMES [WxH]`: time `ui::draw` of the Models pane with N models on a TestBackend, moving the
+//! - `bench_tui render N FRAMES [WxH]`: time `frame::draw` of the Models pane with N models on a TestBackend, moving the
 //!   selection between frames (so every frame differs); prints median, p95 and max in microseconds.
 //! - `bench_tui gen-store DIR N`: write a store of N small models (folder, one file, metadata sidecar).
 //! - `bench_tui sample-hub DIR`: write the demo's sample models into a store (for `scripts/screenshots.sh`).
@@ -86,7 +86,7 @@ fn render(n: usize, frames: usize, w: u16, h: u16) {
     let mut app = App::new(st, Theme::load("dark", false, None).unwrap());
     let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
     // Warm up (first frame allocates the buffers).
-    term.draw(|f| ema::tui::ui::draw(f, &mut app)).unwrap();
+    term.draw(|f| ema::tui::frame::draw(f, &mut app)).unwrap();
     let mut times = Vec::with_capacity(frames);
     for i in 0..frames {
         let k = if (i / 500) % 2 == 0 {
@@ -96,7 +96,7 @@ fn render(n: usize, frames: usize, w: u16, h: u16) {
         };
         app.on_key(KeyEvent::new(k, KeyModifiers::NONE));
         let t = Instant::now();
-        term.draw(|f| ema::tui::ui::draw(f, &mut app)).unwrap();
+        term.draw(|f| ema::tui::frame::draw(f, &mut app)).unwrap();
         times.push(t.elapsed().as_secs_f64() * 1e6);
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());

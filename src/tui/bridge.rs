@@ -20,7 +20,8 @@ use crate::engine::inventory::{self, ModelInfo};
 use crate::engine::migration::{self, MigrationContext, MigrationState, StepOutcome};
 use crate::engine::store::{RepoId, Store};
 
-use super::state::{AlertView, HubFacts, RemoteModel, StorageFacts};
+use super::state::alerts::AlertView;
+use super::state::{HubFacts, RemoteModel, StorageFacts};
 
 /// Facts that do not change while the console runs.
 #[derive(Debug, Clone)]
@@ -176,7 +177,7 @@ fn report_text(r: &DownloadReport) -> String {
             "downloaded {}: {} file(s), {} in {:.1}s",
             r.model_id,
             r.files,
-            super::state::human_bytes(r.bytes_fetched),
+            super::units::human_bytes(r.bytes_fetched),
             r.seconds
         )
     }
@@ -505,5 +506,50 @@ pub fn hub_facts(info: &BackendInfo) -> HubFacts {
         endpoint: info.hub_endpoint.clone(),
         offline_mode: info.offline_mode,
         reachable: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn watch_saves_the_watch_list_in_the_configuration_file() {
+        use crate::engine::Engine;
+        use crate::engine::config::{self, hub_env::HubEnv};
+
+        let d = tempfile::tempdir().unwrap();
+        let cfg = d.path().join("c.json");
+        std::fs::write(
+            &cfg,
+            serde_json::json!({"storage": {"models_directory": d.path().join("m"), "wanted_models": ["a/one"]}})
+                .to_string(),
+        )
+        .unwrap();
+        let loaded = config::load(Some(&cfg)).unwrap();
+        let hub = HubEnv {
+            endpoint: "http://127.0.0.1:9".into(),
+            token: None,
+            token_source: None,
+            offline: true,
+        };
+        let b = EngineBackend::new(
+            Engine::new(loaded.config.clone(), hub).unwrap(),
+            loaded,
+            Some(cfg.clone()),
+        );
+        b.watch("b/two".into()).await.unwrap();
+        assert!(b.watch("b/two".into()).await.unwrap().contains("already"));
+        assert!(b.watch("bad id".into()).await.is_err());
+        let again = config::load(Some(&cfg)).unwrap();
+        assert_eq!(again.config.storage.wanted_models, vec!["a/one", "b/two"]);
+        let ids: Vec<String> = b
+            .models()
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.id.to_string())
+            .collect();
+        assert_eq!(ids, vec!["a/one", "b/two"]);
     }
 }

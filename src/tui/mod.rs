@@ -3,16 +3,25 @@
 //! - [`state`]: the view model, fed by engine events and snapshots;
 //! - [`action`]: what the operator asks for;
 //! - [`bridge`]: the few engine calls the console makes ([`bridge::ConsoleBackend`]);
-//! - [`app`]: UI state and key handling; [`ui`]: drawing; [`runtime`]: the async loop; [`theme`]: themes.
+//! - [`app`]: focus, key and action routing; [`panes`]: one module per pane (its view state, keys and drawing);
+//!   [`component`]: what the app and the panes share;
+//! - [`frame`]: the frame around the panes; [`dialogs`]: confirmation and help overlays; [`widgets`], [`units`]:
+//!   shared drawing bits and units;
+//! - [`runtime`]: the async loop; [`sync_backend`]: synchronized terminal updates; [`theme`]: themes.
 
 pub mod action;
 pub mod app;
 pub mod bridge;
+pub mod component;
+pub mod dialogs;
+pub mod frame;
+pub mod panes;
 pub mod runtime;
 pub mod state;
 pub mod sync_backend;
 pub mod theme;
-pub mod ui;
+pub mod units;
+pub mod widgets;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

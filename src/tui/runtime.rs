@@ -21,8 +21,9 @@ use crate::engine::migration::{MigrationState, StepKind, StepOutcome, step_def};
 use super::action::Action;
 use super::app::App;
 use super::bridge::ConsoleBackend;
-use super::state::{AlertView, RemoteModel, StorageFacts};
-use super::ui;
+use super::frame;
+use super::state::alerts::AlertView;
+use super::state::{RemoteModel, StorageFacts};
 
 pub const MAX_FPS: u64 = 30;
 /// Seconds between hub reachability probes.
@@ -249,7 +250,7 @@ impl<K: ConsoleBackend> Runtime<K> {
                     Ok(models) => {
                         app.state.set_models(models);
                         self.ask_remote(app);
-                        app.refresh_view();
+                        app.models.refresh_view(&app.state);
                         if matches!(&app.message, Some((_, m)) if m.starts_with("rescanning")) {
                             app.message = None;
                         }
@@ -371,7 +372,7 @@ where
 
     let result: Result<()> = loop {
         if dirty && last_draw.is_none_or(|t| t.elapsed() >= min_frame) {
-            if let Err(e) = terminal.draw(|f| ui::draw(f, app)) {
+            if let Err(e) = terminal.draw(|f| frame::draw(f, app)) {
                 break Err(EmaError::Other(format!("cannot draw the console: {e}")));
             }
             last_draw = Some(Instant::now());
@@ -431,4 +432,86 @@ where
     drop(rt);
     let _ = tokio::time::timeout(Duration::from_secs(5), saver).await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use ratatui::backend::TestBackend;
+    use ratatui::crossterm::event::KeyCode;
+
+    use super::*;
+    use crate::engine::migration::StepState;
+    use crate::tui::tests::fixtures::{key, screen};
+    use crate::tui::theme::Theme;
+
+    /// The loop itself, over a real engine and a temporary store: keys in, state persisted, clean exit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runtime_marks_a_step_done_and_persists_it_across_restarts() {
+        use crate::engine::Engine;
+        use crate::engine::config::hub_env::HubEnv;
+        use crate::engine::config::{Config, ConfigSource, LoadedConfig};
+        use crate::tui::bridge::EngineBackend;
+
+        let d = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.storage.models_directory = d.path().join("models");
+        config.storage.wanted_models = vec!["org/wanted".into()];
+        let loaded = LoadedConfig {
+            config: config.clone(),
+            path: None,
+            source: ConfigSource::Defaults,
+            searched: vec![],
+        };
+        let hub = HubEnv {
+            endpoint: "http://127.0.0.1:9".into(),
+            token: None,
+            token_source: None,
+            offline: true,
+        };
+        let make = || {
+            Arc::new(EngineBackend::new(
+                Engine::new(config.clone(), hub.clone()).unwrap(),
+                loaded.clone(),
+                None,
+            ))
+        };
+        let backend = make();
+        let st = crate::tui::initial_state(backend.as_ref()).await.unwrap();
+        assert_eq!(st.models.len(), 1);
+        let mut app = App::new(st, Theme::monochrome());
+        let keys: Vec<std::io::Result<TermEvent>> = ['5', 'j', 'j', 'm', 'j', 's', 'q']
+            .into_iter()
+            .map(|c| Ok(TermEvent::Key(key(KeyCode::Char(c)))))
+            .collect();
+        let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            run(
+                &mut term,
+                &mut app,
+                backend.clone(),
+                futures::stream::iter(keys),
+            ),
+        )
+        .await
+        .expect("the loop ends")
+        .unwrap();
+        assert!(app.quit);
+        assert!(screen(&term).contains("5 Migration"));
+
+        // A restart reads the same state back.
+        let again = make().migration_load().unwrap();
+        assert_eq!(
+            again.record("plan_reviewed").unwrap().state,
+            StepState::Done
+        );
+        assert_eq!(
+            again.record("downtime_scheduled").unwrap().state,
+            StepState::Skipped
+        );
+        assert_eq!(
+            again.record("team_notified").unwrap().state,
+            StepState::Pending
+        );
+    }
 }

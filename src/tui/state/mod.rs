@@ -1,4 +1,7 @@
 //! The console's view model: what the panes show, updated by engine events (`apply`) and snapshots. No I/O here.
+//! [`alerts`] holds the alert list and its rules.
+
+pub mod alerts;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -8,6 +11,9 @@ use crate::engine::download::{Control, DownloadSnapshot};
 use crate::engine::events::{Availability, Event, HealthState, Severity};
 use crate::engine::inventory::ModelInfo;
 use crate::engine::migration::MigrationState;
+
+use super::units::human_bytes;
+use alerts::AlertView;
 
 /// Samples kept for the throughput sparkline (one a second).
 pub const RATE_HISTORY: usize = 120;
@@ -78,24 +84,6 @@ impl DownloadView {
             (self.bytes_done as f64 / self.bytes_total as f64).clamp(0.0, 1.0)
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertView {
-    pub id: String,
-    pub severity: Severity,
-    pub model_id: Option<String>,
-    pub message: String,
-    pub suggested_action: Option<String>,
-    /// When last seen (RFC 3339).
-    pub at: String,
-    /// How many times the same alert arrived.
-    pub count: u32,
-    pub acknowledged: bool,
-    /// Derived from the store scan (goes away when the condition clears) rather than sent by the engine.
-    pub derived: bool,
-    /// The condition cleared (e.g. repaired); kept in the history, not counted as needing attention.
-    pub resolved: bool,
 }
 
 /// What the hub says about a model that is not in the store (task and size for the watch list and the fallback).
@@ -260,13 +248,6 @@ impl ConsoleState {
             .sum()
     }
 
-    pub fn unacknowledged_alerts(&self) -> usize {
-        self.alerts
-            .iter()
-            .filter(|a| !a.acknowledged && !a.resolved)
-            .count()
-    }
-
     /// What the Models pane shows in its status column.
     pub fn status_label(&self, m: &ModelInfo) -> String {
         if let Some(d) = self.downloads.get(m.id.as_str()) {
@@ -371,137 +352,6 @@ impl ConsoleState {
         while self.log.len() > MAX_LOG {
             self.log.pop_front();
         }
-    }
-
-    /// Add or refresh an alert; the same (model, message) is one alert with a count.
-    pub fn add_alert(&mut self, mut a: AlertView) {
-        if let Some(old) = self
-            .alerts
-            .iter_mut()
-            .find(|x| x.model_id == a.model_id && x.message == a.message)
-        {
-            old.count += 1;
-            old.at = a.at;
-            old.severity = old.severity.max(a.severity);
-            old.acknowledged = false;
-            old.resolved = a.resolved;
-            self.sort_alerts();
-            return;
-        }
-        a.count = a.count.max(1);
-        self.alerts.push(a);
-        self.sort_alerts();
-    }
-
-    fn sort_alerts(&mut self) {
-        // Open alerts first (by severity), then the resolved history; newest first within each.
-        self.alerts.sort_by(|a, b| {
-            a.resolved
-                .cmp(&b.resolved)
-                .then_with(|| b.severity.cmp(&a.severity))
-                .then_with(|| b.at.cmp(&a.at))
-                .then_with(|| a.id.cmp(&b.id))
-        });
-    }
-
-    pub fn acknowledge(&mut self, id: &str) -> bool {
-        match self.alerts.iter_mut().find(|a| a.id == id) {
-            Some(a) if !a.acknowledged => {
-                a.acknowledged = true;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Alerts that follow from the store scan and the storage budget. They disappear when the condition clears.
-    fn derive_alerts(&mut self) {
-        let mut wanted: Vec<AlertView> = Vec::new();
-        let now = crate::engine::store::now_rfc3339();
-        for m in &self.models {
-            // The health checker's own alert for the model says more.
-            if self
-                .alerts
-                .iter()
-                .any(|a| !a.derived && !a.resolved && a.model_id.as_deref() == Some(m.id.as_str()))
-            {
-                continue;
-            }
-            // A model being downloaded is incomplete by definition.
-            if self
-                .downloads
-                .get(m.id.as_str())
-                .is_some_and(|d| d.state.active())
-            {
-                continue;
-            }
-            let (sev, what) = match m.availability {
-                Availability::Corrupted => (Severity::Critical, "corrupted"),
-                Availability::Incomplete => (Severity::Warning, "incomplete"),
-                Availability::Missing if m.wanted => (Severity::Info, "wanted but missing"),
-                _ => continue,
-            };
-            wanted.push(AlertView {
-                id: format!("store:{}:{what}", m.id),
-                severity: sev,
-                model_id: Some(m.id.to_string()),
-                message: format!("{} is {what}", m.id),
-                suggested_action: m.problems.first().cloned(),
-                at: now.clone(),
-                count: 1,
-                acknowledged: false,
-                derived: true,
-                resolved: false,
-            });
-        }
-        let engine_storage_alert = self
-            .alerts
-            .iter()
-            .any(|a| !a.derived && a.model_id.is_none() && a.message.contains("storage"));
-        if self.storage.max_storage_gb > 0.0
-            && self.storage.over_threshold()
-            && !engine_storage_alert
-        {
-            wanted.push(AlertView {
-                id: "store:storage".into(),
-                severity: Severity::Warning,
-                model_id: None,
-                message: format!(
-                    "storage at {:.0}% of max_storage_gb ({} GB), above the {}% cleanup threshold",
-                    self.storage.used_ratio() * 100.0,
-                    self.storage.max_storage_gb,
-                    self.storage.cleanup_threshold_percent
-                ),
-                suggested_action: Some("delete unused models (Models pane, x)".into()),
-                at: now.clone(),
-                count: 1,
-                acknowledged: false,
-                derived: true,
-                resolved: false,
-            });
-        }
-        // Drop derived alerts whose condition cleared; keep acknowledgement and first-seen time of the rest.
-        self.alerts
-            .retain(|a| !a.derived || wanted.iter().any(|w| w.id == a.id));
-        for w in wanted {
-            if !self.alerts.iter().any(|a| a.id == w.id) {
-                self.alerts.push(w);
-            }
-        }
-        self.sort_alerts();
-    }
-
-    /// Replace the engine's alerts with the persisted history; alerts only seen as events (download failures) and
-    /// those derived from the store scan stay.
-    pub fn set_alerts(&mut self, persisted: Vec<AlertView>) {
-        self.alerts
-            .retain(|a| a.derived || a.id.starts_with("download:"));
-        for a in persisted {
-            if !self.alerts.iter().any(|x| x.id == a.id) {
-                self.alerts.push(a);
-            }
-        }
-        self.derive_alerts();
     }
 
     pub fn set_storage(&mut self, s: StorageFacts) {
@@ -705,45 +555,6 @@ impl ConsoleState {
     }
 }
 
-/// `1.5 GB`, `320 MB`, `12 KB`, `17 B` (decimal units, as the Hub shows sizes).
-pub fn human_bytes(b: u64) -> String {
-    const U: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < U.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else if v < 10.0 {
-        format!("{v:.1} {}", U[i])
-    } else {
-        format!("{v:.0} {}", U[i])
-    }
-}
-
-pub fn human_rate(bps: f64) -> String {
-    format!("{}/s", human_bytes(bps.max(0.0) as u64))
-}
-
-pub fn human_eta(secs: Option<f64>) -> String {
-    match secs {
-        None => "--".into(),
-        Some(s) if !s.is_finite() || s < 0.0 => "--".into(),
-        Some(s) => {
-            let s = s.round() as u64;
-            if s >= 3600 {
-                format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-            } else if s >= 60 {
-                format!("{}m{:02}s", s / 60, s % 60)
-            } else {
-                format!("{s}s")
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -792,44 +603,5 @@ mod tests {
         assert_eq!(d.state, DownloadState::Finished);
         assert_eq!(d.ratio(), 1.0);
         assert_eq!(s.active_downloads(), 0);
-    }
-
-    #[test]
-    fn alerts_are_deduplicated_and_sorted() {
-        let mut s = ConsoleState::default();
-        for (id, sev, at) in [
-            ("1", Severity::Info, "2026-01-01T00:00:00Z"),
-            ("2", Severity::Critical, "2026-01-01T00:00:01Z"),
-            ("3", Severity::Info, "2026-01-01T00:00:02Z"),
-        ] {
-            s.apply(&Event::HealthAlert {
-                id: id.into(),
-                severity: sev,
-                model_id: Some(format!("m{id}")),
-                message: format!("msg {id}"),
-                suggested_action: None,
-                at: at.into(),
-            });
-        }
-        s.apply(&Event::HealthAlert {
-            id: "9".into(),
-            severity: Severity::Info,
-            model_id: Some("m1".into()),
-            message: "msg 1".into(),
-            suggested_action: None,
-            at: "2026-01-01T00:00:09Z".into(),
-        });
-        let ids: Vec<&str> = s.alerts.iter().map(|a| a.id.as_str()).collect();
-        assert_eq!(ids, vec!["2", "1", "3"]);
-        assert_eq!(s.alerts[1].count, 2);
-        assert!(s.acknowledge("2"));
-        assert_eq!(s.unacknowledged_alerts(), 2);
-    }
-
-    #[test]
-    fn units() {
-        assert_eq!(human_bytes(17), "17 B");
-        assert_eq!(human_bytes(1_500_000_000), "1.5 GB");
-        assert_eq!(human_eta(Some(65.0)), "1m05s");
     }
 }

@@ -1,0 +1,336 @@
+//! Shared test fixtures for the console: a realistic demo state, an app over it, and helpers to press keys and render
+//! frames on a `TestBackend`.
+
+use std::path::PathBuf;
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::engine::events::{Availability, Event, HealthState, Severity};
+use crate::engine::inventory::ModelInfo;
+use crate::engine::migration::{LogLine, MigrationState, StepState};
+use crate::engine::store::{FileRecord, ModelMetadata, RepoId, VerificationState};
+
+use crate::tui::action::Action;
+use crate::tui::app::App;
+use crate::tui::frame;
+use crate::tui::state::ConsoleState;
+use crate::tui::state::alerts::AlertView;
+use crate::tui::state::{HubFacts, StorageFacts};
+use crate::tui::theme::Theme;
+
+pub(crate) const T0: &str = "2026-11-24T09:30:00Z";
+
+pub(crate) fn meta(
+    id: &str,
+    task: &str,
+    files: &[(&str, u64)],
+    v: VerificationState,
+) -> ModelMetadata {
+    ModelMetadata {
+        schema_version: 1,
+        repo_id: RepoId::parse(id).unwrap(),
+        requested_revision: "main".into(),
+        commit: Some(format!("{:0<40}", id.len() * 1234567)),
+        endpoint: Some("http://127.0.0.1:8080".into()),
+        files: files
+            .iter()
+            .map(|(p, s)| FileRecord {
+                path: p.to_string(),
+                size: *s,
+                sha256: p.ends_with(".safetensors").then(|| {
+                    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into()
+                }),
+                git_sha1: Some("e69de29bb2d1d6434b8b29ae775ad8c2e48c5391".into()),
+                lfs: p.ends_with(".safetensors"),
+                verified_at: None,
+                mtime_ns: None,
+            })
+            .collect(),
+        total_size: files.iter().map(|f| f.1).sum(),
+        pipeline_tag: Some(task.into()),
+        library_name: Some("transformers".into()),
+        tags: vec!["demo".into()],
+        parameters: None,
+        created_at: T0.into(),
+        updated_at: T0.into(),
+        last_verified_at: (v == VerificationState::Verified).then(|| T0.into()),
+        verification: v,
+    }
+}
+
+pub(crate) fn model(
+    id: &str,
+    m: Option<ModelMetadata>,
+    a: Availability,
+    h: HealthState,
+    wanted: bool,
+    problems: &[&str],
+) -> ModelInfo {
+    ModelInfo {
+        id: RepoId::parse(id).unwrap(),
+        wanted,
+        bytes_on_disk: m.as_ref().map(|m| m.total_size).unwrap_or(0),
+        metadata: m,
+        availability: a,
+        health: h,
+        problems: problems.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// A realistic console: five models in every state, two downloads, alerts, a migration under way.
+pub(crate) fn demo_state() -> ConsoleState {
+    use VerificationState::*;
+    let mut st = ConsoleState {
+        store_root: PathBuf::from("/srv/models"),
+        hub: HubFacts {
+            endpoint: "http://127.0.0.1:8080".into(),
+            offline_mode: false,
+            reachable: Some(true),
+        },
+        ..Default::default()
+    };
+    st.set_models(vec![
+        model(
+            "ema-demo/tiny-bert",
+            Some(meta(
+                "ema-demo/tiny-bert",
+                "text-classification",
+                &[
+                    ("config.json", 612),
+                    ("model.safetensors", 17_563_920),
+                    ("tokenizer.json", 711_396),
+                ],
+                Verified,
+            )),
+            Availability::Available,
+            HealthState::Healthy,
+            true,
+            &[],
+        ),
+        model(
+            "ema-demo/tiny-distilbert",
+            Some(meta(
+                "ema-demo/tiny-distilbert",
+                "text-classification",
+                &[("config.json", 540), ("model.safetensors", 9_210_000)],
+                Verified,
+            )),
+            Availability::Available,
+            HealthState::Healthy,
+            false,
+            &[],
+        ),
+        model(
+            "ema-demo/tiny-gpt2",
+            None,
+            Availability::Missing,
+            HealthState::Missing,
+            true,
+            &["not in the store; download it with `ema download ema-demo/tiny-gpt2`"],
+        ),
+        model(
+            "ema-demo/tiny-roberta",
+            Some(meta(
+                "ema-demo/tiny-roberta",
+                "text-classification",
+                &[("config.json", 580), ("model.safetensors", 12_400_000)],
+                Unverified,
+            )),
+            Availability::Incomplete,
+            HealthState::Incomplete,
+            true,
+            &["1 of 2 files missing; resume with `ema download ema-demo/tiny-roberta`"],
+        ),
+        model(
+            "ema-demo/tiny-t5",
+            Some(meta(
+                "ema-demo/tiny-t5",
+                "text2text-generation",
+                &[("config.json", 700), ("model.safetensors", 31_000_000)],
+                Failed,
+            )),
+            Availability::Corrupted,
+            HealthState::Corrupted,
+            false,
+            &["the last verification found a hash mismatch; repair with `ema repair ema-demo/tiny-t5`"],
+        ),
+    ]);
+    st.set_storage(StorageFacts {
+        used_bytes: 71_000_000,
+        max_storage_gb: 500.0,
+        cleanup_threshold_percent: 90,
+        disk_available_bytes: Some(212_000_000_000),
+        disk_total_bytes: Some(500_000_000_000),
+    });
+    for e in [
+        Event::DownloadQueued {
+            model_id: "ema-demo/tiny-gpt2".into(),
+            revision: "main".into(),
+            files: 3,
+            total_bytes: 24_000_000,
+        },
+        Event::DownloadStarted {
+            model_id: "ema-demo/tiny-gpt2".into(),
+            commit: "1f2e3d4c5b6a79881f2e3d4c5b6a79881f2e3d4c".into(),
+        },
+        Event::FileVerified {
+            model_id: "ema-demo/tiny-gpt2".into(),
+            path: "config.json".into(),
+            size: 665,
+            hash: "x".into(),
+        },
+        Event::FileProgress {
+            model_id: "ema-demo/tiny-gpt2".into(),
+            path: "model.safetensors".into(),
+            bytes_done: 9_400_000,
+            bytes_total: 22_000_000,
+        },
+        Event::FileProgress {
+            model_id: "ema-demo/tiny-gpt2".into(),
+            path: "tokenizer.json".into(),
+            bytes_done: 0,
+            bytes_total: 1_999_335,
+        },
+        Event::Retry {
+            model_id: "ema-demo/tiny-gpt2".into(),
+            path: "model.safetensors".into(),
+            attempt: 1,
+            delay_ms: 1200,
+            reason: "HTTP 503 from the hub".into(),
+        },
+        Event::ModelProgress {
+            model_id: "ema-demo/tiny-gpt2".into(),
+            bytes_done: 10_080_000,
+            bytes_total: 24_000_000,
+            files_done: 1,
+            files_total: 3,
+            progress_percent: 42.0,
+            rate_bytes_per_sec: 2_500_000.0,
+            eta_seconds: Some(5.6),
+        },
+        Event::DownloadQueued {
+            model_id: "ema-demo/tiny-roberta".into(),
+            revision: "main".into(),
+            files: 2,
+            total_bytes: 12_400_580,
+        },
+    ] {
+        st.apply(&e);
+    }
+    for (i, r) in [
+        0u64, 400_000, 1_200_000, 2_000_000, 2_600_000, 2_400_000, 1_900_000, 2_500_000,
+    ]
+    .iter()
+    .enumerate()
+    {
+        st.rate_history.push_back(*r + i as u64);
+    }
+    st.apply(&Event::HealthAlert {
+        id: "h1".into(),
+        severity: Severity::Warning,
+        model_id: Some("ema-demo/tiny-distilbert".into()),
+        message: "ema-demo/tiny-distilbert not verified for 26 hours".into(),
+        suggested_action: Some("v in the Models pane".into()),
+        at: "2026-11-24T08:00:00Z".into(),
+    });
+    for a in &mut st.alerts {
+        if a.derived {
+            a.at = T0.into();
+        }
+    }
+    st.alerts.push(AlertView {
+        id: "old".into(),
+        severity: Severity::Info,
+        model_id: None,
+        message: "hub was unreachable for 2 minutes".into(),
+        suggested_action: None,
+        at: "2026-11-23T22:10:00Z".into(),
+        count: 3,
+        acknowledged: true,
+        derived: false,
+        resolved: false,
+    });
+    st.alerts.push(AlertView {
+        id: "fixed".into(),
+        severity: Severity::Critical,
+        model_id: Some("ema-demo/tiny-gpt".into()),
+        message: "ema-demo/tiny-gpt was corrupted (model.safetensors)".into(),
+        suggested_action: None,
+        at: "2026-11-23T21:00:00Z".into(),
+        count: 1,
+        acknowledged: false,
+        derived: false,
+        resolved: true,
+    });
+    let mut mig = MigrationState::default();
+    let log = |t: &str| LogLine {
+        at: "2026-11-24T09:41:07Z".into(),
+        text: t.into(),
+    };
+    for r in &mut mig.steps {
+        match r.id.as_str() {
+            "system_requirements" => {
+                r.state = StepState::Done;
+                r.details = Some("minimums met; 1 below the recommendation".into());
+                r.log = vec![
+                    log("started"),
+                    log("disk: 212.0 GB free at /srv/models (minimum 50 GB, recommended 200 GB)"),
+                    log("memory: 15.5 GB (minimum 8 GB, recommended 16 GB)"),
+                    log("done"),
+                ];
+            }
+            "backup" => {
+                r.state = StepState::Done;
+                r.details =
+                    Some("backed up to /srv/cache/backups/pre-migration-20261124_094107".into());
+            }
+            "plan_reviewed" | "team_notified" => r.state = StepState::Done,
+            "downtime_scheduled" => r.state = StepState::Skipped,
+            "services_stopped" => {
+                r.state = StepState::Failed;
+                r.details = Some("interrupted: ema stopped while this step ran; retry it".into());
+            }
+            _ => {}
+        }
+    }
+    mig.last_backup = Some(PathBuf::from(
+        "/srv/cache/backups/pre-migration-20261124_094107",
+    ));
+    st.migration = mig;
+    st
+}
+
+pub(crate) fn app() -> App {
+    App::new(demo_state(), Theme::load("dark", false, None).unwrap())
+}
+
+pub(crate) fn render(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| frame::draw(f, app)).unwrap();
+    t
+}
+
+pub(crate) fn key(c: KeyCode) -> KeyEvent {
+    KeyEvent::new(c, KeyModifiers::NONE)
+}
+
+pub(crate) fn press(app: &mut App, c: KeyCode) -> Vec<Action> {
+    app.on_key(key(c))
+}
+
+pub(crate) fn chars(app: &mut App, s: &str) -> Vec<Action> {
+    s.chars()
+        .flat_map(|c| press(app, KeyCode::Char(c)))
+        .collect()
+}
+
+pub(crate) fn screen(t: &Terminal<TestBackend>) -> String {
+    t.backend().to_string()
+}
+/// Press `c` and check the actions it asks the runtime for.
+#[track_caller]
+pub(crate) fn expect_actions(app: &mut App, c: KeyCode, want: Vec<Action>) {
+    assert_eq!(press(app, c), want);
+}
