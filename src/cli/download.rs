@@ -6,7 +6,9 @@ use clap::{Args, Subcommand};
 
 use super::Ctx;
 use crate::engine::config::HubEnv;
-use crate::engine::download::{DownloadOptions, DownloadReport, human_bytes, pid_alive};
+use crate::engine::download::disk::human_bytes;
+use crate::engine::download::util::pid_alive;
+use crate::engine::download::{DownloadOptions, DownloadReport};
 use crate::engine::error::{EmaError, Result, exit};
 use crate::engine::events::{Event, Severity};
 use crate::engine::store::RepoId;
