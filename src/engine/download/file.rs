@@ -18,7 +18,8 @@ use super::sink::{HotBlocks, PartialFile};
 use super::util::{Control, FileHasher, backoff, sleep_or_control, wait_while_paused};
 use crate::engine::error::{EmaError, Result};
 use crate::engine::events::Event;
-use crate::engine::hub::{FileHead, RemoteFile, is_hex};
+use crate::engine::hub::listing::is_hex;
+use crate::engine::hub::{FileHead, RemoteFile};
 
 /// Download, verify and place one file. `hash` is the validated expected hash.
 pub(super) async fn download_file(

@@ -18,7 +18,8 @@ use super::progress::FileProgress;
 use super::sink::{BlockWriter, HotBlocks, PartialFile};
 use super::util::Control;
 use crate::engine::error::EmaError;
-use crate::engine::hub::{FileBody, FileResponse, RemoteFile, Subject, describe_reqwest};
+use crate::engine::hub::failure::describe_reqwest;
+use crate::engine::hub::{FileBody, FileResponse, RemoteFile, Subject};
 
 /// Fetch part `i` (and, for a connection working alone, the untouched parts after it) into the partial. Returns a
 /// part claimed at the end that does not continue this one (it needs its own request).
