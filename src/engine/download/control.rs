@@ -16,6 +16,8 @@ use crate::engine::error::{EmaError, Result};
 use crate::engine::events::{Availability, Event, EventBus, Severity};
 use crate::engine::store::{RepoId, Store};
 
+/// Apply control `c` to a download of this process, with the events saying so (nothing when it is already in
+/// force; a cancel has its own events where it is carried out).
 pub(super) fn apply_control(
     bus: &EventBus,
     repo: &RepoId,
@@ -28,29 +30,29 @@ pub(super) fn apply_control(
     }
     let _ = tx.send(c);
     let model_id = repo.to_string();
-    match c {
-        Control::Pause => {
-            bus.emit(Event::DownloadPaused {
+    let (said, old_status, new_status) = match c {
+        Control::Pause => (
+            Event::DownloadPaused {
                 model_id: model_id.clone(),
-            });
-            bus.emit(Event::AvailabilityChanged {
-                model_id,
-                old_status: Some(Availability::Downloading),
-                new_status: Availability::Paused,
-            });
-        }
-        Control::Run => {
-            bus.emit(Event::DownloadResumed {
+            },
+            Availability::Downloading,
+            Availability::Paused,
+        ),
+        Control::Run => (
+            Event::DownloadResumed {
                 model_id: model_id.clone(),
-            });
-            bus.emit(Event::AvailabilityChanged {
-                model_id,
-                old_status: Some(Availability::Paused),
-                new_status: Availability::Downloading,
-            });
-        }
-        Control::Cancel => {}
-    }
+            },
+            Availability::Paused,
+            Availability::Downloading,
+        ),
+        Control::Cancel => return,
+    };
+    bus.emit(said);
+    bus.emit(Event::AvailabilityChanged {
+        model_id,
+        old_status: Some(old_status),
+        new_status,
+    });
 }
 
 /// Watch the persisted queue for requests from other processes (applied within about a second), and write this

@@ -140,13 +140,14 @@ impl HubClient {
         ))
     }
 
-    /// `HEAD` on `resolve`: metadata from the first response that is not a same-host redirect.
-    pub async fn head_file(
+    /// The `resolve` URL of a file and the headers every request for it carries (no content encoding: the bytes
+    /// must be the file's own).
+    fn resolve_request(
         &self,
         repo: &RepoId,
         revision: &str,
         path: &str,
-    ) -> std::result::Result<FileHead, HttpFailure> {
+    ) -> std::result::Result<(Url, HeaderMap), HttpFailure> {
         let url = self
             .resolve_url(repo, revision, path)
             .map_err(HttpFailure::Fatal)?;
@@ -155,6 +156,17 @@ impl HubClient {
             header::ACCEPT_ENCODING,
             HeaderValue::from_static("identity"),
         );
+        Ok((url, h))
+    }
+
+    /// `HEAD` on `resolve`: metadata from the first response that is not a same-host redirect.
+    pub async fn head_file(
+        &self,
+        repo: &RepoId,
+        revision: &str,
+        path: &str,
+    ) -> std::result::Result<FileHead, HttpFailure> {
+        let (url, h) = self.resolve_request(repo, revision, path)?;
         let resp = self.send(Method::HEAD, url.clone(), &h, false).await?;
         let status = resp.status();
         if !(status.is_success() || status.is_redirection()) {
@@ -178,14 +190,7 @@ impl HubClient {
         path: &str,
         range: Option<(u64, Option<u64>)>,
     ) -> std::result::Result<(FileResponse, Url), HttpFailure> {
-        let url = self
-            .resolve_url(repo, revision, path)
-            .map_err(HttpFailure::Fatal)?;
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::ACCEPT_ENCODING,
-            HeaderValue::from_static("identity"),
-        );
+        let (url, mut h) = self.resolve_request(repo, revision, path)?;
         if let Some((start, end)) = range {
             let v = match end {
                 Some(e) => format!("bytes={start}-{e}"),

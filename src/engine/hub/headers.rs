@@ -74,12 +74,13 @@ pub(super) fn next_link(h: &HeaderMap, current: &Url) -> Option<Url> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
     use std::time::Duration;
 
-    fn hm(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    /// A header map of `pairs` (for tests).
+    pub(in crate::engine::hub) fn hm(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
             h.append(*k, HeaderValue::from_str(v).unwrap());
