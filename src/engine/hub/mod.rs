@@ -1,7 +1,7 @@
 //! The Hugging Face Hub client: model info, the (paginated) tree listing and file bytes through `resolve`.
 //!
 //! Everything a server says is validated before use: commits must be 40-hex, git sha1 40-hex, sha256 64-hex,
-//! file names pass [`validate_repo_path`], sizes must agree between the listing and the response headers.
+//! file names pass [`validate_repo_path`](crate::engine::store::validate_repo_path), sizes must agree between the listing and the response headers.
 //! Redirects are followed by hand so the `Authorization` header only ever goes to the endpoint's own host, and a
 //! plain-`http` endpoint on a non-loopback host gets no token unless `downloads.allow_token_over_http` is set.
 //! Error messages never contain the token or a URL's query string (signed CDN URLs).
