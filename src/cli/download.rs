@@ -6,7 +6,9 @@ use clap::{Args, Subcommand};
 
 use super::Ctx;
 use crate::engine::config::hub_env::HubEnv;
-use crate::engine::download::{DownloadOptions, DownloadReport, human_bytes, pid_alive};
+use crate::engine::download::disk::human_bytes;
+use crate::engine::download::util::pid_alive;
+use crate::engine::download::{DownloadOptions, DownloadReport};
 use crate::engine::error::{EmaError, Result, exit};
 use crate::engine::events::{Event, Severity};
 use crate::engine::store::RepoId;
@@ -223,18 +225,16 @@ pub(super) fn print_report(ctx: &Ctx, r: &DownloadReport) {
     } else if !r.completed {
         println!("{}: cancelled", r.model_id);
     } else if r.files_already_present == r.files {
-        println!(
-            "{} is available at {} (commit {}, {} files, {}; nothing to fetch{})",
-            r.model_id,
-            r.path.display(),
-            short(&r.commit),
-            r.files,
-            human_bytes(r.total_bytes),
-            if r.offline {
-                "; offline: not checked against the hub for a newer commit"
-            } else {
-                ""
-            }
+        print_available(
+            r,
+            &format!(
+                "nothing to fetch{}",
+                if r.offline {
+                    "; offline: not checked against the hub for a newer commit"
+                } else {
+                    ""
+                }
+            ),
         );
     } else {
         let rate = if r.seconds > 0.0 {
@@ -242,18 +242,28 @@ pub(super) fn print_report(ctx: &Ctx, r: &DownloadReport) {
         } else {
             0.0
         };
-        println!(
-            "{} is available at {} (commit {}, {} files, {}; fetched {} in {:.1} s, {}/s; every file verified)",
-            r.model_id,
-            r.path.display(),
-            short(&r.commit),
-            r.files,
-            human_bytes(r.total_bytes),
-            human_bytes(r.bytes_fetched),
-            r.seconds,
-            human_bytes(rate as u64)
+        print_available(
+            r,
+            &format!(
+                "fetched {} in {:.1} s, {}/s; every file verified",
+                human_bytes(r.bytes_fetched),
+                r.seconds,
+                human_bytes(rate as u64)
+            ),
         );
     }
+}
+
+/// `<model> is available at <path> (commit <short>, <n> files, <size>; <how>)`.
+fn print_available(r: &DownloadReport, how: &str) {
+    println!(
+        "{} is available at {} (commit {}, {} files, {}; {how})",
+        r.model_id,
+        r.path.display(),
+        short(&r.commit),
+        r.files,
+        human_bytes(r.total_bytes),
+    );
 }
 
 fn short(c: &str) -> &str {

@@ -5,12 +5,20 @@
 //! The disk is the truth for resume: a part's progress counts a block only after its write returned. The hasher
 //! takes blocks from memory as they arrive (the verdict waits for every write), falls back to reading the file for
 //! anything not (or no longer) in memory, and memory for blocks waiting on an earlier, slower part is capped.
+//!
+//! A connection gathers its part's bytes into blocks with a [`BlockWriter`]: one block fills while earlier ones are
+//! written, and a part's progress advances as their writes return.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use super::outcome::{AttemptEnd, io_end};
+use super::partial::Parts;
+use crate::engine::error::EmaError;
 
 /// Alignment of direct writes (offset, length and buffer address).
 pub(super) const ALIGN: usize = 4096;
@@ -20,6 +28,10 @@ pub(super) const BLOCK: usize = 2 << 20;
 const AHEAD: usize = 16 << 20;
 /// Memory for received blocks the hasher has not reached yet; beyond it the hasher reads them back from disk.
 const HOT_CAP: usize = 64 << 20;
+/// Block writes under way per connection: direct writes of one block at a time leave the disk idle between them.
+const WRITES_IN_FLIGHT: usize = 8;
+/// A block filling for longer than this is written as it is (slow links: little to lose in a crash).
+const BLOCK_MAX_AGE: Duration = Duration::from_millis(250);
 
 /// A buffer whose usable region starts at a 4 KiB-aligned address, holding the bytes of `[start, start + len)`.
 pub(super) struct Block {
@@ -264,6 +276,154 @@ impl HotBlocks {
             .map(|(_, b)| b.clone());
         let next = map.range(off + 1..).next().map(|(k, _)| *k);
         (hit, next)
+    }
+}
+
+/// Gathers one part's bytes into blocks and writes them, one write in flight while the next block fills.
+pub(super) struct BlockWriter<'a> {
+    out: &'a Arc<PartialFile>,
+    hot: &'a Arc<HotBlocks>,
+    parts: &'a Arc<Parts>,
+    i: usize,
+    out_path: &'a Path,
+    pub(super) block: Block,
+    /// When the block being filled got its first byte (or was created).
+    block_since: std::time::Instant,
+    /// The write in flight and the part its block belongs to.
+    inflight:
+        std::collections::VecDeque<(usize, tokio::task::JoinHandle<std::io::Result<Arc<Block>>>)>,
+}
+
+impl BlockWriter<'_> {
+    pub(super) async fn push(
+        &mut self,
+        mut data: &[u8],
+        end: u64,
+    ) -> std::result::Result<(), AttemptEnd> {
+        while !data.is_empty() {
+            let n = self.block.push(data);
+            data = &data[n..];
+            if self.block.is_full() {
+                self.rotate(end).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Submit the block being filled and start the next one right after it (ending by `end`).
+    async fn rotate(&mut self, end: u64) -> std::result::Result<(), AttemptEnd> {
+        let at = self.block.end();
+        let b = std::mem::replace(&mut self.block, Block::new(at, block_cap(at, end)));
+        self.submit(b).await
+    }
+
+    /// Write a block that has been filling for longer than [`BLOCK_MAX_AGE`]; land writes that already returned.
+    pub(super) async fn keep_fresh(&mut self, end: u64) -> std::result::Result<(), AttemptEnd> {
+        if !self.block.is_empty() && self.block_since.elapsed() >= BLOCK_MAX_AGE {
+            self.rotate(end).await?;
+        }
+        while self.inflight.front().is_some_and(|(_, h)| h.is_finished()) {
+            self.land().await?;
+        }
+        Ok(())
+    }
+
+    /// `n` bytes were read into the block's spare room.
+    pub(super) async fn filled(
+        &mut self,
+        n: usize,
+        end: u64,
+    ) -> std::result::Result<(), AttemptEnd> {
+        self.block.advance(n);
+        if self.block.is_full() {
+            self.rotate(end).await?;
+        }
+        Ok(())
+    }
+
+    /// Start writing `b` (after the oldest write if [`WRITES_IN_FLIGHT`] are under way).
+    async fn submit(&mut self, b: Block) -> std::result::Result<(), AttemptEnd> {
+        self.block_since = std::time::Instant::now();
+        let b = Arc::new(b);
+        self.hot.room().await;
+        self.hot.offer(b.clone());
+        // Writes that already returned count as done now (a slow link must not hold back what a resume trusts).
+        while self.inflight.len() >= WRITES_IN_FLIGHT
+            || self.inflight.front().is_some_and(|(_, h)| h.is_finished())
+        {
+            self.land().await?;
+        }
+        let out = self.out.clone();
+        let part = self.i;
+        self.inflight.push_back((
+            part,
+            tokio::task::spawn_blocking(move || {
+                out.write_at(b.bytes(), b.start)?;
+                Ok(b)
+            }),
+        ));
+        Ok(())
+    }
+
+    /// The connection goes on with part `i` from `pos` (its start) to `end`. The previous part's blocks are all
+    /// submitted: its end is where a block ended.
+    pub(super) fn next_part(&mut self, i: usize, pos: u64, end: u64) {
+        debug_assert!(self.block.is_empty());
+        self.i = i;
+        self.block = Block::new(pos, block_cap(pos, end));
+        self.block_since = std::time::Instant::now();
+    }
+
+    /// Wait for the oldest write in flight; its bytes then count as done (what a resume trusts).
+    async fn land(&mut self) -> std::result::Result<(), AttemptEnd> {
+        let Some((part, h)) = self.inflight.pop_front() else {
+            return Ok(());
+        };
+        let b = h
+            .await
+            .map_err(|e| {
+                AttemptEnd::Fatal(EmaError::Other(format!("the writing thread failed: {e}")))
+            })?
+            .map_err(|e| io_end("cannot write", self.out_path, e))?;
+        let (start, _) = self.parts.ranges[part];
+        self.parts.done[part].store(b.end() - start, Ordering::Release);
+        Ok(())
+    }
+
+    pub(super) async fn finish(mut self) -> std::result::Result<(), AttemptEnd> {
+        if !self.block.is_empty() {
+            let at = self.block.end();
+            let last = std::mem::replace(&mut self.block, Block::new(at, 1));
+            self.submit(last).await?;
+        }
+        while !self.inflight.is_empty() {
+            self.land().await?;
+        }
+        Ok(())
+    }
+}
+
+impl<'a> BlockWriter<'a> {
+    /// A writer for part `i` of `parts`, receiving bytes from `from` to `end`.
+    pub(super) fn new(
+        out: &'a Arc<PartialFile>,
+        hot: &'a Arc<HotBlocks>,
+        parts: &'a Arc<Parts>,
+        i: usize,
+        out_path: &'a Path,
+        from: u64,
+        end: u64,
+    ) -> Self {
+        BlockWriter {
+            out,
+            hot,
+            parts,
+            i,
+            out_path,
+            block: Block::new(from, block_cap(from, end)),
+            block_since: std::time::Instant::now(),
+            inflight: std::collections::VecDeque::new(),
+        }
     }
 }
 

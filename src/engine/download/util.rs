@@ -1,4 +1,5 @@
-//! Small pieces of the download manager: hashing, the shared bandwidth bucket, backoff, pause/cancel control.
+//! Small pieces of the download manager: hashing, the shared bandwidth bucket, backoff, pause/cancel control,
+//! whether a process is alive, and aborting a helper task when its owner goes.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -149,6 +150,22 @@ pub async fn wait_while_paused(rx: &mut watch::Receiver<Control>) -> Control {
         if rx.changed().await.is_err() {
             return Control::Run;
         }
+    }
+}
+
+/// Is a process with this pid alive (signal 0)?
+pub fn pid_alive(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only checks for the process's existence.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Aborts a helper task (a watcher, a ticker) when dropped.
+pub(super) struct AbortOnDrop(pub(super) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
