@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::atomic::write_atomic;
+use super::atomic::{open_lock_file, write_atomic};
 use super::config::Config;
 use super::error::{EmaError, Result};
 use super::events::{Event, EventBus, HealthState, Severity};
@@ -126,16 +126,7 @@ impl AlertStore {
     }
 
     fn locked<T>(&self, f: impl FnOnce(&mut Vec<Alert>) -> T) -> Result<T> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| EmaError::io("cannot create directory", dir, e))?;
-        }
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_path)
-            .map_err(|e| EmaError::io("cannot open", &self.lock_path, e))?;
+        let lock = open_lock_file(&self.lock_path)?;
         lock.lock()
             .map_err(|e| EmaError::io("cannot lock", &self.lock_path, e))?;
         let mut alerts = self.list()?;
