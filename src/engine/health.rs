@@ -290,28 +290,8 @@ impl StorageUsage {
     }
 }
 
-/// Bytes under `dir` (not following symlinks).
-pub fn dir_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let Ok(md) = e.metadata() else { continue };
-            if md.is_dir() {
-                stack.push(e.path());
-            } else if md.is_file() {
-                total += md.len();
-            }
-        }
-    }
-    total
-}
-
 pub fn storage_usage(store: &Store, config: &Config) -> StorageUsage {
-    let used = dir_size(store.root());
+    let used = super::inventory::dir_size(store.root());
     let budget = (config.storage.max_storage_gb.max(0.0) * 1e9) as u64;
     let stats = fs4::statvfs(store.root()).ok();
     let total = stats.as_ref().map(|s| s.total_space());
