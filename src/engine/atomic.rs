@@ -61,7 +61,8 @@ pub fn write_json_atomic<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -
 /// lock on the returned file.
 pub fn open_lock_file(lock: &Path) -> Result<std::fs::File> {
     if let Some(dir) = lock.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| EmaError::io("cannot create directory", dir, e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| EmaError::io("cannot create directory", dir, e))?;
     }
     std::fs::OpenOptions::new()
         .create(true)
