@@ -72,6 +72,24 @@ pub fn open_lock_file(lock: &Path) -> Result<std::fs::File> {
         .map_err(|e| EmaError::io("cannot open", lock, e))
 }
 
+/// True when another process holds the lock file (a download running for that model).
+pub fn lock_held(lock: &Path) -> bool {
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(lock)
+    else {
+        return false;
+    };
+    match f.try_lock() {
+        Ok(()) => {
+            let _ = f.unlock();
+            false
+        }
+        Err(_) => true,
+    }
+}
+
 /// fsync a directory so a rename inside it survives power loss. Best effort.
 pub fn sync_dir(dir: &Path) {
     if let Ok(f) = std::fs::File::open(dir) {

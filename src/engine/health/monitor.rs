@@ -108,9 +108,7 @@ impl HealthMonitor {
             .store
             .list_models()?
             .into_iter()
-            .filter(|id| {
-                !crate::engine::integrity::maintenance::lock_held(&self.store.lock_path(id))
-            })
+            .filter(|id| !crate::engine::atomic::lock_held(&self.store.lock_path(id)))
             .collect();
         let mut results = Vec::new();
         if quick_due || full_due {

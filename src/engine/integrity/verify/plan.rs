@@ -28,7 +28,7 @@ pub(super) fn plan(store: &Store, id: &RepoId) -> Plan {
         Err(e) => (None, Some(e.to_string())),
     };
     let dir_exists = dir.is_dir();
-    let busy = crate::engine::integrity::maintenance::lock_held(&store.lock_path(id));
+    let busy = crate::engine::atomic::lock_held(&store.lock_path(id));
     let disk = if dir_exists {
         walk_model_dir(&dir).unwrap_or_default()
     } else {
