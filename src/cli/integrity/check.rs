@@ -16,6 +16,18 @@ use crate::engine::integrity::repair::{self, RepairOutcome};
 use crate::engine::integrity::verify::{self, ModelHealth, VerifyOptions};
 use crate::engine::store::Store;
 
+/// Quick check of every model of the store; returns the results and the seconds it took.
+pub(super) fn run_quick(store: &Store) -> Result<(Vec<ModelHealth>, f64)> {
+    let t = Instant::now();
+    let ids = store.list_models()?;
+    let models = verify::quick_check(
+        store,
+        &ids,
+        crate::engine::integrity::hash::default_threads(),
+    );
+    Ok((models, t.elapsed().as_secs_f64()))
+}
+
 /// Fully verify every model of the store (with a progress bar) and record the health history.
 pub(super) fn run_full(ctx: &Ctx, store: &Store) -> Result<(Vec<ModelHealth>, f64, u64)> {
     let ids = store.list_models()?;
@@ -154,14 +166,7 @@ pub fn check_models(a: CheckArgs, ctx: &Ctx) -> Result<i32> {
         ));
     }
     if a.quick {
-        let t = Instant::now();
-        let ids = store.list_models()?;
-        let models = verify::quick_check(
-            &store,
-            &ids,
-            crate::engine::integrity::hash::default_threads(),
-        );
-        let secs = t.elapsed().as_secs_f64();
+        let (models, secs) = run_quick(&store)?;
         print_check(
             ctx,
             &dir,

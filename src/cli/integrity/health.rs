@@ -1,8 +1,7 @@
 //! `ema health`: a quick check of every model, storage use, the monitor's settings and the alert history.
 
-use std::time::Instant;
-
 use super::args::HealthArgs;
+use super::check::run_quick;
 use super::common::{human_bytes, open_models};
 use super::report::{exit_for, print_table, summary_line};
 use crate::cli::Ctx;
@@ -27,14 +26,7 @@ pub fn health_cmd(a: HealthArgs, ctx: &Ctx) -> Result<i32> {
         }
         return Ok(exit::OK);
     }
-    let t = Instant::now();
-    let ids = store.list_models()?;
-    let models = verify::quick_check(
-        &store,
-        &ids,
-        crate::engine::integrity::hash::default_threads(),
-    );
-    let secs = t.elapsed().as_secs_f64();
+    let (models, secs) = run_quick(&store)?;
     let snap = HealthSnapshot::load(&store);
     let recent = alerts.recent(a.alerts)?;
     let usage = health::storage_usage(&store, &loaded.config);

@@ -69,9 +69,9 @@ fn age(md: &std::fs::Metadata) -> Duration {
         .unwrap_or_default()
 }
 
-/// Every regular file below `dir` (symlinks not followed) with its metadata, sorted by path.
-pub(super) fn files_under(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
-    let mut out = Vec::new();
+/// Visit every entry below `dir` (not `dir` itself; symlinks not followed) with its metadata, each directory before
+/// its contents.
+fn walk(dir: &Path, mut visit: impl FnMut(PathBuf, std::fs::Metadata)) {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let Ok(rd) = std::fs::read_dir(&d) else {
@@ -83,11 +83,20 @@ pub(super) fn files_under(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
             };
             if md.is_dir() {
                 stack.push(e.path());
-            } else if md.is_file() {
-                out.push((e.path(), md));
             }
+            visit(e.path(), md);
         }
     }
+}
+
+/// Every regular file below `dir` (symlinks not followed) with its metadata, sorted by path.
+pub(super) fn files_under(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
+    let mut out = Vec::new();
+    walk(dir, |path, md| {
+        if md.is_file() {
+            out.push((path, md));
+        }
+    });
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
@@ -281,20 +290,11 @@ pub fn cleanup(store: &Store, opts: &CleanupOptions) -> Result<CleanupReport> {
 /// Directories below `dir` (not `dir` itself) last modified at least `min_age` ago, parents before children.
 fn old_subdirs(dir: &Path, min_age: Duration) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                if e.metadata().is_ok_and(|m| age(&m) >= min_age) {
-                    out.push(e.path());
-                }
-                stack.push(e.path());
-            }
+    walk(dir, |path, md| {
+        if md.is_dir() && age(&md) >= min_age {
+            out.push(path);
         }
-    }
+    });
     out.sort_by_key(|p| p.components().count());
     out
 }
