@@ -57,9 +57,40 @@ pub fn verify_models(
     let start = Instant::now();
     let plans: Vec<Plan> =
         crate::engine::integrity::parallel_map(ids, opts.threads, |id| plan(store, id));
-    // Hash jobs: every listed file present with the right size and an expected hash.
+    let (jobs, job_owner) = hash_jobs(&plans);
+    let mut hash_results = hash_all(&plans, &jobs, &job_owner, opts);
+    let mut struct_by_model = structure_checks(&plans, opts.threads);
+    let mut per_model: Vec<ModelHealth> = Vec::with_capacity(plans.len());
+    for (pi, p) in plans.iter().enumerate() {
+        if let Some(h) = base_health(p, CheckMode::Full) {
+            per_model.push(h);
+            continue;
+        }
+        let (mut h, matched) = model_verdict(
+            p,
+            std::mem::take(&mut hash_results[pi]),
+            std::mem::take(&mut struct_by_model[pi]),
+            start,
+        );
+        if opts.update_metadata && p.meta.is_some() {
+            // A store we may not write (read-only mount) still gets its verdict.
+            match record_outcome(store, p, &matched, &h) {
+                Ok(v) => h.verification = v,
+                Err(e) => h.metadata_not_updated = Some(e.to_string()),
+            }
+        }
+        per_model.push(h);
+    }
+    Ok(per_model)
+}
+
+/// (plan, file index, expected hash) of each hash job.
+type JobOwner = (usize, usize, String);
+
+/// Hash jobs: every listed file present with the right size and an expected hash.
+fn hash_jobs(plans: &[Plan]) -> (Vec<HashJob>, Vec<JobOwner>) {
     let mut jobs = Vec::new();
-    let mut job_owner: Vec<(usize, usize, String)> = Vec::new(); // (plan, file index, expected)
+    let mut job_owner: Vec<JobOwner> = Vec::new();
     for (pi, p) in plans.iter().enumerate() {
         let Some(meta) = &p.meta else { continue };
         if !p.dir_exists || p.busy {
@@ -84,6 +115,16 @@ pub fn verify_models(
             }
         }
     }
+    (jobs, job_owner)
+}
+
+/// Hash every job on the shared pool (reporting progress) and sort the outcomes by model.
+fn hash_all(
+    plans: &[Plan],
+    jobs: &[HashJob],
+    job_owner: &[JobOwner],
+    opts: &VerifyOptions,
+) -> Vec<Vec<HashOutcome>> {
     let total: u64 = jobs.iter().map(|j| j.size_hint).sum();
     let done = std::sync::atomic::AtomicU64::new(0);
     let on_bytes = |n: u64| {
@@ -92,30 +133,7 @@ pub fn verify_models(
             p(d, total);
         }
     };
-    let hashed = hash::hash_files_parallel_progress(&jobs, opts.threads, |_, _| {}, &on_bytes);
-    // Structure checks on every present file (listed ones, or all when there is no metadata).
-    let struct_items: Vec<(usize, String, u64)> = plans
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| !p.busy)
-        .flat_map(|(pi, p)| {
-            let listed: Option<BTreeSet<&str>> = p
-                .meta
-                .as_ref()
-                .map(|m| m.files.iter().map(|f| f.path.as_str()).collect());
-            p.disk
-                .iter()
-                .filter(|f| listed.as_ref().is_none_or(|l| l.contains(f.rel.as_str())))
-                .map(move |f| (pi, f.rel.clone(), f.size))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let struct_issues =
-        crate::engine::integrity::parallel_map(&struct_items, opts.threads, |(pi, rel, size)| {
-            structure_issues(&plans[*pi].dir, rel, *size)
-        });
-
-    let mut per_model: Vec<ModelHealth> = Vec::with_capacity(plans.len());
+    let hashed = hash::hash_files_parallel_progress(jobs, opts.threads, |_, _| {}, &on_bytes);
     let mut hash_results: Vec<Vec<HashOutcome>> = vec![Vec::new(); plans.len()];
     for (j, r) in hashed.into_iter().enumerate() {
         let (pi, fi, want) = &job_owner[j];
@@ -165,87 +183,108 @@ pub fn verify_models(
         };
         hash_results[*pi].push(outcome);
     }
+    hash_results
+}
+
+/// Structure checks on every present file (listed ones, or all when there is no metadata), by model.
+fn structure_checks(plans: &[Plan], threads: usize) -> Vec<Vec<FileIssue>> {
+    let struct_items: Vec<(usize, String, u64)> = plans
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !p.busy)
+        .flat_map(|(pi, p)| {
+            let listed: Option<BTreeSet<&str>> = p
+                .meta
+                .as_ref()
+                .map(|m| m.files.iter().map(|f| f.path.as_str()).collect());
+            p.disk
+                .iter()
+                .filter(|f| listed.as_ref().is_none_or(|l| l.contains(f.rel.as_str())))
+                .map(move |f| (pi, f.rel.clone(), f.size))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let struct_issues =
+        crate::engine::integrity::parallel_map(&struct_items, threads, |(pi, rel, size)| {
+            structure_issues(&plans[*pi].dir, rel, *size)
+        });
     let mut struct_by_model: Vec<Vec<FileIssue>> = vec![Vec::new(); plans.len()];
     for ((pi, _, _), issues) in struct_items.iter().zip(struct_issues) {
         struct_by_model[*pi].extend(issues);
     }
+    struct_by_model
+}
 
-    for (pi, p) in plans.iter().enumerate() {
-        if let Some(h) = base_health(p, CheckMode::Full) {
-            per_model.push(h);
-            continue;
+/// The verdict on one model from its presence issues, hash outcomes and structure issues; also the indices of the
+/// files whose hash matched.
+fn model_verdict(
+    p: &Plan,
+    hash_results: Vec<HashOutcome>,
+    struct_issues: Vec<FileIssue>,
+    start: Instant,
+) -> (ModelHealth, BTreeSet<usize>) {
+    let mut issues = presence_issues(p, CheckMode::Full);
+    let mut matched: BTreeSet<usize> = BTreeSet::new();
+    let mut bytes_hashed = 0u64;
+    let mut read_nanos = 0u64;
+    for (fi, res, bytes, rn) in hash_results {
+        bytes_hashed += bytes;
+        read_nanos += rn;
+        match res {
+            Ok(()) => {
+                matched.insert(fi);
+            }
+            Err(issue) => issues.push(issue),
         }
-        let mut issues = presence_issues(p, CheckMode::Full);
-        let mut matched: BTreeSet<usize> = BTreeSet::new();
-        let mut bytes_hashed = 0u64;
-        let mut read_nanos = 0u64;
-        for (fi, res, bytes, rn) in std::mem::take(&mut hash_results[pi]) {
-            bytes_hashed += bytes;
-            read_nanos += rn;
-            match res {
-                Ok(()) => {
-                    matched.insert(fi);
-                }
-                Err(issue) => issues.push(issue),
-            }
-        }
-        issues.extend(std::mem::take(&mut struct_by_model[pi]));
-        issues.sort_by(|a, b| a.path.cmp(&b.path));
-        let (state, reason) = match &p.meta {
-            None => {
-                let s = state_of(&issues);
-                if s == HealthState::Healthy {
-                    (
-                        HealthState::Unknown,
-                        format!(
-                            "no metadata: {} files with sound structure, but nothing to check their hashes \
-                             against; run `ema generate-metadata`",
-                            p.disk.len()
-                        ),
-                    )
-                } else {
-                    (s, summarize(&issues, p.disk.len(), CheckMode::Full))
-                }
-            }
-            Some(m) => {
-                let s = state_of(&issues);
-                (s, summarize(&issues, m.files.len(), CheckMode::Full))
-            }
-        };
-        let total_bytes = p
-            .meta
-            .as_ref()
-            .map(|m| m.total_size)
-            .unwrap_or_else(|| p.disk.iter().map(|f| f.size).sum());
-        let read_bps = (read_nanos > 0 && bytes_hashed >= 1 << 20)
-            .then(|| bytes_hashed as f64 / (read_nanos as f64 / 1e9));
-        let mut h = ModelHealth {
-            model_id: p.id.to_string(),
-            state,
-            reason,
-            mode: CheckMode::Full,
-            files_expected: p.meta.as_ref().map(|m| m.files.len()).unwrap_or(0),
-            files_ok: matched.len(),
-            total_bytes,
-            bytes_hashed,
-            issues,
-            verification: p.meta.as_ref().map(|m| m.verification),
-            seconds: start.elapsed().as_secs_f64(),
-            read_bytes_per_sec: read_bps,
-            load_time_estimate_seconds: read_bps.map(|r| total_bytes as f64 / r),
-            checked_at: now_rfc3339(),
-            metadata_not_updated: None,
-        };
-        if opts.update_metadata && p.meta.is_some() {
-            // A store we may not write (read-only mount) still gets its verdict.
-            match record_outcome(store, p, &matched, &h) {
-                Ok(v) => h.verification = v,
-                Err(e) => h.metadata_not_updated = Some(e.to_string()),
-            }
-        }
-        per_model.push(h);
     }
-    Ok(per_model)
+    issues.extend(struct_issues);
+    issues.sort_by(|a, b| a.path.cmp(&b.path));
+    let (state, reason) = match &p.meta {
+        None => {
+            let s = state_of(&issues);
+            if s == HealthState::Healthy {
+                (
+                    HealthState::Unknown,
+                    format!(
+                        "no metadata: {} files with sound structure, but nothing to check their hashes \
+                         against; run `ema generate-metadata`",
+                        p.disk.len()
+                    ),
+                )
+            } else {
+                (s, summarize(&issues, p.disk.len(), CheckMode::Full))
+            }
+        }
+        Some(m) => {
+            let s = state_of(&issues);
+            (s, summarize(&issues, m.files.len(), CheckMode::Full))
+        }
+    };
+    let total_bytes = p
+        .meta
+        .as_ref()
+        .map(|m| m.total_size)
+        .unwrap_or_else(|| p.disk.iter().map(|f| f.size).sum());
+    let read_bps = (read_nanos > 0 && bytes_hashed >= 1 << 20)
+        .then(|| bytes_hashed as f64 / (read_nanos as f64 / 1e9));
+    let h = ModelHealth {
+        model_id: p.id.to_string(),
+        state,
+        reason,
+        mode: CheckMode::Full,
+        files_expected: p.meta.as_ref().map(|m| m.files.len()).unwrap_or(0),
+        files_ok: matched.len(),
+        total_bytes,
+        bytes_hashed,
+        issues,
+        verification: p.meta.as_ref().map(|m| m.verification),
+        seconds: start.elapsed().as_secs_f64(),
+        read_bytes_per_sec: read_bps,
+        load_time_estimate_seconds: read_bps.map(|r| total_bytes as f64 / r),
+        checked_at: now_rfc3339(),
+        metadata_not_updated: None,
+    };
+    (h, matched)
 }
 
 /// Write the outcome of a full verification into the model's metadata, atomically. Returns the new state.
