@@ -113,9 +113,23 @@ pub fn cleanup(store: &Store, opts: &CleanupOptions) -> Result<CleanupReport> {
         dry_run: opts.dry_run,
         ..Default::default()
     };
-    let remove = |kind: &'static str, path: PathBuf, bytes: u64, report: &mut CleanupReport| {
-        if opts.dry_run {
-            report.items.push(CleanupItem {
+    if opts.remove_temp_files {
+        temp_files(store, opts, &mut report);
+    }
+    if opts.remove_old_logs {
+        old_logs(opts, &mut report);
+    }
+    if opts.compress_backups {
+        compress_backups(opts, &mut report);
+    }
+    Ok(report)
+}
+
+impl CleanupReport {
+    /// Remove one file (or say it would be removed, on a dry run) and record it.
+    fn remove(&mut self, dry_run: bool, kind: &'static str, path: PathBuf, bytes: u64) {
+        if dry_run {
+            self.items.push(CleanupItem {
                 kind,
                 path,
                 bytes,
@@ -126,8 +140,8 @@ pub fn cleanup(store: &Store, opts: &CleanupOptions) -> Result<CleanupReport> {
         }
         match std::fs::remove_file(&path) {
             Ok(()) => {
-                report.bytes_freed += bytes;
-                report.items.push(CleanupItem {
+                self.bytes_freed += bytes;
+                self.items.push(CleanupItem {
                     kind,
                     path,
                     bytes,
@@ -135,7 +149,7 @@ pub fn cleanup(store: &Store, opts: &CleanupOptions) -> Result<CleanupReport> {
                     detail: None,
                 });
             }
-            Err(e) => report.items.push(CleanupItem {
+            Err(e) => self.items.push(CleanupItem {
                 kind,
                 path,
                 bytes,
@@ -143,148 +157,151 @@ pub fn cleanup(store: &Store, opts: &CleanupOptions) -> Result<CleanupReport> {
                 detail: Some(e.to_string()),
             }),
         }
-    };
-    if opts.remove_temp_files {
-        let state = store.state_dir();
-        let partial_root = state.join("partial");
-        let locks = state.join("locks");
-        // Partial downloads: everything under .ema/partial/<model>/, unless that model's download lock is held.
-        let mut in_use: BTreeMap<PathBuf, bool> = BTreeMap::new();
-        for (path, md) in files_under(&partial_root) {
-            let model_folder = path
-                .strip_prefix(&partial_root)
-                .ok()
-                .and_then(|r| r.components().next())
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let lock = locks.join(format!("{model_folder}.lock"));
-            let held = *in_use
-                .entry(lock.clone())
-                .or_insert_with(|| lock_held(&lock));
-            if held {
+    }
+}
+
+/// Partial downloads not in use, old scratch space and leftovers of interrupted atomic writes.
+fn temp_files(store: &Store, opts: &CleanupOptions, report: &mut CleanupReport) {
+    let state = store.state_dir();
+    let partial_root = state.join("partial");
+    let locks = state.join("locks");
+    // Partial downloads: everything under .ema/partial/<model>/, unless that model's download lock is held.
+    let mut in_use: BTreeMap<PathBuf, bool> = BTreeMap::new();
+    for (path, md) in files_under(&partial_root) {
+        let model_folder = path
+            .strip_prefix(&partial_root)
+            .ok()
+            .and_then(|r| r.components().next())
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let lock = locks.join(format!("{model_folder}.lock"));
+        let held = *in_use
+            .entry(lock.clone())
+            .or_insert_with(|| lock_held(&lock));
+        if held {
+            report.items.push(CleanupItem {
+                kind: "temp_file",
+                path,
+                bytes: md.len(),
+                action: "skipped_in_use",
+                detail: Some("a download of this model is running".into()),
+            });
+            continue;
+        }
+        if age(&md) < opts.temp_min_age {
+            continue;
+        }
+        report.remove(opts.dry_run, "temp_file", path, md.len());
+    }
+    // Scratch space (`.ema/tmp/`, e.g. half-built sample models): everything old enough.
+    let tmp_root = state.join("tmp");
+    // Directories old before this cleanup (removing their files makes them look fresh).
+    let old_dirs = old_subdirs(&tmp_root, opts.temp_min_age);
+    for (path, md) in files_under(&tmp_root) {
+        if age(&md) >= opts.temp_min_age {
+            report.remove(opts.dry_run, "temp_file", path, md.len());
+        }
+    }
+    if !opts.dry_run {
+        // Only old ones: a fresh empty directory may be about to receive a file. Deepest first.
+        for d in old_dirs.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+    // Leftover temp files of interrupted atomic writes: in .ema/ (outside partial/ and tmp/) and beside the
+    // metadata.
+    let mut candidates: Vec<(PathBuf, std::fs::Metadata)> = files_under(&state)
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with(&partial_root) && !p.starts_with(&tmp_root))
+        .collect();
+    if let Ok(rd) = std::fs::read_dir(store.root()) {
+        for e in rd.flatten() {
+            if let Ok(md) = std::fs::symlink_metadata(e.path())
+                && md.is_file()
+            {
+                candidates.push((e.path(), md));
+            }
+        }
+    }
+    for (path, md) in candidates {
+        let name = file_name(&path);
+        if is_temp_name(&name) && age(&md) >= opts.temp_min_age {
+            report.remove(opts.dry_run, "temp_file", path, md.len());
+        }
+    }
+}
+
+/// Log files older than `log_max_age`.
+fn old_logs(opts: &CleanupOptions, report: &mut CleanupReport) {
+    for dir in &opts.log_dirs {
+        for (path, md) in files_under(dir) {
+            let name = file_name(&path);
+            let is_log =
+                name.ends_with(".log") || name.contains(".log.") || name.ends_with(".jsonl.gz");
+            if is_log && age(&md) >= opts.log_max_age {
+                report.remove(opts.dry_run, "old_log", path, md.len());
+            }
+        }
+    }
+}
+
+/// Configuration backups compressed with gzip.
+fn compress_backups(opts: &CleanupOptions, report: &mut CleanupReport) {
+    for dir in &opts.backup_dirs {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut entries: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for path in entries {
+            let Ok(md) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let name = file_name(&path);
+            let is_backup = md.is_file()
+                && (name.contains(".bak") || name.contains(".backup"))
+                && !name.ends_with(".gz");
+            if !is_backup {
+                continue;
+            }
+            if opts.dry_run {
                 report.items.push(CleanupItem {
-                    kind: "temp_file",
+                    kind: "backup",
                     path,
                     bytes: md.len(),
-                    action: "skipped_in_use",
-                    detail: Some("a download of this model is running".into()),
+                    action: "would_compress",
+                    detail: None,
                 });
                 continue;
             }
-            if age(&md) < opts.temp_min_age {
-                continue;
-            }
-            remove("temp_file", path, md.len(), &mut report);
-        }
-        // Scratch space (`.ema/tmp/`, e.g. half-built sample models): everything old enough.
-        let tmp_root = state.join("tmp");
-        // Directories old before this cleanup (removing their files makes them look fresh).
-        let old_dirs = old_subdirs(&tmp_root, opts.temp_min_age);
-        for (path, md) in files_under(&tmp_root) {
-            if age(&md) >= opts.temp_min_age {
-                remove("temp_file", path, md.len(), &mut report);
-            }
-        }
-        if !opts.dry_run {
-            // Only old ones: a fresh empty directory may be about to receive a file. Deepest first.
-            for d in old_dirs.iter().rev() {
-                let _ = std::fs::remove_dir(d);
-            }
-        }
-        // Leftover temp files of interrupted atomic writes: in .ema/ (outside partial/ and tmp/) and beside the
-        // metadata.
-        let mut candidates: Vec<(PathBuf, std::fs::Metadata)> = files_under(&state)
-            .into_iter()
-            .filter(|(p, _)| !p.starts_with(&partial_root) && !p.starts_with(&tmp_root))
-            .collect();
-        if let Ok(rd) = std::fs::read_dir(store.root()) {
-            for e in rd.flatten() {
-                if let Ok(md) = std::fs::symlink_metadata(e.path())
-                    && md.is_file()
-                {
-                    candidates.push((e.path(), md));
-                }
-            }
-        }
-        for (path, md) in candidates {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if is_temp_name(&name) && age(&md) >= opts.temp_min_age {
-                remove("temp_file", path, md.len(), &mut report);
-            }
-        }
-    }
-    if opts.remove_old_logs {
-        for dir in &opts.log_dirs {
-            for (path, md) in files_under(dir) {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let is_log =
-                    name.ends_with(".log") || name.contains(".log.") || name.ends_with(".jsonl.gz");
-                if is_log && age(&md) >= opts.log_max_age {
-                    remove("old_log", path, md.len(), &mut report);
-                }
-            }
-        }
-    }
-    if opts.compress_backups {
-        for dir in &opts.backup_dirs {
-            let Ok(rd) = std::fs::read_dir(dir) else {
-                continue;
-            };
-            let mut entries: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
-            entries.sort();
-            for path in entries {
-                let Ok(md) = std::fs::symlink_metadata(&path) else {
-                    continue;
-                };
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let is_backup = md.is_file()
-                    && (name.contains(".bak") || name.contains(".backup"))
-                    && !name.ends_with(".gz");
-                if !is_backup {
-                    continue;
-                }
-                if opts.dry_run {
+            match gzip_file(&path) {
+                Ok(gz_len) => {
+                    report.bytes_freed += md.len().saturating_sub(gz_len);
                     report.items.push(CleanupItem {
                         kind: "backup",
                         path,
                         bytes: md.len(),
-                        action: "would_compress",
-                        detail: None,
+                        action: "compressed",
+                        detail: Some(format!("{name}.gz, {gz_len} bytes")),
                     });
-                    continue;
                 }
-                match gzip_file(&path) {
-                    Ok(gz_len) => {
-                        report.bytes_freed += md.len().saturating_sub(gz_len);
-                        report.items.push(CleanupItem {
-                            kind: "backup",
-                            path,
-                            bytes: md.len(),
-                            action: "compressed",
-                            detail: Some(format!("{name}.gz, {gz_len} bytes")),
-                        });
-                    }
-                    Err(e) => report.items.push(CleanupItem {
-                        kind: "backup",
-                        path,
-                        bytes: md.len(),
-                        action: "failed",
-                        detail: Some(e.to_string()),
-                    }),
-                }
+                Err(e) => report.items.push(CleanupItem {
+                    kind: "backup",
+                    path,
+                    bytes: md.len(),
+                    action: "failed",
+                    detail: Some(e.to_string()),
+                }),
             }
         }
     }
-    Ok(report)
+}
+
+/// The last component of `path`, lossily as text ("" when there is none).
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Directories below `dir` (not `dir` itself) last modified at least `min_age` ago, parents before children.
