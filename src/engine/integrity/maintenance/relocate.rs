@@ -211,34 +211,7 @@ pub fn move_models(opts: &MoveOptions) -> Result<MoveReport> {
     let existing: Option<MoveJournal> = std::fs::read(&jpath)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    if let Some(j) = &existing
-        && j.source != source
-    {
-        return Err(EmaError::Config(format!(
-            "{} holds an unfinished move from {}; finish it with `ema move-models --source {} --target {}` first",
-            target.display(),
-            j.source.display(),
-            j.source.display(),
-            target.display()
-        )));
-    }
-    if source == target || target.starts_with(&source) || source.starts_with(&target) {
-        return Err(EmaError::Config(format!(
-            "cannot move {} to {}: one is inside the other; choose a target outside the source",
-            source.display(),
-            target.display()
-        )));
-    }
-    if let Some(cfg) = &opts.update_config {
-        if !cfg.is_file() {
-            return Err(EmaError::Config(format!(
-                "--update-config: configuration file {} does not exist; pass --config PATH or drop --update-config",
-                cfg.display()
-            )));
-        }
-        // Fail before copying anything if the configuration cannot be edited.
-        set_models_directory(cfg, &target, true)?;
-    }
+    check_move(&source, &target, existing.as_ref(), opts)?;
     let resumed = existing.is_some();
     if !source.is_dir() {
         // Interrupted after the source was deleted: only bookkeeping is left.
@@ -263,19 +236,7 @@ pub fn move_models(opts: &MoveOptions) -> Result<MoveReport> {
             source.display()
         )));
     }
-    // Refuse while a download is running in the source.
-    let locks = source.join(STATE_DIR).join("locks");
-    if let Ok(rd) = std::fs::read_dir(&locks) {
-        for e in rd.flatten() {
-            if lock_held(&e.path()) {
-                return Err(EmaError::Config(format!(
-                    "a download is running in {} ({} is locked); wait for it or cancel it, then move",
-                    source.display(),
-                    e.path().display()
-                )));
-            }
-        }
-    }
+    refuse_while_downloading(&source)?;
     let files = source_files(&source);
     let mut journal = existing.unwrap_or_else(|| MoveJournal {
         source: source.clone(),
@@ -298,18 +259,7 @@ pub fn move_models(opts: &MoveOptions) -> Result<MoveReport> {
         .filter(|(r, _)| !done_before.contains(r))
         .map(|(_, s)| *s)
         .sum();
-    std::fs::create_dir_all(target.join(STATE_DIR))
-        .map_err(|e| EmaError::io("cannot create directory", &target, e))?;
-    let avail = fs4::available_space(&target)
-        .map_err(|e| EmaError::io("cannot read free space of", &target, e))?;
-    if needed > avail {
-        return Err(EmaError::DiskSpace(format!(
-            "not enough space at {}: {:.2} GB needed, {:.2} GB free; free space there or choose another target",
-            target.display(),
-            needed as f64 / 1e9,
-            avail as f64 / 1e9
-        )));
-    }
+    ensure_space(&target, needed)?;
     write_json_atomic(&jpath, &journal)?;
     let mut copied_now = 0usize;
     let mut already_done = 0usize;
@@ -345,16 +295,7 @@ pub fn move_models(opts: &MoveOptions) -> Result<MoveReport> {
     }
     journal.phase = MovePhase::DeletingSource;
     write_json_atomic(&jpath, &journal)?;
-    // Delete only what was copied and verified; anything new in the source stays.
-    let mut left = Vec::new();
-    for (rel, _) in source_files(&source) {
-        if journal.done.contains_key(&rel) {
-            let p = source.join(&rel);
-            std::fs::remove_file(&p).map_err(|e| EmaError::io("cannot remove", &p, e))?;
-        } else {
-            left.push(rel);
-        }
-    }
+    let left = delete_copied(&source, &journal)?;
     remove_empty_dirs(&source);
     let source_deleted = !source.exists();
     std::fs::remove_file(&jpath).map_err(|e| EmaError::io("cannot remove", &jpath, e))?;
@@ -371,6 +312,93 @@ pub fn move_models(opts: &MoveOptions) -> Result<MoveReport> {
         source_deleted,
         left_in_source: left,
     })
+}
+
+/// Refuse a move that cannot be done: another move unfinished at the target, one folder inside the other, a
+/// configuration file to update that is missing or cannot be edited.
+fn check_move(
+    source: &Path,
+    target: &Path,
+    existing: Option<&MoveJournal>,
+    opts: &MoveOptions,
+) -> Result<()> {
+    if let Some(j) = existing
+        && j.source != source
+    {
+        return Err(EmaError::Config(format!(
+            "{} holds an unfinished move from {}; finish it with `ema move-models --source {} --target {}` first",
+            target.display(),
+            j.source.display(),
+            j.source.display(),
+            target.display()
+        )));
+    }
+    if source == target || target.starts_with(source) || source.starts_with(target) {
+        return Err(EmaError::Config(format!(
+            "cannot move {} to {}: one is inside the other; choose a target outside the source",
+            source.display(),
+            target.display()
+        )));
+    }
+    if let Some(cfg) = &opts.update_config {
+        if !cfg.is_file() {
+            return Err(EmaError::Config(format!(
+                "--update-config: configuration file {} does not exist; pass --config PATH or drop --update-config",
+                cfg.display()
+            )));
+        }
+        // Fail before copying anything if the configuration cannot be edited.
+        set_models_directory(cfg, target, true)?;
+    }
+    Ok(())
+}
+
+/// Refuse while a download is running in the source.
+fn refuse_while_downloading(source: &Path) -> Result<()> {
+    let locks = source.join(STATE_DIR).join("locks");
+    if let Ok(rd) = std::fs::read_dir(&locks) {
+        for e in rd.flatten() {
+            if lock_held(&e.path()) {
+                return Err(EmaError::Config(format!(
+                    "a download is running in {} ({} is locked); wait for it or cancel it, then move",
+                    source.display(),
+                    e.path().display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Create the target's state folder and check the target has room for `needed` more bytes.
+fn ensure_space(target: &Path, needed: u64) -> Result<()> {
+    std::fs::create_dir_all(target.join(STATE_DIR))
+        .map_err(|e| EmaError::io("cannot create directory", target, e))?;
+    let avail = fs4::available_space(target)
+        .map_err(|e| EmaError::io("cannot read free space of", target, e))?;
+    if needed > avail {
+        return Err(EmaError::DiskSpace(format!(
+            "not enough space at {}: {:.2} GB needed, {:.2} GB free; free space there or choose another target",
+            target.display(),
+            needed as f64 / 1e9,
+            avail as f64 / 1e9
+        )));
+    }
+    Ok(())
+}
+
+/// Delete only what was copied and verified; anything new in the source stays. Returns what stayed.
+fn delete_copied(source: &Path, journal: &MoveJournal) -> Result<Vec<String>> {
+    let mut left = Vec::new();
+    for (rel, _) in source_files(source) {
+        if journal.done.contains_key(&rel) {
+            let p = source.join(&rel);
+            std::fs::remove_file(&p).map_err(|e| EmaError::io("cannot remove", &p, e))?;
+        } else {
+            left.push(rel);
+        }
+    }
+    Ok(left)
 }
 
 /// Remove empty directories bottom-up (and lock files, which are not data), `dir` included if it ends up empty.
