@@ -12,7 +12,7 @@ use crate::engine::download::{DownloadOptions, DownloadReport};
 use crate::engine::error::{EmaError, Result, exit};
 use crate::engine::events::{Event, Severity};
 use crate::engine::store::RepoId;
-use crate::engine::{Engine, status::ModelStatus};
+use crate::engine::{Engine, inventory::ModelStatus};
 
 /// `ema download`.
 #[derive(Debug, Args)]

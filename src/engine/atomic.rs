@@ -1,5 +1,6 @@
 //! Atomic file writes: a temp file in the same directory, fsync, rename over the target, fsync the directory.
-//! A crash at any moment leaves either the old or the new file, never a mix.
+//! A crash at any moment leaves either the old or the new file, never a mix. Also the advisory lock files that
+//! guard a read-modify-write of such a file across processes.
 
 use std::io::Write;
 use std::path::Path;
@@ -54,6 +55,39 @@ pub fn write_json_atomic<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -
         .map_err(|e| EmaError::Other(format!("cannot serialize {}: {e}", path.display())))?;
     bytes.push(b'\n');
     write_atomic(path, &bytes)
+}
+
+/// Open (creating it and its directory) the lock file `lock` that guards a read-modify-write; the caller takes the
+/// lock on the returned file.
+pub fn open_lock_file(lock: &Path) -> Result<std::fs::File> {
+    if let Some(dir) = lock.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| EmaError::io("cannot create directory", dir, e))?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock)
+        .map_err(|e| EmaError::io("cannot open", lock, e))
+}
+
+/// True when another process holds the lock file (a download running for that model).
+pub fn lock_held(lock: &Path) -> bool {
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(lock)
+    else {
+        return false;
+    };
+    match f.try_lock() {
+        Ok(()) => {
+            let _ = f.unlock();
+            false
+        }
+        Err(_) => true,
+    }
 }
 
 /// fsync a directory so a rename inside it survives power loss. Best effort.

@@ -430,6 +430,32 @@ fn samples() -> Vec<Sample> {
         })
     };
 
+    // A GPT-2-style causal language model: (vocabulary, width, layers, positions).
+    let gpt = |repo: &'static str,
+               dtype: DType,
+               shards: usize,
+               (vocab, n, layers, pos): (u64, u64, u64, u64)| {
+        Sample {
+            repo,
+            pipeline_tag: "text-generation",
+            library_name: "transformers",
+            tags: &[
+                "transformers",
+                "safetensors",
+                "gpt2",
+                "text-generation",
+                "ema-demo",
+            ],
+            dtype,
+            tensors: gpt2_tensors(vocab, n, layers, pos),
+            shards,
+            config: gpt2_cfg(vocab, n, layers, pos, dtype),
+            tokenizer_config: gpt2_tok(),
+            generation_config: Some(gen_cfg(pos)),
+            card: String::new(),
+        }
+    };
+
     let mut sentiment = bert_tensors(2048, 64, 2, 128, "bert.");
     sentiment.extend([
         t("bert.pooler.dense.weight", &[64, 64], Init::Random),
@@ -439,44 +465,8 @@ fn samples() -> Vec<Sample> {
     ]);
 
     let mut out = vec![
-        Sample {
-            repo: "ema-demo/small-gpt",
-            pipeline_tag: "text-generation",
-            library_name: "transformers",
-            tags: &[
-                "transformers",
-                "safetensors",
-                "gpt2",
-                "text-generation",
-                "ema-demo",
-            ],
-            dtype: DType::BF16,
-            tensors: gpt2_tensors(8192, 512, 8, 512),
-            shards: 2,
-            config: gpt2_cfg(8192, 512, 8, 512, DType::BF16),
-            tokenizer_config: gpt2_tok(),
-            generation_config: Some(gen_cfg(512)),
-            card: String::new(),
-        },
-        Sample {
-            repo: "ema-demo/tiny-gpt",
-            pipeline_tag: "text-generation",
-            library_name: "transformers",
-            tags: &[
-                "transformers",
-                "safetensors",
-                "gpt2",
-                "text-generation",
-                "ema-demo",
-            ],
-            dtype: DType::F32,
-            tensors: gpt2_tensors(2048, 128, 2, 128),
-            shards: 1,
-            config: gpt2_cfg(2048, 128, 2, 128, DType::F32),
-            tokenizer_config: gpt2_tok(),
-            generation_config: Some(gen_cfg(128)),
-            card: String::new(),
-        },
+        gpt("ema-demo/small-gpt", DType::BF16, 2, (8192, 512, 8, 512)),
+        gpt("ema-demo/tiny-gpt", DType::F32, 1, (2048, 128, 2, 128)),
         Sample {
             repo: "ema-demo/tiny-sentiment",
             pipeline_tag: "text-classification",

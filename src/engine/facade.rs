@@ -17,7 +17,7 @@ use super::config::hub_env::HubEnv;
 use super::download::{DownloadManager, DownloadOptions, DownloadReport, DownloadSnapshot};
 use super::error::Result;
 use super::events::EventBus;
-use super::status::{self, ModelStatus};
+use super::inventory::{self, ModelStatus};
 use super::store::{RepoId, Store};
 use super::{health, integrity};
 
@@ -105,7 +105,7 @@ impl Engine {
     /// Every model in the store and every download in flight: availability, size, commit, verification state,
     /// last verification; per-file detail when `detailed`.
     pub fn model_statuses(&self, detailed: bool) -> Result<Vec<ModelStatus>> {
-        status::model_statuses(&self.store, &self.downloads(), detailed)
+        inventory::model_statuses(&self.store, &self.downloads(), detailed)
     }
 
     /// Start the health monitor on the current tokio runtime when the configuration enables it
@@ -205,6 +205,6 @@ impl Engine {
             .downloads()
             .into_iter()
             .find(|d| d.model_id == repo.as_str());
-        status::model_status(&self.store, repo, dl, detailed)
+        inventory::model_status(&self.store, repo, dl, detailed)
     }
 }

@@ -16,6 +16,6 @@ pub mod http1;
 pub mod hub;
 pub mod inventory;
 pub mod migration;
-pub mod status;
+pub mod online;
 
 pub use facade::Engine;

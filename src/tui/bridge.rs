@@ -257,7 +257,11 @@ impl ConsoleBackend for EngineBackend {
             if env.offline {
                 return false;
             }
-            inventory::endpoint_reachable(&env.endpoint, std::time::Duration::from_secs(3)).await
+            crate::engine::online::endpoint_reachable(
+                &env.endpoint,
+                std::time::Duration::from_secs(3),
+            )
+            .await
         }
     }
 

@@ -9,8 +9,8 @@ use fs4::fs_std::FileExt;
 use serde::{Deserialize, Serialize};
 
 use super::util::Control;
-use crate::engine::atomic::write_json_atomic;
-use crate::engine::error::{EmaError, Result};
+use crate::engine::atomic::{open_lock_file, write_json_atomic};
+use crate::engine::error::Result;
 use crate::engine::store::{RepoId, Store, now_rfc3339};
 
 /// Where a persisted download stands.
@@ -104,16 +104,7 @@ impl Queue {
 
     /// Read-modify-write under the queue lock.
     pub fn update<T>(&self, f: impl FnOnce(&mut Vec<QueueEntry>) -> T) -> Result<T> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| EmaError::io("cannot create directory", dir, e))?;
-        }
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock)
-            .map_err(|e| EmaError::io("cannot open", &self.lock, e))?;
+        let lock = open_lock_file(&self.lock)?;
         // On filesystems where flock is a no-op, the atomic replace still keeps the file whole.
         let _ = lock.lock_exclusive();
         let mut entries = self.read_unlocked();

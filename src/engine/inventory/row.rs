@@ -1,15 +1,13 @@
-//! What the store holds right now, from the files alone: every model folder and metadata sidecar plus the watch
-//! list, each with a quick status (files present with their recorded sizes) and health from the last
-//! verification. No hashing here (that is the integrity checker's job); this is what a console can afford to run on
-//! every refresh, also for thousands of models.
-
-use std::path::{Path, PathBuf};
+//! The console's row per model ([`ModelInfo`]): every model folder and metadata sidecar plus the watch list, each
+//! with a quick status (files present with their recorded sizes), health from the last verification and the
+//! problems in words. What a console can afford to run on every refresh, also for thousands of models.
 
 use serde::Serialize;
 
-use super::error::{EmaError, Result};
-use super::events::{Availability, HealthState};
-use super::store::{ModelMetadata, RepoId, Store, VerificationState};
+use super::space::dir_size;
+use crate::engine::error::Result;
+use crate::engine::events::{Availability, HealthState};
+use crate::engine::store::{ModelMetadata, RepoId, Store, VerificationState};
 
 /// One row of the inventory.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -155,145 +153,11 @@ pub fn inspect(store: &Store, id: &RepoId, wanted: bool) -> ModelInfo {
     }
 }
 
-/// Total size of the regular files under `dir` (symlinks not followed).
-pub fn dir_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let Ok(ft) = e.file_type() else { continue };
-            if ft.is_dir() {
-                stack.push(e.path());
-            } else if ft.is_file() {
-                total += e.metadata().map(|m| m.len()).unwrap_or(0);
-            }
-        }
-    }
-    total
-}
-
-/// Space on the filesystem holding `path` (the nearest existing ancestor).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct DiskSpace {
-    pub total_bytes: u64,
-    pub available_bytes: u64,
-}
-
-pub fn disk_space(path: &Path) -> Result<DiskSpace> {
-    let mut p: PathBuf = path.to_path_buf();
-    while !p.exists() {
-        match p.parent() {
-            Some(q) if !q.as_os_str().is_empty() => p = q.to_path_buf(),
-            _ => {
-                p = PathBuf::from(".");
-                break;
-            }
-        }
-    }
-    let total = fs4::total_space(&p).map_err(|e| EmaError::io("cannot stat filesystem", &p, e))?;
-    let avail =
-        fs4::available_space(&p).map_err(|e| EmaError::io("cannot stat filesystem", &p, e))?;
-    Ok(DiskSpace {
-        total_bytes: total,
-        available_bytes: avail,
-    })
-}
-
-/// Whether a TCP connection to the hub endpoint's host and port succeeds within `timeout` (the console's
-/// online/offline indicator; no request is sent, no token leaves the machine).
-pub async fn endpoint_reachable(endpoint: &str, timeout: std::time::Duration) -> bool {
-    let Ok(u) = url::Url::parse(endpoint) else {
-        return false;
-    };
-    let (Some(host), Some(port)) = (u.host_str(), u.port_or_known_default()) else {
-        return false;
-    };
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    matches!(
-        tokio::time::timeout(
-            timeout,
-            tokio::net::TcpStream::connect((host.as_str(), port))
-        )
-        .await,
-        Ok(Ok(_))
-    )
-}
-
-/// Delete a model: its folder, its sidecar and any partial download. In a shared store (`shared_storage`), a model
-/// without an ema sidecar was not created by ema and is refused.
-pub fn delete_model(store: &Store, id: &RepoId, shared_storage: bool) -> Result<()> {
-    let meta_path = store.metadata_path(id);
-    let dir = store.model_dir(id);
-    if shared_storage && !meta_path.exists() && dir.exists() {
-        return Err(EmaError::Config(format!(
-            "{id} has no ema metadata and the store is shared (storage.shared_storage = true), so ema did not \
-             create it and will not delete it; remove {} by hand if you are sure",
-            dir.display()
-        )));
-    }
-    if !dir.exists() && !meta_path.exists() {
-        return Err(EmaError::NotFound(format!(
-            "{id} is not in the store at {}; nothing to delete",
-            store.root().display()
-        )));
-    }
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| EmaError::io("cannot delete", &dir, e))?;
-    }
-    let partial = store.partial_dir(id);
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial)
-            .map_err(|e| EmaError::io("cannot delete", &partial, e))?;
-    }
-    if meta_path.exists() {
-        std::fs::remove_file(&meta_path)
-            .map_err(|e| EmaError::io("cannot delete", &meta_path, e))?;
-    }
-    super::atomic::sync_dir(store.root());
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::delete::delete_model;
+    use super::super::test_metadata as meta;
     use super::*;
-    use crate::engine::store::{FileRecord, METADATA_SCHEMA_VERSION, now_rfc3339};
-
-    pub(crate) fn meta(id: &str, files: &[(&str, u64)]) -> ModelMetadata {
-        ModelMetadata {
-            schema_version: METADATA_SCHEMA_VERSION,
-            repo_id: RepoId::parse(id).unwrap(),
-            requested_revision: "main".into(),
-            commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
-            endpoint: None,
-            files: files
-                .iter()
-                .map(|(p, s)| FileRecord {
-                    path: p.to_string(),
-                    size: *s,
-                    sha256: None,
-                    git_sha1: None,
-                    lfs: false,
-                    verified_at: None,
-                    mtime_ns: None,
-                })
-                .collect(),
-            total_size: files.iter().map(|f| f.1).sum(),
-            pipeline_tag: Some("text-classification".into()),
-            library_name: None,
-            tags: vec![],
-            parameters: None,
-            created_at: now_rfc3339(),
-            updated_at: now_rfc3339(),
-            last_verified_at: None,
-            verification: VerificationState::Verified,
-        }
-    }
 
     #[test]
     fn statuses_from_files() {
@@ -329,16 +193,5 @@ mod tests {
         delete_model(&s, &ok, false).unwrap();
         assert!(!s.model_dir(&ok).exists() && !s.metadata_path(&ok).exists());
         assert!(delete_model(&s, &ok, false).is_err());
-    }
-
-    #[test]
-    fn shared_store_refuses_foreign_models() {
-        let d = tempfile::tempdir().unwrap();
-        let s = Store::new(d.path());
-        let id = RepoId::parse("legacy").unwrap();
-        std::fs::create_dir_all(s.model_dir(&id)).unwrap();
-        assert!(delete_model(&s, &id, true).is_err());
-        assert!(s.model_dir(&id).exists());
-        delete_model(&s, &id, false).unwrap();
     }
 }

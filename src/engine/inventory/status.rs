@@ -1,13 +1,13 @@
-//! Model status: every model in the store plus the downloads in flight, with availability, size, commit and
-//! verification state. Cheap checks only (existence and sizes); hashing is the integrity module's job.
+//! The status of a model for `ema status` and the server ([`ModelStatus`]): every model in the store plus the
+//! downloads in flight, with availability, size, commit, verification state and, on request, per-file detail.
 
 use serde::Serialize;
 
-use super::download::DownloadSnapshot;
-use super::download::queue::QueueState;
-use super::error::Result;
-use super::events::Availability;
-use super::store::{ModelMetadata, RepoId, Store, VerificationState, mtime_ns};
+use crate::engine::download::DownloadSnapshot;
+use crate::engine::download::queue::QueueState;
+use crate::engine::error::Result;
+use crate::engine::events::Availability;
+use crate::engine::store::{ModelMetadata, RepoId, Store, VerificationState, mtime_ns};
 
 /// One file of a model, as on disk now.
 #[derive(Debug, Clone, Serialize)]
@@ -159,8 +159,9 @@ pub fn model_statuses(
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_metadata;
     use super::*;
-    use crate::engine::store::{FileRecord, METADATA_SCHEMA_VERSION, now_rfc3339};
+    use crate::engine::store::now_rfc3339;
 
     #[test]
     fn available_only_when_verified_and_complete() {
@@ -170,31 +171,11 @@ mod tests {
         let repo = RepoId::parse("org/m").unwrap();
         std::fs::create_dir_all(store.model_dir(&repo)).unwrap();
         std::fs::write(store.model_dir(&repo).join("a.txt"), b"hello").unwrap();
-        let mut meta = ModelMetadata {
-            schema_version: METADATA_SCHEMA_VERSION,
-            repo_id: repo.clone(),
-            requested_revision: "main".into(),
-            commit: Some("a".repeat(40)),
-            endpoint: None,
-            files: vec![FileRecord {
-                path: "a.txt".into(),
-                size: 5,
-                sha256: None,
-                git_sha1: Some("b".repeat(40)),
-                lfs: false,
-                verified_at: Some(now_rfc3339()),
-                mtime_ns: None,
-            }],
-            total_size: 5,
-            pipeline_tag: None,
-            library_name: None,
-            tags: vec![],
-            parameters: None,
-            created_at: now_rfc3339(),
-            updated_at: now_rfc3339(),
-            last_verified_at: None,
-            verification: VerificationState::Verified,
-        };
+        let mut meta = test_metadata("org/m", &[("a.txt", 5)]);
+        meta.commit = Some("a".repeat(40));
+        meta.files[0].git_sha1 = Some("b".repeat(40));
+        meta.files[0].verified_at = Some(now_rfc3339());
+        meta.pipeline_tag = None;
         store.write_metadata(&meta).unwrap();
         let s = model_statuses(&store, &[], true).unwrap();
         assert_eq!(s.len(), 1);
