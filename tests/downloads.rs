@@ -15,7 +15,8 @@ use ema::engine::error::EmaError;
 use ema::engine::events::{Availability, Event};
 use ema::engine::store::{RepoId, Store, VerificationState};
 use ema::server::faults::{Fault, FaultPlan, RetryAfter, VirtualRepo, fingerprint};
-use ema::server::mirror::{Mirror, MirrorHandle, MirrorOptions};
+use ema::server::mirror::{Mirror, MirrorHandle};
+use ema::server::options::MirrorOptions;
 use sha2::Digest;
 
 const TOKEN: &str = "hf_test_token_0123456789";

@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 
 use ema::engine::demo::generate_sample_hub;
 use ema::server::faults::FaultPlan;
-use ema::server::mirror::{Mirror, MirrorHandle, MirrorOptions};
+use ema::server::mirror::{Mirror, MirrorHandle};
+use ema::server::options::MirrorOptions;
 use serde_json::Value;
 
 /// The sample hub, generated once per build directory (idempotent).

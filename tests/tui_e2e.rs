@@ -10,7 +10,8 @@ use ema::engine::store::{
     FileRecord, METADATA_SCHEMA_VERSION, ModelMetadata, RepoId, Store, VerificationState,
     now_rfc3339,
 };
-use ema::server::mirror::{Mirror, MirrorOptions};
+use ema::server::mirror::Mirror;
+use ema::server::options::MirrorOptions;
 
 const EMA: &str = env!("CARGO_BIN_EXE_ema");
 

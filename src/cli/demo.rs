@@ -15,7 +15,8 @@ use crate::engine::config::{self, ConfigSource, HubEnv, LoadedConfig};
 use crate::engine::download::DownloadOptions;
 use crate::engine::error::{EmaError, Result, exit};
 use crate::engine::store::RepoId;
-use crate::server::mirror::{Mirror, MirrorOptions};
+use crate::server::mirror::Mirror;
+use crate::server::options::MirrorOptions;
 
 use super::Ctx;
 
