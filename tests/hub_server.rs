@@ -7,9 +7,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use ema::engine::demo::{SAMPLE_REPOS, generate_sample_hub};
+use ema::engine::integrity::hash::git_blob_sha1;
 use ema::engine::store::{RepoId, Store};
 use ema::server::faults::{Fault, FaultPlan, RetryAfter, VirtualRepo, fingerprint};
-use ema::engine::integrity::hash::git_blob_sha1;
 use ema::server::mirror::{Mirror, MirrorHandle};
 use ema::server::options::MirrorOptions;
 use reqwest::StatusCode;

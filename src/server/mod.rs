@@ -1,12 +1,12 @@
 //! The server face: the Hub-compatible mirror of the store, and the seam the REST + WebSocket API and metrics join.
 //!
-//! The whole server is ONE axum app over ONE state: [`router`] builds it from [`ServerState`] (the options, the
-//! store's repo index, the CDN secret). Each face is a sub-router of `Router<Arc<ServerState>>` merged in
-//! `router()`: today the Hub protocol ([`hub::routes`], under `hub/`); a REST API (`api/`), a WebSocket
+//! The whole server is ONE axum app over ONE state: `router()` builds it over `ServerState` (`state.rs`: the
+//! options, the store's repo index, the CDN secret). Each face is a sub-router of `Router<Arc<ServerState>>` merged
+//! in `router()`: today the Hub protocol (`hub::routes()`, under `hub/`); a REST API (`api/`), a WebSocket
 //! (`ws.rs`) and metrics (`metrics.rs`) are merged beside it the same way, and a security layer for all of them
-//! goes around the merged router there. Before routing, [`hub::paths::canonical_path`] turns the Hub's
-//! one-or-two-segment repo ids into one segment and keeps the mirror read-only (a REST API that writes will narrow
-//! that guard to the Hub's paths).
+//! goes around the merged router there. Before routing, `hub::paths::canonical_path` turns the Hub's
+//! one-or-two-segment repo ids into one segment and keeps the mirror read-only (a REST API that writes will
+//! narrow that guard to the Hub's paths).
 //!
 //! Fault injection ([`faults`]) is test support: `router()` wraps the app in its layer only when
 //! [`MirrorOptions::faults`] holds a plan; no route imports it. [`mirror::Mirror`] loads the state and serves the
@@ -31,9 +31,12 @@ use options::MirrorOptions;
 /// when the options carry a fault plan.
 pub(crate) fn router(state: Arc<ServerState>) -> Router {
     let routes = Router::new().merge(hub::routes()).with_state(state.clone());
-    let app = Router::new().fallback_service(routes).layer(
-        axum::middleware::from_fn_with_state(state.clone(), hub::paths::canonical_path),
-    );
+    let app = Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            hub::paths::canonical_path,
+        ));
     match &state.opts.faults {
         Some(plan) => faults::wrap(app, plan.clone()),
         None => app,

@@ -93,7 +93,6 @@ pub fn fingerprint(authorization_value: &str) -> String {
     hex::encode(Sha256::digest(authorization_value.as_bytes()))[..16].to_string()
 }
 
-
 /// The most recent requests, oldest first.
 #[derive(Debug, Default)]
 pub(crate) struct RequestLog(Mutex<Vec<Arc<LogEntry>>>);

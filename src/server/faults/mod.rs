@@ -1,5 +1,5 @@
 //! Fault injection for the mirror: the test hub is the real mirror with an [`FaultPlan`] in
-//! [`MirrorOptions::faults`](super::mirror::MirrorOptions::faults), controlled at runtime by the test.
+//! [`MirrorOptions::faults`](crate::server::options::MirrorOptions::faults), controlled at runtime by the test.
 //!
 //! Rules match requests whose URL path contains a pattern (`""` matches every request) and apply to the first
 //! `times` matching requests (`None`: every one). Status faults ([`Fault::Status`]) apply to `GET` and `HEAD` and

@@ -163,10 +163,8 @@ impl Shaper {
         match fault {
             Fault::DropAfter(n) => self.drop_after = Some(self.drop_after.map_or(n, |m| m.min(n))),
             Fault::Stall { after_bytes } => {
-                self.stall_after = Some(
-                    self.stall_after
-                        .map_or(after_bytes, |m| m.min(after_bytes)),
-                )
+                self.stall_after =
+                    Some(self.stall_after.map_or(after_bytes, |m| m.min(after_bytes)))
             }
             Fault::FlipByte(o) => self.flips.push(o),
             Fault::Trickle(r) => self.rate = Some(self.rate.map_or(r, |c| c.min(r)).max(1)),

@@ -40,7 +40,7 @@ impl FromRequestParts<Arc<ServerState>> for ApiRepo {
             Some(OriginalUri(u)) => u.path().to_string(),
             None => parts.uri.path().to_string(),
         };
-        let repo = api_repo(&hub, &id, &raw_path, parts.uri.query())?;
+        let repo = api_repo(&hub, &id, &raw_path, parts.uri.query()).map_err(|answer| *answer)?;
         Ok(ApiRepo { hub, repo })
     }
 }
@@ -51,10 +51,10 @@ pub(crate) fn api_repo(
     id: &str,
     raw_path: &str,
     query: Option<&str>,
-) -> Result<Arc<Repo>, Response> {
+) -> Result<Arc<Repo>, Box<Response>> {
     if let Some(new) = hub.st.opts.aliases.get(id) {
         let loc = raw_path.replacen(&encode_path(id), &encode_path(new), 1);
-        return Err(relative_redirect(&loc, query));
+        return Err(Box::new(relative_redirect(&loc, query)));
     }
-    hub.repo(id).ok_or_else(|| repo_not_found(id))
+    hub.repo(id).ok_or_else(|| Box::new(repo_not_found(id)))
 }

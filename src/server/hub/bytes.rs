@@ -56,16 +56,10 @@ fn parse_range(h: Option<&HeaderValue>, size: u64) -> std::result::Result<Option
     Ok(Some((start, end)))
 }
 
-pub(crate) async fn serve_bytes(
-    file: &FileEntry,
-    headers: &HeaderMap,
-    method: &Method,
-    extra: HeaderMap,
-) -> Response {
-    let size = file.size;
-    // `If-Range`: the range only applies while the entity is the one the client started with; otherwise the
-    // whole (new) file.
-    let if_range_ok = match headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+/// `If-Range`: the range only applies while the entity is the one the client started with (its `ETag` in `extra`);
+/// otherwise the whole (new) file.
+fn if_range_holds(headers: &HeaderMap, extra: &HeaderMap) -> bool {
+    match headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
         None => true,
         Some(v) => {
             let norm = |s: &str| {
@@ -79,51 +73,68 @@ pub(crate) async fn serve_bytes(
                 .and_then(|e| e.to_str().ok())
                 .is_some_and(|e| norm(e) == norm(v))
         }
-    };
-    let range_header = if if_range_ok {
+    }
+}
+
+/// `416` with `Content-Range: bytes */{size}` and the metadata headers `extra`.
+fn range_not_satisfiable(size: u64, extra: HeaderMap) -> Response {
+    let mut r = hub_error(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "RangeNotSatisfiable",
+        "the requested range starts at or beyond the end of the file",
+    );
+    r.headers_mut().extend(extra);
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+        r.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
+    r
+}
+
+/// Bytes `[start, end)` of the file as a streamed body (64 KiB chunks from memory, 1 MiB reads from disk).
+fn body_of(file: &FileEntry, start: u64, end: u64) -> std::io::Result<Body> {
+    Ok(match &file.source {
+        Source::Memory(b) => {
+            let slice = b.slice(start as usize..end as usize);
+            let chunks: Vec<std::result::Result<Bytes, std::io::Error>> = (0..slice.len())
+                .step_by(64 * 1024)
+                .map(|i| Ok(slice.slice(i..(i + 64 * 1024).min(slice.len()))))
+                .collect();
+            Body::from_stream(futures::stream::iter(chunks))
+        }
+        Source::Disk(p) => Body::from_stream(file_body(std::fs::File::open(p)?, start, end)),
+    })
+}
+
+/// The file's bytes (all, or the range the request asks for) with the metadata headers `extra`.
+pub(crate) async fn serve_bytes(
+    file: &FileEntry,
+    headers: &HeaderMap,
+    method: &Method,
+    extra: HeaderMap,
+) -> Response {
+    let size = file.size;
+    let range_header = if if_range_holds(headers, &extra) {
         headers.get(header::RANGE)
     } else {
         None
     };
-    let range = match parse_range(range_header, size) {
-        Ok(r) => r,
-        Err(()) => {
-            let mut r = hub_error(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "RangeNotSatisfiable",
-                "the requested range starts at or beyond the end of the file",
-            );
-            r.headers_mut().extend(extra);
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                r.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-            return r;
-        }
+    let Ok(range) = parse_range(range_header, size) else {
+        return range_not_satisfiable(size, extra);
     };
     let (start, end) = range.unwrap_or((0, size));
     let len = end - start;
     let body = if *method == Method::HEAD {
         Body::empty()
     } else {
-        match &file.source {
-            Source::Memory(b) => {
-                let slice = b.slice(start as usize..end as usize);
-                let chunks: Vec<std::result::Result<Bytes, std::io::Error>> = (0..slice.len())
-                    .step_by(64 * 1024)
-                    .map(|i| Ok(slice.slice(i..(i + 64 * 1024).min(slice.len()))))
-                    .collect();
-                Body::from_stream(futures::stream::iter(chunks))
+        match body_of(file, start, end) {
+            Ok(b) => b,
+            Err(e) => {
+                return hub_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    &format!("cannot open the file: {e}"),
+                );
             }
-            Source::Disk(p) => match std::fs::File::open(p) {
-                Ok(f) => Body::from_stream(file_body(f, start, end)),
-                Err(e) => {
-                    return hub_error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "InternalError",
-                        &format!("cannot open the file: {e}"),
-                    );
-                }
-            },
         }
     };
     let mut r = Response::new(body);

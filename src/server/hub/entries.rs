@@ -49,4 +49,3 @@ pub(crate) fn file_entry(path: &str, f: &FileEntry) -> Value {
     }
     e
 }
-

@@ -97,7 +97,8 @@ impl RepoIndex {
             return;
         }
         let index = self.clone();
-        if let Ok(loaded) = tokio::task::spawn_blocking(move || load_one(&index.store, &rid)).await {
+        if let Ok(loaded) = tokio::task::spawn_blocking(move || load_one(&index.store, &rid)).await
+        {
             let mut w = self.repos.write().unwrap_or_else(|e| e.into_inner());
             if loaded.stamp.folder || loaded.stamp.metadata.is_some() {
                 w.insert(id.to_string(), loaded);

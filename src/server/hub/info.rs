@@ -90,4 +90,3 @@ fn info(hub: &Hub, repo: &Repo, blobs: bool) -> Response {
     }
     json_response(&v)
 }
-

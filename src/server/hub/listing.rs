@@ -54,4 +54,3 @@ pub(crate) async fn list_models(hub: Hub, RawQuery(query): RawQuery) -> Response
         .collect();
     json_response(&Value::Array(out))
 }
-

@@ -53,7 +53,10 @@ pub(crate) fn routes() -> Router<Arc<ServerState>> {
         .route("/api/models", get(listing::list_models))
         .route("/api/models/", get(listing::list_models))
         .route("/api/models/{repo}", get(info::model_info))
-        .route("/api/models/{repo}/revision/{rev}", get(info::revision_info))
+        .route(
+            "/api/models/{repo}/revision/{rev}",
+            get(info::revision_info),
+        )
         .route("/api/models/{repo}/revision/", get(info::revision_info))
         .route("/api/models/{repo}/tree/{rev}", get(tree::tree))
         .route("/api/models/{repo}/tree/{rev}/{*path}", get(tree::tree))

@@ -12,7 +12,9 @@ use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use percent_encoding::{
+    AsciiSet, CONTROLS, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode,
+};
 
 use super::respond::hub_error;
 use super::view::Hub;
@@ -96,13 +98,17 @@ fn split_resolve<'a>(hub: &Hub, segs: &'a [&'a str]) -> Option<(String, &'a str,
 /// The canonical path for decoded segments (`None`: route the path as it is), and whether it is the `paths-info`
 /// endpoint.
 fn canonical(hub: &Hub, segs: &[&str]) -> (Option<String>, bool) {
-    let join = |vals: &[&str]| -> String { vals.iter().map(|v| format!("/{}", value(v))).collect() };
+    let join =
+        |vals: &[&str]| -> String { vals.iter().map(|v| format!("/{}", value(v))).collect() };
     match segs {
         ["api", "models"] | ["api", "models", ""] => (None, false),
         ["api", "models", rest @ ..] => {
             let (id, rest) = split_api_repo(hub, rest);
             let paths_info = matches!(rest, ["paths-info", _]);
-            (Some(format!("/api/models/{}{}", repo_value(&id), join(rest))), paths_info)
+            (
+                Some(format!("/api/models/{}{}", repo_value(&id), join(rest))),
+                paths_info,
+            )
         }
         ["cdn", sha] => (Some(format!("/cdn/{}", value(sha))), false),
         _ => match split_resolve(hub, segs) {
@@ -193,7 +199,8 @@ pub(crate) async fn canonical_path(
 /// `r` with its `Content-Length`, as the routes' answers get it from the router (this step runs outside of it).
 fn with_length(mut r: Response) -> Response {
     if let Some(n) = r.body().size_hint().exact() {
-        r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
     }
     r
 }

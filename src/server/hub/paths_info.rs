@@ -34,7 +34,7 @@ pub(crate) async fn paths_info(
     };
     let repo = match api_repo(&hub, &id, uri.path(), uri.query()) {
         Ok(r) => r,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     if !repo.serves_revision(&rev) {
         return revision_not_found(&id, &rev);
@@ -70,4 +70,3 @@ fn entries(hub: &Hub, repo: &Repo, body: &[u8]) -> Response {
         .collect();
     json_response(&Value::Array(out))
 }
-

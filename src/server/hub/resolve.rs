@@ -14,7 +14,9 @@ use super::bytes::serve_bytes;
 use super::cdn::cdn_redirect;
 use super::paths::{SEGMENT, encode_path};
 use super::repo::{FileEntry, Repo};
-use super::respond::{entry_not_found, hub_error, relative_redirect, repo_not_found, revision_not_found};
+use super::respond::{
+    entry_not_found, hub_error, relative_redirect, repo_not_found, revision_not_found,
+};
 use super::view::Hub;
 
 #[derive(Deserialize)]
@@ -29,7 +31,11 @@ pub(crate) struct Params {
 /// The endpoint.
 pub(crate) async fn resolve(
     hub: Hub,
-    Path(Params { repo: id, rev, path }): Path<Params>,
+    Path(Params {
+        repo: id,
+        rev,
+        path,
+    }): Path<Params>,
     RawQuery(query): RawQuery,
     method: Method,
     headers: HeaderMap,

@@ -10,7 +10,9 @@ use serde_json::Value;
 
 use super::repo::{FileEntry, Repo, Source, derive_commit, is_hex, lfs_pointer};
 use crate::engine::integrity::hash::git_blob_sha1;
-use crate::engine::store::{ModelMetadata, RepoId, Store, VerificationState, is_lfs_path};
+use crate::engine::store::{
+    FileRecord, ModelMetadata, RepoId, Store, VerificationState, is_lfs_path,
+};
 
 /// Files under `dir`, repo-relative with `/`, regular files only (symlinks are followed only when they stay inside).
 fn walk(dir: &Path) -> std::io::Result<Vec<(String, PathBuf, u64)>> {
@@ -141,17 +143,15 @@ fn hub_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// `Ok(None)`: nothing to serve (metadata without a folder). `Err(reason)`: present but not servable.
-pub(crate) fn load_repo(store: &Store, id: &RepoId) -> std::result::Result<Option<Repo>, String> {
-    let dir = store.model_dir(id);
-    let meta: Option<ModelMetadata> = store.read_metadata(id).map_err(|e| e.to_string())?;
+/// Whether the model can be served at all: `Ok(false)` when there is nothing to serve (no folder, no metadata).
+fn servable(meta: Option<&ModelMetadata>, dir: &Path) -> std::result::Result<bool, String> {
     if !dir.is_dir() {
         return match meta {
             Some(_) => Err("metadata without a model folder (nothing downloaded yet)".to_string()),
-            None => Ok(None),
+            None => Ok(false),
         };
     }
-    if let Some(m) = &meta
+    if let Some(m) = meta
         && m.verification == VerificationState::Failed
     {
         return Err(
@@ -159,23 +159,110 @@ pub(crate) fn load_repo(store: &Store, id: &RepoId) -> std::result::Result<Optio
                 .to_string(),
         );
     }
+    Ok(true)
+}
+
+/// Every file the metadata lists must be on disk.
+fn check_complete(
+    meta: &ModelMetadata,
+    on_disk: &[(String, PathBuf, u64)],
+    id: &RepoId,
+) -> std::result::Result<(), String> {
+    let present: BTreeSet<&str> = on_disk.iter().map(|(r, _, _)| r.as_str()).collect();
+    match meta
+        .files
+        .iter()
+        .find(|f| !present.contains(f.path.as_str()))
+    {
+        Some(missing) => Err(format!(
+            "incomplete: {} is missing; finish the download with `ema download {}`",
+            missing.path, id
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A file on disk as served: its hashes from the record when it has valid ones, else computed.
+fn file_entry(
+    rel: &str,
+    path: PathBuf,
+    size: u64,
+    rec: Option<&FileRecord>,
+) -> std::result::Result<FileEntry, String> {
+    let lfs = rec.map(|r| r.lfs).unwrap_or(false) || is_lfs_path(rel, size);
+    let rec_sha256 = rec.and_then(|r| r.sha256.clone()).filter(|s| is_hex(s, 64));
+    let rec_sha1 = rec
+        .and_then(|r| r.git_sha1.clone())
+        .filter(|s| is_hex(s, 40));
+    let (oid, sha256) = if lfs {
+        let sha256 = match rec_sha256 {
+            Some(s) => s,
+            None => hash_file(&path, size, true)
+                .map_err(|e| format!("cannot hash {}: {e}", path.display()))?,
+        };
+        (
+            git_blob_sha1(lfs_pointer(&sha256, size).as_bytes()),
+            Some(sha256),
+        )
+    } else {
+        match rec_sha1 {
+            Some(s) => (s, rec_sha256),
+            None => {
+                let s1 = hash_file(&path, size, false)
+                    .map_err(|e| format!("cannot hash {}: {e}", path.display()))?;
+                (s1, rec_sha256)
+            }
+        }
+    };
+    Ok(FileEntry {
+        size,
+        oid,
+        sha256,
+        lfs,
+        source: Source::Disk(path),
+        listed_size: None,
+        listed_sha256: None,
+    })
+}
+
+/// The recorded commit when it is 40-hex, else one derived from the files.
+fn commit_of(meta: Option<&ModelMetadata>, files: &BTreeMap<String, Arc<FileEntry>>) -> String {
+    meta.and_then(|m| m.commit.clone())
+        .filter(|c| is_hex(c, 40))
+        .map(|c| c.to_ascii_lowercase())
+        .unwrap_or_else(|| derive_commit(files))
+}
+
+/// `lastModified`: the metadata's update time, else the newest file's mtime, else now.
+fn last_modified_of(
+    meta: Option<&ModelMetadata>,
+    newest_mtime: Option<chrono::DateTime<chrono::Utc>>,
+) -> String {
+    meta.and_then(|m| chrono::DateTime::parse_from_rfc3339(&m.updated_at).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .or(newest_mtime)
+        .map(hub_time)
+        .unwrap_or_else(|| hub_time(chrono::Utc::now()))
+}
+
+/// `Ok(None)`: nothing to serve (metadata without a folder). `Err(reason)`: present but not servable.
+pub(crate) fn load_repo(store: &Store, id: &RepoId) -> std::result::Result<Option<Repo>, String> {
+    let dir = store.model_dir(id);
+    let meta: Option<ModelMetadata> = store.read_metadata(id).map_err(|e| e.to_string())?;
+    if !servable(meta.as_ref(), &dir)? {
+        return Ok(None);
+    }
     let on_disk = walk(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut files = BTreeMap::new();
     let mut safetensors = BTreeMap::new();
     let mut readme = None;
     let mut newest_mtime = None;
-    let recorded: HashMap<&str, &crate::engine::store::FileRecord> = meta
+    let recorded: HashMap<&str, &FileRecord> = meta
         .as_ref()
         .map(|m| m.files.iter().map(|f| (f.path.as_str(), f)).collect())
         .unwrap_or_default();
     if let Some(m) = &meta {
-        let present: BTreeSet<&str> = on_disk.iter().map(|(r, _, _)| r.as_str()).collect();
-        if let Some(missing) = m.files.iter().find(|f| !present.contains(f.path.as_str())) {
-            return Err(format!(
-                "incomplete: {} is missing; finish the download with `ema download {}`",
-                missing.path, id
-            ));
-        }
+        check_complete(m, &on_disk, id)?;
     }
     for (rel, path, size) in on_disk {
         if let Ok(md) = std::fs::metadata(&path)
@@ -184,7 +271,7 @@ pub(crate) fn load_repo(store: &Store, id: &RepoId) -> std::result::Result<Optio
             let t: chrono::DateTime<chrono::Utc> = mt.into();
             newest_mtime = newest_mtime.max(Some(t));
         }
-        let rec = recorded.get(rel.as_str());
+        let rec = recorded.get(rel.as_str()).copied();
         if meta.is_some() && rec.is_none() {
             // Not part of the pinned snapshot (e.g. a stray file): do not publish it.
             continue;
@@ -197,31 +284,6 @@ pub(crate) fn load_repo(store: &Store, id: &RepoId) -> std::result::Result<Optio
                 r.size
             ));
         }
-        let lfs = rec.map(|r| r.lfs).unwrap_or(false) || is_lfs_path(&rel, size);
-        let rec_sha256 = rec.and_then(|r| r.sha256.clone()).filter(|s| is_hex(s, 64));
-        let rec_sha1 = rec
-            .and_then(|r| r.git_sha1.clone())
-            .filter(|s| is_hex(s, 40));
-        let (oid, sha256) = if lfs {
-            let sha256 = match rec_sha256 {
-                Some(s) => s,
-                None => hash_file(&path, size, true)
-                    .map_err(|e| format!("cannot hash {}: {e}", path.display()))?,
-            };
-            (
-                git_blob_sha1(lfs_pointer(&sha256, size).as_bytes()),
-                Some(sha256),
-            )
-        } else {
-            match rec_sha1 {
-                Some(s) => (s, rec_sha256),
-                None => {
-                    let s1 = hash_file(&path, size, false)
-                        .map_err(|e| format!("cannot hash {}: {e}", path.display()))?;
-                    (s1, rec_sha256)
-                }
-            }
-        };
         if rel.ends_with(".safetensors")
             && let Some(p) = safetensors_params(&path)
         {
@@ -232,45 +294,22 @@ pub(crate) fn load_repo(store: &Store, id: &RepoId) -> std::result::Result<Optio
         if rel == "README.md" && size < 1024 * 1024 {
             readme = std::fs::read_to_string(&path).ok();
         }
-        files.insert(
-            rel,
-            Arc::new(FileEntry {
-                size,
-                oid,
-                sha256,
-                lfs,
-                source: Source::Disk(path),
-                listed_size: None,
-                listed_sha256: None,
-            }),
-        );
+        let entry = file_entry(&rel, path, size, rec)?;
+        files.insert(rel, Arc::new(entry));
     }
-    let commit = meta
-        .as_ref()
-        .and_then(|m| m.commit.clone())
-        .filter(|c| is_hex(c, 40))
-        .map(|c| c.to_ascii_lowercase())
-        .unwrap_or_else(|| derive_commit(&files));
-    let last_modified = meta
-        .as_ref()
-        .and_then(|m| chrono::DateTime::parse_from_rfc3339(&m.updated_at).ok())
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .or(newest_mtime)
-        .map(hub_time)
-        .unwrap_or_else(|| hub_time(chrono::Utc::now()));
+    let meta = meta.as_ref();
     Ok(Some(Repo {
         id: id.to_string(),
-        commit,
+        commit: commit_of(meta, &files),
         recorded_revision: meta
-            .as_ref()
             .map(|m| m.requested_revision.clone())
             .filter(|r| !r.is_empty()),
         files,
-        pipeline_tag: meta.as_ref().and_then(|m| m.pipeline_tag.clone()),
-        library_name: meta.as_ref().and_then(|m| m.library_name.clone()),
-        tags: meta.as_ref().map(|m| m.tags.clone()).unwrap_or_default(),
+        pipeline_tag: meta.and_then(|m| m.pipeline_tag.clone()),
+        library_name: meta.and_then(|m| m.library_name.clone()),
+        tags: meta.map(|m| m.tags.clone()).unwrap_or_default(),
         safetensors,
-        last_modified,
+        last_modified: last_modified_of(meta, newest_mtime),
         card_data: readme.as_deref().and_then(card_data),
     }))
 }

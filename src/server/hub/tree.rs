@@ -1,7 +1,8 @@
 //! `GET /api/models/{repo}/tree/{rev}[/{path}]?recursive=true`: a folder's entries, paginated with a
 //! `Link: <…>; rel="next"` header.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -13,7 +14,7 @@ use serde_json::Value;
 use super::api_repo::ApiRepo;
 use super::entries::{dir_entry, directories, file_entry};
 use super::paths::{SEGMENT, encode_path};
-use super::repo::Repo;
+use super::repo::{FileEntry, Repo};
 use super::respond::{entry_not_found, json_response, query_params, revision_not_found, truthy};
 use super::view::Hub;
 
@@ -37,24 +38,24 @@ pub(crate) async fn tree(
     if !repo.serves_revision(&rev) {
         return revision_not_found(&repo.id, &rev);
     }
-    listing(&hub, &repo, &rev, &path, &query_params(q.as_deref()), &headers)
+    listing(
+        &hub,
+        &repo,
+        &rev,
+        &path,
+        &query_params(q.as_deref()),
+        &headers,
+    )
 }
 
-fn listing(
-    hub: &Hub,
+/// The entries under `prefix` (all depths when `recursive`), sorted by path.
+fn entries_under(
     repo: &Repo,
-    rev: &str,
+    files: &BTreeMap<String, Arc<FileEntry>>,
+    dirs: &BTreeSet<String>,
     prefix: &str,
-    params: &HashMap<String, String>,
-    headers: &HeaderMap,
-) -> Response {
-    let recursive = truthy(params.get("recursive"));
-    let files = hub.files(repo);
-    let dirs = directories(files.keys());
-    let prefix = prefix.trim_matches('/');
-    if !prefix.is_empty() && !dirs.contains(prefix) {
-        return entry_not_found(&repo.id, prefix);
-    }
+    recursive: bool,
+) -> Vec<(String, Value)> {
     let under = |p: &str| -> bool {
         let rel = if prefix.is_empty() {
             Some(p)
@@ -74,6 +75,63 @@ fn listing(
         entries.push((p.clone(), file_entry(p, f)));
     }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries
+}
+
+/// The `Link` URL of the page that starts at entry `cursor`, on the host (and scheme) the client used.
+fn next_page_url(
+    headers: &HeaderMap,
+    repo: &Repo,
+    rev: &str,
+    prefix: &str,
+    recursive: bool,
+    cursor: usize,
+) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    // Behind a TLS-terminating proxy the next link must keep the client's scheme.
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+    {
+        Some("https") => "https",
+        _ => "http",
+    };
+    let mut url = format!(
+        "{scheme}://{host}/api/models/{}/tree/{}",
+        encode_path(&repo.id),
+        utf8_percent_encode(rev, SEGMENT)
+    );
+    if !prefix.is_empty() {
+        url.push('/');
+        url.push_str(&encode_path(prefix));
+    }
+    url.push_str(&format!(
+        "?recursive={}&cursor={cursor}",
+        if recursive { "true" } else { "false" }
+    ));
+    url
+}
+
+/// One page of the listing of `prefix`, with a `Link` to the next page when there is one.
+fn listing(
+    hub: &Hub,
+    repo: &Repo,
+    rev: &str,
+    prefix: &str,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
+    let recursive = truthy(params.get("recursive"));
+    let files = hub.files(repo);
+    let dirs = directories(files.keys());
+    let prefix = prefix.trim_matches('/');
+    if !prefix.is_empty() && !dirs.contains(prefix) {
+        return entry_not_found(&repo.id, prefix);
+    }
+    let entries = entries_under(repo, &files, &dirs, prefix, recursive);
     let page = hub.st.opts.tree_page_size.max(1);
     let start: usize = params
         .get("cursor")
@@ -84,35 +142,10 @@ fn listing(
     let body: Vec<Value> = entries[start..end].iter().map(|(_, v)| v.clone()).collect();
     let mut r = json_response(&Value::Array(body));
     if end < entries.len() {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
-        // Behind a TLS-terminating proxy the next link must keep the client's scheme.
-        let scheme = match headers
-            .get("x-forwarded-proto")
-            .and_then(|h| h.to_str().ok())
-        {
-            Some("https") => "https",
-            _ => "http",
-        };
-        let mut url = format!(
-            "{scheme}://{host}/api/models/{}/tree/{}",
-            encode_path(&repo.id),
-            utf8_percent_encode(rev, SEGMENT)
-        );
-        if !prefix.is_empty() {
-            url.push('/');
-            url.push_str(&encode_path(prefix));
-        }
-        url.push_str(&format!(
-            "?recursive={}&cursor={end}",
-            if recursive { "true" } else { "false" }
-        ));
+        let url = next_page_url(headers, repo, rev, prefix, recursive, end);
         if let Ok(v) = HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")) {
             r.headers_mut().insert(header::LINK, v);
         }
     }
     r
 }
-

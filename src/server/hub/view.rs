@@ -90,7 +90,11 @@ impl Hub {
     }
 
     pub(crate) fn file(&self, repo: &Repo, path: &str) -> Option<Arc<FileEntry>> {
-        if let Some(f) = self.overlay.as_ref().and_then(|o| o.changed_file(&repo.id, path)) {
+        if let Some(f) = self
+            .overlay
+            .as_ref()
+            .and_then(|o| o.changed_file(&repo.id, path))
+        {
             return Some(f);
         }
         repo.files.get(path).cloned()
