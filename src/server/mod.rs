@@ -30,7 +30,9 @@ use options::MirrorOptions;
 /// The server's app: every face's routes merged over `state`, behind the pre-routing step, inside the fault layer
 /// when the options carry a fault plan.
 pub(crate) fn router(state: Arc<ServerState>) -> Router {
+    // Each face's sub-router is merged here (the Hub today); a layer for all of them goes on `routes`.
     let routes = Router::new().merge(hub::routes()).with_state(state.clone());
+    // The URI is rewritten before routing, so this step wraps the routes as a service.
     let app = Router::new()
         .fallback_service(routes)
         .layer(axum::middleware::from_fn_with_state(

@@ -1,5 +1,10 @@
-//! Fault injection for the mirror: the test hub is the real mirror with an [`FaultPlan`] in
+//! Fault injection for the mirror (test support): the test hub is the real mirror with a [`FaultPlan`] in
 //! [`MirrorOptions::faults`](crate::server::options::MirrorOptions::faults), controlled at runtime by the test.
+//!
+//! It is one layer around the whole app, added by the server's router builder only when a plan is given; no
+//! route imports this module. The layer hands the plan's fixture repos and changed files to the routes as a
+//! request extension (the Hub's `Overlay`), and reads where a file body starts (`BodyStart`) from the response
+//! extensions to flip bytes at file offsets.
 //!
 //! Rules match requests whose URL path contains a pattern (`""` matches every request) and apply to the first
 //! `times` matching requests (`None`: every one). Status faults ([`Fault::Status`]) apply to `GET` and `HEAD` and

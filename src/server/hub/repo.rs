@@ -13,7 +13,7 @@ use crate::engine::integrity::hash::git_blob_sha1;
 use crate::engine::store::is_lfs_path;
 
 /// The git-lfs pointer file the Hub keeps in git for an LFS file.
-pub fn lfs_pointer(sha256: &str, size: u64) -> String {
+pub(crate) fn lfs_pointer(sha256: &str, size: u64) -> String {
     format!("version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n")
 }
 
