@@ -18,7 +18,7 @@ use ema::engine::error::{EmaError, Result};
 use ema::engine::events::{Availability, Event};
 use ema::engine::store::{RepoId, Store, VerificationState};
 use ema::server::faults::{Fault, RetryAfter, VirtualRepo, fingerprint};
-use ema::server::mirror::MirrorOptions;
+use ema::server::options::MirrorOptions;
 use support::cli::{ema_cmd, first_json_line};
 use support::data::{find_in, pseudo_random, sha256_hex, tree};
 use support::hub::BlockingHub;

@@ -9,9 +9,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use ema::engine::demo::{SAMPLE_REPOS, generate_sample_hub};
+use ema::engine::integrity::hash::git_blob_sha1;
 use ema::engine::store::{RepoId, Store};
 use ema::server::faults::{Fault, RetryAfter, VirtualRepo, fingerprint};
-use ema::server::mirror::{MirrorOptions, git_blob_sha1};
+use ema::server::options::MirrorOptions;
 use reqwest::StatusCode;
 use serde_json::Value;
 use support::cli::{ema_cmd, first_json_line};

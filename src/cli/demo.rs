@@ -16,7 +16,8 @@ use crate::engine::config::{self, ConfigSource, LoadedConfig};
 use crate::engine::download::DownloadOptions;
 use crate::engine::error::{EmaError, Result, exit};
 use crate::engine::store::RepoId;
-use crate::server::mirror::{Mirror, MirrorOptions};
+use crate::server::mirror::Mirror;
+use crate::server::options::MirrorOptions;
 
 use super::Ctx;
 

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use crate::engine::error::{EmaError, Result, exit};
 use crate::server::faults::FaultPlan;
-use crate::server::mirror::{Mirror, MirrorOptions};
+use crate::server::mirror::Mirror;
+use crate::server::options::MirrorOptions;
 
 use super::Ctx;
 

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ema::server::faults::FaultPlan;
-use ema::server::mirror::{Mirror, MirrorHandle, MirrorOptions};
+use ema::server::mirror::{Mirror, MirrorHandle};
+use ema::server::options::MirrorOptions;
 
 /// A running mirror: its main host on 127.0.0.1, its CDN host on 127.0.0.2 (when started with one), and the
 /// fault plan that shapes its answers and logs every request.
