@@ -16,5 +16,6 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 cargo fmt --check
+python3 scripts/check_layout.py
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked --all-targets -- --test-threads 2

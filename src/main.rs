@@ -1,3 +1,6 @@
+//! The `ema` binary: hands the command line to the headless CLI (`ema::cli::main`), which opens the console
+//! when no command is given, and exits with its code.
+
 fn main() {
     // SIGPIPE stays ignored (Rust's default): a write to a socket whose peer hung up must be an error the server or
     // client handles, never a silent death of the process (a download client closing its connection early would

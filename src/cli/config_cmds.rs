@@ -35,7 +35,7 @@ pub struct MigrateArgs {
         default_value = "config/enhanced_model_config.json"
     )]
     pub target: PathBuf,
-    /// If the target exists, copy it to <target>.backup-<UTC timestamp> first, then replace it.
+    /// If the target exists, copy it to `<target>.backup-<UTC timestamp>` first, then replace it.
     #[arg(long)]
     pub backup: bool,
     /// Review each migrated value on the terminal (keep / use the default / edit).
