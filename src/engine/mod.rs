@@ -1,6 +1,7 @@
 //! The model engine: configuration, store, hub client, downloads, integrity, health, events. No UI code here.
 
 pub mod atomic;
+pub mod backup;
 pub mod config;
 pub mod demo;
 pub mod error;
