@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod integrity;
+pub mod legacy;
 pub mod store;
 
 pub use error::{EmaError, Result};

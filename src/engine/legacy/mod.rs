@@ -1,0 +1,13 @@
+//! Legacy model directories: recognising what older tools left on disk (plain folders, `--local-dir` downloads,
+//! a hub cache, the old transformers cache), identifying each model, and adopting it into ema's store in place.
+
+pub mod identify;
+pub mod survey;
+
+pub use identify::{IdSource, read_map};
+pub use survey::{Action, Layout, LegacyFile, LegacyModel, Survey, survey};
+
+#[cfg(test)]
+pub(crate) mod fixture;
+#[cfg(test)]
+mod tests;
