@@ -1,9 +1,12 @@
 //! Legacy model directories: recognising what older tools left on disk (plain folders, `--local-dir` downloads,
 //! a hub cache, the old transformers cache), identifying each model, and adopting it into ema's store in place.
 
+pub mod adopt;
 pub mod identify;
+pub mod journal;
 pub mod survey;
 
+pub use adopt::{AdoptOptions, MigrateReport, ModelOutcome, migrate_models};
 pub use identify::{IdSource, read_map};
 pub use survey::{Action, Layout, LegacyFile, LegacyModel, Survey, survey};
 

@@ -18,7 +18,7 @@ use super::identify::{IdSource, from_model_files, local_only_id};
 /// huggingface_hub's `local_dir` bookkeeping folders, newest name first.
 pub const LOCAL_DIR_META: [&str; 2] = [".cache/huggingface", ".huggingface"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Layout {
     /// Already ema's: `org--name/` with its `org--name.metadata.json`.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::adopt::AdoptOptions;
 use super::fixture::{COMMIT_LOCAL, COMMIT_MAIN, legacy_models_dir};
 use super::*;
 
@@ -126,4 +127,165 @@ fn a_missing_models_directory_is_named() {
     .unwrap_err();
     assert_eq!(e.exit_code(), 5);
     assert!(e.to_string().contains("does not exist"), "{e}");
+}
+
+fn opts(verify: bool) -> AdoptOptions<'static> {
+    AdoptOptions {
+        verify_integrity: verify,
+        create_metadata: true,
+        dry_run: false,
+        hub: None,
+        threads: 2,
+    }
+}
+
+/// Every file's bytes by the store path they must end up at, read before adoption.
+fn expected_store_bytes(d: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
+    let s = survey(d, &BTreeMap::new()).unwrap();
+    let mut out = BTreeMap::new();
+    for m in &s.models {
+        for f in &m.files {
+            out.insert(
+                format!("{}/{}", m.repo_id.folder_name(), f.path),
+                std::fs::read(&f.source).unwrap(),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn adoption_moves_every_layout_into_the_store_and_catches_the_flipped_byte() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    legacy_models_dir(d);
+    let want = expected_store_bytes(d);
+    let dry = migrate_models(
+        d,
+        &BTreeMap::new(),
+        &AdoptOptions {
+            dry_run: true,
+            ..opts(true)
+        },
+    )
+    .unwrap();
+    assert!(
+        dry.models.iter().all(|m| m.result == "would_adopt"),
+        "{:?}",
+        dry.models
+    );
+    assert_eq!(expected_store_bytes(d), want, "a dry run moves nothing");
+
+    let r = migrate_models(d, &BTreeMap::new(), &opts(true)).unwrap();
+    let by = |id: &str| r.models.iter().find(|m| m.repo_id == id).unwrap();
+    for m in &r.models {
+        assert_eq!(m.result, "adopted", "{m:?}");
+    }
+    // The flipped byte: reported, the model adopted as failed with the expected hash kept for repair.
+    let l = by("acme/local-gpt");
+    assert_eq!(
+        l.verification,
+        Some(crate::engine::store::VerificationState::Failed)
+    );
+    assert_eq!(l.mismatches.len(), 1);
+    assert_eq!(l.mismatches[0].path, "model.safetensors");
+    assert_eq!(r.mismatches(), 1);
+    assert_eq!(
+        by("acme/cached").verification,
+        Some(crate::engine::store::VerificationState::Verified)
+    );
+    assert_eq!(by("acme/cached").cloned, 1, "the shared blob is cloned");
+    assert_eq!(
+        by("mystery").verification,
+        Some(crate::engine::store::VerificationState::LocalOnly)
+    );
+    // Bytes where the store wants them, nothing lost: bookkeeping under .ema/legacy.
+    for (rel, bytes) in &want {
+        assert_eq!(&std::fs::read(d.join(rel)).unwrap(), bytes, "{rel}");
+    }
+    let store = crate::engine::store::Store::new(d);
+    for id in [
+        "acme/cached",
+        "acme/local-gpt",
+        "acme/old-bert",
+        "acme/plain-bert",
+        "mystery",
+    ] {
+        let id = crate::engine::store::RepoId::parse(id).unwrap();
+        assert!(store.read_metadata(&id).unwrap().is_some(), "{id}");
+    }
+    let legacy = d.join(".ema/legacy");
+    assert!(legacy.join("models--acme--cached/refs/main").is_file());
+    assert!(
+        legacy.join("models--acme--cached/blobs").is_dir(),
+        "the old snapshot's blobs are kept"
+    );
+    assert!(
+        legacy
+            .join("local-gpt/.cache/huggingface/download/model.safetensors.metadata")
+            .is_file()
+    );
+    assert!(
+        legacy
+            .join("transformers-cache/a1b2c3.d4e5f6.json")
+            .is_file()
+    );
+    assert!(!d.join("transformers-cache").exists() && !d.join("acme--local-gpt/.cache").exists());
+
+    // A second run finds everything adopted and changes nothing.
+    let again = migrate_models(d, &BTreeMap::new(), &opts(true)).unwrap();
+    assert!(
+        again.models.iter().all(|m| m.result == "already_adopted"),
+        "{:?}",
+        again.models
+    );
+    assert!(again.unrecognised.is_empty(), "{:?}", again.unrecognised);
+}
+
+#[test]
+fn an_adoption_killed_midway_is_finished_by_the_next_run() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    legacy_models_dir(d);
+    let want = expected_store_bytes(d);
+    // A run that wrote its intent and moved one file of the hub cache before it died.
+    let s = survey(d, &BTreeMap::new()).unwrap();
+    let m = s
+        .models
+        .iter()
+        .find(|m| m.layout == Layout::HubCache)
+        .unwrap();
+    let plan = super::adopt::plan_for_tests(&s.models_dir, m);
+    let root = s.models_dir.clone();
+    let _ = super::journal::lock(&root).unwrap();
+    super::journal::append(
+        &root,
+        &super::journal::Record {
+            phase: "intent".into(),
+            model: m.repo_id.to_string(),
+            at: "t".into(),
+            plan: Some(plan.clone()),
+        },
+    )
+    .unwrap();
+    let first = plan.moves.iter().find(|mv| !mv.clone).unwrap();
+    std::fs::create_dir_all(first.to.parent().unwrap()).unwrap();
+    std::fs::rename(&first.from, &first.to).unwrap();
+
+    let r = migrate_models(d, &BTreeMap::new(), &opts(false)).unwrap();
+    assert_eq!(r.models[0].result, "resumed");
+    assert_eq!(r.models[0].repo_id, "acme/cached");
+    assert_eq!(
+        r.models
+            .iter()
+            .filter(|m| m.repo_id == "acme/cached")
+            .count(),
+        2,
+        "{:?}",
+        r.models
+    );
+    for (rel, bytes) in &want {
+        assert_eq!(&std::fs::read(d.join(rel)).unwrap(), bytes, "{rel}");
+    }
+    assert!(super::journal::unfinished(&root).unwrap().is_empty());
 }
