@@ -12,6 +12,7 @@ pub mod config_cmds;
 pub mod demo;
 pub mod download;
 pub mod integrity;
+pub mod migrate;
 pub mod mirror;
 pub mod output;
 pub mod tui_cmd;
@@ -73,6 +74,10 @@ pub enum Command {
     Configure(config_cmds::ConfigureArgs),
     /// Enable one feature in the configuration file, optionally after a self-test of its prerequisites.
     EnableFeature(config_cmds::EnableFeatureArgs),
+    /// Adopt every model of a legacy models directory into ema's store in place (no file bytes downloaded).
+    MigrateModels(migrate::MigrateModelsArgs),
+    /// Check a migrated models directory read-only: every model hashed against its sidecar, nothing left behind.
+    VerifyMigration(migrate::VerifyMigrationArgs),
     /// Back up a legacy install (models/, config.json, config/, logs/, models.db) with a manifest that proves it.
     Backup(backup::BackupArgs),
     /// Restore exactly the state a backup's manifest describes (saving the current state first).
@@ -158,6 +163,8 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::FixConfig(a) => config_cmds::fix(a, ctx),
         Command::Configure(a) => config_cmds::configure(a, ctx),
         Command::EnableFeature(a) => config_cmds::enable_feature(a, ctx),
+        Command::MigrateModels(a) => migrate::migrate_models(a, ctx),
+        Command::VerifyMigration(a) => migrate::verify_migration(a, ctx),
         Command::Backup(a) => backup::backup_cmd(a, ctx),
         Command::Rollback(a) => backup::rollback_cmd(a, ctx),
         Command::Mirror(a) => mirror::run(a, ctx),

@@ -5,10 +5,12 @@ pub mod adopt;
 pub mod identify;
 pub mod journal;
 pub mod survey;
+pub mod verify;
 
 pub use adopt::{AdoptOptions, MigrateReport, ModelOutcome, migrate_models};
 pub use identify::{IdSource, read_map};
 pub use survey::{Action, Layout, LegacyFile, LegacyModel, Survey, survey};
+pub use verify::{MigrationCheck, verify_migration};
 
 #[cfg(test)]
 pub(crate) mod fixture;
