@@ -216,3 +216,54 @@ pub fn verify_migration(a: VerifyMigrationArgs, ctx: &Ctx) -> Result<i32> {
     );
     Ok(code)
 }
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 every requirement met (warnings allowed), 1 a requirement failed."
+)]
+pub struct CheckSystemArgs {
+    /// The models directory to check (default: the configured one).
+    #[arg(long, value_name = "DIR")]
+    pub models_dir: Option<PathBuf>,
+}
+
+pub fn check_system(a: CheckSystemArgs, ctx: &Ctx) -> Result<i32> {
+    use crate::engine::syscheck::{self, Status, SystemCheckInput};
+    let loaded = ctx.load_config()?;
+    let env = HubEnv::from_env();
+    let input = SystemCheckInput {
+        models_dir: a
+            .models_dir
+            .unwrap_or_else(|| loaded.config.storage.models_directory.clone()),
+        hub_endpoint: (!env.offline).then(|| env.endpoint.to_string()),
+        hub_timeout: std::time::Duration::from_secs(5),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            crate::engine::EmaError::Other(format!("cannot start the async runtime: {e}"))
+        })?;
+    let checks = rt.block_on(syscheck::check_system(&input));
+    let overall = syscheck::overall(&checks);
+    if ctx.out.json {
+        ctx.out
+            .json(&serde_json::json!({ "overall": overall, "checks": checks }));
+    } else {
+        for c in &checks {
+            println!(
+                "{:<5} {:<18} {}\n      {}",
+                c.status.as_str(),
+                c.name,
+                c.figure,
+                c.detail
+            );
+        }
+        println!("overall: {}", overall.as_str());
+    }
+    Ok(if overall == Status::Fail {
+        exit::FAILURE
+    } else {
+        exit::OK
+    })
+}

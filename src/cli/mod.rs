@@ -74,6 +74,8 @@ pub enum Command {
     Configure(config_cmds::ConfigureArgs),
     /// Enable one feature in the configuration file, optionally after a self-test of its prerequisites.
     EnableFeature(config_cmds::EnableFeatureArgs),
+    /// The migration guide's system requirements: disk, memory, the hub, write permission (pass / warn / fail).
+    CheckSystem(migrate::CheckSystemArgs),
     /// Adopt every model of a legacy models directory into ema's store in place (no file bytes downloaded).
     MigrateModels(migrate::MigrateModelsArgs),
     /// Check a migrated models directory read-only: every model hashed against its sidecar, nothing left behind.
@@ -163,6 +165,7 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::FixConfig(a) => config_cmds::fix(a, ctx),
         Command::Configure(a) => config_cmds::configure(a, ctx),
         Command::EnableFeature(a) => config_cmds::enable_feature(a, ctx),
+        Command::CheckSystem(a) => migrate::check_system(a, ctx),
         Command::MigrateModels(a) => migrate::migrate_models(a, ctx),
         Command::VerifyMigration(a) => migrate::verify_migration(a, ctx),
         Command::Backup(a) => backup::backup_cmd(a, ctx),

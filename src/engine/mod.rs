@@ -10,6 +10,7 @@ pub mod health;
 pub mod integrity;
 pub mod legacy;
 pub mod store;
+pub mod syscheck;
 
 pub use error::{EmaError, Result};
 pub mod download;
