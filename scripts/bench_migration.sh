@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Backup and rollback against what an operator does by hand, on the same 1 GiB models directory (two shards):
+# Migration against what an operator does by hand, on the same 1 GiB of weights (two shards):
+#   (0) `ema migrate-models --verify-integrity` of a hub cache vs `openssl dgst -sha256` of its blobs  goal <= 1.2x
+#       and without --verify-integrity                                                           goal < 0.5 s
 #   (1) `ema backup` (manifest with sha256) vs `cp -r` then `sha256sum` of the copy      goal <= 0.8x
 #   (2) on XFS with reflinks: `ema backup` vs `openssl dgst -sha256` of the same files   goal <= 1.2x
 #   (3) `ema rollback --verify-rollback` vs `rm -rf` + `cp -r` back + `sha256sum -c`     goal <= 0.8x
 # Medians of $RUNS (default 5) runs, each after `sync` with the page cache warm, measured in one run of this script.
 #
-#   scripts/bench_backup.sh [SHARD_MB]     (default 512: two shards, 1 GiB)
+#   scripts/bench_migration.sh [SHARD_MB]     (default 512: two shards, 1 GiB)
 #
 # (2) needs root (mkfs.xfs + a loop mount); it is skipped with the reason otherwise.
 set -euo pipefail
@@ -16,7 +18,7 @@ for t in openssl sha256sum python3; do command -v $t >/dev/null || { echo "$t is
 
 cargo build --release --locked -q
 EMA="$PWD/target/release/ema"
-WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/ema-bench-backup.XXXXXX")
+WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/ema-bench-migration.XXXXXX")
 MNT=""
 cleanup() {
   [ -n "$MNT" ] && umount "$MNT" 2>/dev/null || true
@@ -44,6 +46,34 @@ make_tree() { # make_tree DIR
   echo '{"models_directory": "models"}' > "$1/config.json"
   cat "$1"/models/bench--big/* > /dev/null
 }
+
+echo "== (0) adopting a $((2 * SHARD_MB)) MiB hub cache in place (HF_HUB_OFFLINE=1: nothing asked of any hub)"
+HC="$WORK/hubcache/models--bench--big"
+mkdir -p "$HC/blobs" "$HC/refs" "$HC/snapshots/1111111111111111111111111111111111111111"
+for i in 1 2; do
+  head -c $((SHARD_MB << 20)) /dev/urandom > "$WORK/shard"
+  sha=$(sha256sum "$WORK/shard" | cut -d' ' -f1)
+  mv "$WORK/shard" "$HC/blobs/$sha"
+  ln -s "../../blobs/$sha" "$HC/snapshots/1111111111111111111111111111111111111111/model-0000$i-of-00002.safetensors"
+done
+echo -n 1111111111111111111111111111111111111111 > "$HC/refs/main"
+cat "$HC"/blobs/* > /dev/null
+verify=(); quick=(); peer=()
+for r in $(seq 1 "$RUNS"); do
+  # A fresh copy of the cache for each run, sharing the data (hard links): adoption renames inside the copy only.
+  rm -rf "$WORK/d"; cp -al "$WORK/hubcache" "$WORK/d"
+  verify+=("$(HF_HUB_OFFLINE=1 secs "$EMA" migrate-models --models-dir "$WORK/d" --verify-integrity)")
+  rm -rf "$WORK/d"; cp -al "$WORK/hubcache" "$WORK/d"
+  quick+=("$(HF_HUB_OFFLINE=1 secs "$EMA" migrate-models --models-dir "$WORK/d")")
+  peer+=("$(secs openssl dgst -sha256 "$HC"/blobs/*)")
+done
+HF_HUB_OFFLINE=1 "$EMA" verify-migration --models-dir "$WORK/d" >/dev/null || { echo "adopted store does not verify" >&2; exit 1; }
+m_v=$(median "${verify[@]}"); m_q=$(median "${quick[@]}"); m_p=$(median "${peer[@]}")
+echo "ema migrate-models --verify-integrity: ${verify[*]} -> median $m_v s"
+echo "ema migrate-models (layout hashes only): ${quick[*]} -> median $m_q s (goal < 0.5 s)"
+echo "openssl dgst -sha256: ${peer[*]} -> median $m_p s"
+python3 -c "print(f'(0) ratio ema --verify-integrity / openssl = {$m_v/$m_p:.2f}x (goal <= 1.20x)')"
+rm -rf "$WORK/d" "$WORK/hubcache"
 
 echo "== (1) backup on $(df --output=fstype "$WORK" | tail -1), $((2 * SHARD_MB)) MiB, $(nproc) cores, medians of $RUNS"
 make_tree "$WORK/app"
