@@ -12,7 +12,6 @@ pub use identify::{IdSource, read_map};
 pub use survey::{Action, Layout, LegacyFile, LegacyModel, Survey, survey};
 pub use verify::{MigrationCheck, verify_migration};
 
-#[cfg(test)]
-pub(crate) mod fixture;
+pub mod sample;
 #[cfg(test)]
 mod tests;

@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 
 use super::adopt::AdoptOptions;
-use super::fixture::{COMMIT_LOCAL, COMMIT_MAIN, legacy_models_dir};
+use super::sample::{COMMIT_LOCAL, COMMIT_MAIN, legacy_models_dir};
 use super::*;
 
 #[test]
 fn every_layout_is_recognised_and_identified() {
     let t = tempfile::tempdir().unwrap();
-    legacy_models_dir(t.path());
+    legacy_models_dir(t.path(), true);
     let s = survey(t.path(), &BTreeMap::new()).unwrap();
     let rows: Vec<_> = s
         .models
@@ -82,7 +82,7 @@ fn every_layout_is_recognised_and_identified() {
 #[test]
 fn the_map_wins_and_conflicts_are_reported_not_resolved() {
     let t = tempfile::tempdir().unwrap();
-    legacy_models_dir(t.path());
+    legacy_models_dir(t.path(), true);
     let mut map = BTreeMap::new();
     map.insert(
         "mystery".to_string(),
@@ -158,7 +158,7 @@ fn expected_store_bytes(d: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
 fn adoption_moves_every_layout_into_the_store_and_catches_the_flipped_byte() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
-    legacy_models_dir(d);
+    legacy_models_dir(d, true);
     let want = expected_store_bytes(d);
     let dry = migrate_models(
         d,
@@ -246,7 +246,7 @@ fn adoption_moves_every_layout_into_the_store_and_catches_the_flipped_byte() {
 fn an_adoption_killed_midway_is_finished_by_the_next_run() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
-    legacy_models_dir(d);
+    legacy_models_dir(d, true);
     let want = expected_store_bytes(d);
     // A run that wrote its intent and moved one file of the hub cache before it died.
     let s = survey(d, &BTreeMap::new()).unwrap();

@@ -1,6 +1,8 @@
-//! Test fixture: a legacy models directory in every layout real tools leave behind, written byte for byte as they
-//! write it (hub cache with relative symlinks and a blob shared by two snapshots, a `--local-dir` folder with its
-//! `.metadata` records, an old transformers cache, a plain folder, one nothing identifies, one flipped byte).
+//! A sample legacy install for `ema demo --legacy` and the tests: the guide's legacy `config.json` (plus a key it
+//! does not know), `config/`, `logs/usage.log`, `models.db`, and a models directory in every layout real tools
+//! leave behind, written byte for byte as they write it (a hub cache with relative symlinks and a blob shared by two
+//! snapshots, a `--local-dir` folder with its `.metadata` records, an old transformers cache, a plain folder, one
+//! that nothing identifies) — optionally with one flipped byte, as a damaged file to find.
 
 use std::path::Path;
 
@@ -21,9 +23,44 @@ fn write(p: &Path, b: &[u8]) {
     std::fs::write(p, b).unwrap();
 }
 
-/// Write the legacy models directory `d`. The local-dir folder's weights have one byte flipped after their
-/// record was written (the damaged file).
-pub fn legacy_models_dir(d: &Path) {
+/// Write the legacy install at `root`: `models/` as [`legacy_models_dir`] writes it, and around it the files the
+/// guide's backup script saves.
+pub fn legacy_install(root: &Path, flip_a_byte: bool) {
+    legacy_models_dir(&root.join("models"), flip_a_byte);
+    write(
+        &root.join("config.json"),
+        br#"{
+  "models_directory": "models",
+  "download_retries": 3,
+  "max_concurrent_downloads": 2,
+  "health_check_enabled": false,
+  "fallback_to_mock": true,
+  "legacy_ui_theme": "dark"
+}
+"#,
+    );
+    write(
+        &root.join("config/logging.ini"),
+        b"[logging]\nlevel = INFO\n",
+    );
+    write(
+        &root.join("logs/usage.log"),
+        concat!(
+            "2024-01-01T12:00:00Z INFO model=acme/plain-bert event=request latency_ms=12\n",
+            r#"{"timestamp": 1704110400, "model_id": "acme/cached", "event": "request"}"#,
+            "\n"
+        )
+        .as_bytes(),
+    );
+    write(
+        &root.join("models.db"),
+        b"SQLite format 3\0legacy model registry",
+    );
+}
+
+/// Write the legacy models directory `d`. With `flip_a_byte`, the local-dir folder's weights have one byte flipped
+/// after their record was written (the damaged file).
+pub fn legacy_models_dir(d: &Path, flip_a_byte: bool) {
     // Plain folder identified by `_name_or_path`.
     write(
         &d.join("plain-bert/config.json"),
@@ -56,9 +93,11 @@ pub fn legacy_models_dir(d: &Path) {
         &l.join(".cache/huggingface/download/extra.bin.abc.incomplete"),
         b"part",
     );
-    let mut flipped = weights.clone();
-    flipped[777] ^= 0x01;
-    write(&l.join("model.safetensors"), &flipped);
+    if flip_a_byte {
+        let mut flipped = weights.clone();
+        flipped[777] ^= 0x01;
+        write(&l.join("model.safetensors"), &flipped);
+    }
 
     // A hub cache used as the models directory: two snapshots sharing the weights blob.
     let h = d.join("models--acme--cached");
