@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::engine::config::HubEnv;
+use crate::engine::config::hub_env::HubEnv;
 use crate::engine::download::human_bytes;
 use crate::engine::error::{Result, exit};
 use crate::engine::hub::HubClient;
