@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::Args;
 
 use crate::engine::backup::{self, BackupRequest, RollbackRequest};
-use crate::engine::download::human_bytes;
+use crate::engine::download::disk::human_bytes;
 use crate::engine::error::{Result, exit};
 
 use super::Ctx;

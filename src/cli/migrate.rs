@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::engine::config::hub_env::HubEnv;
-use crate::engine::download::human_bytes;
+use crate::engine::download::disk::human_bytes;
 use crate::engine::error::{Result, exit};
 use crate::engine::hub::HubClient;
 use crate::engine::integrity::generate::HubSource;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::engine::download::human_bytes;
+use crate::engine::download::disk::human_bytes;
 
 const GB: u64 = 1_000_000_000;
 

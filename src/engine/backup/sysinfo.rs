@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::engine::download::human_bytes;
+use crate::engine::download::disk::human_bytes;
 
 /// The snapshot text for a backup of `root` written to `dest`.
 pub fn system_info(root: &Path, dest: &Path) -> String {

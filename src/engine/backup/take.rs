@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::engine::atomic::{sync_dir, write_json_atomic};
-use crate::engine::download::human_bytes as human;
+use crate::engine::download::disk::human_bytes as human;
 use crate::engine::error::{EmaError, Result};
 
 use super::manifest::{
