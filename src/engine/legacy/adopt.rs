@@ -439,7 +439,8 @@ fn sidecar(plan: &Plan, opts: &AdoptOptions) -> Result<Sidecar> {
         _ => None,
     };
     // path → (sha256, git sha1, LFS as the hub says)
-    let mut expected: BTreeMap<&str, (Option<String>, Option<String>, Option<bool>)> = plan
+    type Expected = (Option<String>, Option<String>, Option<bool>);
+    let mut expected: BTreeMap<&str, Expected> = plan
         .files
         .iter()
         .map(|f| {

@@ -147,11 +147,11 @@ pub fn survey(models_dir: &Path, map: &BTreeMap<String, RepoId>) -> Result<Surve
             unrecognised.push(p);
             continue;
         }
-        if let Some(rest) = name.strip_prefix("models--") {
-            if p.join("snapshots").is_dir() {
-                models.push(hub_cache_model(&root, &p, rest, map)?);
-                continue;
-            }
+        if let Some(rest) = name.strip_prefix("models--")
+            && p.join("snapshots").is_dir()
+        {
+            models.push(hub_cache_model(&root, &p, rest, map)?);
+            continue;
         }
         if let Some(found) = transformers_cache(&root, &p)? {
             models.extend(found);
