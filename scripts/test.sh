@@ -8,6 +8,8 @@ need_apt=()
 command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# Reflink backups are tested on a loop-mounted XFS image (root in CI).
+[ -x /usr/sbin/mkfs.xfs ] || command -v mkfs.xfs >/dev/null 2>&1 || need_apt+=(xfsprogs)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}" >&2
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -7,10 +7,12 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::engine::config::{self, LoadedConfig};
 use crate::engine::error::{Result, exit};
 
+pub mod backup;
 pub mod config_cmds;
 pub mod demo;
 pub mod download;
 pub mod integrity;
+pub mod migrate;
 pub mod mirror;
 pub mod output;
 pub mod tui_cmd;
@@ -72,6 +74,16 @@ pub enum Command {
     Configure(config_cmds::ConfigureArgs),
     /// Enable one feature in the configuration file, optionally after a self-test of its prerequisites.
     EnableFeature(config_cmds::EnableFeatureArgs),
+    /// The migration guide's system requirements: disk, memory, the hub, write permission (pass / warn / fail).
+    CheckSystem(migrate::CheckSystemArgs),
+    /// Adopt every model of a legacy models directory into ema's store in place (no file bytes downloaded).
+    MigrateModels(migrate::MigrateModelsArgs),
+    /// Check a migrated models directory read-only: every model hashed against its sidecar, nothing left behind.
+    VerifyMigration(migrate::VerifyMigrationArgs),
+    /// Back up a legacy install (models/, config.json, config/, logs/, models.db) with a manifest that proves it.
+    Backup(backup::BackupArgs),
+    /// Restore exactly the state a backup's manifest describes (saving the current state first).
+    Rollback(backup::RollbackArgs),
     /// Serve the local store over the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT).
     Mirror(mirror::MirrorArgs),
     /// Sample models on a built-in local hub, and the console against it: everything works offline.
@@ -153,6 +165,11 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::FixConfig(a) => config_cmds::fix(a, ctx),
         Command::Configure(a) => config_cmds::configure(a, ctx),
         Command::EnableFeature(a) => config_cmds::enable_feature(a, ctx),
+        Command::CheckSystem(a) => migrate::check_system(a, ctx),
+        Command::MigrateModels(a) => migrate::migrate_models(a, ctx),
+        Command::VerifyMigration(a) => migrate::verify_migration(a, ctx),
+        Command::Backup(a) => backup::backup_cmd(a, ctx),
+        Command::Rollback(a) => backup::rollback_cmd(a, ctx),
         Command::Mirror(a) => mirror::run(a, ctx),
         Command::Demo(a) => demo::run(a, ctx),
         Command::Completions { shell } => {

@@ -1,13 +1,16 @@
 //! The model engine: configuration, store, hub client, downloads, integrity, health, events. No UI code here.
 
 pub mod atomic;
+pub mod backup;
 pub mod config;
 pub mod demo;
 pub mod error;
 pub mod events;
 pub mod health;
 pub mod integrity;
+pub mod legacy;
 pub mod store;
+pub mod syscheck;
 
 pub use error::{EmaError, Result};
 pub mod download;
