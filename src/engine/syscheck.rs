@@ -120,7 +120,7 @@ fn disk(models_dir: &Path) -> Vec<Check> {
             Status::Pass => "meets the recommended 200 GB",
         },
     )];
-    let used = tree_bytes(models_dir);
+    let used = crate::engine::inventory::dir_size(models_dir);
     let status = if used > free {
         Status::Fail
     } else {
@@ -138,25 +138,6 @@ fn disk(models_dir: &Path) -> Vec<Check> {
         },
     ));
     v
-}
-
-/// Bytes of regular files under `dir` (links not followed); 0 when it does not exist.
-fn tree_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(e.path()),
-                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
-                _ => {}
-            }
-        }
-    }
-    total
 }
 
 fn memory() -> Check {

@@ -384,16 +384,7 @@ fn save_state(m: &Manifest, dir: &Path, plan: &Plan, backups_dir: &Path) -> Resu
                 make_symlink(f.target.as_deref().unwrap_or_default(), &to)?;
             }
         }
-        entries.push(Entry {
-            path: f.rel.clone(),
-            kind: f.kind,
-            mode: f.mode,
-            mtime_ns: f.mtime_ns,
-            size: f.size,
-            sha256,
-            target: f.target.clone(),
-            same_as,
-        });
+        entries.push(f.entry(sha256, same_as));
     }
     // Move the displaced subtrees (topmost first) into the saved backup, creating parents as needed.
     for f in &plan.displace {

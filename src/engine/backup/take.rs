@@ -253,16 +253,7 @@ pub fn take_backup(
                     sha256 = Some(sha);
                 }
             }
-            manifest_entries.push(Entry {
-                path: f.rel.clone(),
-                kind: f.kind,
-                mode: f.mode,
-                mtime_ns: f.mtime_ns,
-                size: f.size,
-                sha256,
-                target: f.target.clone(),
-                same_as: None,
-            });
+            manifest_entries.push(f.entry(sha256, None));
         }
         // Directories last, deepest first: creating their children changed their mtimes.
         for (to, f) in dirs.iter().rev() {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::engine::error::{EmaError, Result};
 use crate::engine::integrity::hash::{HashKinds, READ_BUF_BYTES, StreamHasher, hash_file};
 
-use super::manifest::EntryKind;
+use super::manifest::{Entry, EntryKind};
 
 /// One path found by [`scan`].
 #[derive(Debug, Clone)]
@@ -97,6 +97,22 @@ fn push(out: &mut Vec<Found>, abs: &Path, rel: String, md: &std::fs::Metadata) -
         dev: md.dev(),
     });
     Ok(())
+}
+
+impl Found {
+    /// Its manifest entry, with the file's sha256 and (in a pre-rollback backup) where its bytes are kept.
+    pub fn entry(&self, sha256: Option<String>, same_as: Option<PathBuf>) -> Entry {
+        Entry {
+            path: self.rel.clone(),
+            kind: self.kind,
+            mode: self.mode,
+            mtime_ns: self.mtime_ns,
+            size: self.size,
+            sha256,
+            target: self.target.clone(),
+            same_as,
+        }
+    }
 }
 
 /// Nanoseconds since the epoch, negative for times before it.

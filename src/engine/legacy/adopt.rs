@@ -318,15 +318,9 @@ fn finish(
     for d in &plan.remove_if_empty {
         let _ = std::fs::remove_dir(d);
     }
-    let Sidecar {
-        meta,
-        mismatches,
-        hub_missing,
-        hashes_from,
-        hashed,
-        notes,
-    } = sidecar(plan, opts)?;
-    *bytes_hashed += hashed;
+    let sc = sidecar(plan, opts)?;
+    *bytes_hashed += sc.hashed;
+    let meta = sc.meta;
     let store = Store::new(root);
     store.write_metadata(&meta)?;
     sync_dir(root);
@@ -349,12 +343,12 @@ fn finish(
         bytes: meta.total_size,
         result: "adopted",
         verification: Some(meta.verification),
-        hashes_from: Some(hashes_from),
-        mismatches,
-        hub_files_missing: hub_missing,
+        hashes_from: Some(sc.hashes_from),
+        mismatches: sc.mismatches,
+        hub_files_missing: sc.hub_missing,
         moved,
         cloned,
-        notes,
+        notes: sc.notes,
         reason: None,
     })
 }
