@@ -68,6 +68,10 @@ pub struct SourceRecord {
     pub kind: EntryKind,
     /// What it is, for people: "models directory", "legacy configuration", …
     pub role: String,
+    /// Nothing was at `original` when the backup was taken (a pre-rollback backup of a path the rollback
+    /// recreated): rolling back to this backup removes whatever is there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub absent: bool,
 }
 
 /// How the bytes reached the backup.
@@ -182,12 +186,20 @@ impl Manifest {
             }
         }
         for s in &self.sources {
-            if !self
+            let own = self
                 .entries
                 .iter()
-                .any(|e| e.path == s.name && e.kind == s.kind)
-            {
-                return Err(format!("source {:?} has no entry of its own", s.name));
+                .any(|e| e.path == s.name && e.kind == s.kind);
+            if own == s.absent {
+                return Err(format!(
+                    "source {:?} {}",
+                    s.name,
+                    if s.absent {
+                        "is marked absent but has entries"
+                    } else {
+                        "has no entry of its own"
+                    }
+                ));
             }
         }
         Ok(())
@@ -247,6 +259,7 @@ mod tests {
                 original: "/srv/app/models".into(),
                 kind: EntryKind::Directory,
                 role: "models directory".into(),
+                absent: false,
             }],
             entries: vec![
                 Entry {

@@ -112,9 +112,10 @@ pub fn rollback(req: &RollbackRequest) -> Result<RollbackReport> {
     Ok(report)
 }
 
-/// Compare the tree at the manifest's original paths with the manifest: hashes, modes and file mtimes included.
+/// Compare the tree at the manifest's original paths with the manifest: hashes, modes and file mtimes included;
+/// anything at the path of a source the manifest marks absent is a difference too.
 pub fn verify_restored(m: &Manifest) -> Result<Vec<Difference>> {
-    compare(
+    let mut diffs = compare(
         m,
         &|e| m.original_path(e),
         CompareOpts {
@@ -122,7 +123,18 @@ pub fn verify_restored(m: &Manifest) -> Result<Vec<Difference>> {
             mode: true,
             mtime: true,
         },
-    )
+    )?;
+    for s in m.sources.iter().filter(|s| s.absent) {
+        if std::fs::symlink_metadata(&s.original).is_ok() {
+            diffs.push(Difference {
+                path: s.name.clone(),
+                at: s.original.clone(),
+                what: "extra",
+                detail: "did not exist when the backup was taken".into(),
+            });
+        }
+    }
+    Ok(diffs)
 }
 
 /// Refuse (exit 2) a backup whose files disagree with its manifest in kind, size or link target. Content is proven
@@ -165,6 +177,7 @@ fn remove_stale_staging(m: &Manifest) {
 
 fn make_plan(dir: &Path, m: &Manifest) -> Result<Plan> {
     let mut live: Vec<Found> = Vec::new();
+    // Everything at the sources' paths now (a source the backup marks absent is all "added since").
     for s in &m.sources {
         if std::fs::symlink_metadata(&s.original).is_ok() {
             live.extend(scan(&s.original, &s.name)?);
@@ -395,14 +408,14 @@ fn save_state(m: &Manifest, dir: &Path, plan: &Plan, backups_dir: &Path) -> Resu
         move_path(f, &to)?;
         totals.copied_bytes += f.size;
     }
+    // A source with nothing at its path now is recorded as absent: undoing this rollback removes it again.
     let mut sources = m.sources.clone();
     for s in &mut sources {
-        if let Some(f) = plan.live.iter().find(|f| f.rel == s.name) {
-            s.kind = f.kind;
+        match plan.live.iter().find(|f| f.rel == s.name) {
+            Some(f) => s.kind = f.kind,
+            None => s.absent = true,
         }
     }
-    // A source that did not exist before the rollback has no entry: it is dropped from the saved manifest.
-    sources.retain(|s| plan.live.iter().any(|f| f.rel == s.name));
     let saved_manifest = Manifest {
         format: MANIFEST_FORMAT.into(),
         created_at: crate::engine::store::now_rfc3339(),

@@ -269,6 +269,7 @@ pub fn take_backup(
             original: s.path.clone(),
             kind: found[0].kind,
             role: s.role.clone(),
+            absent: false,
         })
         .collect();
     let info = system_info(&req.root, &dest);

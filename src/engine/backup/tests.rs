@@ -197,6 +197,28 @@ fn rollback_restores_every_entry_and_its_saved_state_undoes_it() {
 }
 
 #[test]
+fn undoing_a_rollback_removes_what_it_recreated() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("app");
+    legacy(&root);
+    let dest = t.path().join("bk/b");
+    backup(&root, &dest);
+    std::fs::remove_file(root.join("models.db")).unwrap();
+    std::fs::remove_dir_all(root.join("logs")).unwrap();
+    let without = snapshot(&root);
+    let backups = t.path().join("bk");
+    let r = rollback::rollback(&req(&dest, &backups, true, false)).unwrap();
+    assert!(root.join("models.db").is_file() && root.join("logs/usage.log").is_file());
+    let saved = r.saved_state.unwrap();
+    let m = Manifest::load(&saved).unwrap();
+    assert!(m.sources.iter().any(|s| s.name == "models.db" && s.absent));
+    let undo = rollback::rollback(&req(&saved, &backups, true, false)).unwrap();
+    assert_eq!(undo.verify.as_deref(), Some(&[][..]), "{:?}", undo.verify);
+    assert_eq!(snapshot(&root), without);
+    assert!(!root.join("models.db").exists() && !root.join("logs").exists());
+}
+
+#[test]
 fn damaged_or_edited_backups_are_refused_and_nothing_changes() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("app");
