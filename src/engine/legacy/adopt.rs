@@ -96,6 +96,7 @@ pub fn migrate_models(
 ) -> Result<MigrateReport> {
     let mut outcomes = Vec::new();
     let mut bytes_hashed = 0;
+    let mut resumed = std::collections::BTreeSet::new();
     let _lock = if opts.dry_run {
         None
     } else {
@@ -115,6 +116,7 @@ pub fn migrate_models(
             if let Some(plan) = rec.plan {
                 let mut o = finish(&root, &plan, opts, &mut bytes_hashed)?;
                 o.result = "resumed";
+                resumed.insert(plan.repo_id.clone());
                 outcomes.push(o);
             }
         }
@@ -123,6 +125,10 @@ pub fn migrate_models(
     let s = survey(models_dir, map)?;
     let root = s.models_dir.clone();
     for m in &s.models {
+        if m.action == Action::AlreadyAdopted && resumed.contains(&m.repo_id) {
+            // Finished above: reported once, as resumed.
+            continue;
+        }
         let target = root.join(m.repo_id.folder_name());
         let mut o = outcome(m, &target);
         match &m.action {
@@ -275,6 +281,8 @@ fn plan(root: &Path, m: &LegacyModel) -> Plan {
     Plan {
         repo_id: m.repo_id.clone(),
         layout: m.layout,
+        id_source: Some(m.id_source),
+        location: Some(m.location.clone()),
         commit: m.commit.clone(),
         target,
         files: m
@@ -342,8 +350,8 @@ fn finish(
     Ok(ModelOutcome {
         repo_id: plan.repo_id.to_string(),
         layout: plan.layout,
-        id_source: IdSource::LocalOnly,
-        location: plan.target.clone(),
+        id_source: plan.id_source.unwrap_or(IdSource::LocalOnly),
+        location: plan.location.clone().unwrap_or_else(|| plan.target.clone()),
         target: plan.target.clone(),
         files: meta.files.len(),
         bytes: meta.total_size,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::error::{EmaError, Result};
 use crate::engine::store::{RepoId, STATE_DIR};
 
+use super::identify::IdSource;
 use super::survey::Layout;
 
 /// One rename or clone of an adoption.
@@ -28,6 +29,11 @@ pub struct Move {
 pub struct Plan {
     pub repo_id: RepoId,
     pub layout: Layout,
+    /// How the repo id was inferred and where the model was found (for the report of a resumed run).
+    #[serde(default)]
+    pub id_source: Option<IdSource>,
+    #[serde(default)]
+    pub location: Option<PathBuf>,
     pub commit: Option<String>,
     /// The model's folder in the store.
     pub target: PathBuf,
