@@ -178,7 +178,12 @@ fn the_whole_path_migrates_without_downloading_repairs_the_damage_and_rolls_back
     let j = r.json();
     let hub_line = find_in(&j["checks"], "name", "hub");
     assert_eq!(hub_line["status"], "pass", "{hub_line}");
-    assert!(hub_line["figure"].as_str().unwrap().contains(&hub.endpoint()));
+    assert!(
+        hub_line["figure"]
+            .as_str()
+            .unwrap()
+            .contains(&hub.endpoint())
+    );
     assert_eq!(r.code, if j["overall"] == "fail" { 1 } else { 0 }, "{j}");
 
     // backup: the spec's list, with a manifest.
@@ -317,7 +322,11 @@ fn the_whole_path_migrates_without_downloading_repairs_the_damage_and_rolls_back
     );
     let r = op.ema(&root, &["verify-migration", "--models-dir", "models"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("the migration is complete"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("the migration is complete"),
+        "{}",
+        r.stdout
+    );
 
     // rollback: the install exactly as it was before the backup, entry by entry.
     let r = op.ema(
@@ -399,7 +408,8 @@ fn a_migrate_models_killed_midway_is_finished_by_the_next_run_with_the_same_stor
             .unwrap();
         match delay_ms {
             None => assert!(
-                wait_for(20, || journal(&models).contains("\"model\":\"acme/cached\"")),
+                wait_for(20, || journal(&models)
+                    .contains("\"model\":\"acme/cached\"")),
                 "the hub cache's intent was never written"
             ),
             Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
@@ -407,7 +417,9 @@ fn a_migrate_models_killed_midway_is_finished_by_the_next_run_with_the_same_stor
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
         let open = intents_open(&journal(&models));
-        eprintln!("run {i}: killed after {delay_ms:?} ms: {status}, {open} model(s) between intent and done");
+        eprintln!(
+            "run {i}: killed after {delay_ms:?} ms: {status}, {open} model(s) between intent and done"
+        );
         if status.code().is_none() && open > 0 {
             midway += 1;
         }
@@ -434,12 +446,254 @@ fn a_migrate_models_killed_midway_is_finished_by_the_next_run_with_the_same_stor
                 .collect();
             ids.sort();
             ids.dedup();
-            assert_eq!(ids.len(), j["models"].as_array().unwrap().len(), "each model once: {j}");
+            assert_eq!(
+                ids.len(),
+                j["models"].as_array().unwrap().len(),
+                "each model once: {j}"
+            );
         }
         assert_eq!(intents_open(&journal(&models)), 0);
-        assert_eq!(store_content(&models), want, "run {i} (kill after {delay_ms:?} ms)");
+        assert_eq!(
+            store_content(&models),
+            want,
+            "run {i} (kill after {delay_ms:?} ms)"
+        );
         let r = op.ema(t.path(), &["verify-migration", "--models-dir", s(&models)]);
         assert_eq!(r.code, 0, "run {i}: {}\n{}", r.stdout, r.stderr);
     }
     assert!(midway >= 1, "no run was killed midway");
+}
+
+/// Back up `root`, migrate the models directory `models_arg` (as given, relative to `root`), check it, roll back:
+/// every tree in `trees` must end exactly as it began. Returns the backup's JSON report.
+fn migrate_and_roll_back(op: &Operator, root: &Path, models_arg: &str, trees: &[&Path]) -> Value {
+    let before: Vec<_> = trees.iter().map(|t| snapshot(t)).collect();
+    let bk = op.home.join("backups/b");
+    let r = op.ema(root, &["backup", "--root", ".", "--dest", s(&bk), "--json"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let report = r.json();
+    let r = op.ema(
+        root,
+        &["migrate-models", "--models-dir", models_arg, "--json"],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let adopted = r.json()["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["result"] == "adopted")
+        .count();
+    assert_eq!(adopted, 5, "{}", r.stdout);
+    let r = op.ema(root, &["verify-migration", "--models-dir", models_arg]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_ne!(
+        trees.iter().map(|t| snapshot(t)).collect::<Vec<_>>(),
+        before,
+        "the migration changed the trees"
+    );
+    let r = op.ema(
+        root,
+        &[
+            "rollback",
+            "--backup-dir",
+            s(&bk),
+            "--verify-rollback",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["verify"], serde_json::json!([]));
+    for (t, b) in trees.iter().zip(&before) {
+        assert_eq!(&snapshot(t), b, "{} as it was", t.display());
+    }
+    report
+}
+
+#[test]
+fn a_models_directory_that_is_a_symlink_is_adopted_where_its_data_lives_and_rolled_back() {
+    let t = tempfile::tempdir().unwrap();
+    let op = Operator {
+        home: t.path().to_path_buf(),
+        endpoint: None,
+    };
+    let root = t.path().join("app");
+    legacy_install(&root, false);
+    let data = t.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::rename(root.join("models"), data.join("models")).unwrap();
+    std::os::unix::fs::symlink("../data/models", root.join("models")).unwrap();
+    let report = migrate_and_roll_back(&op, &root, "models", &[&root, &data]);
+    let m = find_in(&report["sources"], "name", "models");
+    assert_eq!(
+        m["original"],
+        s(&data.join("models").canonicalize().unwrap())
+    );
+    assert_eq!(
+        std::fs::read_link(root.join("models")).unwrap(),
+        Path::new("../data/models"),
+        "the link itself is untouched"
+    );
+}
+
+#[test]
+fn a_legacy_models_directory_outside_the_install_is_backed_up_as_a_second_source_and_rolled_back() {
+    let t = tempfile::tempdir().unwrap();
+    let op = Operator {
+        home: t.path().to_path_buf(),
+        endpoint: None,
+    };
+    let root = t.path().join("app");
+    legacy_install(&root, false);
+    // The models the legacy config names live on another disk; `models/` in the install is another, older set.
+    let shared = t.path().join("shared");
+    legacy_install(&shared, false);
+    let elsewhere = shared.join("models");
+    let mut cfg: Value =
+        serde_json::from_slice(&std::fs::read(root.join("config.json")).unwrap()).unwrap();
+    cfg["models_directory"] = Value::from(s(&elsewhere));
+    std::fs::write(root.join("config.json"), cfg.to_string()).unwrap();
+    let report = migrate_and_roll_back(&op, &root, s(&elsewhere), &[&root, &elsewhere]);
+    let names: Vec<&str> = report["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "models",
+            "models_directory",
+            "config",
+            "config.json",
+            "logs",
+            "models.db"
+        ]
+    );
+    assert_eq!(
+        find_in(&report["sources"], "name", "models_directory")["original"],
+        s(&elsewhere.canonicalize().unwrap())
+    );
+}
+
+#[test]
+fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
+    let t = tempfile::tempdir().unwrap();
+    let op = Operator {
+        home: t.path().to_path_buf(),
+        endpoint: None,
+    };
+    let root = t.path().join("app");
+    legacy_install(&root, false);
+    let bk = t.path().join("bk");
+    let r = op.ema(&root, &["backup", "--root", ".", "--dest", s(&bk)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = op.ema(&root, &["migrate-models", "--models-dir", "models"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let install = snapshot(&root);
+    let backup = snapshot(&bk);
+    let unchanged = |what: &str| {
+        assert_eq!(snapshot(&root), install, "{what}: the install is unchanged");
+    };
+
+    // A backup directory that is not one.
+    let r = op.ema(&root, &["rollback", "--backup-dir", s(&root.join("logs"))]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("is not an ema backup"), "{}", r.stderr);
+    unchanged("not a backup");
+    let r = op.ema(
+        &root,
+        &["rollback", "--backup-dir", s(&t.path().join("nope"))],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("nope"), "{}", r.stderr);
+    unchanged("no such backup");
+
+    // A manifest edited by hand: one file's hash changed.
+    let mp = bk.join("manifest.json");
+    let text = std::fs::read_to_string(&mp).unwrap();
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    let e = v["entries"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|e| e["kind"] == "file" && e["path"] == "models.db")
+        .unwrap();
+    e["sha256"] = Value::from("0".repeat(64));
+    std::fs::write(&mp, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let mut args = vec!["rollback", "--backup-dir", s(&bk), "--verify-rollback"];
+        args.extend_from_slice(extra);
+        let r = op.ema(&root, &args);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("does not match its manifest"),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("models.db"),
+            "names the entry: {}",
+            r.stderr
+        );
+        unchanged("an edited manifest");
+    }
+    std::fs::write(&mp, &text).unwrap();
+    assert_eq!(snapshot(&bk).len(), backup.len());
+
+    // A models directory that does not exist.
+    for cmd in ["migrate-models", "verify-migration"] {
+        let r = op.ema(&root, &[cmd, "--models-dir", "no-such-models"]);
+        assert_eq!(r.code, 5, "{cmd}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("no-such-models") && r.stderr.contains("does not exist"),
+            "{cmd}: {}",
+            r.stderr
+        );
+        unchanged(cmd);
+    }
+    assert!(!root.join("no-such-models").exists());
+
+    // A --map line with a malformed repo id: nothing is adopted, even what the map does not name.
+    let fresh = t.path().join("fresh");
+    legacy_install(&fresh, false);
+    let fresh_before = snapshot(&fresh);
+    let map = t.path().join("map.txt");
+    std::fs::write(
+        &map,
+        "# folder repo_id\nmystery acme/ok\nplain-bert acme//bad id\n",
+    )
+    .unwrap();
+    let r = op.ema(
+        &fresh,
+        &["migrate-models", "--models-dir", "models", "--map", s(&map)],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("{}:3", map.display())),
+        "names file and line: {}",
+        r.stderr
+    );
+    std::fs::write(&map, "mystery acme/bad..name\n").unwrap();
+    let r = op.ema(
+        &fresh,
+        &["migrate-models", "--models-dir", "models", "--map", s(&map)],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("{}:1", map.display())),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("folder repo_id"),
+        "says the fix: {}",
+        r.stderr
+    );
+    assert_eq!(
+        snapshot(&fresh),
+        fresh_before,
+        "the map's error changed nothing"
+    );
+    unchanged("a bad map");
 }
