@@ -609,6 +609,18 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
     assert!(r.stderr.contains("nope"), "{}", r.stderr);
     unchanged("no such backup");
 
+    // A backup destination that is already something else: refused before anything is written.
+    let r = op.ema(&root, &["backup", "--root", ".", "--dest", s(&bk)]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("not empty"), "{}", r.stderr);
+    let a_file = t.path().join("a-file");
+    std::fs::write(&a_file, b"not a directory").unwrap();
+    let r = op.ema(&root, &["backup", "--root", ".", "--dest", s(&a_file)]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("is a file"), "{}", r.stderr);
+    assert_eq!(snapshot(&bk), backup, "the backup is untouched");
+    unchanged("a bad --dest");
+
     // A manifest edited by hand: one file's hash changed.
     let mp = bk.join("manifest.json");
     let text = std::fs::read_to_string(&mp).unwrap();
