@@ -96,7 +96,6 @@ pub fn migrate_models(
 ) -> Result<MigrateReport> {
     let mut outcomes = Vec::new();
     let mut bytes_hashed = 0;
-    let mut resumed = std::collections::BTreeSet::new();
     let _lock = if opts.dry_run {
         None
     } else {
@@ -114,9 +113,9 @@ pub fn migrate_models(
         // A run that was killed: finish its models first (their files may be half moved).
         for rec in journal::unfinished(&root)? {
             if let Some(plan) = rec.plan {
+                remove_torn_sidecar(&root, &plan.repo_id);
                 let mut o = finish(&root, &plan, opts, &mut bytes_hashed)?;
                 o.result = "resumed";
-                resumed.insert(plan.repo_id.clone());
                 outcomes.push(o);
             }
         }
@@ -125,10 +124,6 @@ pub fn migrate_models(
     let s = survey(models_dir, map)?;
     let root = s.models_dir.clone();
     for m in &s.models {
-        if m.action == Action::AlreadyAdopted && resumed.contains(&m.repo_id) {
-            // Finished above: reported once, as resumed.
-            continue;
-        }
         let target = root.join(m.repo_id.folder_name());
         let mut o = outcome(m, &target);
         match &m.action {
@@ -188,6 +183,31 @@ pub fn migrate_models(
         unrecognised: s.unrecognised,
         bytes_hashed,
     })
+}
+
+/// The temporary file of a sidecar write that was killed (`.<org>--<name>.metadata.json.XXXXXX.tmp`, as
+/// `atomic::write_atomic` names it): the model's adoption is being finished, so it is nobody's.
+fn remove_torn_sidecar(root: &Path, id: &RepoId) {
+    let prefix = format!(
+        ".{}.",
+        Store::new(root)
+            .metadata_path(id)
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+    );
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix)
+            && name.ends_with(".tmp")
+            && e.file_type().is_ok_and(|t| t.is_file())
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 fn outcome(m: &LegacyModel, target: &Path) -> ModelOutcome {

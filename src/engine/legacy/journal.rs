@@ -117,9 +117,23 @@ pub fn append(models_dir: &Path, rec: &Record) -> Result<()> {
         .map_err(|e| EmaError::io("cannot open", &p, e))?;
     let mut line = serde_json::to_vec(rec).map_err(|e| EmaError::Other(e.to_string()))?;
     line.push(b'\n');
+    // A line torn by a crash must not swallow this record: start on a line of its own.
+    if ends_torn(&p) {
+        line.insert(0, b'\n');
+    }
     f.write_all(&line)
         .and_then(|_| f.sync_all())
         .map_err(|e| EmaError::io("cannot write", &p, e))
+}
+
+/// Whether the journal's last byte is not a newline (the last append was cut short).
+fn ends_torn(p: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(p) else {
+        return false;
+    };
+    let mut last = [0u8; 1];
+    f.seek(SeekFrom::End(-1)).is_ok() && f.read_exact(&mut last).is_ok() && last[0] != b'\n'
 }
 
 /// Intent records without a matching done record, oldest first. A torn last line (a crash mid-append) is ignored:
