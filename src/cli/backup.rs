@@ -13,6 +13,11 @@ use crate::engine::error::{Result, exit};
 use super::Ctx;
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 backed up (manifest written last), 2 bad input (--root is not a directory, --dest \
+is a file, not empty or inside what is backed up; nothing written), 5 nothing to back up in --root, 6 not enough \
+free space (required, free and path named), 1 any other failure."
+)]
 pub struct BackupArgs {
     /// The legacy install directory (holding models/, config.json, config/, logs/, models.db).
     #[arg(long, value_name = "DIR", default_value = ".")]

@@ -186,7 +186,12 @@ pub fn verify_migration(a: VerifyMigrationArgs, ctx: &Ctx) -> Result<i32> {
         return Ok(code);
     }
     for m in &check.models {
-        println!("  {:<10} {}  {}", m.state.as_str(), m.model_id, m.reason);
+        // The reason line summarises the issues; with issues, list each once instead.
+        if m.issues.is_empty() {
+            println!("  {:<10} {}  {}", m.state.as_str(), m.model_id, m.reason);
+        } else {
+            println!("  {:<10} {}", m.state.as_str(), m.model_id);
+        }
         for i in &m.issues {
             println!("      {}: {}", i.path, i.detail);
         }

@@ -95,6 +95,8 @@ pub fn rollback(req: &RollbackRequest) -> Result<RollbackReport> {
         verify: None,
     };
     if req.dry_run {
+        // What a real run would refuse while staging, a dry run refuses too: the copies it would restore are hashed.
+        prove_restore_contents(&dir, &m, &plan)?;
         return Ok(report);
     }
     if !plan.changes.is_empty() {
@@ -161,6 +163,41 @@ fn prove_backup_shape(dir: &Path, m: &Manifest) -> Result<()> {
         diffs[0].path,
         diffs[0].detail
     )))
+}
+
+/// Read-only: hash the backup's copy of every file `plan` would restore against the manifest (the check staging
+/// makes while copying).
+fn prove_restore_contents(dir: &Path, m: &Manifest, plan: &Plan) -> Result<()> {
+    let entries: Vec<&Entry> = m
+        .entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::File && plan.restore.contains(&e.path))
+        .collect();
+    let jobs: Vec<HashJob> = entries
+        .iter()
+        .map(|e| HashJob {
+            path: m.stored_path(dir, e),
+            kinds: HashKinds::SHA256,
+            size_hint: e.size,
+        })
+        .collect();
+    for (e, r) in entries
+        .iter()
+        .zip(hash_files_parallel(&jobs, default_threads(), |_, _| {}))
+    {
+        let sha = r?.digests.sha256;
+        if sha != e.sha256 {
+            return Err(EmaError::Config(format!(
+                "the backup's copy of {} ({}) does not match its manifest (sha256 {}, expected {}); the backup was \
+                 damaged or edited and cannot be trusted. Nothing was changed.",
+                e.path,
+                m.stored_path(dir, e).display(),
+                sha.unwrap_or_default(),
+                e.sha256.as_deref().unwrap_or_default()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn staging_dir(m: &Manifest, name: &str) -> PathBuf {

@@ -113,6 +113,7 @@ pub fn migrate_models(
         // A run that was killed: finish its models first (their files may be half moved).
         for rec in journal::unfinished(&root)? {
             if let Some(plan) = rec.plan {
+                remove_torn_sidecar(&root, &plan.repo_id);
                 let mut o = finish(&root, &plan, opts, &mut bytes_hashed)?;
                 o.result = "resumed";
                 outcomes.push(o);
@@ -182,6 +183,31 @@ pub fn migrate_models(
         unrecognised: s.unrecognised,
         bytes_hashed,
     })
+}
+
+/// The temporary file of a sidecar write that was killed (`.<org>--<name>.metadata.json.XXXXXX.tmp`, as
+/// `atomic::write_atomic` names it): the model's adoption is being finished, so it is nobody's.
+fn remove_torn_sidecar(root: &Path, id: &RepoId) {
+    let prefix = format!(
+        ".{}.",
+        Store::new(root)
+            .metadata_path(id)
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+    );
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix)
+            && name.ends_with(".tmp")
+            && e.file_type().is_ok_and(|t| t.is_file())
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 fn outcome(m: &LegacyModel, target: &Path) -> ModelOutcome {
@@ -275,6 +301,8 @@ fn plan(root: &Path, m: &LegacyModel) -> Plan {
     Plan {
         repo_id: m.repo_id.clone(),
         layout: m.layout,
+        id_source: Some(m.id_source),
+        location: Some(m.location.clone()),
         commit: m.commit.clone(),
         target,
         files: m
@@ -336,8 +364,8 @@ fn finish(
     Ok(ModelOutcome {
         repo_id: plan.repo_id.to_string(),
         layout: plan.layout,
-        id_source: IdSource::LocalOnly,
-        location: plan.target.clone(),
+        id_source: plan.id_source.unwrap_or(IdSource::LocalOnly),
+        location: plan.location.clone().unwrap_or_else(|| plan.target.clone()),
         target: plan.target.clone(),
         files: meta.files.len(),
         bytes: meta.total_size,

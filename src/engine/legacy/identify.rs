@@ -11,7 +11,7 @@ use crate::engine::error::{EmaError, Result};
 use crate::engine::store::RepoId;
 
 /// How a repo id was inferred.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IdSource {
     /// A line of the operator's `--map FILE`.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::error::{EmaError, Result};
 use crate::engine::store::{RepoId, STATE_DIR};
 
+use super::identify::IdSource;
 use super::survey::Layout;
 
 /// One rename or clone of an adoption.
@@ -28,6 +29,11 @@ pub struct Move {
 pub struct Plan {
     pub repo_id: RepoId,
     pub layout: Layout,
+    /// How the repo id was inferred and where the model was found (for the report of a resumed run).
+    #[serde(default)]
+    pub id_source: Option<IdSource>,
+    #[serde(default)]
+    pub location: Option<PathBuf>,
     pub commit: Option<String>,
     /// The model's folder in the store.
     pub target: PathBuf,
@@ -111,9 +117,23 @@ pub fn append(models_dir: &Path, rec: &Record) -> Result<()> {
         .map_err(|e| EmaError::io("cannot open", &p, e))?;
     let mut line = serde_json::to_vec(rec).map_err(|e| EmaError::Other(e.to_string()))?;
     line.push(b'\n');
+    // A line torn by a crash must not swallow this record: start on a line of its own.
+    if ends_torn(&p) {
+        line.insert(0, b'\n');
+    }
     f.write_all(&line)
         .and_then(|_| f.sync_all())
         .map_err(|e| EmaError::io("cannot write", &p, e))
+}
+
+/// Whether the journal's last byte is not a newline (the last append was cut short).
+fn ends_torn(p: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(p) else {
+        return false;
+    };
+    let mut last = [0u8; 1];
+    f.seek(SeekFrom::End(-1)).is_ok() && f.read_exact(&mut last).is_ok() && last[0] != b'\n'
 }
 
 /// Intent records without a matching done record, oldest first. A torn last line (a crash mid-append) is ignored:

@@ -289,3 +289,41 @@ fn an_adoption_killed_midway_is_finished_by_the_next_run() {
     }
     assert!(super::journal::unfinished(&root).unwrap().is_empty());
 }
+
+#[test]
+fn a_resumed_adoption_removes_the_sidecar_write_the_kill_tore_and_a_torn_journal_line_loses_nothing()
+ {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    legacy_models_dir(d, false);
+    let s = survey(d, &BTreeMap::new()).unwrap();
+    let m = s
+        .models
+        .iter()
+        .find(|m| m.layout == Layout::HubCache)
+        .unwrap();
+    let plan = super::adopt::plan_for_tests(&s.models_dir, m);
+    let root = s.models_dir.clone();
+    let rec = |phase: &str, plan: Option<super::journal::Plan>| super::journal::Record {
+        phase: phase.into(),
+        model: m.repo_id.to_string(),
+        at: "t".into(),
+        plan,
+    };
+    drop(super::journal::lock(&root).unwrap());
+    // An earlier record torn mid-append, then the intent of the run that was killed while writing the sidecar.
+    let journal = super::journal::migration_dir(&root).join("journal.jsonl");
+    std::fs::write(&journal, b"{\"phase\":\"do").unwrap();
+    super::journal::append(&root, &rec("intent", Some(plan.clone()))).unwrap();
+    assert_eq!(super::journal::unfinished(&root).unwrap().len(), 1);
+    let torn = root.join(".acme--cached.metadata.json.Ab12Cd.tmp");
+    std::fs::write(&torn, b"{\"schema_ver").unwrap();
+
+    let r = migrate_models(d, &BTreeMap::new(), &opts(false)).unwrap();
+    assert_eq!(r.models[0].result, "resumed");
+    assert_eq!(r.models[0].id_source, IdSource::HubCacheName);
+    assert_eq!(r.models[0].location, m.location);
+    assert!(!torn.exists(), "the torn sidecar write is removed");
+    assert!(root.join("acme--cached.metadata.json").is_file());
+    assert!(super::journal::unfinished(&root).unwrap().is_empty());
+}
