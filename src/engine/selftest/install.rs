@@ -149,13 +149,12 @@ async fn download_resume_inner(
             "every byte had arrived before the pause took hold; nothing was proven about resuming".into(),
         ));
     }
-    let partial_bytes = dir_bytes(&engine.store().partial_dir(&repo));
+    let partial_files = count_files(&engine.store().partial_dir(&repo));
     progress(&format!(
-        "interrupted at {} of {} ({:.0}%); {} of partial data kept; resuming",
+        "interrupted at {} of {} ({:.0}%); {partial_files} partial file(s) kept; resuming",
         human_bytes(at_pause),
         human_bytes(total),
         at_pause as f64 * 100.0 / total as f64,
-        human_bytes(partial_bytes)
     ));
     engine.resume(&repo)?;
     let report = tokio::time::timeout(STEP_TIMEOUT, task)
@@ -168,7 +167,7 @@ async fn download_resume_inner(
         .fig("files", report.files)
         .fig("total_bytes", report.total_bytes)
         .fig("bytes_at_interruption", at_pause)
-        .fig("partial_bytes_kept", partial_bytes)
+        .fig("partial_files_kept", partial_files)
         .fig("bytes_fetched", report.bytes_fetched)
         .fig("bytes_fetched_again", refetched)
         .fig("bound_bytes", REFETCH_BOUND)
@@ -192,8 +191,8 @@ async fn download_resume_inner(
     Ok(p.passed(
         started,
         format!(
-            "{repo} ({} files, {}) was interrupted at {} ({:.0}%) with every connection dropped, resumed with \
-             Range requests and completed: {} fetched in all, {} of it again (bound {}; a restart from zero would \
+            "{repo} ({} files, {}) was interrupted at {} ({:.0}%) with every connection dropped (paused through \
+             the download manager), resumed from its partial files and completed: {} fetched in all, {} of it again (bound {}; a restart from zero would \
              have fetched {} again)",
             report.files,
             human_bytes(report.total_bytes),
@@ -207,15 +206,15 @@ async fn download_resume_inner(
     ))
 }
 
-/// Bytes of the regular files under `dir` (0 when it does not exist).
-fn dir_bytes(dir: &Path) -> u64 {
+/// The regular files under `dir` (0 when it does not exist).
+fn count_files(dir: &Path) -> usize {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return 0;
     };
     rd.flatten()
         .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Ok(t) if t.is_dir() => count_files(&e.path()),
+            Ok(t) if t.is_file() => 1,
             _ => 0,
         })
         .sum()
@@ -313,7 +312,7 @@ pub async fn corrupt_and_repair(ws: &Workspace, endpoint: &str, progress: Progre
         let before = engine.verify_models(std::slice::from_ref(&repo)).await?;
         let detect_s = t.elapsed().as_secs_f64();
         let h = &before[0];
-        let named = h.issues.iter().any(|i| i.path == file);
+        let issue = h.issues.iter().find(|i| i.path == file);
         let p = p
             .clone()
             .fig("model", repo.as_str())
@@ -323,7 +322,7 @@ pub async fn corrupt_and_repair(ws: &Workspace, endpoint: &str, progress: Progre
             .fig("model_bytes", h.total_bytes)
             .fig("detected_as", h.state.as_str())
             .fig("detect_seconds", round3(detect_s));
-        if h.state != HealthState::Corrupted || !named {
+        let Some(issue) = issue.filter(|_| h.state == HealthState::Corrupted) else {
             return Ok(p.failed(
                 started,
                 format!(
@@ -332,7 +331,7 @@ pub async fn corrupt_and_repair(ws: &Workspace, endpoint: &str, progress: Progre
                     h.reason
                 ),
             ));
-        }
+        };
         progress(&format!(
             "{repo} is corrupted ({}); repairing from the hub",
             h.reason
@@ -380,9 +379,10 @@ pub async fn corrupt_and_repair(ws: &Workspace, endpoint: &str, progress: Progre
         Ok::<_, EmaError>(p.passed(
             started,
             format!(
-                "the flipped byte at offset {offset} of {file} was caught in {detect_s:.2} s (sha256 mismatch, \
-                 {repo} corrupted); the repair fetched {} from the hub ({file} alone, of {} in the model) and \
+                "the flipped byte at offset {offset} of {file} was caught in {detect_s:.2} s ({}; {repo} \
+                 corrupted); the repair fetched {} from the hub ({file} alone, of {} in the model) and \
                  {repo} verified healthy again, in {repair_s:.2} s",
+                issue.detail,
                 human_bytes(refetched),
                 human_bytes(h.total_bytes)
             ),

@@ -66,6 +66,45 @@ pub async fn run(
         p.asked_explicitly = plan.health_monitoring == Ask::Explicitly;
         out.push(p);
     }
+    out.extend(not_built(plan));
+    out
+}
+
+/// Every proof of `plan`, not run because `why` (the workspace or the hub could not be set up); features not
+/// built yet are still reported as such.
+pub fn not_run_all(plan: &SelfTestPlan, why: &str) -> Vec<Proof> {
+    let mut out = Vec::new();
+    let mut push = |name, title, ask: Ask| {
+        let mut p = Proof::new(name, title).not_run(why.to_string());
+        p.asked_explicitly = ask == Ask::Explicitly;
+        out.push(p);
+    };
+    if plan.download_management.wanted() {
+        for (n, t) in [
+            ("download_resume", "a download interrupted mid-transfer resumes where it stopped"),
+            ("verify", "every byte of the downloaded model matches the hub's hashes"),
+            ("corrupt_and_repair", "a flipped byte is caught and repaired from the hub"),
+        ] {
+            push(n, t, plan.download_management);
+        }
+    }
+    if plan.sample_models {
+        push("sample_models", "every sample model downloads and verifies", Ask::Implicitly);
+    }
+    if plan.health_monitoring.wanted() {
+        push(
+            "health_monitoring",
+            "the health monitor detects a corrupted file, alerts and repairs it",
+            plan.health_monitoring,
+        );
+    }
+    out.extend(not_built(plan));
+    out
+}
+
+/// The proofs of features that do not exist yet, as asked for by `plan`.
+fn not_built(plan: &SelfTestPlan) -> Vec<Proof> {
+    let mut out = Vec::new();
     for (ask, name, title, why) in [
         (
             plan.intelligent_fallback,

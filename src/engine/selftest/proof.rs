@@ -129,6 +129,13 @@ pub struct SelfTestPlan {
     pub usage_analytics: Ask,
 }
 
+impl SelfTestPlan {
+    /// Whether any proof needs the workspace and the sample hub (the not-built features do not).
+    pub fn needs_hub(&self) -> bool {
+        self.download_management.wanted() || self.sample_models || self.health_monitoring.wanted()
+    }
+}
+
 /// The overall verdict of a self-test: exit 1 when anything that ran failed (or could not run), 5 when nothing
 /// failed but a feature the operator asked for by name is not built yet, else 0.
 pub fn verdict(proofs: &[Proof]) -> (bool, i32) {
