@@ -18,6 +18,7 @@ use crate::engine::config::validate::validate_text;
 use crate::engine::config::{self, Config, ConfigSource};
 use crate::engine::download::disk::human_bytes;
 use crate::engine::legacy::verify_migration;
+use crate::engine::store::RepoId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -191,9 +192,25 @@ fn check_models(dir: Option<&Path>, cfg: &InForce, threads: usize) -> Check {
             );
         }
     };
-    let intact = m.models.iter().filter(|h| h.is_healthy()).count();
-    let damaged = m.models.len() - intact;
-    let bytes: u64 = m.models.iter().map(|h| h.bytes_hashed).sum();
+    // A folder still in a legacy layout is reported as unadopted, not also as a damaged store model.
+    let legacy_folders: Vec<&std::ffi::OsStr> = m
+        .unadopted
+        .iter()
+        .filter_map(|u| u.location.file_name())
+        .collect();
+    let adopted: Vec<_> = m
+        .models
+        .iter()
+        .filter(|h| {
+            let folder = RepoId::parse(&h.model_id)
+                .map(|r| r.folder_name())
+                .unwrap_or_else(|_| h.model_id.clone());
+            !legacy_folders.iter().any(|f| *f == folder.as_str())
+        })
+        .collect();
+    let intact = adopted.iter().filter(|h| h.is_healthy()).count();
+    let damaged = adopted.len() - intact;
+    let bytes: u64 = adopted.iter().map(|h| h.bytes_hashed).sum();
     let figure = format!(
         "{intact} intact, {damaged} damaged, {} unadopted ({} hashed in {})",
         m.unadopted.len(),
@@ -201,7 +218,7 @@ fn check_models(dir: Option<&Path>, cfg: &InForce, threads: usize) -> Check {
         m.models_dir.display()
     );
     let mut details = Vec::new();
-    for h in m.models.iter().filter(|h| !h.is_healthy()) {
+    for h in adopted.iter().filter(|h| !h.is_healthy()) {
         if h.issues.is_empty() {
             details.push(format!("{}: {}: {}", h.model_id, h.state.as_str(), h.reason));
         }
@@ -230,12 +247,12 @@ fn check_models(dir: Option<&Path>, cfg: &InForce, threads: usize) -> Check {
             u.display()
         ));
     }
-    let (status, reason) = if m.models.is_empty() && m.unadopted.is_empty() {
+    let (status, reason) = if adopted.is_empty() && m.unadopted.is_empty() {
         (
             NotApplicable,
             "the models directory holds no model, so there is nothing to validate".to_string(),
         )
-    } else if m.all_good() {
+    } else if damaged == 0 && m.unadopted.is_empty() {
         (
             Pass,
             format!(

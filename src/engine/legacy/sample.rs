@@ -18,6 +18,16 @@ pub fn bytes(n: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// A valid safetensors file: one `U8` tensor `weight` holding `n` bytes of [`bytes`] (its header is small, so byte
+/// 777 lies in the tensor data).
+pub fn safetensors(n: usize, seed: u8) -> Vec<u8> {
+    let header = format!(r#"{{"weight":{{"dtype":"U8","shape":[{n}],"data_offsets":[0,{n}]}}}}"#);
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&bytes(n, seed));
+    out
+}
+
 fn write(p: &Path, b: &[u8]) {
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, b).unwrap();
@@ -66,7 +76,10 @@ pub fn legacy_models_dir(d: &Path, flip_a_byte: bool) {
         &d.join("plain-bert/config.json"),
         br#"{"_name_or_path": "acme/plain-bert", "model_type": "bert"}"#,
     );
-    write(&d.join("plain-bert/model.safetensors"), &bytes(40_000, 1));
+    write(
+        &d.join("plain-bert/model.safetensors"),
+        &safetensors(40_000, 1),
+    );
     write(
         &d.join("plain-bert/tokenizer.json"),
         b"{\"version\": \"1.0\"}",
@@ -74,7 +87,7 @@ pub fn legacy_models_dir(d: &Path, flip_a_byte: bool) {
 
     // hf download --local-dir: records of commit, etag, timestamp; a partial download; one flipped byte.
     let l = d.join("local-gpt");
-    let weights = bytes(60_000, 2);
+    let weights = safetensors(60_000, 2);
     let cfg = br#"{"_name_or_path": "acme/local-gpt", "model_type": "gpt2"}"#.to_vec();
     for (rel, body) in [("model.safetensors", &weights), ("config.json", &cfg)] {
         let etag = if rel.ends_with(".safetensors") {
@@ -101,7 +114,7 @@ pub fn legacy_models_dir(d: &Path, flip_a_byte: bool) {
 
     // A hub cache used as the models directory: two snapshots sharing the weights blob.
     let h = d.join("models--acme--cached");
-    let w = bytes(50_000, 3);
+    let w = safetensors(50_000, 3);
     let c_new = b"{\"model_type\": \"llama\", \"v\": 2}".to_vec();
     let c_old = b"{\"model_type\": \"llama\", \"v\": 1}".to_vec();
     let (w_sha, new_sha1, old_sha1) =
