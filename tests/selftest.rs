@@ -57,7 +57,11 @@ fn validate_migration_passes_on_a_migrated_legacy_install_and_says_what_is_not_a
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let v = r.json();
     assert_eq!(v["ok"], true);
-    assert_eq!(v["checks"].as_array().unwrap().len(), 4, "no flag = every check");
+    assert_eq!(
+        v["checks"].as_array().unwrap().len(),
+        4,
+        "no flag = every check"
+    );
 
     let m = check(&v, "models");
     assert_eq!(m["status"], "pass", "{m}");
@@ -97,8 +101,7 @@ fn validate_migration_passes_on_a_migrated_legacy_install_and_says_what_is_not_a
     assert_eq!(f["status"], "not_applicable", "{f}");
     let reason = f["reason"].as_str().unwrap();
     assert!(
-        reason.contains("intelligent_fallback and usage_analytics")
-            && reason.contains("issue 13"),
+        reason.contains("intelligent_fallback and usage_analytics") && reason.contains("issue 13"),
         "{f}"
     );
     let details: Vec<&str> = f["details"]
@@ -148,10 +151,7 @@ fn validate_migration_fails_on_the_flipped_byte_naming_the_file() {
         "{d}"
     );
     assert!(
-        m["reason"]
-            .as_str()
-            .unwrap()
-            .contains("--repair-corrupted"),
+        m["reason"].as_str().unwrap().contains("--repair-corrupted"),
         "{m}"
     );
     // Read-only: the damaged model is still damaged, and the check can be repeated with the same verdict.
@@ -271,7 +271,10 @@ fn test_installation_proves_every_claim_on_this_machine() {
         ]
     );
     for p in v["proofs"].as_array().unwrap() {
-        let built = !matches!(p["name"].as_str(), Some("intelligent_fallback" | "usage_analytics"));
+        let built = !matches!(
+            p["name"].as_str(),
+            Some("intelligent_fallback" | "usage_analytics")
+        );
         assert_eq!(
             p["status"],
             if built { "passed" } else { "not_built" },
@@ -305,7 +308,10 @@ fn test_installation_proves_every_claim_on_this_machine() {
 
     let h = proof(&v, "health_monitoring");
     assert_eq!(h["figures"]["alert_severity"], "critical");
-    assert_eq!(h["figures"]["states"], serde_json::json!(["corrupted", "healthy"]));
+    assert_eq!(
+        h["figures"]["states"],
+        serde_json::json!(["corrupted", "healthy"])
+    );
     assert!(n(h, "bytes_fetched") > 0);
 
     assert_eq!(
@@ -359,7 +365,11 @@ fn test_enhanced_features_reports_what_is_not_built_and_the_exit_code_follows_wh
     let r = run(&mut c);
     assert_eq!(r.code, 5, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.starts_with("not built"), "{}", r.stdout);
-    assert!(r.stdout.contains("not built yet (issue 13)"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("not built yet (issue 13)"),
+        "{}",
+        r.stdout
+    );
     assert!(!r.stdout.contains("passed  "), "{}", r.stdout);
 }
 
@@ -379,7 +389,8 @@ fn an_unusable_temporary_directory_fails_with_the_reason() {
     assert_eq!(s["status"], "failed");
     let d = s["detail"].as_str().unwrap();
     assert!(
-        d.contains(not_a_dir.to_str().unwrap()) && d.contains("point TMPDIR at a writable directory"),
+        d.contains(not_a_dir.to_str().unwrap())
+            && d.contains("point TMPDIR at a writable directory"),
         "{d}"
     );
     for name in ["download_resume", "verify", "corrupt_and_repair"] {
@@ -395,6 +406,10 @@ fn an_unusable_temporary_directory_fails_with_the_reason() {
     let r = run(&mut c);
     assert_eq!(r.code, 1);
     assert!(r.stdout.starts_with("failed"), "{}", r.stdout);
-    assert!(r.stdout.contains("NOT everything was proven"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("NOT everything was proven"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(std::fs::read(&not_a_dir).unwrap(), b"x", "nothing changed");
 }

@@ -63,10 +63,8 @@ pub fn test_installation(a: TestInstallationArgs, ctx: &Ctx) -> Result<i32> {
 }
 
 pub fn test_enhanced_features(a: TestEnhancedFeaturesArgs, ctx: &Ctx) -> Result<i32> {
-    let any = a.download_management
-        || a.health_monitoring
-        || a.intelligent_fallback
-        || a.usage_analytics;
+    let any =
+        a.download_management || a.health_monitoring || a.intelligent_fallback || a.usage_analytics;
     let ask = |flag: bool| match (any, flag) {
         (false, _) => Ask::Implicitly,
         (true, true) => Ask::Explicitly,

@@ -220,7 +220,12 @@ fn check_models(dir: Option<&Path>, cfg: &InForce, threads: usize) -> Check {
     let mut details = Vec::new();
     for h in adopted.iter().filter(|h| !h.is_healthy()) {
         if h.issues.is_empty() {
-            details.push(format!("{}: {}: {}", h.model_id, h.state.as_str(), h.reason));
+            details.push(format!(
+                "{}: {}: {}",
+                h.model_id,
+                h.state.as_str(),
+                h.reason
+            ));
         }
         for i in &h.issues {
             details.push(format!(
@@ -301,9 +306,15 @@ fn legacy_config_at(p: &Path) -> Option<String> {
     let v: Value = serde_json::from_str(&text).ok()?;
     let o = v.as_object()?;
     let legacy = LEGACY_MAPPING.iter().any(|(k, _, _)| o.contains_key(*k));
-    let enhanced = ["storage", "downloads", "health_monitoring", "fallback", "features"]
-        .iter()
-        .any(|k| o.contains_key(*k));
+    let enhanced = [
+        "storage",
+        "downloads",
+        "health_monitoring",
+        "fallback",
+        "features",
+    ]
+    .iter()
+    .any(|k| o.contains_key(*k));
     (legacy && !enhanced).then_some(text)
 }
 
@@ -407,7 +418,9 @@ fn check_config(cfg: &InForce, root: &Path) -> Check {
             "config",
             Pass,
             format!("{}: 0 problems", path.display()),
-            format!("the configuration in force ({source}) is valid: every key known, typed and in range"),
+            format!(
+                "the configuration in force ({source}) is valid: every key known, typed and in range"
+            ),
         )
     }
 }
@@ -512,7 +525,11 @@ fn check_features(cfg: &InForce) -> Check {
                 details.push(format!(
                     "{name}: {} — not built yet (issue 13){}",
                     on(*flag),
-                    if *flag { "; the flag has no effect" } else { "" }
+                    if *flag {
+                        "; the flag has no effect"
+                    } else {
+                        ""
+                    }
                 ));
                 if *flag {
                     missing.push(*name);

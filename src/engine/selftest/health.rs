@@ -41,7 +41,9 @@ async fn run(
 ) -> Result<Proof> {
     let repo = RepoId::parse(HEALTH_MODEL)?;
     let engine = proof_engine(&ws.store_dir("health"), endpoint, 0.0)?;
-    progress(&format!("downloading {repo} for the health monitor to watch"));
+    progress(&format!(
+        "downloading {repo} for the health monitor to watch"
+    ));
     tokio::time::timeout(
         STEP_TIMEOUT,
         engine.download(&repo, DownloadOptions::default()),
@@ -143,12 +145,17 @@ async fn run(
     };
     let p = p
         .fig("alert_id", id.as_str())
-        .fig("alert_severity", serde_json::to_value(severity).unwrap_or_default())
+        .fig(
+            "alert_severity",
+            serde_json::to_value(severity).unwrap_or_default(),
+        )
         .fig("alert_message", message.as_str());
     if !states.contains(&"corrupted") || severity != Severity::Critical {
         return Ok(p.failed(
             started,
-            format!("the alert was raised but does not say corrupted at critical severity: {message}"),
+            format!(
+                "the alert was raised but does not say corrupted at critical severity: {message}"
+            ),
         ));
     }
     let final_state = tick

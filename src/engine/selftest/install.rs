@@ -146,7 +146,8 @@ async fn download_resume_inner(
     };
     if at_pause >= total {
         return Err(EmaError::Other(
-            "every byte had arrived before the pause took hold; nothing was proven about resuming".into(),
+            "every byte had arrived before the pause took hold; nothing was proven about resuming"
+                .into(),
         ));
     }
     let partial_files = count_files(&engine.store().partial_dir(&repo));
@@ -256,10 +257,14 @@ pub async fn verify(ws: &Workspace, endpoint: &str, progress: Progress<'_>) -> P
                 ),
             )
         } else {
-            p.failed(started, format!("{repo} is {}: {}", h.state.as_str(), h.reason))
+            p.failed(
+                started,
+                format!("{repo} is {}: {}", h.state.as_str(), h.reason),
+            )
         })
     };
-    run.await.unwrap_or_else(|e| p.failed(started, e.to_string()))
+    run.await
+        .unwrap_or_else(|e| p.failed(started, e.to_string()))
 }
 
 /// The largest file of a model in the store: (path, size).
@@ -388,16 +393,14 @@ pub async fn corrupt_and_repair(ws: &Workspace, endpoint: &str, progress: Progre
             ),
         ))
     };
-    run.await.unwrap_or_else(|e| p.failed(started, e.to_string()))
+    run.await
+        .unwrap_or_else(|e| p.failed(started, e.to_string()))
 }
 
 /// Download every other sample model and verify it.
 pub async fn sample_models(ws: &Workspace, endpoint: &str, progress: Progress<'_>) -> Proof {
     let started = Instant::now();
-    let p = Proof::new(
-        "sample_models",
-        "every sample model downloads and verifies",
-    );
+    let p = Proof::new("sample_models", "every sample model downloads and verifies");
     let run = async {
         let engine = proof_engine(&ws.store_dir("samples"), endpoint, 0.0)?;
         let mut rows = Vec::new();
@@ -409,7 +412,9 @@ pub async fn sample_models(ws: &Workspace, endpoint: &str, progress: Progress<'_
                 engine.download(repo, DownloadOptions::default()),
             )
             .await
-            .map_err(|_| EmaError::Other(format!("the download of {repo} did not finish in time")))??;
+            .map_err(|_| {
+                EmaError::Other(format!("the download of {repo} did not finish in time"))
+            })??;
             let h = engine
                 .verify_models(std::slice::from_ref(repo))
                 .await?
@@ -443,5 +448,6 @@ pub async fn sample_models(ws: &Workspace, endpoint: &str, progress: Progress<'_
             p.failed(started, bad.join("; "))
         })
     };
-    run.await.unwrap_or_else(|e| p.failed(started, e.to_string()))
+    run.await
+        .unwrap_or_else(|e| p.failed(started, e.to_string()))
 }

@@ -46,16 +46,23 @@ pub async fn run(
             let ok = v.status == ProofStatus::Passed;
             out.push(mark(v));
             if ok {
-                out.push(mark(install::corrupt_and_repair(ws, endpoint, progress).await));
+                out.push(mark(
+                    install::corrupt_and_repair(ws, endpoint, progress).await,
+                ));
             } else {
                 out.push(mark(not_run_repair("the model did not verify")));
             }
         } else {
             out.push(mark(
-                Proof::new("verify", "every byte of the downloaded model matches the hub's hashes")
-                    .not_run("needs the downloaded model, and its download failed".into()),
+                Proof::new(
+                    "verify",
+                    "every byte of the downloaded model matches the hub's hashes",
+                )
+                .not_run("needs the downloaded model, and its download failed".into()),
             ));
-            out.push(mark(not_run_repair("needs the downloaded model, and its download failed")));
+            out.push(mark(not_run_repair(
+                "needs the downloaded model, and its download failed",
+            )));
         }
     }
     if plan.sample_models {
@@ -81,15 +88,28 @@ pub fn not_run_all(plan: &SelfTestPlan, why: &str) -> Vec<Proof> {
     };
     if plan.download_management.wanted() {
         for (n, t) in [
-            ("download_resume", "a download interrupted mid-transfer resumes where it stopped"),
-            ("verify", "every byte of the downloaded model matches the hub's hashes"),
-            ("corrupt_and_repair", "a flipped byte is caught and repaired from the hub"),
+            (
+                "download_resume",
+                "a download interrupted mid-transfer resumes where it stopped",
+            ),
+            (
+                "verify",
+                "every byte of the downloaded model matches the hub's hashes",
+            ),
+            (
+                "corrupt_and_repair",
+                "a flipped byte is caught and repaired from the hub",
+            ),
         ] {
             push(n, t, plan.download_management);
         }
     }
     if plan.sample_models {
-        push("sample_models", "every sample model downloads and verifies", Ask::Implicitly);
+        push(
+            "sample_models",
+            "every sample model downloads and verifies",
+            Ask::Implicitly,
+        );
     }
     if plan.health_monitoring.wanted() {
         push(

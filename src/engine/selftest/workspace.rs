@@ -44,12 +44,12 @@ impl Workspace {
 pub fn prepare(progress: Progress) -> (Vec<Proof>, Option<Workspace>) {
     let started = Instant::now();
     let base = std::env::temp_dir();
-    let p = Proof::new(
-        "temporary_store",
-        "a temporary store on this machine",
-    )
-    .fig("tmpdir", base.display().to_string());
-    progress(&format!("creating a temporary store under {}", base.display()));
+    let p = Proof::new("temporary_store", "a temporary store on this machine")
+        .fig("tmpdir", base.display().to_string());
+    progress(&format!(
+        "creating a temporary store under {}",
+        base.display()
+    ));
     let dir = match tempfile::Builder::new()
         .prefix("ema-selftest-")
         .tempdir_in(&base)
@@ -130,7 +130,10 @@ pub fn prepare(progress: Progress) -> (Vec<Proof>, Option<Workspace>) {
         Err(e) => {
             proofs.push(gen_proof.failed(
                 started,
-                format!("cannot write the sample models in {}: {e}", hub_dir.display()),
+                format!(
+                    "cannot write the sample models in {}: {e}",
+                    hub_dir.display()
+                ),
             ));
             (proofs, None)
         }
