@@ -188,7 +188,7 @@ fn check_models(dir: Option<&Path>, cfg: &InForce, threads: usize) -> Check {
                 "models",
                 Fail,
                 format!("{} not checked", dir.display()),
-                format!("{e}; give the migrated models directory with --models-dir"),
+                e.to_string(),
             );
         }
     };
