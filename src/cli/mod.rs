@@ -15,7 +15,9 @@ pub mod integrity;
 pub mod migrate;
 pub mod mirror;
 pub mod output;
+pub mod selftest;
 pub mod tui_cmd;
+pub mod validate;
 
 use output::Output;
 
@@ -80,6 +82,13 @@ pub enum Command {
     MigrateModels(migrate::MigrateModelsArgs),
     /// Check a migrated models directory read-only: every model hashed against its sidecar, nothing left behind.
     VerifyMigration(migrate::VerifyMigrationArgs),
+    /// The guide's post-migration validation: models, configuration, API, features (pass / fail / not applicable).
+    ValidateMigration(validate::ValidateMigrationArgs),
+    /// Self-test on this machine: an interrupted download resumed, verified, a byte corrupted and repaired, against
+    /// the built-in sample hub in a temporary store.
+    TestInstallation(selftest::TestInstallationArgs),
+    /// Self-test of the enhanced features: download management, health monitoring (fallback, analytics: not built).
+    TestEnhancedFeatures(selftest::TestEnhancedFeaturesArgs),
     /// Back up a legacy install (models/, config.json, config/, logs/, models.db) with a manifest that proves it.
     Backup(backup::BackupArgs),
     /// Restore exactly the state a backup's manifest describes (saving the current state first).
@@ -168,6 +177,9 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::CheckSystem(a) => migrate::check_system(a, ctx),
         Command::MigrateModels(a) => migrate::migrate_models(a, ctx),
         Command::VerifyMigration(a) => migrate::verify_migration(a, ctx),
+        Command::ValidateMigration(a) => validate::validate_migration(a, ctx),
+        Command::TestInstallation(a) => selftest::test_installation(a, ctx),
+        Command::TestEnhancedFeatures(a) => selftest::test_enhanced_features(a, ctx),
         Command::Backup(a) => backup::backup_cmd(a, ctx),
         Command::Rollback(a) => backup::rollback_cmd(a, ctx),
         Command::Mirror(a) => mirror::run(a, ctx),

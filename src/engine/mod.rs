@@ -20,5 +20,7 @@ pub mod hub;
 pub mod inventory;
 pub mod migration;
 pub mod online;
+pub mod selftest;
+pub mod validate_migration;
 
 pub use facade::Engine;
