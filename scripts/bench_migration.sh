@@ -39,9 +39,26 @@ secs() {
 }
 median() { python3 -c "import statistics,sys; print(f'{statistics.median(map(float, sys.argv[1:])):.4f}')" "$@"; }
 
+# safetensors FILE MIB: a valid safetensors file (one U8 tensor) of random data, so verification passes.
+safetensors() {
+  python3 - "$1" "$2" <<'PY'
+import json, os, struct, sys
+path, n = sys.argv[1], int(sys.argv[2]) << 20
+header = json.dumps({"w": {"dtype": "U8", "shape": [n], "data_offsets": [0, n]}}).encode()
+header += b" " * (-len(header) % 8)
+with open(path, "wb") as f:
+    f.write(struct.pack("<Q", len(header)) + header)
+    left = n
+    while left:
+        chunk = min(left, 64 << 20)
+        f.write(os.urandom(chunk))
+        left -= chunk
+PY
+}
+
 make_tree() { # make_tree DIR
   mkdir -p "$1/models/bench--big"
-  for i in 1 2; do head -c $((SHARD_MB << 20)) /dev/urandom > "$1/models/bench--big/model-0000$i-of-00002.safetensors"; done
+  for i in 1 2; do safetensors "$1/models/bench--big/model-0000$i-of-00002.safetensors" "$SHARD_MB"; done
   echo '{"model_type": "gpt2"}' > "$1/models/bench--big/config.json"
   echo '{"models_directory": "models"}' > "$1/config.json"
   cat "$1"/models/bench--big/* > /dev/null
@@ -51,7 +68,7 @@ echo "== (0) adopting a $((2 * SHARD_MB)) MiB hub cache in place (HF_HUB_OFFLINE
 HC="$WORK/hubcache/models--bench--big"
 mkdir -p "$HC/blobs" "$HC/refs" "$HC/snapshots/1111111111111111111111111111111111111111"
 for i in 1 2; do
-  head -c $((SHARD_MB << 20)) /dev/urandom > "$WORK/shard"
+  safetensors "$WORK/shard" "$SHARD_MB"
   sha=$(sha256sum "$WORK/shard" | cut -d' ' -f1)
   mv "$WORK/shard" "$HC/blobs/$sha"
   ln -s "../../blobs/$sha" "$HC/snapshots/1111111111111111111111111111111111111111/model-0000$i-of-00002.safetensors"
