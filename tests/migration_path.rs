@@ -449,7 +449,7 @@ fn a_migrate_models_killed_midway_is_finished_by_the_next_run_with_the_same_stor
                 .filter(|m| m["result"] == "resumed")
                 .count();
             assert_eq!(resumed, open, "run {i}: {j}");
-            // A resumed model is reported twice: as resumed, then (by the survey that follows) as already adopted.
+            // A resumed model is reported once, as resumed, with how it was identified.
             for m in j["models"]
                 .as_array()
                 .unwrap()

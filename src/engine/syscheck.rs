@@ -129,7 +129,7 @@ fn disk(models_dir: &Path) -> Vec<Check> {
     v.push(check(
         "disk for a backup",
         status,
-        format!("models directory {} , {} free", human_bytes(used), human_bytes(free)),
+        format!("models directory {}, {} free", human_bytes(used), human_bytes(free)),
         if status == Status::Fail {
             "a copied backup of the models directory does not fit on this filesystem: back up to another disk \
              (ema backup --dest) or use a reflink filesystem (XFS, btrfs), where a backup takes no space"

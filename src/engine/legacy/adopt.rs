@@ -123,7 +123,9 @@ pub fn migrate_models(
     };
     let s = survey(models_dir, map)?;
     let root = s.models_dir.clone();
-    for m in &s.models {
+    let resumed: Vec<String> = outcomes.iter().map(|o| o.repo_id.clone()).collect();
+    // A model this run resumed is in the store now: it is reported once, as resumed.
+    for m in s.models.iter().filter(|m| !resumed.contains(&m.repo_id.to_string())) {
         let target = root.join(m.repo_id.folder_name());
         let mut o = outcome(m, &target);
         match &m.action {

@@ -280,7 +280,7 @@ fn an_adoption_killed_midway_is_finished_by_the_next_run() {
             .iter()
             .filter(|m| m.repo_id == "acme/cached")
             .count(),
-        2,
+        1,
         "{:?}",
         r.models
     );
