@@ -13,6 +13,7 @@ pub mod demo;
 pub mod download;
 pub mod integrity;
 pub mod migrate;
+pub mod migrate_wizard;
 pub mod mirror;
 pub mod output;
 pub mod tui_cmd;
@@ -80,6 +81,9 @@ pub enum Command {
     MigrateModels(migrate::MigrateModelsArgs),
     /// Check a migrated models directory read-only: every model hashed against its sidecar, nothing left behind.
     VerifyMigration(migrate::VerifyMigrationArgs),
+    /// The migration wizard: plan, status, next, run STEP, skip/done STEP --note (the console's Migration pane
+    /// drives the same state).
+    Migrate(migrate_wizard::MigrateArgs),
     /// Back up a legacy install (models/, config.json, config/, logs/, models.db) with a manifest that proves it.
     Backup(backup::BackupArgs),
     /// Restore exactly the state a backup's manifest describes (saving the current state first).
@@ -168,6 +172,7 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::CheckSystem(a) => migrate::check_system(a, ctx),
         Command::MigrateModels(a) => migrate::migrate_models(a, ctx),
         Command::VerifyMigration(a) => migrate::verify_migration(a, ctx),
+        Command::Migrate(a) => migrate_wizard::run(a, ctx),
         Command::Backup(a) => backup::backup_cmd(a, ctx),
         Command::Rollback(a) => backup::rollback_cmd(a, ctx),
         Command::Mirror(a) => mirror::run(a, ctx),

@@ -18,6 +18,19 @@ pub fn bytes(n: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// A well-formed safetensors file of `n` data bytes (one U8 tensor), so verification's structure check passes and
+/// only a changed byte is caught.
+pub fn safetensors(n: usize, seed: u8) -> Vec<u8> {
+    let mut header = format!(r#"{{"w":{{"dtype":"U8","shape":[{n}],"data_offsets":[0,{n}]}}}}"#);
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    out.extend(bytes(n, seed));
+    out
+}
+
 fn write(p: &Path, b: &[u8]) {
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, b).unwrap();
@@ -66,7 +79,10 @@ pub fn legacy_models_dir(d: &Path, flip_a_byte: bool) {
         &d.join("plain-bert/config.json"),
         br#"{"_name_or_path": "acme/plain-bert", "model_type": "bert"}"#,
     );
-    write(&d.join("plain-bert/model.safetensors"), &bytes(40_000, 1));
+    write(
+        &d.join("plain-bert/model.safetensors"),
+        &safetensors(40_000, 1),
+    );
     write(
         &d.join("plain-bert/tokenizer.json"),
         b"{\"version\": \"1.0\"}",
@@ -74,7 +90,7 @@ pub fn legacy_models_dir(d: &Path, flip_a_byte: bool) {
 
     // hf download --local-dir: records of commit, etag, timestamp; a partial download; one flipped byte.
     let l = d.join("local-gpt");
-    let weights = bytes(60_000, 2);
+    let weights = safetensors(60_000, 2);
     let cfg = br#"{"_name_or_path": "acme/local-gpt", "model_type": "gpt2"}"#.to_vec();
     for (rel, body) in [("model.safetensors", &weights), ("config.json", &cfg)] {
         let etag = if rel.ends_with(".safetensors") {
@@ -101,7 +117,7 @@ pub fn legacy_models_dir(d: &Path, flip_a_byte: bool) {
 
     // A hub cache used as the models directory: two snapshots sharing the weights blob.
     let h = d.join("models--acme--cached");
-    let w = bytes(50_000, 3);
+    let w = safetensors(50_000, 3);
     let c_new = b"{\"model_type\": \"llama\", \"v\": 2}".to_vec();
     let c_old = b"{\"model_type\": \"llama\", \"v\": 1}".to_vec();
     let (w_sha, new_sha1, old_sha1) =
