@@ -53,6 +53,8 @@ pub enum Outcome {
 struct Runtime<K: ConsoleBackend> {
     backend: Arc<K>,
     tx: mpsc::UnboundedSender<Outcome>,
+    /// Wizard calls in flight: the loop waits for them (briefly) before it ends, so a confirmation is never lost.
+    migration_tasks: Vec<tokio::task::JoinHandle<()>>,
     refreshing: bool,
     need_refresh: bool,
     /// Models whose hub facts were asked for (once per session).
@@ -134,17 +136,18 @@ impl<K: ConsoleBackend> Runtime<K> {
         });
     }
 
-    fn spawn_migration<F>(&self, step: String, fut: F)
+    fn spawn_migration<F>(&mut self, step: String, fut: F)
     where
         F: std::future::Future<Output = Result<MigrationState>> + Send + 'static,
     {
         let tx = self.tx.clone();
-        tokio::spawn(async move {
+        self.migration_tasks.retain(|h| !h.is_finished());
+        self.migration_tasks.push(tokio::spawn(async move {
             let _ = tx.send(Outcome::Migration {
                 step,
                 result: fut.await,
             });
-        });
+        }));
     }
 
     fn execute(&mut self, a: Action, app: &mut App) {
@@ -318,6 +321,7 @@ where
     let mut rt = Runtime {
         backend: backend.clone(),
         tx,
+        migration_tasks: Vec::new(),
         refreshing: false,
         need_refresh: false,
         asked_remote: Default::default(),
@@ -394,7 +398,13 @@ where
             _ = tokio::time::sleep_until(next_frame), if dirty => {}
         }
     };
+    let pending = std::mem::take(&mut rt.migration_tasks);
     drop(rt);
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        futures::future::join_all(pending),
+    )
+    .await;
     result
 }
 
@@ -432,21 +442,42 @@ mod tests {
             token_source: None,
             offline: true,
         };
+        let root = d.path().join("install");
+        crate::engine::legacy::sample::legacy_install(&root, false);
+        let wizard = crate::engine::migration::Wizard::at(d.path().join("state"));
+        wizard
+            .plan(
+                &crate::engine::migration::PlanRequest {
+                    root,
+                    mode: crate::engine::migration::Mode::InPlace,
+                    legacy_port: None,
+                    backups_dir: d.path().join("backups"),
+                    state_dir: d.path().join("state"),
+                },
+                false,
+            )
+            .unwrap();
         let make = || {
-            Arc::new(EngineBackend::new(
+            Arc::new(EngineBackend::with_wizard(
                 Engine::new(config.clone(), hub.clone()).unwrap(),
                 loaded.clone(),
-                None,
+                Some(wizard.clone()),
             ))
         };
         let backend = make();
         let st = crate::tui::initial_state(backend.as_ref()).await.unwrap();
         assert_eq!(st.models.len(), 1);
         let mut app = App::new(st, Theme::monochrome());
-        let keys: Vec<std::io::Result<TermEvent>> = ['5', 'j', 'j', 'm', 'j', 's', 'q']
-            .into_iter()
-            .map(|c| Ok(TermEvent::Key(key(KeyCode::Char(c)))))
-            .collect();
+        // Manual steps are confirmed (m) or skipped (s) with a note, typed into the prompt and sent with Enter.
+        let codes = "5jjm"
+            .chars()
+            .map(KeyCode::Char)
+            .chain("read it".chars().map(KeyCode::Char))
+            .chain([KeyCode::Enter, KeyCode::Char('j'), KeyCode::Char('s')])
+            .chain("night only".chars().map(KeyCode::Char))
+            .chain([KeyCode::Enter, KeyCode::Char('q')]);
+        let keys: Vec<std::io::Result<TermEvent>> =
+            codes.map(|c| Ok(TermEvent::Key(key(c)))).collect();
         let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
         tokio::time::timeout(
             std::time::Duration::from_secs(20),

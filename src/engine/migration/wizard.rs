@@ -1,9 +1,10 @@
 //! The wizard both faces drive (`ema migrate …` and the console's Migration pane): one persisted state in ema's
 //! own state directory (`$XDG_STATE_HOME/ema/migration/`, else `~/.local/state/ema/migration/`) — never inside the
 //! install directory or the legacy models directory, so a rollback leaves it alone — with a journal of every
-//! transition (`journal.jsonl`: intent before a step runs, its outcome after; plans, confirmations, resets) and a
-//! lock naming its holder, so two processes never run steps at once and a step left `running` by a process that
-//! died is known to be interrupted.
+//! transition (`journal.jsonl`: intent before a step runs, its outcome after; plans, confirmations, resets), a run
+//! lock naming its holder (one step at a time across processes; a step left `running` while nobody holds it was
+//! interrupted) and a short state lock around every read-modify-write (a manual step can be confirmed while another
+//! process runs a step).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,11 @@ use crate::engine::config::hub_env::HubEnv;
 use crate::engine::error::{EmaError, Result};
 use crate::engine::store::now_rfc3339;
 
-const LOCK_FILE: &str = "wizard.lock";
+/// Held while a step runs (one step at a time, across processes); a step recorded `running` while nobody holds it
+/// was interrupted.
+const RUN_LOCK: &str = "run.lock";
+/// Held for each read-modify-write of the state (briefly; others wait for it).
+const STATE_LOCK: &str = "state.lock";
 const JOURNAL_FILE: &str = "journal.jsonl";
 
 /// The default state directory: `<platform state dir>/migration` (`$XDG_STATE_HOME/ema/migration`, else
@@ -84,7 +89,7 @@ impl Wizard {
 
     /// The state as it is now (a step left running by a process that is gone reads as failed, interrupted).
     pub fn load(&self) -> Result<MigrationState> {
-        let interrupted = !lock_held(&self.dir.join(LOCK_FILE));
+        let interrupted = !lock_held(&self.dir.join(RUN_LOCK));
         MigrationState::load(&self.dir, interrupted)
     }
 
@@ -101,20 +106,33 @@ impl Wizard {
         Ok((st, plan))
     }
 
-    fn lock(&self) -> Result<Lock> {
+    fn open_lock(&self, name: &str) -> Result<(std::fs::File, PathBuf)> {
         std::fs::create_dir_all(&self.dir).map_err(|e| EmaError::io("cannot create", &self.dir, e))?;
-        let p = self.dir.join(LOCK_FILE);
-        let mut f = std::fs::OpenOptions::new()
+        let p = self.dir.join(name);
+        let f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
             .write(true)
             .open(&p)
             .map_err(|e| EmaError::io("cannot open", &p, e))?;
+        Ok((f, p))
+    }
+
+    /// The state lock: waits for whoever holds it (holds are short).
+    fn lock(&self) -> Result<Lock> {
+        let (f, p) = self.open_lock(STATE_LOCK)?;
+        FileExt::lock_exclusive(&f).map_err(|e| EmaError::io("cannot lock", &p, e))?;
+        Ok(Lock { _file: f })
+    }
+
+    /// The run lock: one step at a time; says who runs one when it is taken.
+    fn run_lock(&self) -> Result<Lock> {
+        let (mut f, p) = self.open_lock(RUN_LOCK)?;
         if !matches!(FileExt::try_lock_exclusive(&f), Ok(true)) {
             let holder = std::fs::read_to_string(&p).unwrap_or_default();
             return Err(EmaError::Other(format!(
-                "another ema is working on the migration ({}); wait for it to finish",
+                "another migration step is running ({}); wait for it to finish",
                 holder.trim()
             )));
         }
@@ -150,7 +168,7 @@ impl Wizard {
         req.state_dir = self.dir.clone();
         let plan = make_plan(&req)?;
         let _lock = self.lock()?;
-        let mut st = MigrationState::load(&self.dir, true)?;
+        let mut st = self.load()?;
         let started = st.steps.iter().any(|r| r.state != StepState::Pending);
         if let Some(old) = &st.plan
             && old.root != plan.root
@@ -195,28 +213,31 @@ impl Wizard {
     /// Run one automatic step: intent journaled and the state saved as `running` first, the engine work, then the
     /// outcome journaled and saved. Errors (exit 2) when it is manual, unknown, or what it needs is not done.
     pub fn run(&self, step: &str, env: &RunEnv) -> Result<StepRecord> {
-        let _lock = self.lock()?;
-        let mut st = MigrationState::load(&self.dir, true)?;
-        let plan = st.plan.clone().ok_or_else(|| {
-            EmaError::Config("no migration planned yet: run `ema migrate plan --root DIR` first".into())
-        })?;
-        // A retry of a failed or blocked step starts from pending.
-        st.check_can_begin(step)?;
-        st.begin(step)?;
-        self.journal("intent", Some(step), "started")?;
-        st.save(&self.dir)?;
+        let _running = self.run_lock()?;
+        let (plan, last_backup) = {
+            let _lock = self.lock()?;
+            // We hold the run lock: a step still marked running was interrupted.
+            let mut st = MigrationState::load(&self.dir, true)?;
+            let plan = st.plan.clone().ok_or_else(|| {
+                EmaError::Config(
+                    "no migration planned yet: run `ema migrate plan --root DIR` first".into(),
+                )
+            })?;
+            st.begin(step)?;
+            self.journal("intent", Some(step), "started")?;
+            st.save(&self.dir)?;
+            (plan, st.last_backup.clone())
+        };
         let ctx = MigrationContext {
             plan,
             loaded: env.loaded.clone(),
             hub: env.hub.clone(),
-            last_backup: st.last_backup.clone(),
+            last_backup,
         };
         let outcome = run_guarded(step, &ctx);
-        self.journal(
-            outcome_event(&outcome),
-            Some(step),
-            &outcome.details,
-        )?;
+        let _lock = self.lock()?;
+        let mut st = MigrationState::load(&self.dir, false)?;
+        self.journal(outcome_event(&outcome), Some(step), &outcome.details)?;
         st.finish(step, outcome)?;
         st.save(&self.dir)?;
         Ok(st.record(step).cloned().expect("known step"))
@@ -267,7 +288,7 @@ impl Wizard {
     /// Put a step back to pending (to run or confirm it again).
     pub fn reset(&self, step: &str) -> Result<MigrationState> {
         let _lock = self.lock()?;
-        let mut st = MigrationState::load(&self.dir, true)?;
+        let mut st = self.load()?;
         st.reset(step)?;
         self.journal("reset", Some(step), "back to pending")?;
         st.save(&self.dir)?;
