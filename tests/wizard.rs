@@ -37,9 +37,17 @@ fn planned(d: &Path, port: u16) -> PathBuf {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let root = PathBuf::from(r.json()["legacy_dir"].as_str().unwrap());
     assert!(root.join("config.json").is_file() && root.join("models.db").is_file());
-    let r = ema(d, &root, &["migrate", "plan", "--legacy-port", &port.to_string()]);
+    let r = ema(
+        d,
+        &root,
+        &["migrate", "plan", "--legacy-port", &port.to_string()],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("What will happen, step by step"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("What will happen, step by step"),
+        "{}",
+        r.stdout
+    );
     root
 }
 
@@ -68,7 +76,11 @@ fn the_wizard_walks_a_legacy_install_step_by_step_and_its_state_survives() {
     // Side-by-side is refused: not built yet.
     let r = ema(d, &root, &["migrate", "plan", "--mode", "side-by-side"]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("side-by-side") && r.stderr.contains("not built yet"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("side-by-side") && r.stderr.contains("not built yet"),
+        "{}",
+        r.stderr
+    );
 
     let plan = ema(d, &root, &["migrate", "status", "--json"]).json();
     assert_eq!(plan["plan"]["models"].as_array().unwrap().len(), 5);
@@ -88,17 +100,28 @@ fn the_wizard_walks_a_legacy_install_step_by_step_and_its_state_survives() {
     assert_eq!(r.json()["kind"], "waiting");
     assert_eq!(r.json()["step"], "plan_reviewed");
     let r = ema(d, &root, &["migrate", "next"]);
-    assert!(r.stdout.contains("ema migrate done plan_reviewed --note"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("ema migrate done plan_reviewed --note"),
+        "{}",
+        r.stdout
+    );
 
     // Manual steps need a note; automatic ones cannot be confirmed or skipped; unknown names list the valid ones.
     assert_eq!(ema(d, &root, &["migrate", "done", "plan_reviewed"]).code, 2);
-    let r = ema(d, &root, &["migrate", "done", "plan_reviewed", "--note", " "]);
+    let r = ema(
+        d,
+        &root,
+        &["migrate", "done", "plan_reviewed", "--note", " "],
+    );
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("note is required"), "{}", r.stderr);
     let r = ema(d, &root, &["migrate", "skip", "backup", "--note", "no"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("automatic"), "{}", r.stderr);
-    assert_eq!(ema(d, &root, &["migrate", "done", "installed", "--note", "x"]).code, 2);
+    assert_eq!(
+        ema(d, &root, &["migrate", "done", "installed", "--note", "x"]).code,
+        2
+    );
     let r = ema(d, &root, &["migrate", "run", "plan_reviewed"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("manual"), "{}", r.stderr);
@@ -115,10 +138,26 @@ fn the_wizard_walks_a_legacy_install_step_by_step_and_its_state_survives() {
         assert_eq!(r.code, 0, "{args:?}: {}{}", r.stdout, r.stderr);
         r
     };
-    ok(&["migrate", "done", "plan_reviewed", "--note", "read with ops"]);
-    ok(&["migrate", "skip", "downtime_scheduled", "--note", "no consumers at night"]);
+    ok(&[
+        "migrate",
+        "done",
+        "plan_reviewed",
+        "--note",
+        "read with ops",
+    ]);
+    ok(&[
+        "migrate",
+        "skip",
+        "downtime_scheduled",
+        "--note",
+        "no consumers at night",
+    ]);
     let r = ok(&["migrate", "next"]);
-    assert!(r.stdout.contains("Rollback procedures tested — done"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("Rollback procedures tested — done"),
+        "{}",
+        r.stdout
+    );
     ok(&["migrate", "done", "team_notified", "--note", "mail sent"]);
     for (step, want) in [
         ("services_stopped", "done"),
@@ -136,7 +175,11 @@ fn the_wizard_walks_a_legacy_install_step_by_step_and_its_state_survives() {
     // The analytics import does not exist yet: blocked, exit 1, named.
     let r = ema(d, &root, &["migrate", "next"]);
     assert_eq!(r.code, 1);
-    assert!(r.stdout.contains("blocked") && r.stdout.contains("issue 13"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("blocked") && r.stdout.contains("issue 13"),
+        "{}",
+        r.stdout
+    );
 
     // A new process reads the same state: steps, notes, the backup.
     let st = ok(&["migrate", "status", "--json"]).json();
@@ -144,7 +187,12 @@ fn the_wizard_walks_a_legacy_install_step_by_step_and_its_state_survives() {
     assert_eq!(state_of(&st, "downtime_scheduled"), "skipped");
     assert_eq!(state_of(&st, "model_data_migrated"), "done");
     assert_eq!(state_of(&st, "database_migrated"), "blocked");
-    let reviewed = st["steps"].as_array().unwrap().iter().find(|s| s["id"] == "plan_reviewed").unwrap();
+    let reviewed = st["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "plan_reviewed")
+        .unwrap();
     assert_eq!(reviewed["note"], "read with ops");
     let backup = PathBuf::from(st["last_backup"].as_str().unwrap());
     assert!(backup.join("manifest.json").is_file());
@@ -154,7 +202,16 @@ fn the_wizard_walks_a_legacy_install_step_by_step_and_its_state_survives() {
     assert!(human.contains("Migration Checklist 4/7"), "{human}");
 
     // The state lives outside what a rollback restores: after rolling the install back, it is still there.
-    let r = ema(d, &root, &["rollback", "--backup-dir", backup.to_str().unwrap(), "--verify-rollback"]);
+    let r = ema(
+        d,
+        &root,
+        &[
+            "rollback",
+            "--backup-dir",
+            backup.to_str().unwrap(),
+            "--verify-rollback",
+        ],
+    );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(!root.join("config/enhanced_model_config.json").exists());
     let st = ok(&["migrate", "status", "--json"]).json();
@@ -175,7 +232,8 @@ fn services_stopped_names_a_listener_and_a_process_holding_a_model_file() {
     assert_eq!(v["state"], "failed");
     let log = v["log"].to_string();
     assert!(
-        log.contains(&format!("pid {}", std::process::id())) && log.contains(&format!("listening on port {port}")),
+        log.contains(&format!("pid {}", std::process::id()))
+            && log.contains(&format!("listening on port {port}")),
         "{log}"
     );
     drop(listener);
@@ -198,7 +256,12 @@ fn services_stopped_names_a_listener_and_a_process_holding_a_model_file() {
     let v = r.json();
     assert_eq!(v["state"], "failed", "{}", r.stdout);
     let log = v["log"].to_string();
-    assert!(log.contains(&format!("pid {pid}")) && log.contains("open: ") && log.contains("config.json"), "{log}");
+    assert!(
+        log.contains(&format!("pid {pid}"))
+            && log.contains("open: ")
+            && log.contains("config.json"),
+        "{log}"
+    );
     assert!(v["details"].as_str().unwrap().contains("still runs"), "{v}");
     child.kill().unwrap();
     child.wait().unwrap();

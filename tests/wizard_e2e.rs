@@ -156,7 +156,11 @@ fn a_newcomer_walks_the_wizard_in_the_console() {
         .local_addr()
         .unwrap()
         .port();
-    let r = ema(d, &root, &["migrate", "plan", "--legacy-port", &port.to_string()]);
+    let r = ema(
+        d,
+        &root,
+        &["migrate", "plan", "--legacy-port", &port.to_string()],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
 
     let envs: Vec<String> = env_of(d)
@@ -171,28 +175,37 @@ fn a_newcomer_walks_the_wizard_in_the_console() {
         shell_quote(Path::new(EMA))
     );
     let tmux = Tmux::start(&cmd, 120, 40);
-    tmux.wait_for("the console", Duration::from_secs(20), |s| s.contains("1 Models"));
+    tmux.wait_for("the console", Duration::from_secs(20), |s| {
+        s.contains("1 Models")
+    });
     tmux.keys(&["5"]);
     // The pane opens on the plan: the install, what was found, what will happen.
     let root_s = root.display().to_string();
     tmux.wait_for("the plan header", Duration::from_secs(10), |s| {
-        s.contains(&format!("Plan: {root_s}")) && s.contains("5 model(s)") && s.contains("Will: back up")
+        s.contains(&format!("Plan: {root_s}"))
+            && s.contains("5 model(s)")
+            && s.contains("Will: back up")
     });
     // System requirements: Enter runs it (done or failed by this machine's disk; either is a real run).
     tmux.keys(&["Enter"]);
     tmux.wait_for("system requirements run", Duration::from_secs(30), |s| {
-        s.contains("[✓] System requirements verified") || s.contains("[✗] System requirements verified")
+        s.contains("[✓] System requirements verified")
+            || s.contains("[✗] System requirements verified")
     });
     // The backup asks first, then runs.
     tmux.keys(&["j", "Enter"]);
-    tmux.wait_for("the backup's question", Duration::from_secs(10), |s| s.contains("Continue?"));
+    tmux.wait_for("the backup's question", Duration::from_secs(10), |s| {
+        s.contains("Continue?")
+    });
     tmux.keys(&["y"]);
     tmux.wait_for("the backup", Duration::from_secs(60), |s| {
         s.contains("[✓] Current system backed up")
     });
     // A manual step is confirmed with a note typed into the pane.
     tmux.keys(&["j", "m"]);
-    tmux.wait_for("the note prompt", Duration::from_secs(10), |s| s.contains("done: "));
+    tmux.wait_for("the note prompt", Duration::from_secs(10), |s| {
+        s.contains("done: ")
+    });
     tmux.keys(&["-l", "reviewed with the team"]);
     tmux.keys(&["Enter"]);
     tmux.wait_for("the confirmed step", Duration::from_secs(10), |s| {

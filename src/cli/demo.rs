@@ -315,7 +315,10 @@ fn legacy_demo(dir: Option<PathBuf>, ctx: &Ctx) -> Result<i32> {
     );
     println!("Migrate it with the wizard:");
     println!("  {:<22} # the install directory", commands[0]);
-    println!("  {:<22} # detect and record the setup, see what will happen", commands[1]);
+    println!(
+        "  {:<22} # detect and record the setup, see what will happen",
+        commands[1]
+    );
     println!(
         "  {:<22} # run the next step; repeat. Manual steps: ema migrate done STEP --note \"what was done\"",
         commands[2]

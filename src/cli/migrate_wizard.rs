@@ -199,7 +199,10 @@ fn plan(p: PlanArgs, wizard: &Wizard, ctx: &Ctx) -> Result<i32> {
     );
     println!("What will happen, step by step:");
     for (i, d) in STEPS.iter().enumerate() {
-        let state = st.record(d.id).map(|r| r.state).unwrap_or(StepState::Pending);
+        let state = st
+            .record(d.id)
+            .map(|r| r.state)
+            .unwrap_or(StepState::Pending);
         println!(
             "  {:>2}. [{}] {} ({}){}\n      {}",
             i + 1,

@@ -39,9 +39,15 @@ pub enum Action {
         confirmed: bool,
     },
     /// The operator skips a manual step, saying why.
-    MigrationSkip { step: String, note: String },
+    MigrationSkip {
+        step: String,
+        note: String,
+    },
     /// The operator confirms a manual step is done, saying what was done.
-    MigrationMarkDone { step: String, note: String },
+    MigrationMarkDone {
+        step: String,
+        note: String,
+    },
     /// Put a failed, blocked, skipped or done step back and run it again (automatic) or back to pending (manual).
     MigrationRetry(String),
     /// Add a repo id to the watch list (`storage.wanted_models` in the configuration file in force).

@@ -7,9 +7,9 @@ use ratatui::crossterm::event::{
     Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
 };
 
+use crate::engine::error::Result;
 use crate::engine::events::Severity;
 use crate::engine::inventory::ModelInfo;
-use crate::engine::error::Result;
 use crate::engine::migration::{MigrationState, STEPS, StepState, step_def};
 
 use super::action::Action;

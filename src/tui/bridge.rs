@@ -114,11 +114,7 @@ impl EngineBackend {
     }
 
     /// The backend with the migration wizard at a chosen state directory (tests, demos).
-    pub fn with_wizard(
-        engine: Engine,
-        loaded: LoadedConfig,
-        wizard: Option<Wizard>,
-    ) -> Self {
+    pub fn with_wizard(engine: Engine, loaded: LoadedConfig, wizard: Option<Wizard>) -> Self {
         EngineBackend {
             inner: Arc::new(Inner {
                 wanted: std::sync::Mutex::new(loaded.config.storage.wanted_models.clone()),

@@ -46,7 +46,7 @@ pub enum Outcome {
     /// A wizard call finished: the state after it (or why it failed).
     Migration {
         step: String,
-        result: Result<MigrationState>,
+        result: Box<Result<MigrationState>>,
     },
 }
 
@@ -145,7 +145,7 @@ impl<K: ConsoleBackend> Runtime<K> {
         self.migration_tasks.push(tokio::spawn(async move {
             let _ = tx.send(Outcome::Migration {
                 step,
-                result: fut.await,
+                result: Box::new(fut.await),
             });
         }));
     }
@@ -202,7 +202,10 @@ impl<K: ConsoleBackend> Runtime<K> {
             }
             Action::MigrationRetry(step) => {
                 if app.state.migration_running.is_some() {
-                    app.say(Severity::Warning, "a migration step is running; wait for it");
+                    app.say(
+                        Severity::Warning,
+                        "a migration step is running; wait for it",
+                    );
                     return;
                 }
                 let automatic = step_def(&step).is_some_and(|d| d.kind == StepKind::Automatic);
@@ -287,7 +290,7 @@ impl<K: ConsoleBackend> Runtime<K> {
                     self.spawn_refresh();
                 }
             }
-            Outcome::Migration { step, result } => app.migration_finished(&step, result),
+            Outcome::Migration { step, result } => app.migration_finished(&step, *result),
         }
         true
     }
@@ -400,11 +403,7 @@ where
     };
     let pending = std::mem::take(&mut rt.migration_tasks);
     drop(rt);
-    let _ = tokio::time::timeout(
-        Duration::from_secs(5),
-        futures::future::join_all(pending),
-    )
-    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(pending)).await;
     result
 }
 

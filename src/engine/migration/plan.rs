@@ -189,7 +189,10 @@ pub fn make_plan(req: &PlanRequest) -> Result<MigrationPlan> {
         enhanced_config: root.join("config").join(CONFIG_FILE_NAME),
         database: existing(root.join("models.db")),
         usage_log: existing(root.join("logs").join("usage.log")),
-        backup_sources: sources.iter().map(|s| (s.name.clone(), s.path.clone())).collect(),
+        backup_sources: sources
+            .iter()
+            .map(|s| (s.name.clone(), s.path.clone()))
+            .collect(),
         total_bytes: models.iter().map(|m| m.bytes).sum(),
         models,
         unrecognised: s.unrecognised,

@@ -62,10 +62,15 @@ fn every_automatic_step_does_real_work_on_a_legacy_install() {
     assert!(backup.join("manifest.json").is_file());
     let r = run(&w, "rollback_tested");
     assert_eq!(r.state, StepState::Done, "{r:?}");
-    assert!(!std::fs::read_dir(d.path().join("backups"))
-        .unwrap()
-        .flatten()
-        .any(|e| e.file_name().to_string_lossy().starts_with(".rollback-test-")));
+    assert!(
+        !std::fs::read_dir(d.path().join("backups"))
+            .unwrap()
+            .flatten()
+            .any(|e| e
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".rollback-test-"))
+    );
     assert_eq!(run(&w, "services_stopped").state, StepState::Done);
     assert_eq!(run(&w, "installed").state, StepState::Done);
     let c = run(&w, "config_migrated");
@@ -76,12 +81,22 @@ fn every_automatic_step_does_real_work_on_a_legacy_install() {
     let db = run(&w, "database_migrated");
     assert_eq!(db.state, StepState::Blocked);
     assert!(db.details.unwrap().contains("issue 13"));
-    for s in ["services_started", "api_responding", "features_working", "monitoring_configured"] {
+    for s in [
+        "services_started",
+        "api_responding",
+        "features_working",
+        "monitoring_configured",
+    ] {
         let r = run(&w, s);
         assert_eq!(r.state, StepState::Blocked, "{r:?}");
         assert!(r.details.unwrap().contains("not built yet"));
     }
-    for s in ["basic_functionality", "models_accessible", "performance_acceptable", "rollback_verified"] {
+    for s in [
+        "basic_functionality",
+        "models_accessible",
+        "performance_acceptable",
+        "rollback_verified",
+    ] {
         let r = run(&w, s);
         assert_eq!(r.state, StepState::Done, "{s}: {r:?}");
     }
@@ -133,7 +148,9 @@ fn database_not_applicable_without_db_or_usage_log_and_bad_plans_refused() {
     assert!(e.to_string().contains("not built yet"), "{e}");
     // The state must not live where a rollback restores.
     let inside = Wizard::at(root.join("models/.state"));
-    let e = inside.plan(&req(Mode::InPlace, inside.dir()), false).unwrap_err();
+    let e = inside
+        .plan(&req(Mode::InPlace, inside.dir()), false)
+        .unwrap_err();
     assert!(e.to_string().contains("rollback restores"), "{e}");
     let st = w.plan(&req(Mode::InPlace, w.dir()), false).unwrap();
     assert_eq!(st.plan.unwrap().legacy_api_port, DEFAULT_LEGACY_PORT);
@@ -144,8 +161,5 @@ fn database_not_applicable_without_db_or_usage_log_and_bad_plans_refused() {
     run(&w, "backup");
     assert_eq!(run(&w, "services_stopped").state, StepState::Done);
     w.confirm("plan_reviewed", "read", false).unwrap();
-    assert_eq!(
-        run(&w, "database_migrated").state,
-        StepState::NotApplicable
-    );
+    assert_eq!(run(&w, "database_migrated").state, StepState::NotApplicable);
 }

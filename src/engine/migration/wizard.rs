@@ -107,7 +107,8 @@ impl Wizard {
     }
 
     fn open_lock(&self, name: &str) -> Result<(std::fs::File, PathBuf)> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| EmaError::io("cannot create", &self.dir, e))?;
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| EmaError::io("cannot create", &self.dir, e))?;
         let p = self.dir.join(name);
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -173,17 +174,19 @@ impl Wizard {
         if let Some(old) = &st.plan
             && old.root != plan.root
             && started
+            && !reset
         {
-            if !reset {
-                return Err(EmaError::Config(format!(
-                    "a migration of {} is under way here ({} of {} steps touched); finish it, or start over with \
+            return Err(EmaError::Config(format!(
+                "a migration of {} is under way here ({} of {} steps touched); finish it, or start over with \
                      `ema migrate plan --root {} --reset` (the old state is kept aside)",
-                    old.root.display(),
-                    st.steps.iter().filter(|r| r.state != StepState::Pending).count(),
-                    STEPS.len(),
-                    plan.root.display()
-                )));
-            }
+                old.root.display(),
+                st.steps
+                    .iter()
+                    .filter(|r| r.state != StepState::Pending)
+                    .count(),
+                STEPS.len(),
+                plan.root.display()
+            )));
         }
         if reset && (st.plan.is_some() || started) {
             let aside = self.dir.join(format!(
@@ -191,7 +194,11 @@ impl Wizard {
                 chrono::Local::now().format("%Y%m%d_%H%M%S")
             ));
             let _ = std::fs::rename(self.dir.join(super::checklist::STATE_FILE), &aside);
-            self.journal("reset", None, &format!("old state kept as {}", aside.display()))?;
+            self.journal(
+                "reset",
+                None,
+                &format!("old state kept as {}", aside.display()),
+            )?;
             st = MigrationState::default();
         }
         st.plan = Some(plan.clone());

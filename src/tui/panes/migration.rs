@@ -29,7 +29,11 @@ pub const KEYS: &[KeyHelp] = &[
     ),
     k("m", "done", "confirm a manual step done, with a note"),
     k("s", "skip", "skip a manual step, with a note saying why"),
-    k("t", "retry", "retry a failed, blocked, skipped or done step"),
+    k(
+        "t",
+        "retry",
+        "retry a failed, blocked, skipped or done step",
+    ),
 ];
 
 /// The note prompt of a manual step being confirmed or skipped.
@@ -393,9 +397,16 @@ fn plan_lines(t: &Theme, plan: Option<&MigrationPlan>) -> Vec<Line<'static>> {
     vec![
         Line::from(vec![
             Span::styled("Plan: ", t.header),
-            Span::styled(p.root.display().to_string(), t.text.add_modifier(Modifier::BOLD)),
             Span::styled(
-                format!("  {} · planned {}", p.mode.as_str(), short_date(Some(&p.planned_at))),
+                p.root.display().to_string(),
+                t.text.add_modifier(Modifier::BOLD),
+            ),
+            Span::styled(
+                format!(
+                    "  {} · planned {}",
+                    p.mode.as_str(),
+                    short_date(Some(&p.planned_at))
+                ),
                 t.dim,
             ),
         ]),

@@ -9,7 +9,9 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::engine::events::{Availability, Event, HealthState, Severity};
 use crate::engine::inventory::ModelInfo;
-use crate::engine::migration::{LogLine, MigrationPlan, MigrationState, Mode, PlannedModel, StepState};
+use crate::engine::migration::{
+    LogLine, MigrationPlan, MigrationState, Mode, PlannedModel, StepState,
+};
 use crate::engine::store::{FileRecord, ModelMetadata, RepoId, VerificationState};
 
 use crate::tui::action::Action;

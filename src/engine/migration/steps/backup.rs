@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
+use crate::engine::backup::compare::compare;
 use crate::engine::backup::manifest::{Entry, EntryKind, Manifest};
 use crate::engine::backup::tree::{CopyMethod, apply_meta, clone_hashed, fs_facts, make_symlink};
-use crate::engine::backup::compare::compare;
 use crate::engine::backup::{BackupRequest, CompareOpts, take_backup};
 use crate::engine::download::disk::human_bytes;
 use crate::engine::error::{EmaError, Result};
@@ -65,7 +65,8 @@ pub(super) fn backup(ctx: &MigrationContext) -> Result<StepOutcome> {
 fn recorded_backup(ctx: &MigrationContext) -> Result<&Path> {
     ctx.last_backup.as_deref().ok_or_else(|| {
         EmaError::Config(
-            "no backup recorded: run \"Current system backed up\" (`ema migrate run backup`) first".into(),
+            "no backup recorded: run \"Current system backed up\" (`ema migrate run backup`) first"
+                .into(),
         )
     })
 }
@@ -107,11 +108,7 @@ pub(super) fn rollback_tested(ctx: &MigrationContext) -> Result<StepOutcome> {
         restored.links,
         scratch.display()
     )];
-    log.extend(
-        diffs
-            .iter()
-            .map(|d| format!("{} {}: {}", d.0, d.1, d.2)),
-    );
+    log.extend(diffs.iter().map(|d| format!("{} {}: {}", d.0, d.1, d.2)));
     Ok(if diffs.is_empty() {
         StepOutcome::pass(
             format!(
@@ -136,6 +133,9 @@ pub(super) fn rollback_tested(ctx: &MigrationContext) -> Result<StepOutcome> {
     })
 }
 
+/// A difference found: (what, entry path, detail).
+type Found = (String, String, String);
+
 #[derive(Default)]
 struct Restored {
     files: u64,
@@ -147,11 +147,7 @@ struct Restored {
 
 /// Put every entry of `m` under `scratch` as a rollback would (bytes by reflink or copy, hashed while written; links
 /// as recorded; modes and mtimes), then compare the scratch tree with the manifest. Returns (what, path, detail).
-fn restore_and_compare(
-    b: &Path,
-    m: &Manifest,
-    scratch: &Path,
-) -> Result<(Restored, Vec<(String, String, String)>)> {
+fn restore_and_compare(b: &Path, m: &Manifest, scratch: &Path) -> Result<(Restored, Vec<Found>)> {
     let mut entries: Vec<&Entry> = m.entries.iter().collect();
     entries.sort_by(|a, c| a.path.cmp(&c.path));
     let mut done = Restored::default();
@@ -160,7 +156,8 @@ fn restore_and_compare(
         let to = scratch.join(&e.path);
         match e.kind {
             EntryKind::Directory => {
-                std::fs::create_dir_all(&to).map_err(|er| EmaError::io("cannot create", &to, er))?;
+                std::fs::create_dir_all(&to)
+                    .map_err(|er| EmaError::io("cannot create", &to, er))?;
                 done.dirs += 1;
             }
             EntryKind::Symlink => {
@@ -169,7 +166,8 @@ fn restore_and_compare(
             }
             EntryKind::File => {
                 if let Some(p) = to.parent() {
-                    std::fs::create_dir_all(p).map_err(|er| EmaError::io("cannot create", p, er))?;
+                    std::fs::create_dir_all(p)
+                        .map_err(|er| EmaError::io("cannot create", p, er))?;
                 }
                 let (sha, how) = clone_hashed(&m.stored_path(b, e), &to, true)?;
                 match how {
@@ -192,7 +190,11 @@ fn restore_and_compare(
         }
     }
     // Directories last, deepest first: creating their children changed their mtimes.
-    for e in entries.iter().rev().filter(|e| e.kind == EntryKind::Directory) {
+    for e in entries
+        .iter()
+        .rev()
+        .filter(|e| e.kind == EntryKind::Directory)
+    {
         apply_meta(&scratch.join(&e.path), e.kind, e.mode, e.mtime_ns)?;
     }
     let found = compare(

@@ -43,7 +43,8 @@ pub(super) fn config_migrated(ctx: &MigrationContext) -> Result<StepOutcome> {
         log.extend(mig.notes.iter().map(|n| format!("note: {n}")));
         true
     };
-    let text = std::fs::read_to_string(target).map_err(|e| EmaError::io("cannot read", target, e))?;
+    let text =
+        std::fs::read_to_string(target).map_err(|e| EmaError::io("cannot read", target, e))?;
     let v = validate::validate_text(&text);
     log.extend(v.problems.iter().map(|p| p.human(target)));
     Ok(if v.is_valid() {

@@ -35,7 +35,10 @@ pub fn run_step(id: &str, ctx: &MigrationContext) -> StepOutcome {
         "rollback_verified" => StepOutcome::from_result(backup::rollback_verified(ctx)),
         other => match step_def(other) {
             Some(d) if d.kind == StepKind::Manual => StepOutcome::fail(
-                format!("\"{}\" is manual: do it, then confirm it with a note", d.title),
+                format!(
+                    "\"{}\" is manual: do it, then confirm it with a note",
+                    d.title
+                ),
                 vec![],
             ),
             _ => StepOutcome::fail(

@@ -148,16 +148,21 @@ pub(super) fn basic_functionality(ctx: &MigrationContext) -> Result<StepOutcome>
         check.unadopted.len()
     );
     for u in &check.unadopted {
-        log.push(format!("not adopted: {} ({}): {}", u.repo_id, u.location.display(), u.why));
+        log.push(format!(
+            "not adopted: {} ({}): {}",
+            u.repo_id,
+            u.location.display(),
+            u.why
+        ));
     }
     Ok(if check.all_good() {
-        StepOutcome::pass(
-            format!("configuration and store work; {summary}"),
-            log,
-        )
+        StepOutcome::pass(format!("configuration and store work; {summary}"), log)
     } else {
         StepOutcome::fail(
-            format!("{summary}; see `ema verify-migration --models-dir {}`", plan.models_dir.display()),
+            format!(
+                "{summary}; see `ema verify-migration --models-dir {}`",
+                plan.models_dir.display()
+            ),
             log,
         )
     })
@@ -168,7 +173,10 @@ pub(super) fn models_accessible(ctx: &MigrationContext) -> Result<StepOutcome> {
     let check = verify_migration(&ctx.plan.models_dir, default_threads())?;
     if check.models.is_empty() && check.unadopted.is_empty() {
         return Ok(StepOutcome::not_applicable(
-            format!("not applicable: no models in {}", ctx.plan.models_dir.display()),
+            format!(
+                "not applicable: no models in {}",
+                ctx.plan.models_dir.display()
+            ),
             vec![],
         ));
     }

@@ -27,7 +27,9 @@ pub(super) fn services_stopped(ctx: &MigrationContext) -> StepOutcome {
         Ok(h) => h,
         Err(e) => {
             return StepOutcome::fail(
-                format!("cannot read /proc/net/tcp: {e}; check by hand that nothing serves port {port}"),
+                format!(
+                    "cannot read /proc/net/tcp: {e}; check by hand that nothing serves port {port}"
+                ),
                 vec![],
             );
         }
@@ -52,7 +54,9 @@ pub(super) fn services_stopped(ctx: &MigrationContext) -> StepOutcome {
     for h in &holders {
         log.push(format!(
             "{} ({}) {}",
-            h.pid.map(|p| format!("pid {p}")).unwrap_or_else(|| "an unknown process".into()),
+            h.pid
+                .map(|p| format!("pid {p}"))
+                .unwrap_or_else(|| "an unknown process".into()),
             h.command,
             h.what
         ));
@@ -241,10 +245,7 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let (h, _) = listeners_on(port).unwrap();
-        assert!(
-            h.iter().any(|h| h.pid == Some(std::process::id())),
-            "{h:?}"
-        );
+        assert!(h.iter().any(|h| h.pid == Some(std::process::id())), "{h:?}");
         drop(l);
         let (h, _) = listeners_on(port).unwrap();
         assert!(h.is_empty(), "{h:?}");

@@ -68,9 +68,6 @@ pub(super) fn installed() -> StepOutcome {
             format!("ema {} at {}", env!("CARGO_PKG_VERSION"), exe.display()),
             vec![format!("binary: {}", exe.display())],
         ),
-        Err(e) => StepOutcome::fail(
-            format!("cannot find the running ema binary: {e}"),
-            vec![],
-        ),
+        Err(e) => StepOutcome::fail(format!("cannot find the running ema binary: {e}"), vec![]),
     }
 }
