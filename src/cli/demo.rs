@@ -47,6 +47,11 @@ pub struct DemoArgs {
     /// Theme for the console: dark, light, high-contrast, or a path to a theme .toml.
     #[arg(long, value_name = "NAME")]
     pub theme: Option<String>,
+    /// Instead: write a sample legacy install (legacy config.json, config/, logs/, models.db, models/ in every
+    /// layout) into a fresh directory (--dir, default <data dir>/legacy-demo-YYYYmmdd_HHMMSS) and print the
+    /// commands that migrate it with the wizard.
+    #[arg(long)]
+    pub legacy: bool,
 }
 
 pub fn run(args: DemoArgs, ctx: &Ctx) -> Result<i32> {
@@ -56,6 +61,9 @@ pub fn run(args: DemoArgs, ctx: &Ctx) -> Result<i32> {
              the demo folder)"
                 .into(),
         ));
+    }
+    if args.legacy {
+        return legacy_demo(args.dir, ctx);
     }
     if !(args.rate_mbps.is_finite() && args.rate_mbps >= 0.0) {
         return Err(EmaError::Config(format!(
@@ -255,4 +263,73 @@ fn headless_demo(
         );
     }
     Ok(code)
+}
+
+/// `ema demo --legacy`: a sample legacy install in a fresh directory, and the commands that migrate it.
+fn legacy_demo(dir: Option<PathBuf>, ctx: &Ctx) -> Result<i32> {
+    let dir = match dir {
+        Some(d) => d,
+        None => config::project_dirs()
+            .map(|d| {
+                d.data_dir().join(format!(
+                    "legacy-demo-{}",
+                    chrono::Local::now().format("%Y%m%d_%H%M%S")
+                ))
+            })
+            .ok_or_else(|| {
+                EmaError::Config("cannot find a home directory for the demo; pass --dir DIR".into())
+            })?,
+    };
+    if std::fs::read_dir(&dir).is_ok_and(|mut rd| rd.next().is_some()) {
+        return Err(EmaError::Config(format!(
+            "{} is not empty; `ema demo --legacy` writes a fresh legacy install: pass --dir with a new or empty \
+             directory",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| EmaError::io("cannot create directory", &dir, e))?;
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| EmaError::io("cannot resolve", &dir, e))?;
+    crate::engine::legacy::sample::legacy_install(&dir, false);
+    let commands = [
+        format!("cd {}", dir.display()),
+        "ema migrate plan".to_string(),
+        "ema migrate next".to_string(),
+        "ema migrate status".to_string(),
+        "ema".to_string(),
+    ];
+    if ctx.out.json {
+        ctx.out.json(&serde_json::json!({
+            "legacy_dir": dir,
+            "commands": commands,
+        }));
+        return Ok(exit::OK);
+    }
+    println!(
+        "A legacy install (the migration guide's \"basic\" setup) is at {}:\n  config.json (legacy schema, plus a key \
+         ema does not know), config/, logs/usage.log, models.db, and models/ with a model in every layout: a plain \
+         folder, an `hf download --local-dir` folder, a hub cache (symlinks, a blob shared by two snapshots), an old \
+         transformers cache, and one that nothing identifies.\n",
+        dir.display()
+    );
+    println!("Migrate it with the wizard:");
+    println!("  {:<22} # the install directory", commands[0]);
+    println!(
+        "  {:<22} # detect and record the setup, see what will happen",
+        commands[1]
+    );
+    println!(
+        "  {:<22} # run the next step; repeat. Manual steps: ema migrate done STEP --note \"what was done\"",
+        commands[2]
+    );
+    println!("  {:<22} # where you are", commands[3]);
+    println!(
+        "  {:<22} # or walk the same wizard in the console: press 5 (Enter runs a step, m confirms one)",
+        commands[4]
+    );
+    println!(
+        "Everything is undone with `ema rollback --backup-dir <the backup the wizard names> --verify-rollback`."
+    );
+    Ok(exit::OK)
 }

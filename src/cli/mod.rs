@@ -13,6 +13,7 @@ pub mod demo;
 pub mod download;
 pub mod integrity;
 pub mod migrate;
+pub mod migrate_wizard;
 pub mod mirror;
 pub mod output;
 pub mod selftest;
@@ -89,6 +90,9 @@ pub enum Command {
     TestInstallation(selftest::TestInstallationArgs),
     /// Self-test of the enhanced features: download management, health monitoring (fallback, analytics: not built).
     TestEnhancedFeatures(selftest::TestEnhancedFeaturesArgs),
+    /// The migration wizard: plan, status, next, run STEP, skip/done STEP --note (the console's Migration pane
+    /// drives the same state).
+    Migrate(migrate_wizard::MigrateArgs),
     /// Back up a legacy install (models/, config.json, config/, logs/, models.db) with a manifest that proves it.
     Backup(backup::BackupArgs),
     /// Restore exactly the state a backup's manifest describes (saving the current state first).
@@ -180,6 +184,7 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::ValidateMigration(a) => validate::validate_migration(a, ctx),
         Command::TestInstallation(a) => selftest::test_installation(a, ctx),
         Command::TestEnhancedFeatures(a) => selftest::test_enhanced_features(a, ctx),
+        Command::Migrate(a) => migrate_wizard::run(a, ctx),
         Command::Backup(a) => backup::backup_cmd(a, ctx),
         Command::Rollback(a) => backup::rollback_cmd(a, ctx),
         Command::Mirror(a) => mirror::run(a, ctx),

@@ -38,13 +38,17 @@ pub enum Action {
         step: String,
         confirmed: bool,
     },
-    MigrationSkip(String),
-    /// The operator confirms a manual step is done.
+    /// The operator skips a manual step, saying why.
+    MigrationSkip {
+        step: String,
+        note: String,
+    },
+    /// The operator confirms a manual step is done, saying what was done.
     MigrationMarkDone {
         step: String,
-        confirmed: bool,
+        note: String,
     },
-    /// Put a failed, skipped or done step back and run it again (automatic) or back to pending (manual).
+    /// Put a failed, blocked, skipped or done step back and run it again (automatic) or back to pending (manual).
     MigrationRetry(String),
     /// Add a repo id to the watch list (`storage.wanted_models` in the configuration file in force).
     Watch(String),
@@ -75,10 +79,6 @@ impl Action {
             Action::MigrationRun {
                 step,
                 confirmed: false,
-            }
-            | Action::MigrationMarkDone {
-                step,
-                confirmed: false,
             } => {
                 let def = crate::engine::migration::step_def(step)?;
                 def.confirm
@@ -101,10 +101,6 @@ impl Action {
                 confirmed: true,
             },
             Action::MigrationRun { step, .. } => Action::MigrationRun {
-                step,
-                confirmed: true,
-            },
-            Action::MigrationMarkDone { step, .. } => Action::MigrationMarkDone {
                 step,
                 confirmed: true,
             },

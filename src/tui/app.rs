@@ -7,9 +7,10 @@ use ratatui::crossterm::event::{
     Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
 };
 
+use crate::engine::error::Result;
 use crate::engine::events::Severity;
 use crate::engine::inventory::ModelInfo;
-use crate::engine::migration::{STEPS, StepOutcome, step_def};
+use crate::engine::migration::{MigrationState, STEPS, StepState, step_def};
 
 use super::action::Action;
 use super::component::{KeyHelp, ListPos, Reply, k};
@@ -287,6 +288,10 @@ impl App {
         {
             return self.reply(r);
         }
+        // And the Migration pane's note prompt.
+        if let Some(r) = self.migration.on_prompt_key(key) {
+            return self.reply(r);
+        }
         // Global keys.
         match key.code {
             KeyCode::Char('c') if ctrl => return self.request(Action::Quit { confirmed: false }),
@@ -335,22 +340,41 @@ impl App {
         self.reply(reply)
     }
 
-    /// Apply the result of a migration step run.
-    pub fn migration_finished(&mut self, step: &str, outcome: StepOutcome) {
-        self.state.migration_running = None;
+    /// Apply the result of a wizard call: the persisted state after it, and a message saying how the step ended.
+    pub fn migration_finished(&mut self, step: &str, result: Result<MigrationState>) {
+        if self.state.migration_running.as_deref() == Some(step) {
+            self.state.migration_running = None;
+        }
         let title = step_def(step).map(|d| d.title).unwrap_or(step);
-        let ok = outcome.ok;
-        let details = outcome.details.clone();
-        match self.state.migration.finish(step, outcome) {
-            Ok(()) => self.say(
-                if ok {
-                    Severity::Info
-                } else {
-                    Severity::Critical
-                },
-                format!("{title}: {}", details),
-            ),
-            Err(e) => self.say(Severity::Critical, e.to_string()),
+        match result {
+            Ok(st) => {
+                let rec = st.record(step).cloned();
+                self.state.migration = st;
+                if let Some(r) = rec {
+                    let sev = match r.state {
+                        StepState::Failed => Severity::Critical,
+                        StepState::Blocked => Severity::Warning,
+                        _ => Severity::Info,
+                    };
+                    self.say(
+                        sev,
+                        format!(
+                            "{title}: {} — {}",
+                            r.state.as_str(),
+                            r.details.unwrap_or_default()
+                        ),
+                    );
+                }
+            }
+            Err(e) => {
+                // The local "running" mark was only for display: go back to what is persisted.
+                if let Some(r) = self.state.migration.steps.iter_mut().find(|r| r.id == step)
+                    && r.state == StepState::Running
+                {
+                    r.state = StepState::Pending;
+                }
+                self.say(Severity::Critical, format!("{title}: {e}"));
+            }
         }
     }
 

@@ -17,7 +17,7 @@ use crate::engine::health::{self, AlertStore, HealthSnapshot};
 use crate::engine::integrity::repair;
 use crate::engine::integrity::verify::{self, ModelHealth, VerifyOptions};
 use crate::engine::inventory::{self, ModelInfo};
-use crate::engine::migration::{self, MigrationContext, MigrationState, StepOutcome};
+use crate::engine::migration::{self, MigrationState, Wizard};
 use crate::engine::store::{RepoId, Store};
 
 use super::state::alerts::AlertView;
@@ -68,17 +68,25 @@ pub trait ConsoleBackend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<String>> + Send + 'static;
     /// Continue downloads left unfinished by an earlier run (called once at startup, in the background).
     fn resume_unfinished(&self) -> impl Future<Output = ()> + Send + 'static;
+    /// The wizard's persisted state (the same one `ema migrate …` drives).
     fn migration_load(&self) -> Result<MigrationState>;
-    fn migration_save(
-        &self,
-        state: MigrationState,
-    ) -> impl Future<Output = Result<()>> + Send + 'static;
-    /// Run one automatic migration step (the backup made earlier is passed for the rollback check).
+    /// Run one automatic step through the wizard (persisted, journaled); the state afterwards.
     fn migration_run(
         &self,
         step: String,
-        last_backup: Option<PathBuf>,
-    ) -> impl Future<Output = StepOutcome> + Send + 'static;
+    ) -> impl Future<Output = Result<MigrationState>> + Send + 'static;
+    /// Confirm (or skip) a manual step with the operator's note; the state afterwards.
+    fn migration_confirm(
+        &self,
+        step: String,
+        note: String,
+        skip: bool,
+    ) -> impl Future<Output = Result<MigrationState>> + Send + 'static;
+    /// Put a step back to pending; the state afterwards.
+    fn migration_reset(
+        &self,
+        step: String,
+    ) -> impl Future<Output = Result<MigrationState>> + Send + 'static;
 }
 
 /// The backend over the real engine: the [`Engine`] facade (downloads with pause/resume/cancel, its event bus), the
@@ -92,20 +100,42 @@ pub struct EngineBackend {
 struct Inner {
     engine: Engine,
     loaded: LoadedConfig,
-    config_flag: Option<PathBuf>,
+    /// The migration wizard (ema's state directory), None when there is no home directory to keep it in.
+    wizard: Option<Wizard>,
     /// The watch list: the configuration's, plus what the operator added in the console.
     wanted: std::sync::Mutex<Vec<String>>,
 }
 
 impl EngineBackend {
-    pub fn new(engine: Engine, loaded: LoadedConfig, config_flag: Option<PathBuf>) -> Self {
+    /// `_config_flag`: the configuration was already loaded through it (kept for the callers' symmetry).
+    pub fn new(engine: Engine, loaded: LoadedConfig, _config_flag: Option<PathBuf>) -> Self {
+        let wizard = migration::default_dir().ok().map(Wizard::at);
+        Self::with_wizard(engine, loaded, wizard)
+    }
+
+    /// The backend with the migration wizard at a chosen state directory (tests, demos).
+    pub fn with_wizard(engine: Engine, loaded: LoadedConfig, wizard: Option<Wizard>) -> Self {
         EngineBackend {
             inner: Arc::new(Inner {
                 wanted: std::sync::Mutex::new(loaded.config.storage.wanted_models.clone()),
                 engine,
                 loaded,
-                config_flag,
+                wizard,
             }),
+        }
+    }
+
+    fn wizard(&self) -> Result<Wizard> {
+        self.inner.wizard.clone().ok_or_else(|| {
+            EmaError::Config("no home directory to keep the migration state in; set HOME".into())
+        })
+    }
+
+    fn run_env(&self) -> migration::RunEnv {
+        let hub = self.inner.engine.hub_env().clone();
+        migration::RunEnv {
+            loaded: self.inner.loaded.clone(),
+            hub: (!hub.offline).then_some(hub),
         }
     }
 
@@ -469,38 +499,41 @@ impl ConsoleBackend for EngineBackend {
     }
 
     fn migration_load(&self) -> Result<MigrationState> {
-        MigrationState::load(self.store())
-    }
-
-    fn migration_save(
-        &self,
-        mut state: MigrationState,
-    ) -> impl Future<Output = Result<()>> + Send + 'static {
-        let store = self.store().clone();
-        blocking(move || state.save(&store))
+        match &self.inner.wizard {
+            Some(w) => w.load(),
+            None => Ok(MigrationState::default()),
+        }
     }
 
     fn migration_run(
         &self,
         step: String,
-        last_backup: Option<PathBuf>,
-    ) -> impl Future<Output = StepOutcome> + Send + 'static {
-        let inner = self.inner.clone();
-        async move {
-            let r = tokio::task::spawn_blocking(move || {
-                let mut ctx =
-                    MigrationContext::new(inner.loaded.clone(), inner.config_flag.clone());
-                ctx.last_backup = last_backup;
-                migration::run_step(&step, &ctx)
-            })
-            .await;
-            r.unwrap_or_else(|e| StepOutcome {
-                ok: false,
-                details: format!("the step's task failed: {e}"),
-                log: vec![],
-                backup: None,
-            })
-        }
+    ) -> impl Future<Output = Result<MigrationState>> + Send + 'static {
+        let w = self.wizard();
+        let env = self.run_env();
+        blocking(move || {
+            let w = w?;
+            w.run(&step, &env)?;
+            w.load()
+        })
+    }
+
+    fn migration_confirm(
+        &self,
+        step: String,
+        note: String,
+        skip: bool,
+    ) -> impl Future<Output = Result<MigrationState>> + Send + 'static {
+        let w = self.wizard();
+        blocking(move || w?.confirm(&step, &note, skip))
+    }
+
+    fn migration_reset(
+        &self,
+        step: String,
+    ) -> impl Future<Output = Result<MigrationState>> + Send + 'static {
+        let w = self.wizard();
+        blocking(move || w?.reset(&step))
     }
 }
 

@@ -1,7 +1,6 @@
 //! The console's one async loop: terminal input, engine events, results of engine calls and a 1 s tick. It redraws
 //! only when something visible changed, at most `MAX_FPS` times a second, so an idle console sleeps.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,14 +8,14 @@ use futures::{Stream, StreamExt};
 use ratatui::Terminal;
 use ratatui::backend::Backend;
 use ratatui::crossterm::event::Event as TermEvent;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use crate::engine::download::DownloadSnapshot;
 use crate::engine::error::{EmaError, Result};
 use crate::engine::events::{Event, Severity};
 use crate::engine::inventory::ModelInfo;
-use crate::engine::migration::{MigrationState, StepKind, StepOutcome, step_def};
+use crate::engine::migration::{MigrationState, StepKind, step_def};
 
 use super::action::Action;
 use super::app::App;
@@ -44,17 +43,18 @@ pub enum Outcome {
         result: Result<String>,
         refresh: bool,
     },
-    MigrationFinished {
+    /// A wizard call finished: the state after it (or why it failed).
+    Migration {
         step: String,
-        outcome: StepOutcome,
+        result: Box<Result<MigrationState>>,
     },
-    SaveFailed(EmaError),
 }
 
 struct Runtime<K: ConsoleBackend> {
     backend: Arc<K>,
     tx: mpsc::UnboundedSender<Outcome>,
-    save_tx: watch::Sender<Option<MigrationState>>,
+    /// Wizard calls in flight: the loop waits for them (briefly) before it ends, so a confirmation is never lost.
+    migration_tasks: Vec<tokio::task::JoinHandle<()>>,
     refreshing: bool,
     need_refresh: bool,
     /// Models whose hub facts were asked for (once per session).
@@ -136,8 +136,18 @@ impl<K: ConsoleBackend> Runtime<K> {
         });
     }
 
-    fn save_migration(&self, app: &App) {
-        let _ = self.save_tx.send(Some(app.state.migration.clone()));
+    fn spawn_migration<F>(&mut self, step: String, fut: F)
+    where
+        F: std::future::Future<Output = Result<MigrationState>> + Send + 'static,
+    {
+        let tx = self.tx.clone();
+        self.migration_tasks.retain(|h| !h.is_finished());
+        self.migration_tasks.push(tokio::spawn(async move {
+            let _ = tx.send(Outcome::Migration {
+                step,
+                result: Box::new(fut.await),
+            });
+        }));
     }
 
     fn execute(&mut self, a: Action, app: &mut App) {
@@ -173,57 +183,42 @@ impl<K: ConsoleBackend> Runtime<K> {
                     );
                     return;
                 }
+                // Checked here for an immediate answer; the wizard checks again under its lock.
                 match app.state.migration.begin(&step) {
                     Ok(()) => {
                         app.state.migration_running = Some(step.clone());
                         let title = step_def(&step).map(|d| d.title).unwrap_or("step");
                         app.say(Severity::Info, format!("running \"{title}\"…"));
-                        self.save_migration(app);
-                        let tx = self.tx.clone();
-                        let last_backup: Option<PathBuf> = app.state.migration.last_backup.clone();
-                        tokio::spawn(async move {
-                            let outcome = b.migration_run(step.clone(), last_backup).await;
-                            let _ = tx.send(Outcome::MigrationFinished { step, outcome });
-                        });
+                        self.spawn_migration(step.clone(), b.migration_run(step));
                     }
                     Err(e) => app.say(Severity::Warning, e.to_string()),
                 }
             }
-            Action::MigrationSkip(step) => match app.state.migration.skip(&step) {
-                Ok(()) => {
-                    app.say(Severity::Info, "step skipped");
-                    self.save_migration(app);
-                }
-                Err(e) => app.say(Severity::Warning, e.to_string()),
-            },
-            Action::MigrationMarkDone { step, .. } => match app.state.migration.mark_done(&step) {
-                Ok(()) => {
-                    app.say(Severity::Info, "step marked done");
-                    self.save_migration(app);
-                }
-                Err(e) => app.say(Severity::Warning, e.to_string()),
-            },
+            Action::MigrationSkip { step, note } => {
+                self.spawn_migration(step.clone(), b.migration_confirm(step, note, true))
+            }
+            Action::MigrationMarkDone { step, note } => {
+                self.spawn_migration(step.clone(), b.migration_confirm(step, note, false))
+            }
             Action::MigrationRetry(step) => {
-                if app.state.migration_running.as_deref() == Some(step.as_str()) {
-                    app.say(Severity::Warning, "the step is running; wait for it");
+                if app.state.migration_running.is_some() {
+                    app.say(
+                        Severity::Warning,
+                        "a migration step is running; wait for it",
+                    );
                     return;
                 }
-                match app.state.migration.reset(&step) {
-                    Ok(()) => {
-                        self.save_migration(app);
-                        if step_def(&step).is_some_and(|d| d.kind == StepKind::Automatic) {
-                            for a in app.request(Action::MigrationRun {
-                                step,
-                                confirmed: false,
-                            }) {
-                                self.execute(a, app);
-                            }
-                        } else {
-                            app.say(Severity::Info, "step back to pending");
-                        }
-                    }
-                    Err(e) => app.say(Severity::Warning, e.to_string()),
+                let automatic = step_def(&step).is_some_and(|d| d.kind == StepKind::Automatic);
+                if automatic {
+                    app.state.migration_running = Some(step.clone());
+                    app.say(Severity::Info, "running the step again…");
                 }
+                let reset = b.migration_reset(step.clone());
+                let run = b.migration_run(step.clone());
+                self.spawn_migration(step, async move {
+                    let st = reset.await?;
+                    if automatic { run.await } else { Ok(st) }
+                });
             }
             Action::Acknowledge(id) => self.spawn_quiet(b.acknowledge(id)),
             Action::AcknowledgeAll => self.spawn_quiet(b.acknowledge("all".into())),
@@ -295,14 +290,7 @@ impl<K: ConsoleBackend> Runtime<K> {
                     self.spawn_refresh();
                 }
             }
-            Outcome::MigrationFinished { step, outcome } => {
-                app.migration_finished(&step, outcome);
-                self.save_migration(app);
-            }
-            Outcome::SaveFailed(e) => app.say(
-                Severity::Critical,
-                format!("cannot save the migration state: {e}"),
-            ),
+            Outcome::Migration { step, result } => app.migration_finished(&step, *result),
         }
         true
     }
@@ -333,25 +321,10 @@ where
     S: Stream<Item = std::io::Result<TermEvent>> + Unpin,
 {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let (save_tx, mut save_rx) = watch::channel::<Option<MigrationState>>(None);
-    let saver = {
-        let b = backend.clone();
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while save_rx.changed().await.is_ok() {
-                let st = save_rx.borrow_and_update().clone();
-                if let Some(st) = st
-                    && let Err(e) = b.migration_save(st).await
-                {
-                    let _ = tx.send(Outcome::SaveFailed(e));
-                }
-            }
-        })
-    };
     let mut rt = Runtime {
         backend: backend.clone(),
         tx,
-        save_tx,
+        migration_tasks: Vec::new(),
         refreshing: false,
         need_refresh: false,
         asked_remote: Default::default(),
@@ -428,9 +401,9 @@ where
             _ = tokio::time::sleep_until(next_frame), if dirty => {}
         }
     };
-    // Flush the last migration state before leaving.
+    let pending = std::mem::take(&mut rt.migration_tasks);
     drop(rt);
-    let _ = tokio::time::timeout(Duration::from_secs(5), saver).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(pending)).await;
     result
 }
 
@@ -468,21 +441,42 @@ mod tests {
             token_source: None,
             offline: true,
         };
+        let root = d.path().join("install");
+        crate::engine::legacy::sample::legacy_install(&root, false);
+        let wizard = crate::engine::migration::Wizard::at(d.path().join("state"));
+        wizard
+            .plan(
+                &crate::engine::migration::PlanRequest {
+                    root,
+                    mode: crate::engine::migration::Mode::InPlace,
+                    legacy_port: None,
+                    backups_dir: d.path().join("backups"),
+                    state_dir: d.path().join("state"),
+                },
+                false,
+            )
+            .unwrap();
         let make = || {
-            Arc::new(EngineBackend::new(
+            Arc::new(EngineBackend::with_wizard(
                 Engine::new(config.clone(), hub.clone()).unwrap(),
                 loaded.clone(),
-                None,
+                Some(wizard.clone()),
             ))
         };
         let backend = make();
         let st = crate::tui::initial_state(backend.as_ref()).await.unwrap();
         assert_eq!(st.models.len(), 1);
         let mut app = App::new(st, Theme::monochrome());
-        let keys: Vec<std::io::Result<TermEvent>> = ['5', 'j', 'j', 'm', 'j', 's', 'q']
-            .into_iter()
-            .map(|c| Ok(TermEvent::Key(key(KeyCode::Char(c)))))
-            .collect();
+        // Manual steps are confirmed (m) or skipped (s) with a note, typed into the prompt and sent with Enter.
+        let codes = "5jjm"
+            .chars()
+            .map(KeyCode::Char)
+            .chain("read it".chars().map(KeyCode::Char))
+            .chain([KeyCode::Enter, KeyCode::Char('j'), KeyCode::Char('s')])
+            .chain("night only".chars().map(KeyCode::Char))
+            .chain([KeyCode::Enter, KeyCode::Char('q')]);
+        let keys: Vec<std::io::Result<TermEvent>> =
+            codes.map(|c| Ok(TermEvent::Key(key(c)))).collect();
         let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
         tokio::time::timeout(
             std::time::Duration::from_secs(20),

@@ -125,7 +125,11 @@ pub fn migrate_models(
     let root = s.models_dir.clone();
     let resumed: Vec<String> = outcomes.iter().map(|o| o.repo_id.clone()).collect();
     // A model this run resumed is in the store now: it is reported once, as resumed.
-    for m in s.models.iter().filter(|m| !resumed.contains(&m.repo_id.to_string())) {
+    for m in s
+        .models
+        .iter()
+        .filter(|m| !resumed.contains(&m.repo_id.to_string()))
+    {
         let target = root.join(m.repo_id.folder_name());
         let mut o = outcome(m, &target);
         match &m.action {

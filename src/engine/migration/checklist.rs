@@ -1,50 +1,27 @@
-//! The migration checklist and its state machine: the steps of the three phases (exactly the spec's "Migration
-//! Checklist": pre-migration, migration, post-migration), what kind each is, and the persisted state of the wizard.
+//! The wizard's persisted state machine: each step's state, last outcome, note and log, the recorded plan and the
+//! backup it made.
 //!
-//! Each step is `pending → running → done | failed`, or `skipped`; failed and skipped steps can be retried, manual
-//! steps are confirmed by the operator. The state lives in `<store>/.ema/migration_state.json`, written atomically
-//! after every transition, so a dropped SSH session and a restart resume where the wizard was. A step found
-//! `running` on load was interrupted and is marked failed, ready to retry.
+//! An automatic step is `pending → running → done | not_applicable | failed | blocked` (blocked: it needs a part of
+//! ema that is not built yet); failed and blocked steps run again, done ones after a reset. A manual step is
+//! `pending → done | skipped`, always with the operator's note. The state is one JSON file in ema's own state
+//! directory (never inside what a rollback restores), written atomically after every transition; see
+//! [`super::wizard`] for where it lives and how transitions are journaled and locked.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::context::StepOutcome;
+use super::catalog::{Phase, STEPS, StepKind, step_def, step_ids};
+use super::context::{StepOutcome, Verdict};
+use super::plan::MigrationPlan;
 use crate::engine::atomic::write_json_atomic;
 use crate::engine::error::{EmaError, Result};
-use crate::engine::store::{Store, now_rfc3339};
+use crate::engine::store::now_rfc3339;
 
-pub const STATE_FILE: &str = "migration_state.json";
-pub const SCHEMA_VERSION: u32 = 1;
+pub const STATE_FILE: &str = "state.json";
+pub const SCHEMA_VERSION: u32 = 2;
 /// Log lines kept per step.
 const MAX_LOG: usize = 200;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    PreMigration,
-    Migration,
-    PostMigration,
-}
-
-impl Phase {
-    pub fn title(&self) -> &'static str {
-        match self {
-            Phase::PreMigration => "Pre-Migration Checklist",
-            Phase::Migration => "Migration Checklist",
-            Phase::PostMigration => "Post-Migration Checklist",
-        }
-    }
-}
-
-/// Whether the engine does the step's work or the operator does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StepKind {
-    Automatic,
-    Manual,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -52,7 +29,11 @@ pub enum StepState {
     Pending,
     Running,
     Done,
+    /// Ran, and found nothing to do here (e.g. no database to migrate): complete.
+    NotApplicable,
     Failed,
+    /// Ran, and needs a part of ema that is not built yet (named in the details): not complete.
+    Blocked,
     Skipped,
 }
 
@@ -62,225 +43,19 @@ impl StepState {
             StepState::Pending => "pending",
             StepState::Running => "running",
             StepState::Done => "done",
+            StepState::NotApplicable => "not_applicable",
             StepState::Failed => "failed",
+            StepState::Blocked => "blocked",
             StepState::Skipped => "skipped",
         }
     }
-}
-
-/// A checklist item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct StepDef {
-    pub id: &'static str,
-    pub phase: Phase,
-    /// The checklist text, as in the spec.
-    pub title: &'static str,
-    pub kind: StepKind,
-    /// What the step does (automatic) or what the operator must do (manual).
-    pub description: &'static str,
-    /// Set for steps that change or stop something: the console asks before running or confirming them.
-    pub confirm: Option<&'static str>,
-}
-
-/// A checklist item without a confirmation question.
-const fn step(
-    kind: StepKind,
-    id: &'static str,
-    phase: Phase,
-    title: &'static str,
-    description: &'static str,
-) -> StepDef {
-    StepDef {
-        id,
-        phase,
-        title,
-        kind,
-        description,
-        confirm: None,
+    /// Complete: nothing left to do for this step.
+    pub fn complete(&self) -> bool {
+        matches!(
+            self,
+            StepState::Done | StepState::NotApplicable | StepState::Skipped
+        )
     }
-}
-
-const fn confirmed(mut s: StepDef, why: &'static str) -> StepDef {
-    s.confirm = Some(why);
-    s
-}
-
-use Phase::{Migration, PostMigration, PreMigration};
-use StepKind::{Automatic, Manual};
-
-/// Every step, in checklist order.
-pub const STEPS: &[StepDef] = &[
-    step(
-        Automatic,
-        "system_requirements",
-        PreMigration,
-        "System requirements verified",
-        "Reads free disk space at the models directory (minimum 50 GB, recommended 200 GB) and memory from the OS \
-         (minimum 8 GB, recommended 16 GB).",
-    ),
-    confirmed(
-        step(
-            Automatic,
-            "backup",
-            PreMigration,
-            "Current system backed up",
-            "Copies the configuration file and the whole models directory into a timestamped \
-             pre-migration-YYYYmmdd_HHMMSS folder under <cache>/backups, with a system_info.txt snapshot.",
-        ),
-        "This copies every model in the store; it needs as much free space as the store uses.",
-    ),
-    step(
-        Manual,
-        "plan_reviewed",
-        PreMigration,
-        "Migration plan reviewed",
-        "Manual: read the migration guide and choose in-place or side-by-side migration, then mark done.",
-    ),
-    step(
-        Manual,
-        "downtime_scheduled",
-        PreMigration,
-        "Downtime window scheduled",
-        "Manual: agree a downtime window with the model's consumers, then mark done.",
-    ),
-    step(
-        Manual,
-        "rollback_tested",
-        PreMigration,
-        "Rollback procedures tested",
-        "Manual: restore the backup onto a scratch machine or directory and check it works, then mark done.",
-    ),
-    step(
-        Manual,
-        "team_notified",
-        PreMigration,
-        "Team notified",
-        "Manual: tell the team when the migration happens, then mark done.",
-    ),
-    confirmed(
-        step(
-            Manual,
-            "services_stopped",
-            Migration,
-            "Services stopped",
-            "Manual: stop the legacy service (e.g. `systemctl stop model-management-service`) and check no \
-             process still serves models, then mark done. ema does not stop other programs.",
-        ),
-        "Stopping the legacy service interrupts everyone using it.",
-    ),
-    step(
-        Automatic,
-        "installed",
-        Migration,
-        "Enhanced system installed",
-        "Reports the running ema binary's version and path.",
-    ),
-    step(
-        Automatic,
-        "config_migrated",
-        Migration,
-        "Configuration migrated",
-        "Validates the configuration in force with the full validator (every problem with its position and fix); \
-         a legacy config.json is converted with `ema migrate-config`.",
-    ),
-    confirmed(
-        step(
-            Automatic,
-            "model_data_migrated",
-            Migration,
-            "Model data migrated",
-            "Creates metadata for models that have none (from their bytes), then hashes every file of every model \
-             against its metadata and records the health (as `migrate-models --create-metadata \
-             --verify-integrity`).",
-        ),
-        "This writes metadata sidecars and reads every byte of every model.",
-    ),
-    step(
-        Manual,
-        "database_migrated",
-        Migration,
-        "Database migrated (if applicable)",
-        "Manual: the analytics database has no migration tool in ema yet; skip when analytics is unused, else \
-         mark done once migrated.",
-    ),
-    confirmed(
-        step(
-            Manual,
-            "services_started",
-            Migration,
-            "Services started",
-            "Manual: start the enhanced service (`ema serve`, or its systemd unit), then mark done.",
-        ),
-        "Starting the service exposes it to clients.",
-    ),
-    step(
-        Automatic,
-        "basic_functionality",
-        Migration,
-        "Basic functionality tested",
-        "Writes and removes a probe file in the store's state directory and lists the store.",
-    ),
-    step(
-        Automatic,
-        "models_accessible",
-        PostMigration,
-        "All models accessible",
-        "Quick check of every model: files present with the sizes their metadata records, no stray damage.",
-    ),
-    step(
-        Automatic,
-        "api_responding",
-        PostMigration,
-        "API endpoints responding",
-        "Connects to the API port from the configuration (api.host:api.port).",
-    ),
-    step(
-        Manual,
-        "features_working",
-        PostMigration,
-        "Enhanced features working",
-        "Manual: try a download, a verification and a fallback suggestion from the console, then mark done.",
-    ),
-    step(
-        Manual,
-        "performance_acceptable",
-        PostMigration,
-        "Performance acceptable",
-        "Manual: compare download speed and latency with the legacy system, then mark done.",
-    ),
-    step(
-        Manual,
-        "monitoring_configured",
-        PostMigration,
-        "Monitoring configured",
-        "Manual: point Prometheus at the server's /metrics endpoint and set alerts, then mark done.",
-    ),
-    step(
-        Manual,
-        "docs_updated",
-        PostMigration,
-        "Documentation updated",
-        "Manual: update runbooks and client documentation, then mark done.",
-    ),
-    step(
-        Manual,
-        "team_trained",
-        PostMigration,
-        "Team trained on new features",
-        "Manual: walk the team through the console, then mark done.",
-    ),
-    step(
-        Automatic,
-        "rollback_verified",
-        PostMigration,
-        "Rollback procedures verified",
-        "Checks the backup made by \"Current system backed up\" still exists and holds the configuration, the \
-         models and system_info.txt.",
-    ),
-];
-
-pub fn step_def(id: &str) -> Option<&'static StepDef> {
-    STEPS.iter().find(|s| s.id == id)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -293,21 +68,40 @@ pub struct LogLine {
 pub struct StepRecord {
     pub id: String,
     pub state: StepState,
-    /// One-line result of the last run.
+    /// One-line result of the last run (or the operator's confirmation).
     #[serde(default)]
     pub details: Option<String>,
+    /// The operator's note (manual steps).
+    #[serde(default)]
+    pub note: Option<String>,
     #[serde(default)]
     pub log: Vec<LogLine>,
     #[serde(default)]
     pub updated_at: Option<String>,
 }
 
+impl StepRecord {
+    fn fresh(id: &str) -> Self {
+        StepRecord {
+            id: id.to_string(),
+            state: StepState::Pending,
+            details: None,
+            note: None,
+            log: Vec::new(),
+            updated_at: None,
+        }
+    }
+}
+
 /// The persisted wizard.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MigrationState {
     pub schema_version: u32,
+    /// The legacy setup detected by `ema migrate plan` (None until planned).
+    #[serde(default)]
+    pub plan: Option<MigrationPlan>,
     pub steps: Vec<StepRecord>,
-    /// The folder the last successful backup went to.
+    /// The backup made by "Current system backed up".
     #[serde(default)]
     pub last_backup: Option<PathBuf>,
     pub updated_at: String,
@@ -317,30 +111,26 @@ impl Default for MigrationState {
     fn default() -> Self {
         MigrationState {
             schema_version: SCHEMA_VERSION,
-            steps: STEPS
-                .iter()
-                .map(|d| StepRecord {
-                    id: d.id.to_string(),
-                    state: StepState::Pending,
-                    details: None,
-                    log: Vec::new(),
-                    updated_at: None,
-                })
-                .collect(),
+            plan: None,
+            steps: STEPS.iter().map(|d| StepRecord::fresh(d.id)).collect(),
             last_backup: None,
             updated_at: now_rfc3339(),
         }
     }
 }
 
-pub fn state_path(store: &Store) -> PathBuf {
-    store.state_dir().join(STATE_FILE)
+fn unknown_step(id: &str) -> EmaError {
+    EmaError::Config(format!(
+        "no migration step {id:?}; the steps are: {}",
+        step_ids()
+    ))
 }
 
 impl MigrationState {
-    /// Load the persisted state (fresh when absent). Steps left `running` were interrupted: they become failed.
-    pub fn load(store: &Store) -> Result<Self> {
-        let p = state_path(store);
+    /// Load the state in `dir` (fresh when absent). `interrupted`: steps left `running` were interrupted (no process
+    /// holds the wizard's lock) and become failed, ready to retry.
+    pub fn load(dir: &Path, interrupted: bool) -> Result<Self> {
+        let p = dir.join(STATE_FILE);
         let mut st: MigrationState = match std::fs::read(&p) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 EmaError::Integrity(format!(
@@ -352,37 +142,33 @@ impl MigrationState {
             Err(e) => return Err(EmaError::io("cannot read", &p, e)),
         };
         // Keep records in checklist order; add new steps, drop unknown ones.
-        let mut steps = Vec::with_capacity(STEPS.len());
-        for d in STEPS {
-            let rec = st
-                .steps
-                .iter()
-                .find(|r| r.id == d.id)
-                .cloned()
-                .unwrap_or(StepRecord {
-                    id: d.id.to_string(),
-                    state: StepState::Pending,
-                    details: None,
-                    log: Vec::new(),
-                    updated_at: None,
-                });
-            steps.push(rec);
-        }
-        st.steps = steps;
-        for r in &mut st.steps {
-            if r.state == StepState::Running {
-                r.state = StepState::Failed;
-                r.details = Some("interrupted: ema stopped while this step ran; retry it".into());
-                push_log(&mut r.log, "interrupted by a restart; marked failed");
+        st.steps = STEPS
+            .iter()
+            .map(|d| {
+                st.steps
+                    .iter()
+                    .find(|r| r.id == d.id)
+                    .cloned()
+                    .unwrap_or_else(|| StepRecord::fresh(d.id))
+            })
+            .collect();
+        if interrupted {
+            for r in &mut st.steps {
+                if r.state == StepState::Running {
+                    r.state = StepState::Failed;
+                    r.details =
+                        Some("interrupted: ema stopped while this step ran; run it again".into());
+                    push_log(&mut r.log, "interrupted by a restart; marked failed");
+                }
             }
         }
         Ok(st)
     }
 
-    pub fn save(&mut self, store: &Store) -> Result<()> {
-        store.ensure()?;
+    pub fn save(&mut self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| EmaError::io("cannot create", dir, e))?;
         self.updated_at = now_rfc3339();
-        write_json_atomic(&state_path(store), self)
+        write_json_atomic(&dir.join(STATE_FILE), self)
     }
 
     pub fn record(&self, id: &str) -> Option<&StepRecord> {
@@ -393,35 +179,65 @@ impl MigrationState {
         self.steps
             .iter_mut()
             .find(|r| r.id == id)
-            .ok_or_else(|| EmaError::NotFound(format!("no migration step {id:?}")))
+            .ok_or_else(|| unknown_step(id))
     }
 
-    /// Start running an automatic step (from pending, failed or skipped — the latter two are a retry).
-    pub fn begin(&mut self, id: &str) -> Result<()> {
-        let def = step_def(id).ok_or_else(|| EmaError::NotFound(format!("no step {id:?}")))?;
+    fn state_of(&self, id: &str) -> StepState {
+        self.record(id)
+            .map(|r| r.state)
+            .unwrap_or(StepState::Pending)
+    }
+
+    /// Whether an automatic step may start now: it is automatic, not running or done, and what it requires is
+    /// complete. The error names what stands in the way.
+    pub fn check_can_begin(&self, id: &str) -> Result<()> {
+        let def = step_def(id).ok_or_else(|| unknown_step(id))?;
         if def.kind == StepKind::Manual {
             return Err(EmaError::Config(format!(
-                "\"{}\" is a manual step: do it yourself, then mark it done (or skip it)",
+                "\"{}\" is a manual step: do it yourself, then confirm it with `ema migrate done {id} --note …` \
+                 (or `ema migrate skip {id} --note …`)",
                 def.title
             )));
         }
-        let r = self.record_mut(id)?;
-        match r.state {
-            StepState::Running => Err(EmaError::Config(format!(
-                "\"{}\" is already running; wait for it to finish",
-                def.title
-            ))),
-            StepState::Done => Err(EmaError::Config(format!(
-                "\"{}\" is already done; retry it to run it again",
-                def.title
-            ))),
-            _ => {
-                r.state = StepState::Running;
-                r.updated_at = Some(now_rfc3339());
-                push_log(&mut r.log, "started");
-                Ok(())
+        match self.state_of(id) {
+            StepState::Running => {
+                return Err(EmaError::Other(format!(
+                    "\"{}\" is already running; wait for it to finish",
+                    def.title
+                )));
+            }
+            StepState::Done | StepState::NotApplicable => {
+                return Err(EmaError::Config(format!(
+                    "\"{}\" is already {}; retry it (console: t) to run it again",
+                    def.title,
+                    self.state_of(id).as_str()
+                )));
+            }
+            _ => {}
+        }
+        for r in def.requires {
+            let s = self.state_of(r);
+            if !matches!(s, StepState::Done | StepState::NotApplicable) {
+                let rd = step_def(r).expect("catalog checked");
+                return Err(EmaError::Config(format!(
+                    "\"{}\" needs \"{}\" done first (it is {}); run `ema migrate run {r}`",
+                    def.title,
+                    rd.title,
+                    s.as_str()
+                )));
             }
         }
+        Ok(())
+    }
+
+    /// Start running an automatic step.
+    pub fn begin(&mut self, id: &str) -> Result<()> {
+        self.check_can_begin(id)?;
+        let r = self.record_mut(id)?;
+        r.state = StepState::Running;
+        r.updated_at = Some(now_rfc3339());
+        push_log(&mut r.log, "started");
+        Ok(())
     }
 
     /// Record the outcome of a run.
@@ -433,15 +249,16 @@ impl MigrationState {
                 r.state.as_str()
             )));
         }
-        for l in outcome.log {
-            push_log(&mut r.log, &l);
+        for l in &outcome.log {
+            push_log(&mut r.log, l);
         }
-        r.state = if outcome.ok {
-            StepState::Done
-        } else {
-            StepState::Failed
+        r.state = match outcome.verdict {
+            Verdict::Pass => StepState::Done,
+            Verdict::NotApplicable => StepState::NotApplicable,
+            Verdict::Fail => StepState::Failed,
+            Verdict::Blocked => StepState::Blocked,
         };
-        push_log(&mut r.log, if outcome.ok { "done" } else { "failed" });
+        push_log(&mut r.log, r.state.as_str());
         r.details = Some(outcome.details);
         r.updated_at = Some(now_rfc3339());
         if let Some(b) = outcome.backup {
@@ -450,51 +267,59 @@ impl MigrationState {
         Ok(())
     }
 
-    /// Skip a step that is not running or done.
-    pub fn skip(&mut self, id: &str) -> Result<()> {
-        let r = self.record_mut(id)?;
-        match r.state {
-            StepState::Running | StepState::Done => Err(EmaError::Config(format!(
-                "step {id} is {}; only pending or failed steps can be skipped",
-                r.state.as_str()
-            ))),
-            _ => {
-                r.state = StepState::Skipped;
-                r.updated_at = Some(now_rfc3339());
-                push_log(&mut r.log, "skipped by the operator");
-                Ok(())
-            }
-        }
-    }
-
-    /// The operator confirms a manual step is done.
-    pub fn mark_done(&mut self, id: &str) -> Result<()> {
-        let def = step_def(id).ok_or_else(|| EmaError::NotFound(format!("no step {id:?}")))?;
+    /// The operator confirms a manual step (`done`) or skips it, with a note saying what was done or why not.
+    pub fn confirm(&mut self, id: &str, note: &str, skip: bool) -> Result<()> {
+        let def = step_def(id).ok_or_else(|| unknown_step(id))?;
+        let verb = if skip { "skip" } else { "done" };
         if def.kind != StepKind::Manual {
             return Err(EmaError::Config(format!(
-                "\"{}\" is automatic: run it instead of marking it done",
+                "\"{}\" is automatic: ema does it — run it with `ema migrate run {id}`; only manual steps are \
+                 confirmed with `{verb}`",
                 def.title
+            )));
+        }
+        let note = note.trim();
+        if note.is_empty() {
+            return Err(EmaError::Config(format!(
+                "a note is required: say what was done (or why it is skipped), e.g. `ema migrate {verb} {id} --note \
+                 \"…\"`"
             )));
         }
         let r = self.record_mut(id)?;
-        if r.state == StepState::Done {
+        if r.state.complete() {
             return Err(EmaError::Config(format!(
-                "\"{}\" is already done",
-                def.title
+                "\"{}\" is already {}; retry it (console: t) first to change that",
+                def.title,
+                r.state.as_str()
             )));
         }
-        r.state = StepState::Done;
-        r.details = Some("confirmed by the operator".into());
+        r.state = if skip {
+            StepState::Skipped
+        } else {
+            StepState::Done
+        };
+        r.note = Some(note.to_string());
+        r.details = Some(if skip {
+            format!("skipped by the operator: {note}")
+        } else {
+            format!("confirmed by the operator: {note}")
+        });
         r.updated_at = Some(now_rfc3339());
-        push_log(&mut r.log, "marked done by the operator");
+        push_log(
+            &mut r.log,
+            &format!(
+                "{} by the operator: {note}",
+                if skip { "skipped" } else { "confirmed" }
+            ),
+        );
         Ok(())
     }
 
-    /// Put a finished, failed or skipped step back to pending.
+    /// Put a finished, failed, blocked or skipped step back to pending.
     pub fn reset(&mut self, id: &str) -> Result<()> {
         let r = self.record_mut(id)?;
         if r.state == StepState::Running {
-            return Err(EmaError::Config(format!(
+            return Err(EmaError::Other(format!(
                 "step {id} is running; wait for it to finish"
             )));
         }
@@ -504,16 +329,13 @@ impl MigrationState {
         Ok(())
     }
 
-    /// (done or skipped, total) for a phase.
+    /// (complete, total) for a phase.
     pub fn progress(&self, phase: Phase) -> (usize, usize) {
         let mut done = 0;
         let mut total = 0;
         for d in STEPS.iter().filter(|d| d.phase == phase) {
             total += 1;
-            if self
-                .record(d.id)
-                .is_some_and(|r| matches!(r.state, StepState::Done | StepState::Skipped))
-            {
+            if self.state_of(d.id).complete() {
                 done += 1;
             }
         }
@@ -537,36 +359,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn checklists_match_the_spec() {
-        let titles = |p: Phase| -> Vec<&str> {
-            STEPS
-                .iter()
-                .filter(|s| s.phase == p)
-                .map(|s| s.title)
-                .collect()
-        };
-        assert_eq!(titles(Phase::PreMigration).len(), 6);
-        assert_eq!(titles(Phase::Migration).len(), 7);
-        assert_eq!(titles(Phase::PostMigration).len(), 8);
-        assert_eq!(
-            titles(Phase::Migration)[4],
-            "Database migrated (if applicable)"
-        );
-        assert_eq!(
-            titles(Phase::PostMigration)[6],
-            "Team trained on new features"
-        );
-    }
-
-    #[test]
     fn illegal_transitions_are_refused() {
         let mut st = MigrationState::default();
         assert!(st.begin("team_notified").is_err()); // manual
-        assert!(st.mark_done("backup").is_err()); // automatic
+        assert!(st.confirm("backup", "did it", false).is_err()); // automatic
+        assert!(st.confirm("backup", "why", true).is_err()); // automatic: no skip
+        assert!(st.confirm("team_notified", "  ", false).is_err()); // a note is required
+        let e = st.begin("rollback_tested").unwrap_err(); // needs the backup
+        assert!(e.to_string().contains("Current system backed up"), "{e}");
         st.begin("installed").unwrap();
         assert!(st.begin("installed").is_err());
-        assert!(st.skip("installed").is_err());
         assert!(st.reset("installed").is_err());
-        assert!(st.begin("nope").is_err());
+        let e = st.begin("nope").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("system_requirements"), "{e}");
+        st.confirm("team_notified", "mail sent to ops", false)
+            .unwrap();
+        let r = st.record("team_notified").unwrap();
+        assert_eq!(r.note.as_deref(), Some("mail sent to ops"));
+        assert!(st.confirm("team_notified", "again", false).is_err());
+    }
+
+    #[test]
+    fn state_survives_a_reload_and_interrupted_steps_fail() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = MigrationState::default();
+        st.begin("installed").unwrap();
+        st.confirm("plan_reviewed", "read it", false).unwrap();
+        st.save(d.path()).unwrap();
+        // Another process holds the lock: still running.
+        let live = MigrationState::load(d.path(), false).unwrap();
+        assert_eq!(live.record("installed").unwrap().state, StepState::Running);
+        let back = MigrationState::load(d.path(), true).unwrap();
+        let r = back.record("installed").unwrap();
+        assert_eq!(r.state, StepState::Failed);
+        assert!(r.details.as_deref().unwrap().contains("interrupted"));
+        assert_eq!(back.record("plan_reviewed").unwrap().state, StepState::Done);
+        assert_eq!(back.progress(Phase::PreMigration), (1, 6));
     }
 }

@@ -1,43 +1,45 @@
-//! What a step runner gets ([`MigrationContext`]: the configuration, the store, where backups go) and what it
-//! gives back ([`StepOutcome`], recorded by the checklist).
+//! What a step runner gets ([`MigrationContext`]: the recorded plan, the configuration in force, the hub, the
+//! backup made earlier) and what it gives back ([`StepOutcome`] with its [`Verdict`], recorded by the checklist).
 
 use std::path::PathBuf;
 
+use serde::Serialize;
+
+use super::plan::MigrationPlan;
 use crate::engine::config::LoadedConfig;
+use crate::engine::config::hub_env::HubEnv;
 use crate::engine::error::Result;
-use crate::engine::store::Store;
 
 /// What the runners need.
 #[derive(Debug, Clone)]
 pub struct MigrationContext {
+    /// The legacy setup `ema migrate plan` recorded.
+    pub plan: MigrationPlan,
+    /// The configuration in force in the face that runs the step (its downloads settings talk to the hub; its file,
+    /// when there is one, is backed up with the install).
     pub loaded: LoadedConfig,
-    /// The `--config` flag, to reload the configuration the same way.
-    pub config_flag: Option<PathBuf>,
-    pub store: Store,
-    /// Where backups go (default `<cache>/backups`).
-    pub backup_root: PathBuf,
-    /// The backup made earlier, if any (for the rollback check).
+    /// The hub to check against (`HF_ENDPOINT`); None when offline.
+    pub hub: Option<HubEnv>,
+    /// The backup made by "Current system backed up", if any.
     pub last_backup: Option<PathBuf>,
 }
 
-impl MigrationContext {
-    pub fn new(loaded: LoadedConfig, config_flag: Option<PathBuf>) -> Self {
-        let store = Store::new(loaded.config.storage.models_directory.clone());
-        let backup_root = loaded.config.storage.cache_dir().join("backups");
-        MigrationContext {
-            loaded,
-            config_flag,
-            store,
-            backup_root,
-            last_backup: None,
-        }
-    }
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    /// Nothing to do here (e.g. no database to migrate).
+    NotApplicable,
+    /// Needs a part of ema that is not built yet (the details name it).
+    Blocked,
 }
 
 /// The result of running a step.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepOutcome {
-    pub ok: bool,
+    pub verdict: Verdict,
     pub details: String,
     pub log: Vec<String>,
     /// Set by the backup step.
@@ -45,19 +47,28 @@ pub struct StepOutcome {
 }
 
 impl StepOutcome {
-    pub(super) fn ok(details: impl Into<String>, log: Vec<String>) -> Self {
+    pub fn ok(&self) -> bool {
+        matches!(self.verdict, Verdict::Pass | Verdict::NotApplicable)
+    }
+    fn with(verdict: Verdict, details: impl Into<String>, log: Vec<String>) -> Self {
         StepOutcome {
-            ok: true,
+            verdict,
             details: details.into(),
             log,
             backup: None,
         }
     }
-    pub(super) fn fail(details: impl Into<String>, log: Vec<String>) -> Self {
-        StepOutcome {
-            ok: false,
-            ..StepOutcome::ok(details, log)
-        }
+    pub fn pass(details: impl Into<String>, log: Vec<String>) -> Self {
+        Self::with(Verdict::Pass, details, log)
+    }
+    pub fn fail(details: impl Into<String>, log: Vec<String>) -> Self {
+        Self::with(Verdict::Fail, details, log)
+    }
+    pub fn not_applicable(details: impl Into<String>, log: Vec<String>) -> Self {
+        Self::with(Verdict::NotApplicable, details, log)
+    }
+    pub fn blocked(details: impl Into<String>, log: Vec<String>) -> Self {
+        Self::with(Verdict::Blocked, details, log)
     }
 
     /// The outcome of a runner that can fail with an error: the error is the failure's details and its log.

@@ -1,42 +1,94 @@
-//! Pane 5, Migration: the wizard's steps by phase with the selected step's details and log, and the keys to run,
-//! mark done, skip or retry a step.
+//! Pane 5, Migration: the recorded plan (the detected legacy setup, the mode, what will happen), the wizard's steps
+//! by phase with the selected step's details and log, and the keys to run a step, confirm or skip a manual one
+//! with a note, or retry. The same wizard `ema migrate …` drives: every call goes through the engine's `Wizard`.
 
 use ratatui::Frame;
-use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
+use tui_input::Input;
+use tui_input::backend::crossterm::EventHandler;
 
 use crate::engine::events::Severity;
-use crate::engine::migration::{Phase, STEPS, StepDef, StepKind, StepState};
+use crate::engine::migration::{MigrationPlan, Phase, STEPS, StepDef, StepKind, StepState};
 
 use crate::tui::action::Action;
 use crate::tui::component::{DrawCtx, KeyHelp, ListPos, Reply, k};
 use crate::tui::state::ConsoleState;
 use crate::tui::theme::Theme;
+use crate::tui::units::human_bytes;
 use crate::tui::widgets::{block, short_date};
 
 pub const KEYS: &[KeyHelp] = &[
     k(
         "Enter",
         "run/confirm",
-        "run the step (automatic) or mark it done (manual)",
+        "run the step (automatic) or confirm it done with a note (manual)",
     ),
-    k("m", "done", "mark a manual step done"),
-    k("s", "skip", "skip the step"),
-    k("t", "retry", "retry a failed, skipped or done step"),
+    k("m", "done", "confirm a manual step done, with a note"),
+    k("s", "skip", "skip a manual step, with a note saying why"),
+    k(
+        "t",
+        "retry",
+        "retry a failed, blocked, skipped or done step",
+    ),
 ];
 
+/// The note prompt of a manual step being confirmed or skipped.
+#[derive(Debug, Clone)]
+pub struct NotePrompt {
+    pub step: &'static str,
+    pub skip: bool,
+    pub input: Input,
+}
+
 /// The Migration pane's view state.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct MigrationPane {
     pub pos: ListPos,
+    pub note: Option<NotePrompt>,
 }
 
 impl MigrationPane {
     pub fn selected(&self) -> Option<&'static StepDef> {
         STEPS.get(self.pos.selected)
+    }
+
+    /// Keys while the note prompt is open: it takes every key. None when it is closed.
+    pub fn on_prompt_key(&mut self, key: KeyEvent) -> Option<Reply> {
+        let mut p = self.note.take()?;
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        Some(match key.code {
+            KeyCode::Esc => Reply::say(Severity::Info, "cancelled"),
+            KeyCode::Enter => {
+                let note = p.input.value().trim().to_string();
+                if note.is_empty() {
+                    self.note = Some(p);
+                    Reply::say(
+                        Severity::Warning,
+                        "a note is required: say what was done (or why it is skipped); Esc cancels",
+                    )
+                } else if p.skip {
+                    Reply::Request(Action::MigrationSkip {
+                        step: p.step.to_string(),
+                        note,
+                    })
+                } else {
+                    Reply::Request(Action::MigrationMarkDone {
+                        step: p.step.to_string(),
+                        note,
+                    })
+                }
+            }
+            KeyCode::Char('c') if ctrl => Reply::Request(Action::Quit { confirmed: false }),
+            _ => {
+                p.input.handle_event(&TermEvent::Key(key));
+                self.note = Some(p);
+                Reply::Done
+            }
+        })
     }
 
     /// The pane's own keys.
@@ -46,35 +98,47 @@ impl MigrationPane {
         };
         let step = def.id.to_string();
         let busy = state.migration_running.is_some();
+        let manual = def.kind == StepKind::Manual;
         let a = match key.code {
-            KeyCode::Enter | KeyCode::Char('r') if def.kind == StepKind::Automatic => {
-                Action::MigrationRun {
-                    step,
-                    confirmed: false,
-                }
+            KeyCode::Enter | KeyCode::Char('r') if !manual => Action::MigrationRun {
+                step,
+                confirmed: false,
+            },
+            KeyCode::Enter | KeyCode::Char('m') | KeyCode::Char('s') if manual => {
+                let skip = key.code == KeyCode::Char('s');
+                self.note = Some(NotePrompt {
+                    step: def.id,
+                    skip,
+                    input: Input::default(),
+                });
+                return Reply::say(
+                    Severity::Info,
+                    if skip {
+                        "why is it skipped? type a note, Enter to skip the step, Esc to cancel"
+                    } else {
+                        "what was done? type a note, Enter to confirm the step, Esc to cancel"
+                    },
+                );
             }
-            KeyCode::Enter | KeyCode::Char('m') if def.kind == StepKind::Manual => {
-                Action::MigrationMarkDone {
-                    step,
-                    confirmed: false,
-                }
-            }
-            KeyCode::Char('m') => {
+            KeyCode::Char('m') | KeyCode::Char('s') => {
                 return Reply::say(
                     Severity::Warning,
-                    format!("\"{}\" is automatic: press Enter to run it", def.title),
+                    format!(
+                        "\"{}\" is automatic: ema does it — press Enter to run it (t to retry); only manual steps \
+                         are confirmed or skipped",
+                        def.title
+                    ),
                 );
             }
             KeyCode::Char('r') => {
                 return Reply::say(
                     Severity::Warning,
                     format!(
-                        "\"{}\" is manual: ema has no engine work for it yet; do it, then press m",
+                        "\"{}\" is manual: do it, then press m (or Enter) and say what was done",
                         def.title
                     ),
                 );
             }
-            KeyCode::Char('s') => Action::MigrationSkip(step),
             KeyCode::Char('t') => Action::MigrationRetry(step),
             _ => return Reply::Done,
         };
@@ -103,6 +167,32 @@ impl MigrationPane {
         );
         let inner = outer.inner(area);
         frame.render_widget(outer, area);
+        let header = plan_lines(t, st.plan.as_ref());
+        let w = inner.width.max(1) as usize;
+        let head_h: usize = header.iter().map(|l| l.width().max(1).div_ceil(w)).sum();
+        let [head_a, inner, prompt_a] = inner.layout(&Layout::vertical([
+            Constraint::Length(head_h.min(inner.height as usize / 2) as u16 + 1),
+            Constraint::Min(3),
+            Constraint::Length(u16::from(self.note.is_some())),
+        ]));
+        frame.render_widget(Paragraph::new(header).wrap(Wrap { trim: false }), head_a);
+        if let Some(p) = &self.note {
+            let prefix = if p.skip { "skip, because: " } else { "done: " };
+            let width = prompt_a.width.saturating_sub(prefix.len() as u16) as usize;
+            let scroll = p.input.visual_scroll(width);
+            let value: String = p.input.value().chars().skip(scroll).collect();
+            frame.render_widget(
+                Line::from(vec![
+                    Span::styled(prefix, t.accent),
+                    Span::styled(value, t.text),
+                ]),
+                prompt_a,
+            );
+            if focused {
+                let x = (p.input.visual_cursor().max(scroll) - scroll) as u16;
+                frame.set_cursor_position((prompt_a.x + prefix.len() as u16 + x, prompt_a.y));
+            }
+        }
         let vertical = inner.width < 110;
         let [list_a, detail_a] = if vertical {
             inner.layout(&Layout::vertical([
@@ -202,9 +292,9 @@ impl MigrationPane {
             ]),
             Line::styled(
                 if def.kind == StepKind::Manual {
-                    "manual step: ema has no engine work for it yet — do it yourself, then press m (or s to skip)"
+                    "manual: a person does it — then m (or Enter) confirms it with a note, s skips it with a note"
                 } else {
-                    "automatic: Enter runs it, t retries, s skips"
+                    "automatic: Enter runs it, t runs it again"
                 },
                 t.accent,
             ),
@@ -214,6 +304,12 @@ impl MigrationPane {
             d.push(Line::styled(format!("asks first: {why}"), t.warn));
         }
         if let Some(r) = rec {
+            if let Some(n) = &r.note {
+                d.push(Line::from(vec![
+                    Span::styled("note: ", t.header),
+                    Span::styled(n.clone(), t.text),
+                ]));
+            }
             if let Some(det) = &r.details {
                 d.push(Line::from(vec![
                     Span::styled("result: ", t.header),
@@ -254,7 +350,9 @@ fn step_symbol(s: StepState) -> &'static str {
         StepState::Pending => "[ ]",
         StepState::Running => "[~]",
         StepState::Done => "[✓]",
+        StepState::NotApplicable => "[·]",
         StepState::Failed => "[✗]",
+        StepState::Blocked => "[!]",
         StepState::Skipped => "[-]",
     }
 }
@@ -264,9 +362,90 @@ fn step_style(t: &Theme, s: StepState) -> Style {
         StepState::Pending => t.text,
         StepState::Running => t.info,
         StepState::Done => t.ok,
+        StepState::NotApplicable => t.dim,
         StepState::Failed => t.error,
+        StepState::Blocked => t.warn,
         StepState::Skipped => t.dim,
     }
+}
+
+/// The plan header: the detected legacy setup, the mode, and what will happen.
+fn plan_lines(t: &Theme, plan: Option<&MigrationPlan>) -> Vec<Line<'static>> {
+    let Some(p) = plan else {
+        return vec![
+            Line::styled("No migration planned yet.", t.header),
+            Line::styled(
+                "In the legacy install directory run `ema migrate plan` (or `ema demo --legacy` for a sample), \
+                 then come back: the steps below run on that plan.",
+                t.dim,
+            ),
+        ];
+    };
+    let layouts = p
+        .layouts()
+        .iter()
+        .map(|(l, n)| format!("{n} {l}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut extras = Vec::new();
+    if p.database.is_some() {
+        extras.push("models.db");
+    }
+    if p.usage_log.is_some() {
+        extras.push("logs/usage.log");
+    }
+    vec![
+        Line::from(vec![
+            Span::styled("Plan: ", t.header),
+            Span::styled(
+                p.root.display().to_string(),
+                t.text.add_modifier(Modifier::BOLD),
+            ),
+            Span::styled(
+                format!(
+                    "  {} · planned {}",
+                    p.mode.as_str(),
+                    short_date(Some(&p.planned_at))
+                ),
+                t.dim,
+            ),
+        ]),
+        Line::from(vec![
+            Span::styled("Found: ", t.header),
+            Span::styled(
+                format!(
+                    "{} · models {}: {} model(s), {} ({layouts}) · legacy API port {}{}",
+                    if p.legacy_config.is_some() {
+                        "config.json"
+                    } else {
+                        "no config.json"
+                    },
+                    p.models_dir.display(),
+                    p.models.len(),
+                    human_bytes(p.total_bytes),
+                    p.legacy_api_port,
+                    if extras.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" · {}", extras.join(", "))
+                    }
+                ),
+                t.text,
+            ),
+        ]),
+        Line::from(vec![
+            Span::styled("Will: ", t.header),
+            Span::styled(
+                format!(
+                    "back up the install to {} → test the restore → check the legacy service is stopped → migrate \
+                     config.json → adopt the {} model(s) in place (no downloads) → verify every byte",
+                    p.backups_dir.display(),
+                    p.models.len()
+                ),
+                t.text,
+            ),
+        ]),
+    ]
 }
 
 #[cfg(test)]
@@ -275,7 +454,7 @@ mod tests {
     use crate::tui::tests::fixtures::*;
 
     #[test]
-    fn migration_keys_respect_step_kinds_and_confirmation() {
+    fn migration_keys_respect_step_kinds_and_ask_for_notes() {
         let mut a = app();
         press(&mut a, KeyCode::Char('5'));
         // Step 0 (system requirements) is automatic.
@@ -287,48 +466,59 @@ mod tests {
                 confirmed: false,
             }],
         );
-        // Manual steps are confirmed, not run.
+        // Automatic steps are neither confirmed nor skipped by hand.
+        assert!(press(&mut a, KeyCode::Char('s')).is_empty());
+        assert!(a.message.as_ref().unwrap().1.contains("automatic"));
+        // The backup asks first.
         press(&mut a, KeyCode::Char('j'));
-        press(&mut a, KeyCode::Char('j'));
-        assert!(press(&mut a, KeyCode::Char('r')).is_empty());
-        assert!(a.message.as_ref().unwrap().1.contains("manual"));
-        expect_actions(
-            &mut a,
-            KeyCode::Char('m'),
-            vec![Action::MigrationMarkDone {
-                step: "plan_reviewed".into(),
-                confirmed: false,
-            }],
-        );
-        // "Services stopped" asks first.
-        for _ in 0..4 {
-            press(&mut a, KeyCode::Char('j'));
-        }
-        assert!(press(&mut a, KeyCode::Char('m')).is_empty());
-        assert!(
-            a.confirm
-                .as_ref()
-                .unwrap()
-                .question
-                .contains("Services stopped")
-        );
+        assert!(press(&mut a, KeyCode::Enter).is_empty());
+        assert!(a.confirm.as_ref().unwrap().question.contains("backed up"));
         expect_actions(
             &mut a,
             KeyCode::Char('y'),
-            vec![Action::MigrationMarkDone {
-                step: "services_stopped".into(),
+            vec![Action::MigrationRun {
+                step: "backup".into(),
                 confirmed: true,
             }],
         );
+        // Manual steps are confirmed with a note, not run.
+        press(&mut a, KeyCode::Char('j'));
+        assert!(press(&mut a, KeyCode::Char('r')).is_empty());
+        assert!(a.message.as_ref().unwrap().1.contains("manual"));
+        assert!(press(&mut a, KeyCode::Char('m')).is_empty());
+        assert!(a.migration.note.is_some());
+        // An empty note is refused; the prompt stays open and takes every key (q is text, not quit).
+        assert!(press(&mut a, KeyCode::Enter).is_empty());
+        assert!(a.message.as_ref().unwrap().1.contains("note is required"));
+        for c in "read it q".chars() {
+            assert!(press(&mut a, KeyCode::Char(c)).is_empty());
+        }
         expect_actions(
             &mut a,
-            KeyCode::Char('s'),
-            vec![Action::MigrationSkip("services_stopped".into())],
+            KeyCode::Enter,
+            vec![Action::MigrationMarkDone {
+                step: "plan_reviewed".into(),
+                note: "read it q".into(),
+            }],
         );
+        assert!(a.migration.note.is_none());
+        press(&mut a, KeyCode::Char('s'));
+        press(&mut a, KeyCode::Char('x'));
+        expect_actions(
+            &mut a,
+            KeyCode::Enter,
+            vec![Action::MigrationSkip {
+                step: "plan_reviewed".into(),
+                note: "x".into(),
+            }],
+        );
+        press(&mut a, KeyCode::Char('m'));
+        press(&mut a, KeyCode::Esc);
+        assert!(a.migration.note.is_none());
         expect_actions(
             &mut a,
             KeyCode::Char('t'),
-            vec![Action::MigrationRetry("services_stopped".into())],
+            vec![Action::MigrationRetry("plan_reviewed".into())],
         );
     }
 }

@@ -9,7 +9,9 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::engine::events::{Availability, Event, HealthState, Severity};
 use crate::engine::inventory::ModelInfo;
-use crate::engine::migration::{LogLine, MigrationState, StepState};
+use crate::engine::migration::{
+    LogLine, MigrationPlan, MigrationState, Mode, PlannedModel, StepState,
+};
 use crate::engine::store::{FileRecord, ModelMetadata, RepoId, VerificationState};
 
 use crate::tui::action::Action;
@@ -286,8 +288,21 @@ pub(crate) fn demo_state() -> ConsoleState {
                 r.details =
                     Some("backed up to /srv/cache/backups/pre-migration-20261124_094107".into());
             }
-            "plan_reviewed" | "team_notified" => r.state = StepState::Done,
-            "downtime_scheduled" => r.state = StepState::Skipped,
+            "plan_reviewed" | "team_notified" => {
+                r.state = StepState::Done;
+                r.note = Some("reviewed with ops".into());
+                r.details = Some("confirmed by the operator: reviewed with ops".into());
+            }
+            "downtime_scheduled" => {
+                r.state = StepState::Skipped;
+                r.note = Some("no consumers at night".into());
+            }
+            "database_migrated" => {
+                r.state = StepState::Blocked;
+                r.details = Some(
+                    "needs the analytics import (issue 13), not built yet; found /srv/app/models.db".into(),
+                );
+            }
             "services_stopped" => {
                 r.state = StepState::Failed;
                 r.details = Some("interrupted: ema stopped while this step ran; retry it".into());
@@ -298,6 +313,35 @@ pub(crate) fn demo_state() -> ConsoleState {
     mig.last_backup = Some(PathBuf::from(
         "/srv/cache/backups/pre-migration-20261124_094107",
     ));
+    let model = |id: &str, layout: &str, bytes: u64| PlannedModel {
+        repo_id: id.into(),
+        layout: layout.into(),
+        id_source: "_name_or_path in config.json".into(),
+        location: PathBuf::from("/srv/app/models").join(id.replace('/', "--")),
+        files: 3,
+        bytes,
+        action: "adopt".into(),
+    };
+    mig.plan = Some(MigrationPlan {
+        root: "/srv/app".into(),
+        mode: Mode::InPlace,
+        planned_at: "2026-11-24T09:40:00Z".into(),
+        legacy_config: Some("/srv/app/config.json".into()),
+        models_dir: "/srv/app/models".into(),
+        enhanced_config: "/srv/app/config/enhanced_model_config.json".into(),
+        legacy_api_port: 8000,
+        database: Some("/srv/app/models.db".into()),
+        usage_log: None,
+        backups_dir: "/srv/cache/backups".into(),
+        backup_sources: vec![("models".into(), "/srv/app/models".into())],
+        models: vec![
+            model("acme/plain-bert", "plain folder", 440_000_000),
+            model("acme/cached", "Hugging Face hub cache", 1_300_000_000),
+        ],
+        unrecognised: vec![],
+        total_bytes: 1_740_000_000,
+        state_dir: "/root/.local/state/ema/migration".into(),
+    });
     st.migration = mig;
     st
 }

@@ -1,139 +1,308 @@
-//! The store and its models: metadata created and every model verified, the store writable, every model accessible.
+//! The model steps, all on the planned legacy models directory: "Model data migrated" (migrate-models with
+//! --verify-integrity --create-metadata), "Basic functionality tested" (the migrated configuration and store, and
+//! verify-migration's summary), "All models accessible" (verify-migration per model) and "Performance acceptable"
+//! (read throughput of every model against its recorded baseline).
 
+use std::collections::BTreeMap;
+
+use crate::engine::config::hub_env::HubEnv;
+use crate::engine::config::{self, DownloadsConfig};
+use crate::engine::download::disk::human_bytes;
 use crate::engine::error::{EmaError, Result};
-use crate::engine::events::HealthState;
-use crate::engine::health;
-use crate::engine::integrity::{generate, hash, verify};
+use crate::engine::health::{PERF_MIN_BYTES, PERF_REGRESSION_RATIO, PerfBaselines};
+use crate::engine::hub::HubClient;
+use crate::engine::integrity::generate::HubSource;
+use crate::engine::integrity::hash::default_threads;
+use crate::engine::integrity::repair::HubMetadataSource;
+use crate::engine::integrity::verify::{VerifyOptions, verify_models};
+use crate::engine::legacy::{AdoptOptions, migrate_models, verify_migration};
 use crate::engine::migration::context::{MigrationContext, StepOutcome};
+use crate::engine::store::Store;
 
-/// Create metadata for models that have none (from their bytes, no network), then verify every model in full and
-/// record the results (health snapshot and alerts), as `migrate-models --create-metadata --verify-integrity`.
+/// `migrate-models --verify-integrity --create-metadata` on the planned models directory; the hub's listing is
+/// consulted when the hub answers (API calls only, no file bytes).
 pub(super) fn model_data_migrated(ctx: &MigrationContext) -> Result<StepOutcome> {
-    let store = &ctx.store;
-    let ids = store.list_models()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| EmaError::Other(format!("cannot start a runtime: {e}")))?;
+    let source = match &ctx.hub {
+        Some(env) if !env.offline => Some(hub_source(env, &ctx.loaded.config.downloads, &rt)?),
+        _ => None,
+    };
+    let opts = AdoptOptions {
+        verify_integrity: true,
+        create_metadata: true,
+        dry_run: false,
+        hub: source.as_deref().map(|s| s as &dyn HubSource),
+        threads: default_threads(),
+    };
+    let report = migrate_models(&ctx.plan.models_dir, &BTreeMap::new(), &opts);
+    drop(source);
+    rt.shutdown_background();
+    let report = report?;
     let mut log = Vec::new();
-    let mut created = 0;
-    for id in &ids {
-        if store.metadata_path(id).exists() || !store.model_dir(id).is_dir() {
-            continue;
-        }
-        let meta =
-            generate::generate_local_metadata(store, id, &generate::GenerateOptions::default())?;
-        store.write_metadata(&meta)?;
-        created += 1;
+    for m in &report.models {
         log.push(format!(
-            "{id}: metadata created from its {} file(s)",
-            meta.files.len()
+            "{} {} ({}; {} files, {}; hashes from {})",
+            m.result,
+            m.repo_id,
+            m.layout.describe(),
+            m.files,
+            human_bytes(m.bytes),
+            m.hashes_from.unwrap_or("-")
         ));
-    }
-    let results = verify::verify_models(store, &ids, &verify::VerifyOptions::default())?;
-    health::HealthSnapshot::record(store, &results)?;
-    health::record_health_alerts(&health::AlertStore::new(store), &results)?;
-    let mut bad = 0;
-    for h in &results {
-        if !h.is_healthy() {
-            bad += 1;
+        for x in &m.mismatches {
+            log.push(format!(
+                "  DAMAGED {}: sha {} expected {}",
+                x.path, x.actual, x.expected
+            ));
         }
-        log.push(format!(
-            "{}: {} — {}",
-            h.model_id,
-            h.state.as_str(),
-            h.reason
-        ));
+        if let Some(r) = &m.reason {
+            log.push(format!("  {r}"));
+        }
     }
     let summary = format!(
-        "{} model(s): metadata created for {created}, {} verified healthy",
-        results.len(),
-        results.len() - bad
+        "{} model(s) in {}, {} hashed",
+        report.models.len(),
+        report.models_dir.display(),
+        human_bytes(report.bytes_hashed)
     );
-    Ok(if bad == 0 {
-        StepOutcome::ok(summary, log)
+    Ok(if report.mismatches() > 0 {
+        StepOutcome::fail(
+            format!(
+                "{summary}: {} damaged file(s), their models adopted as corrupted; repair with `ema \
+                 verify-all-models --models-dir {} --repair-corrupted`, then run this step again",
+                report.mismatches(),
+                report.models_dir.display()
+            ),
+            log,
+        )
+    } else if report.conflicts() > 0 {
+        StepOutcome::fail(
+            format!(
+                "{summary}: {} model(s) could not be adopted (see the log; nothing of them was touched)",
+                report.conflicts()
+            ),
+            log,
+        )
+    } else {
+        StepOutcome::pass(format!("{summary}: every model adopted and intact"), log)
+    })
+}
+
+fn hub_source(
+    env: &HubEnv,
+    downloads: &DownloadsConfig,
+    rt: &tokio::runtime::Runtime,
+) -> Result<std::sync::Arc<HubMetadataSource>> {
+    Ok(HubMetadataSource::new(
+        HubClient::new(env, downloads)?,
+        rt.handle().clone(),
+    ))
+}
+
+/// The migrated configuration loads and names the planned models directory; the store lists its models; and
+/// verify-migration's summary.
+pub(super) fn basic_functionality(ctx: &MigrationContext) -> Result<StepOutcome> {
+    let plan = &ctx.plan;
+    let mut log = Vec::new();
+    if !plan.enhanced_config.is_file() {
+        return Ok(StepOutcome::fail(
+            format!(
+                "no enhanced configuration at {}: run \"Configuration migrated\" first",
+                plan.enhanced_config.display()
+            ),
+            log,
+        ));
+    }
+    let loaded = config::load(Some(&plan.enhanced_config))?;
+    let configured = &loaded.config.storage.models_directory;
+    let same = configured.canonicalize().ok().as_ref() == Some(&plan.models_dir);
+    log.push(format!(
+        "configuration {} loads; storage.models_directory = {}",
+        plan.enhanced_config.display(),
+        configured.display()
+    ));
+    if !same {
+        return Ok(StepOutcome::fail(
+            format!(
+                "the migrated configuration's models directory {} is not the migrated one {}; fix it with `ema \
+                 configure --config {} --set storage.models_directory={}`",
+                configured.display(),
+                plan.models_dir.display(),
+                plan.enhanced_config.display(),
+                plan.models_dir.display()
+            ),
+            log,
+        ));
+    }
+    let listed = Store::new(&plan.models_dir).list_models()?.len();
+    log.push(format!("the store lists {listed} model(s)"));
+    let check = verify_migration(&plan.models_dir, default_threads())?;
+    let healthy = check.models.iter().filter(|m| m.is_healthy()).count();
+    let summary = format!(
+        "{healthy} of {} adopted model(s) intact, {} not adopted",
+        check.models.len(),
+        check.unadopted.len()
+    );
+    for u in &check.unadopted {
+        log.push(format!(
+            "not adopted: {} ({}): {}",
+            u.repo_id,
+            u.location.display(),
+            u.why
+        ));
+    }
+    Ok(if check.all_good() {
+        StepOutcome::pass(format!("configuration and store work; {summary}"), log)
     } else {
         StepOutcome::fail(
-            format!("{summary}, {bad} not; repair them from the Models pane (r)"),
+            format!(
+                "{summary}; see `ema verify-migration --models-dir {}`",
+                plan.models_dir.display()
+            ),
             log,
         )
     })
 }
 
-/// Write and remove a probe file in the store's state directory and list the store.
-pub(super) fn basic_functionality(ctx: &MigrationContext) -> Result<StepOutcome> {
-    let probe = ctx.store.state_dir().join("probe.tmp");
-    ctx.store.ensure()?;
-    crate::engine::atomic::write_atomic(&probe, b"probe")?;
-    std::fs::remove_file(&probe).map_err(|e| EmaError::io("cannot remove", &probe, e))?;
-    let models = ctx.store.list_models()?;
-    Ok(StepOutcome::ok(
-        format!(
-            "store {} is writable; {} model(s) listed",
-            ctx.store.root().display(),
-            models.len()
-        ),
-        vec![],
-    ))
-}
-
-/// Quick check of every model: files present with the sizes their metadata records.
+/// Every adopted model's files read in full and hashed against its sidecar; nothing left unadopted.
 pub(super) fn models_accessible(ctx: &MigrationContext) -> Result<StepOutcome> {
-    let ids = ctx.store.list_models()?;
-    let results = verify::quick_check(&ctx.store, &ids, hash::default_threads());
-    let bad: Vec<String> = results
-        .iter()
-        .filter(|h| {
-            matches!(
-                h.state,
-                HealthState::Missing | HealthState::Corrupted | HealthState::Incomplete
-            )
-        })
-        .map(|h| format!("{}: {} ({})", h.model_id, h.state.as_str(), h.reason))
-        .collect();
-    Ok(if bad.is_empty() {
-        StepOutcome::ok(
+    let check = verify_migration(&ctx.plan.models_dir, default_threads())?;
+    if check.models.is_empty() && check.unadopted.is_empty() {
+        return Ok(StepOutcome::not_applicable(
             format!(
-                "all {} model(s) present with the recorded sizes (quick check)",
-                results.len()
+                "not applicable: no models in {}",
+                ctx.plan.models_dir.display()
             ),
             vec![],
+        ));
+    }
+    let mut log: Vec<String> = check
+        .models
+        .iter()
+        .map(|m| format!("{}: {} — {}", m.model_id, m.state.as_str(), m.reason))
+        .collect();
+    log.extend(
+        check
+            .unadopted
+            .iter()
+            .map(|u| format!("{}: not adopted ({})", u.repo_id, u.why)),
+    );
+    let bad = check.models.iter().filter(|m| !m.is_healthy()).count() + check.unadopted.len();
+    let total = check.models.len() + check.unadopted.len();
+    Ok(if bad == 0 {
+        StepOutcome::pass(
+            format!("all {total} model(s) readable and intact (every file hashed)"),
+            log,
         )
     } else {
         StepOutcome::fail(
             format!(
-                "{} of {} model(s) are not accessible; repair them from the Models pane (r)",
-                bad.len(),
-                results.len()
+                "{bad} of {total} model(s) not accessible; repair with `ema verify-all-models --models-dir {} \
+                 --repair-corrupted`",
+                ctx.plan.models_dir.display()
             ),
-            bad,
+            log,
         )
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use crate::engine::migration::{run_step, test_context as ctx};
-
-    #[test]
-    fn model_checks_name_the_bad_models() {
-        let d = tempfile::tempdir().unwrap();
-        let c = ctx(d.path());
-        c.store.ensure().unwrap();
-        std::fs::create_dir_all(c.store.root().join("legacy")).unwrap();
-        std::fs::write(c.store.root().join("legacy").join("w.bin"), b"weights").unwrap();
-        // Accessible only once it has metadata; the migration step creates it and verifies.
-        let o = run_step("model_data_migrated", &c);
-        assert!(o.ok, "{o:?}");
-        assert!(
-            o.log.iter().any(|l| l.contains("legacy: metadata created")),
-            "{o:?}"
-        );
-        assert!(
-            c.store
-                .metadata_path(&crate::engine::store::RepoId::parse("legacy").unwrap())
-                .exists()
-        );
-        assert!(run_step("models_accessible", &c).ok);
-        std::fs::write(c.store.root().join("legacy").join("w.bin"), b"short").unwrap();
-        let o = run_step("models_accessible", &c);
-        assert!(!o.ok && o.log[0].contains("legacy"), "{o:?}");
-        assert!(run_step("basic_functionality", &c).ok);
+/// Read every adopted model in full; its throughput against the recorded baseline (the median of the last five).
+/// The first run records the baseline. Models under 16 MiB are measured but too small to judge.
+pub(super) fn performance_acceptable(ctx: &MigrationContext) -> Result<StepOutcome> {
+    let store = Store::new(&ctx.plan.models_dir);
+    let ids = store.list_models()?;
+    if ids.is_empty() {
+        return Ok(StepOutcome::not_applicable(
+            format!(
+                "not applicable: no adopted models in {} yet",
+                ctx.plan.models_dir.display()
+            ),
+            vec![],
+        ));
     }
+    // One model at a time, timed: the throughput of reading (and hashing) exactly that model's bytes.
+    let mut results = Vec::new();
+    for id in &ids {
+        let started = std::time::Instant::now();
+        let mut r = verify_models(
+            &store,
+            std::slice::from_ref(id),
+            &VerifyOptions {
+                threads: default_threads(),
+                update_metadata: false,
+                progress: None,
+            },
+        )?;
+        let secs = started.elapsed().as_secs_f64();
+        for h in &mut r {
+            if h.read_bytes_per_sec.is_none() && h.total_bytes > 0 && secs > 0.0 {
+                h.read_bytes_per_sec = Some(h.total_bytes as f64 / secs);
+            }
+        }
+        results.extend(r);
+    }
+    let mut perf = PerfBaselines::load(&store);
+    let mut log = Vec::new();
+    let (mut slow, mut first) = (Vec::new(), 0);
+    for h in &results {
+        let Some(bps) = h.read_bytes_per_sec.filter(|b| *b > 0.0) else {
+            log.push(format!("{}: not measured (no bytes to read)", h.model_id));
+            continue;
+        };
+        let rate = format!("{}/s", human_bytes(bps as u64));
+        let before = perf.observe(&h.model_id, bps);
+        let judged = h.total_bytes >= PERF_MIN_BYTES;
+        match before {
+            None => {
+                first += 1;
+                log.push(format!("{}: {rate}, recorded as its baseline", h.model_id));
+            }
+            Some(b) if judged && bps < b * PERF_REGRESSION_RATIO => {
+                slow.push(h.model_id.clone());
+                log.push(format!(
+                    "{}: {rate}, below half of its baseline {}/s",
+                    h.model_id,
+                    human_bytes(b as u64)
+                ));
+            }
+            Some(b) => log.push(format!(
+                "{}: {rate} (baseline {}/s){}",
+                h.model_id,
+                human_bytes(b as u64),
+                if judged {
+                    ""
+                } else {
+                    "; under 16 MiB, too small to judge"
+                }
+            )),
+        }
+    }
+    perf.save(&store)?;
+    Ok(if slow.is_empty() {
+        StepOutcome::pass(
+            format!(
+                "{} model(s) read in full: none below half of its baseline{}",
+                results.len(),
+                if first > 0 {
+                    format!(" ({first} first measurement(s) recorded as baselines)")
+                } else {
+                    String::new()
+                }
+            ),
+            log,
+        )
+    } else {
+        StepOutcome::fail(
+            format!(
+                "{} model(s) read below half of their baseline: {}; check the disk (and what else reads it)",
+                slow.len(),
+                slow.join(", ")
+            ),
+            log,
+        )
+    })
 }

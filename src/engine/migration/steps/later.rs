@@ -1,0 +1,65 @@
+//! Steps whose engine work depends on parts of ema that are not built yet (the analytics import, the API server,
+//! the enhanced-features self-test, monitoring): each says exactly what is missing — a blocked outcome, never a
+//! pass — except "Database migrated", which is honestly not applicable when there is no database or usage log.
+
+use crate::engine::migration::context::{MigrationContext, StepOutcome};
+
+/// Not applicable without `models.db` and `logs/usage.log`; otherwise the analytics import (issue 13) is needed.
+pub(super) fn database_migrated(ctx: &MigrationContext) -> StepOutcome {
+    let p = &ctx.plan;
+    let found: Vec<String> = [&p.database, &p.usage_log]
+        .into_iter()
+        .flatten()
+        .map(|x| x.display().to_string())
+        .collect();
+    if found.is_empty() {
+        return StepOutcome::not_applicable(
+            format!(
+                "not applicable: {} has no models.db and no logs/usage.log",
+                p.root.display()
+            ),
+            vec![],
+        );
+    }
+    StepOutcome::blocked(
+        format!(
+            "needs the analytics import (issue 13: init-analytics-db, migrate-usage-data), not built yet; found {}",
+            found.join(" and ")
+        ),
+        found
+            .iter()
+            .map(|f| format!("to import once the analytics import exists: {f}"))
+            .collect(),
+    )
+}
+
+pub(super) fn services_started() -> StepOutcome {
+    StepOutcome::blocked(
+        "not built yet: ema's API server (`ema start`, the REST and WebSocket API) does not exist yet, so there is \
+         no enhanced service to start; the console and the CLI work without it",
+        vec![],
+    )
+}
+
+pub(super) fn api_responding() -> StepOutcome {
+    StepOutcome::blocked(
+        "not built yet: ema's REST API (/api/v1/models/…) does not exist yet, so there are no endpoints to check",
+        vec![],
+    )
+}
+
+pub(super) fn features_working() -> StepOutcome {
+    StepOutcome::blocked(
+        "not built yet: the self-test of enhanced features (`ema test-enhanced-features`) does not exist yet; until \
+         then try a download, a verification and a repair from the console",
+        vec![],
+    )
+}
+
+pub(super) fn monitoring_configured() -> StepOutcome {
+    StepOutcome::blocked(
+        "not built yet: monitoring (`ema setup-monitoring --prometheus`, the metrics endpoint; issue 15) does not \
+         exist yet",
+        vec![],
+    )
+}

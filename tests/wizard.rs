@@ -1,0 +1,272 @@
+//! The migration wizard from the command line, end to end on a sample legacy install (`ema demo --legacy`): the
+//! real binary, its persisted state in an isolated state directory, a new process for every command.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use support::cli::{Run, ema_cmd, run};
+
+/// `ema` run in `cwd` with its home, state, config, data and cache directories inside `d`, offline.
+fn ema(d: &Path, cwd: &Path, args: &[&str]) -> Run {
+    let mut c = ema_cmd();
+    c.current_dir(cwd)
+        .env("HOME", d.join("home"))
+        .env("XDG_STATE_HOME", d.join("state"))
+        .env("XDG_CONFIG_HOME", d.join("xdg-config"))
+        .env("XDG_DATA_HOME", d.join("data"))
+        .env("XDG_CACHE_HOME", d.join("xdg-cache"))
+        .env("HF_HUB_OFFLINE", "1")
+        .args(args);
+    run(&mut c)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A legacy install written by `ema demo --legacy`, planned with a legacy port nothing uses.
+fn planned(d: &Path, port: u16) -> PathBuf {
+    let r = ema(d, d, &["demo", "--legacy", "--dir", "install", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let root = PathBuf::from(r.json()["legacy_dir"].as_str().unwrap());
+    assert!(root.join("config.json").is_file() && root.join("models.db").is_file());
+    let r = ema(
+        d,
+        &root,
+        &["migrate", "plan", "--legacy-port", &port.to_string()],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("What will happen, step by step"),
+        "{}",
+        r.stdout
+    );
+    root
+}
+
+fn state_of(status: &Value, step: &str) -> String {
+    status["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == step)
+        .unwrap()["state"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn the_wizard_walks_a_legacy_install_step_by_step_and_its_state_survives() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    // Nothing planned yet: every command but plan says so.
+    let r = ema(d, d, &["migrate", "status"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("ema migrate plan"), "{}", r.stderr);
+
+    let root = planned(d, free_port());
+    // Side-by-side is refused: not built yet.
+    let r = ema(d, &root, &["migrate", "plan", "--mode", "side-by-side"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("side-by-side") && r.stderr.contains("not built yet"),
+        "{}",
+        r.stderr
+    );
+
+    let plan = ema(d, &root, &["migrate", "status", "--json"]).json();
+    assert_eq!(plan["plan"]["models"].as_array().unwrap().len(), 5);
+    assert_eq!(plan["plan"]["root"], root.display().to_string());
+    let state_dir = PathBuf::from(plan["state_dir"].as_str().unwrap());
+    assert!(state_dir.starts_with(d.join("state")) && !state_dir.starts_with(&root));
+
+    // next: system requirements (done or failed by this machine's disk), then the backup.
+    let r = ema(d, &root, &["migrate", "next", "--json"]);
+    assert_eq!(r.json()["step"], "system_requirements", "{}", r.stdout);
+    let r = ema(d, &root, &["migrate", "next", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(r.json()["record"]["state"], "done", "{}", r.stdout);
+    // A manual step waits for a person.
+    let r = ema(d, &root, &["migrate", "next", "--json"]);
+    assert_eq!(r.code, 0);
+    assert_eq!(r.json()["kind"], "waiting");
+    assert_eq!(r.json()["step"], "plan_reviewed");
+    let r = ema(d, &root, &["migrate", "next"]);
+    assert!(
+        r.stdout.contains("ema migrate done plan_reviewed --note"),
+        "{}",
+        r.stdout
+    );
+
+    // Manual steps need a note; automatic ones cannot be confirmed or skipped; unknown names list the valid ones.
+    assert_eq!(ema(d, &root, &["migrate", "done", "plan_reviewed"]).code, 2);
+    let r = ema(
+        d,
+        &root,
+        &["migrate", "done", "plan_reviewed", "--note", " "],
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("note is required"), "{}", r.stderr);
+    let r = ema(d, &root, &["migrate", "skip", "backup", "--note", "no"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("automatic"), "{}", r.stderr);
+    assert_eq!(
+        ema(d, &root, &["migrate", "done", "installed", "--note", "x"]).code,
+        2
+    );
+    let r = ema(d, &root, &["migrate", "run", "plan_reviewed"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("manual"), "{}", r.stderr);
+    let r = ema(d, &root, &["migrate", "run", "no_such_step"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("system_requirements") && r.stderr.contains("rollback_verified"),
+        "{}",
+        r.stderr
+    );
+
+    let ok = |args: &[&str]| {
+        let r = ema(d, &root, args);
+        assert_eq!(r.code, 0, "{args:?}: {}{}", r.stdout, r.stderr);
+        r
+    };
+    ok(&[
+        "migrate",
+        "done",
+        "plan_reviewed",
+        "--note",
+        "read with ops",
+    ]);
+    ok(&[
+        "migrate",
+        "skip",
+        "downtime_scheduled",
+        "--note",
+        "no consumers at night",
+    ]);
+    let r = ok(&["migrate", "next"]);
+    assert!(
+        r.stdout.contains("Rollback procedures tested — done"),
+        "{}",
+        r.stdout
+    );
+    ok(&["migrate", "done", "team_notified", "--note", "mail sent"]);
+    for (step, want) in [
+        ("services_stopped", "done"),
+        ("installed", "done"),
+        ("config_migrated", "done"),
+        ("model_data_migrated", "done"),
+    ] {
+        let r = ema(d, &root, &["migrate", "next", "--json"]);
+        let v = r.json();
+        assert_eq!(v["step"], step, "{}", r.stdout);
+        assert_eq!(v["record"]["state"], want, "{}", r.stdout);
+    }
+    assert!(root.join("config/enhanced_model_config.json").is_file());
+    assert!(root.join("models/acme--cached.metadata.json").is_file());
+    // The analytics import does not exist yet: blocked, exit 1, named.
+    let r = ema(d, &root, &["migrate", "next"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.contains("blocked") && r.stdout.contains("issue 13"),
+        "{}",
+        r.stdout
+    );
+
+    // A new process reads the same state: steps, notes, the backup.
+    let st = ok(&["migrate", "status", "--json"]).json();
+    assert_eq!(state_of(&st, "backup"), "done");
+    assert_eq!(state_of(&st, "downtime_scheduled"), "skipped");
+    assert_eq!(state_of(&st, "model_data_migrated"), "done");
+    assert_eq!(state_of(&st, "database_migrated"), "blocked");
+    let reviewed = st["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "plan_reviewed")
+        .unwrap();
+    assert_eq!(reviewed["note"], "read with ops");
+    let backup = PathBuf::from(st["last_backup"].as_str().unwrap());
+    assert!(backup.join("manifest.json").is_file());
+    let journal = std::fs::read_to_string(state_dir.join("journal.jsonl")).unwrap();
+    assert!(journal.lines().count() >= 20, "{journal}");
+    let human = ok(&["migrate", "status"]).stdout;
+    assert!(human.contains("Migration Checklist 4/7"), "{human}");
+
+    // The state lives outside what a rollback restores: after rolling the install back, it is still there.
+    let r = ema(
+        d,
+        &root,
+        &[
+            "rollback",
+            "--backup-dir",
+            backup.to_str().unwrap(),
+            "--verify-rollback",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(!root.join("config/enhanced_model_config.json").exists());
+    let st = ok(&["migrate", "status", "--json"]).json();
+    assert_eq!(state_of(&st, "model_data_migrated"), "done");
+}
+
+#[test]
+fn services_stopped_names_a_listener_and_a_process_holding_a_model_file() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let root = planned(d, port);
+
+    let r = ema(d, &root, &["migrate", "run", "services_stopped", "--json"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let v = r.json();
+    assert_eq!(v["state"], "failed");
+    let log = v["log"].to_string();
+    assert!(
+        log.contains(&format!("pid {}", std::process::id()))
+            && log.contains(&format!("listening on port {port}")),
+        "{log}"
+    );
+    drop(listener);
+
+    // Another process holds a model file open.
+    let held = root.join("models/plain-bert/config.json");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec 3< '{}'; exec sleep 60", held.display()))
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let fd = PathBuf::from(format!("/proc/{pid}/fd/3"));
+    assert!(
+        support::wait::wait_for(10, || std::fs::read_link(&fd).is_ok_and(|t| t == held)),
+        "the child never opened {}",
+        held.display()
+    );
+    let r = ema(d, &root, &["migrate", "run", "services_stopped", "--json"]);
+    let v = r.json();
+    assert_eq!(v["state"], "failed", "{}", r.stdout);
+    let log = v["log"].to_string();
+    assert!(
+        log.contains(&format!("pid {pid}"))
+            && log.contains("open: ")
+            && log.contains("config.json"),
+        "{log}"
+    );
+    assert!(v["details"].as_str().unwrap().contains("still runs"), "{v}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let r = ema(d, &root, &["migrate", "run", "services_stopped"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("nothing listens on port"), "{}", r.stdout);
+}

@@ -1,0 +1,235 @@
+//! The migration wizard walked in a real terminal (tmux) on a sample legacy install: the console opens the
+//! Migration pane on the plan, runs "System requirements verified" and "Current system backed up" from the keys,
+//! confirms a manual step with a note, and the CLI then reads the same state. Skipped, with the reason printed,
+//! when tmux is not installed (CI installs it).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::cli::{EMA, Run, ema_cmd, run};
+
+fn have_tmux() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A temp dir for a terminal test, or `None` (the reason printed) when tmux is not installed.
+fn tmux_test_dir() -> Option<tempfile::TempDir> {
+    if !have_tmux() {
+        eprintln!("SKIPPED: tmux is not installed (scripts/test.sh installs it)");
+        return None;
+    }
+    Some(tempfile::tempdir().unwrap())
+}
+
+/// A tmux server of our own (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(cmd: &str, w: u16, h: u16) -> Tmux {
+        let socket = format!("ema-e2e-{}-{}", std::process::id(), rand_suffix());
+        let st = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "e2e",
+            ])
+            .args(["-x", &w.to_string(), "-y", &h.to_string()])
+            .arg(cmd)
+            .status()
+            .expect("run tmux");
+        assert!(st.success(), "tmux new-session failed");
+        Tmux { socket }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let st = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "e2e"])
+            .args(keys)
+            .status()
+            .expect("tmux send-keys");
+        assert!(st.success());
+    }
+
+    /// Press `q` and wait for the console to exit with status 0 (the session's command echoes `EMA_EXIT=$?`).
+    fn quit(&self, timeout: Duration) {
+        self.keys(&["q"]);
+        self.wait_for("a clean exit", timeout, |s| s.contains("EMA_EXIT=0"));
+    }
+
+    fn capture(&self) -> String {
+        self.capture_with(&[])
+    }
+
+    /// With `-e`: the escape sequences of colours and attributes too.
+    fn capture_with(&self, extra: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "e2e"])
+            .args(extra)
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Poll the screen until `pred` holds (bounded); returns the screen.
+    fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.capture();
+            if pred(&s) {
+                if std::env::var_os("EMA_E2E_SHOW").is_some() {
+                    eprintln!("--- {what}:\n{s}");
+                }
+                return s;
+            }
+            if start.elapsed() > timeout {
+                panic!("timed out after {timeout:?} waiting for {what}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+fn shell_quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
+}
+
+/// The isolated environment every `ema` of this test runs in.
+fn env_of(d: &Path) -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("HOME", d.join("home")),
+        ("XDG_STATE_HOME", d.join("state")),
+        ("XDG_CONFIG_HOME", d.join("xdg-config")),
+        ("XDG_DATA_HOME", d.join("data")),
+        ("XDG_CACHE_HOME", d.join("xdg-cache")),
+    ]
+}
+
+fn ema(d: &Path, cwd: &Path, args: &[&str]) -> Run {
+    let mut c = ema_cmd();
+    c.current_dir(cwd).env("HF_HUB_OFFLINE", "1").args(args);
+    for (k, v) in env_of(d) {
+        c.env(k, v);
+    }
+    run(&mut c)
+}
+
+#[test]
+fn a_newcomer_walks_the_wizard_in_the_console() {
+    let Some(t) = tmux_test_dir() else { return };
+    let d = t.path();
+    let r = ema(d, d, &["demo", "--legacy", "--dir", "install", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let root = PathBuf::from(r.json()["legacy_dir"].as_str().unwrap());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let r = ema(
+        d,
+        &root,
+        &["migrate", "plan", "--legacy-port", &port.to_string()],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    let envs: Vec<String> = env_of(d)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", shell_quote(&v)))
+        .collect();
+    let cmd = format!(
+        "cd {} && env -u HF_TOKEN -u HUGGING_FACE_HUB_TOKEN -u EMA_CONFIG NO_COLOR=1 HF_HUB_OFFLINE=1 {} {} tui; \
+         echo EMA_EXIT=$?; sleep 30",
+        shell_quote(&root),
+        envs.join(" "),
+        shell_quote(Path::new(EMA))
+    );
+    let tmux = Tmux::start(&cmd, 120, 40);
+    tmux.wait_for("the console", Duration::from_secs(20), |s| {
+        s.contains("1 Models")
+    });
+    tmux.keys(&["5"]);
+    // The pane opens on the plan: the install, what was found, what will happen.
+    let root_s = root.display().to_string();
+    tmux.wait_for("the plan header", Duration::from_secs(10), |s| {
+        s.contains(&format!("Plan: {root_s}"))
+            && s.contains("5 model(s)")
+            && s.contains("Will: back up")
+    });
+    // System requirements: Enter runs it (done or failed by this machine's disk; either is a real run).
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("system requirements run", Duration::from_secs(30), |s| {
+        s.contains("[✓] System requirements verified")
+            || s.contains("[✗] System requirements verified")
+    });
+    // The backup asks first, then runs.
+    tmux.keys(&["j", "Enter"]);
+    tmux.wait_for("the backup's question", Duration::from_secs(10), |s| {
+        s.contains("Continue?")
+    });
+    tmux.keys(&["y"]);
+    tmux.wait_for("the backup", Duration::from_secs(60), |s| {
+        s.contains("[✓] Current system backed up")
+    });
+    // A manual step is confirmed with a note typed into the pane.
+    tmux.keys(&["j", "m"]);
+    tmux.wait_for("the note prompt", Duration::from_secs(10), |s| {
+        s.contains("done: ")
+    });
+    tmux.keys(&["-l", "reviewed with the team"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the confirmed step", Duration::from_secs(10), |s| {
+        s.contains("[✓] Migration plan reviewed") && s.contains("note: reviewed with the team")
+    });
+    tmux.quit(Duration::from_secs(10));
+
+    // The CLI reads the same state.
+    let st = ema(d, &root, &["migrate", "status", "--json"]).json();
+    let step = |id: &str| {
+        st["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(step("backup")["state"], "done");
+    assert_eq!(step("plan_reviewed")["state"], "done");
+    assert_eq!(step("plan_reviewed")["note"], "reviewed with the team");
+    assert!(
+        PathBuf::from(st["last_backup"].as_str().unwrap())
+            .join("manifest.json")
+            .is_file()
+    );
+}
