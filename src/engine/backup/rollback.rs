@@ -55,6 +55,9 @@ pub struct RollbackReport {
     pub kept_files: u64,
     pub restored_files: u64,
     pub restored_bytes: u64,
+    /// Of the restored files, those found displaced in the live tree with the backup's exact bytes (an adoption
+    /// renamed them) and moved back rather than copied.
+    pub moved_back_files: u64,
     pub removed: u64,
     /// With `verify`: every difference between the tree and the manifest after the rollback (empty = identical).
     pub verify: Option<Vec<Difference>>,
@@ -71,9 +74,20 @@ struct Plan {
     displace: Vec<Found>,
     /// The live state of every source, for the pre-rollback backup's manifest.
     live: Vec<Found>,
-    /// sha256 of live files that were hashed while planning.
+    /// sha256 of live files that were hashed while planning (kept candidates and everything displaced).
     live_sha: BTreeMap<String, String>,
+    /// Files to restore whose exact bytes (same sha256 and size) stand elsewhere in the live tree, displaced (what an
+    /// in-place adoption does: it renames files): manifest path → live path. They are moved back, not copied.
+    reuse: BTreeMap<String, String>,
     kept_files: u64,
+}
+
+/// Whether `rel` is one of `tops` or lies under one of them.
+fn under_any(tops: &BTreeSet<&str>, rel: &str) -> bool {
+    tops.contains(rel)
+        || tops
+            .iter()
+            .any(|d| rel.starts_with(d) && rel.as_bytes().get(d.len()) == Some(&b'/'))
 }
 
 /// Roll back to the state `req.backup_dir` describes.
@@ -91,6 +105,7 @@ pub fn rollback(req: &RollbackRequest) -> Result<RollbackReport> {
         kept_files: plan.kept_files,
         restored_files: 0,
         restored_bytes: 0,
+        moved_back_files: 0,
         removed: plan.displace.len() as u64,
         verify: None,
     };
@@ -102,8 +117,9 @@ pub fn rollback(req: &RollbackRequest) -> Result<RollbackReport> {
     if !plan.changes.is_empty() {
         let staged = stage(&dir, &m, &plan)?;
         let saved = save_state(&m, &dir, &plan, &req.backups_dir)?;
-        report.saved_state = Some(saved);
-        let (files, bytes) = apply(&m, &plan, staged)?;
+        report.saved_state = Some(saved.clone());
+        report.moved_back_files = plan.reuse.len() as u64;
+        let (files, bytes) = apply(&m, &plan, staged, &saved)?;
         report.restored_files = files;
         report.restored_bytes = bytes;
         remove_stale_staging(&m);
@@ -229,6 +245,7 @@ fn make_plan(dir: &Path, m: &Manifest) -> Result<Plan> {
         displace: Vec::new(),
         live: Vec::new(),
         live_sha: BTreeMap::new(),
+        reuse: BTreeMap::new(),
         kept_files: 0,
     };
     let mut candidates: Vec<(&Entry, &Found)> = Vec::new();
@@ -323,9 +340,82 @@ fn make_plan(dir: &Path, m: &Manifest) -> Result<Plan> {
         }
     }
     plan.changes.sort_by(|a, b| a.path.cmp(&b.path));
+    find_reusable(m, &mut plan, &live)?;
     plan.live = live;
     let _ = dir;
     Ok(plan)
+}
+
+/// Hash every displaced file (the pre-rollback backup records it) and pair files to restore with displaced files of
+/// the same sha256 and size: those are moved back instead of copied from the backup.
+fn find_reusable(m: &Manifest, plan: &mut Plan, live: &[Found]) -> Result<()> {
+    let tops: BTreeSet<&str> = plan.displace.iter().map(|f| f.rel.as_str()).collect();
+    let moving: Vec<&Found> = live
+        .iter()
+        .filter(|f| {
+            f.kind == EntryKind::File
+                && under_any(&tops, &f.rel)
+                && !plan.live_sha.contains_key(&f.rel)
+        })
+        .collect();
+    let jobs: Vec<HashJob> = moving
+        .iter()
+        .map(|f| HashJob {
+            path: f.abs.clone(),
+            kinds: HashKinds::SHA256,
+            size_hint: f.size,
+        })
+        .collect();
+    for (f, r) in moving
+        .iter()
+        .zip(hash_files_parallel(&jobs, default_threads(), |_, _| {}))
+    {
+        plan.live_sha
+            .insert(f.rel.clone(), r?.digests.sha256.unwrap_or_default());
+    }
+    let mut by_content: BTreeMap<(&str, u64), Vec<&str>> = BTreeMap::new();
+    for f in live
+        .iter()
+        .filter(|f| f.kind == EntryKind::File && under_any(&tops, &f.rel))
+    {
+        if let Some(sha) = plan.live_sha.get(&f.rel) {
+            by_content
+                .entry((sha.as_str(), f.size))
+                .or_default()
+                .push(f.rel.as_str());
+        }
+    }
+    let mut reuse = BTreeMap::new();
+    for e in m
+        .entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::File && plan.restore.contains(&e.path))
+    {
+        let Some(sha) = e.sha256.as_deref() else {
+            continue;
+        };
+        if let Some(rels) = by_content.get_mut(&(sha, e.size))
+            && let Some(rel) = rels.pop()
+        {
+            reuse.insert(e.path.clone(), rel.to_string());
+        }
+    }
+    for c in plan.changes.iter_mut().filter(|c| c.action == "restore") {
+        if let Some((_, live_rel)) = reuse.iter().find(|(entry, _)| {
+            m.entries
+                .iter()
+                .any(|e| &e.path == *entry && m.original_path(e) == c.path)
+        }) && let Some(f) = live.iter().find(|f| &f.rel == live_rel)
+        {
+            c.why = format!(
+                "{}; the same bytes are at {}: moved back",
+                c.why,
+                f.abs.display()
+            );
+        }
+    }
+    plan.reuse = reuse;
+    Ok(())
 }
 
 fn note_meta(plan: &mut Plan, m: &Manifest, e: &Entry, f: &Found) {
@@ -349,40 +439,73 @@ fn note_meta(plan: &mut Plan, m: &Manifest, e: &Entry, f: &Found) {
 /// Copy every file to restore into its source's staging directory, hashing the bytes written; refuse the whole
 /// rollback (exit 2, staging removed, nothing changed) when one does not match the manifest.
 fn stage(dir: &Path, m: &Manifest, plan: &Plan) -> Result<BTreeMap<String, PathBuf>> {
-    let mut staged = BTreeMap::new();
-    let result = (|| -> Result<()> {
-        for (i, e) in m
-            .entries
-            .iter()
-            .filter(|e| e.kind == EntryKind::File && plan.restore.contains(&e.path))
-            .enumerate()
-        {
-            let name = e.path.split('/').next().unwrap_or_default();
-            let sdir = staging_dir(m, name);
-            std::fs::create_dir_all(&sdir).map_err(|e| EmaError::io("cannot create", &sdir, e))?;
-            let to = sdir.join(format!("{i}"));
-            let from = m.stored_path(dir, e);
-            let reflink = fs_facts(&sdir).map(|f| f.reflink_capable).unwrap_or(false);
-            let (sha, _) = clone_hashed(&from, &to, reflink)?;
-            if Some(&sha) != e.sha256.as_ref() {
-                return Err(EmaError::Config(format!(
-                    "the backup's copy of {} ({}) does not match its manifest (sha256 {sha}, expected {}); the backup \
-                     was damaged or edited and cannot be trusted. Nothing was changed.",
-                    e.path,
-                    from.display(),
-                    e.sha256.as_deref().unwrap_or_default()
-                )));
-            }
-            apply_meta(&to, e.kind, e.mode, e.mtime_ns)?;
-            staged.insert(e.path.clone(), to);
+    let todo: Vec<(usize, &Entry)> = m
+        .entries
+        .iter()
+        .filter(|e| {
+            e.kind == EntryKind::File
+                && plan.restore.contains(&e.path)
+                && !plan.reuse.contains_key(&e.path)
+        })
+        .enumerate()
+        .collect();
+    // Files are staged on as many threads as hashing uses: each copies and hashes one file at a time.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let staged = std::sync::Mutex::new(BTreeMap::new());
+    let first_error = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..default_threads().min(todo.len()).max(1) {
+            scope.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((i, e)) = todo.get(k) else { break };
+                    if first_error.lock().map(|g| g.is_some()).unwrap_or(true) {
+                        break;
+                    }
+                    match stage_one(dir, m, *i, e) {
+                        Ok(to) => {
+                            if let Ok(mut g) = staged.lock() {
+                                g.insert(e.path.clone(), to);
+                            }
+                        }
+                        Err(err) => {
+                            if let Ok(mut g) = first_error.lock() {
+                                g.get_or_insert(err);
+                            }
+                        }
+                    }
+                }
+            });
         }
-        Ok(())
-    })();
-    if let Err(e) = result {
+    });
+    if let Some(e) = first_error.into_inner().ok().flatten() {
         remove_stale_staging(m);
         return Err(e);
     }
-    Ok(staged)
+    Ok(staged.into_inner().unwrap_or_default())
+}
+
+/// Copy one file from the backup into its source's staging directory, hashing the bytes written; a mismatch with
+/// the manifest refuses the whole rollback.
+fn stage_one(dir: &Path, m: &Manifest, i: usize, e: &Entry) -> Result<PathBuf> {
+    let name = e.path.split('/').next().unwrap_or_default();
+    let sdir = staging_dir(m, name);
+    std::fs::create_dir_all(&sdir).map_err(|e| EmaError::io("cannot create", &sdir, e))?;
+    let to = sdir.join(format!("{i}"));
+    let from = m.stored_path(dir, e);
+    let reflink = fs_facts(&sdir).map(|f| f.reflink_capable).unwrap_or(false);
+    let (sha, _) = clone_hashed(&from, &to, reflink)?;
+    if Some(&sha) != e.sha256.as_ref() {
+        return Err(EmaError::Config(format!(
+            "the backup's copy of {} ({}) does not match its manifest (sha256 {sha}, expected {}); the backup \
+             was damaged or edited and cannot be trusted. Nothing was changed.",
+            e.path,
+            from.display(),
+            e.sha256.as_deref().unwrap_or_default()
+        )));
+    }
+    apply_meta(&to, e.kind, e.mode, e.mtime_ns)?;
+    Ok(to)
 }
 
 /// Move what the rollback replaces or removes into a new backup, and write its manifest: the full live state of
@@ -393,12 +516,13 @@ fn save_state(m: &Manifest, dir: &Path, plan: &Plan, backups_dir: &Path) -> Resu
     std::fs::create_dir_all(&saved).map_err(|e| EmaError::io("cannot create", &saved, e))?;
     let displaced: BTreeSet<&str> = plan.displace.iter().map(|f| f.rel.as_str()).collect();
     let listed: BTreeMap<&str, &Entry> = m.entries.iter().map(|e| (e.path.as_str(), e)).collect();
-    let under_displaced = |rel: &str| {
-        displaced.contains(rel)
-            || displaced
-                .iter()
-                .any(|d| rel.starts_with(d) && rel.as_bytes().get(d.len()) == Some(&b'/'))
-    };
+    let under_displaced = |rel: &str| under_any(&displaced, rel);
+    // A displaced file the rollback moves back: its bytes are the first backup's copy of that entry (same sha256).
+    let moved_back: BTreeMap<&str, &Entry> = plan
+        .reuse
+        .iter()
+        .map(|(entry, live)| (live.as_str(), listed[entry.as_str()]))
+        .collect();
     let mut entries = Vec::new();
     let mut totals = Totals::default();
     for f in &plan.live {
@@ -406,7 +530,10 @@ fn save_state(m: &Manifest, dir: &Path, plan: &Plan, backups_dir: &Path) -> Resu
         let mut sha256 = None;
         let mut same_as = None;
         if f.kind == EntryKind::File {
-            if moving {
+            if let Some(e) = moved_back.get(f.rel.as_str()) {
+                sha256 = e.sha256.clone();
+                same_as = Some(m.stored_path(dir, e));
+            } else if moving {
                 sha256 = Some(match plan.live_sha.get(&f.rel) {
                     Some(s) => s.clone(),
                     None => crate::engine::integrity::hash::hash_file(&f.abs, HashKinds::SHA256)?
@@ -508,7 +635,12 @@ fn copy_subtree(f: &Found, to: &Path) -> Result<()> {
 
 /// Put every restored entry in place (manifest order: parents before children), then modes and mtimes, directories
 /// deepest first.
-fn apply(m: &Manifest, plan: &Plan, staged: BTreeMap<String, PathBuf>) -> Result<(u64, u64)> {
+fn apply(
+    m: &Manifest,
+    plan: &Plan,
+    staged: BTreeMap<String, PathBuf>,
+    saved: &Path,
+) -> Result<(u64, u64)> {
     let mut files = 0;
     let mut bytes = 0;
     for e in &m.entries {
@@ -524,9 +656,12 @@ fn apply(m: &Manifest, plan: &Plan, staged: BTreeMap<String, PathBuf>) -> Result
             },
             EntryKind::Symlink => make_symlink(e.target.as_deref().unwrap_or_default(), &at)?,
             EntryKind::File => {
-                let from = &staged[&e.path];
-                std::fs::rename(from, &at)
-                    .map_err(|err| EmaError::io("cannot move into place", &at, err))?;
+                match plan.reuse.get(&e.path) {
+                    // Moved into the saved backup with its subtree a moment ago; its hash matched this entry's.
+                    Some(live) => move_back(&saved.join(live), &at, e)?,
+                    None => std::fs::rename(&staged[&e.path], &at)
+                        .map_err(|err| EmaError::io("cannot move into place", &at, err))?,
+                }
                 files += 1;
                 bytes += e.size;
             }
@@ -548,4 +683,25 @@ fn apply(m: &Manifest, plan: &Plan, staged: BTreeMap<String, PathBuf>) -> Result
         apply_meta(&at, e.kind, e.mode, e.mtime_ns)?;
     }
     Ok((files, bytes))
+}
+
+/// Move a displaced file back to its place with the entry's mode and mtime; across filesystems, copy it (hashing,
+/// checked against the entry) and remove the saved copy.
+fn move_back(from: &Path, at: &Path, e: &Entry) -> Result<()> {
+    match std::fs::rename(from, at) {
+        Ok(()) => {}
+        Err(err) if err.raw_os_error() == Some(libc::EXDEV) => {
+            let (sha, _) = clone_hashed(from, at, false)?;
+            if Some(&sha) != e.sha256.as_ref() {
+                let _ = std::fs::remove_file(at);
+                return Err(EmaError::Integrity(format!(
+                    "{} changed while the rollback ran (sha256 {sha}); run the rollback again",
+                    from.display()
+                )));
+            }
+            let _ = std::fs::remove_file(from);
+        }
+        Err(err) => return Err(EmaError::io("cannot move back into place", at, err)),
+    }
+    apply_meta(at, e.kind, e.mode, e.mtime_ns)
 }

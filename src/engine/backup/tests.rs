@@ -197,6 +197,38 @@ fn rollback_restores_every_entry_and_its_saved_state_undoes_it() {
 }
 
 #[test]
+fn files_an_adoption_renamed_are_moved_back_not_copied_and_the_undo_still_works() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("app");
+    legacy(&root);
+    let original = snapshot(&root);
+    let dest = t.path().join("bk/b");
+    backup(&root, &dest);
+    // What migrate-models does: the folder renamed into the store layout, a sidecar written.
+    std::fs::rename(root.join("models/org--name"), root.join("models/adopted")).unwrap();
+    std::fs::write(root.join("models/adopted.metadata.json"), b"{}").unwrap();
+    let adopted = snapshot(&root);
+    let weights = root.join("models/adopted/model.safetensors");
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&weights).unwrap());
+    let backups = t.path().join("bk");
+    let r = rollback::rollback(&req(&dest, &backups, true, false)).unwrap();
+    assert_eq!(r.verify.as_deref(), Some(&[][..]), "{:?}", r.verify);
+    assert_eq!(r.moved_back_files, 3, "{r:?}");
+    assert_eq!(snapshot(&root), original);
+    let back = root.join("models/org--name/model.safetensors");
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&back).unwrap()),
+        inode,
+        "the same file, renamed back: no bytes copied"
+    );
+    // The saved state refers to the first backup for what was moved back, and undoes the rollback.
+    let undo =
+        rollback::rollback(&req(r.saved_state.as_ref().unwrap(), &backups, true, false)).unwrap();
+    assert_eq!(undo.verify.as_deref(), Some(&[][..]), "{:?}", undo.verify);
+    assert_eq!(snapshot(&root), adopted);
+}
+
+#[test]
 fn undoing_a_rollback_removes_what_it_recreated() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("app");
