@@ -232,7 +232,9 @@ pub const STEPS: &[StepDef] = &[
         "features_working",
         PostMigration,
         "Enhanced features working",
-        "Needs the self-test of enhanced features (`ema test-enhanced-features`), not built yet: reported as such.",
+        "Needs the self-test of enhanced features (`ema test-enhanced-features`) with its built-in sample hub, \
+         which the wizard cannot start yet: reported as blocked, never as a pass; run that command by hand \
+         meanwhile.",
     ),
     step(
         Automatic,

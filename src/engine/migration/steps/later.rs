@@ -50,9 +50,10 @@ pub(super) fn api_responding() -> StepOutcome {
 
 pub(super) fn features_working() -> StepOutcome {
     StepOutcome::blocked(
-        "not built yet: the self-test of enhanced features (`ema test-enhanced-features`) does not exist yet; until \
-         then try a download, a verification and a repair from the console",
-        vec![],
+        "not wired yet: the wizard cannot start the built-in sample hub the self-test needs; run `ema \
+         test-enhanced-features` (an interrupted download resumed, verify, corrupt-and-repair, the health monitor; \
+         fallback and analytics are issue 13), then retry this step once it is wired",
+        vec!["ema test-enhanced-features".into()],
     )
 }
 
