@@ -84,13 +84,19 @@ fn every_automatic_step_does_real_work_on_a_legacy_install() {
     for s in [
         "services_started",
         "api_responding",
-        "features_working",
         "monitoring_configured",
     ] {
         let r = run(&w, s);
         assert_eq!(r.state, StepState::Blocked, "{r:?}");
         assert!(r.details.unwrap().contains("not built yet"));
     }
+    let r = run(&w, "features_working");
+    assert_eq!(r.state, StepState::Blocked, "{r:?}");
+    assert!(
+        r.details
+            .unwrap()
+            .contains("run `ema test-enhanced-features`")
+    );
     for s in [
         "basic_functionality",
         "models_accessible",
