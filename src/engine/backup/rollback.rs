@@ -386,10 +386,11 @@ fn find_reusable(m: &Manifest, plan: &mut Plan, live: &[Found]) -> Result<()> {
         }
     }
     let mut reuse = BTreeMap::new();
+    // Empty files are recreated: pairing them would only move unrelated empty files about.
     for e in m
         .entries
         .iter()
-        .filter(|e| e.kind == EntryKind::File && plan.restore.contains(&e.path))
+        .filter(|e| e.kind == EntryKind::File && e.size > 0 && plan.restore.contains(&e.path))
     {
         let Some(sha) = e.sha256.as_deref() else {
             continue;
