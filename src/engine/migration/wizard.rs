@@ -130,7 +130,17 @@ impl Wizard {
     /// The run lock: one step at a time; says who runs one when it is taken.
     fn run_lock(&self) -> Result<Lock> {
         let (mut f, p) = self.open_lock(RUN_LOCK)?;
-        if !matches!(FileExt::try_lock_exclusive(&f), Ok(true)) {
+        // A child process forked by another thread of this process shares the lock's open file until it execs: wait
+        // a moment (bounded) before calling the lock taken; a real concurrent step holds it for far longer.
+        let mut locked = false;
+        for _ in 0..40 {
+            locked = matches!(FileExt::try_lock_exclusive(&f), Ok(true));
+            if locked {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if !locked {
             let holder = std::fs::read_to_string(&p).unwrap_or_default();
             return Err(EmaError::Other(format!(
                 "another migration step is running ({}); wait for it to finish",
