@@ -15,6 +15,7 @@ fn env() -> RunEnv {
             searched: vec![],
         },
         hub: None,
+        sample_hub: None,
     }
 }
 
