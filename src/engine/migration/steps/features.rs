@@ -68,7 +68,10 @@ pub(super) fn features_working(ctx: &MigrationContext) -> Result<StepOutcome> {
             if not_built.is_empty() {
                 String::new()
             } else {
-                format!("; not built yet (issue 13), not counted: {}", not_built.join(", "))
+                format!(
+                    "; not built yet (issue 13), not counted: {}",
+                    not_built.join(", ")
+                )
             }
         ),
         log,
