@@ -270,3 +270,59 @@ fn services_stopped_names_a_listener_and_a_process_holding_a_model_file() {
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.contains("nothing listens on port"), "{}", r.stdout);
 }
+
+#[test]
+fn features_working_runs_the_enhanced_feature_self_test_against_the_sample_hub() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let root = planned(d, free_port());
+    let r = ema(d, &root, &["migrate", "run", "features_working", "--json"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let rec = r.json();
+    assert_eq!(rec["state"], "done", "{}", r.stdout);
+    let details = rec["details"].as_str().unwrap();
+    assert!(
+        details.contains("http://127.0.0.1:") && details.contains("not built yet (issue 13)"),
+        "{details}"
+    );
+    let log: Vec<String> = rec["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["text"].as_str().unwrap().to_string())
+        .collect();
+    // One line per proof, in order, each with its detail and figures.
+    for (status, proof) in [
+        ("passed", "temporary_store"),
+        ("passed", "sample_hub_store"),
+        ("passed", "sample_hub"),
+        ("passed", "download_resume"),
+        ("passed", "verify"),
+        ("passed", "corrupt_and_repair"),
+        ("passed", "health_monitoring"),
+        ("not built", "intelligent_fallback"),
+        ("not built", "usage_analytics"),
+    ] {
+        let line = log
+            .iter()
+            .find(|l| l.starts_with(&format!("{status} {proof}: ")))
+            .unwrap_or_else(|| panic!("no {status} {proof} in {log:#?}"));
+        if status == "passed" {
+            assert!(line.contains("seconds="), "{line}");
+        }
+    }
+    assert!(
+        log.iter()
+            .any(|l| l.contains("download_resume") && l.contains("bytes_fetched_again=0")),
+        "{log:#?}"
+    );
+    // The temporary store is gone; the legacy install was not touched by the test.
+    let ws = log
+        .iter()
+        .find_map(|l| l.split("path=").nth(1))
+        .map(|p| p.split([',', ']']).next().unwrap().to_string())
+        .unwrap();
+    assert!(!Path::new(&ws).exists(), "{ws} left behind");
+    let st = ema(d, &root, &["migrate", "status", "--json"]).json();
+    assert_eq!(state_of(&st, "features_working"), "done");
+}

@@ -149,7 +149,13 @@ pub fn run(args: DemoArgs, ctx: &Ctx) -> Result<i32> {
     let result = if headless {
         headless_demo(ctx, &loaded, hub_env, &samples, &dir)
     } else {
-        crate::tui::run_console_with(loaded, Some(config_path.clone()), args.theme, hub_env)
+        crate::tui::run_console_with(
+            loaded,
+            Some(config_path.clone()),
+            args.theme,
+            hub_env,
+            Some(crate::server::sample_hub::starter()),
+        )
     };
     let _ = stop_tx.send(());
     let _ = hub_thread.join();

@@ -106,6 +106,7 @@ fn run_env(ctx: &Ctx) -> Result<RunEnv> {
     Ok(RunEnv {
         loaded: ctx.load_config()?,
         hub: (!env.offline).then_some(env),
+        sample_hub: Some(crate::server::sample_hub::starter()),
     })
 }
 

@@ -1,14 +1,13 @@
 //! `ema test-installation` and `ema test-enhanced-features`: self-tests on this machine. A temporary store, the
-//! built-in sample hub served on loopback (the mirror's code, as `ema demo` does), then the engine's proofs
-//! (`engine::selftest`) — progress on stderr, the proofs as a table or one JSON document.
+//! built-in sample hub served on loopback (`server::sample_hub`, the mirror's code), then the engine's proofs
+//! (`engine::selftest::run_blocking`) — progress on stderr, the proofs as a table or one JSON document.
 
 use clap::Args;
 use serde_json::json;
 
-use crate::engine::error::{EmaError, Result};
-use crate::engine::selftest::{self, Ask, Proof, ProofStatus, SelfTestPlan};
-use crate::server::mirror::Mirror;
-use crate::server::options::MirrorOptions;
+use crate::engine::error::Result;
+use crate::engine::selftest::{self, Ask, ProofStatus, SelfTestPlan};
+use crate::server::sample_hub;
 
 use super::Ctx;
 
@@ -82,80 +81,8 @@ pub fn test_enhanced_features(a: TestEnhancedFeaturesArgs, ctx: &Ctx) -> Result<
 
 fn run(command: &str, plan: &SelfTestPlan, ctx: &Ctx) -> Result<i32> {
     let progress = |m: &str| eprintln!("{command}: {m}");
-    // Only features that are not built yet asked for: nothing to set up.
-    let (mut proofs, ws) = if plan.needs_hub() {
-        selftest::prepare(&progress)
-    } else {
-        (Vec::new(), None)
-    };
-    let mut endpoint = None;
-    let workspace = ws.as_ref().map(|w| w.path().to_path_buf());
-    match &ws {
-        None if !plan.needs_hub() => proofs.extend(selftest::not_run_all(plan, "")),
-        None => proofs.extend(selftest::not_run_all(
-            plan,
-            "needs the temporary store, which could not be set up",
-        )),
-        Some(ws) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| EmaError::Other(format!("cannot start the async runtime: {e}")))?;
-            rt.block_on(async {
-                let started = std::time::Instant::now();
-                let p = Proof::new("sample_hub", "the built-in sample hub answers on loopback");
-                progress("starting the built-in sample hub on 127.0.0.1");
-                let served = match tokio::net::TcpListener::bind(("127.0.0.1", 0)).await {
-                    Ok(l) => Mirror::start(&ws.hub_dir, MirrorOptions::default(), l).await,
-                    Err(e) => Err(EmaError::Other(format!(
-                        "cannot listen on 127.0.0.1 for the sample hub: {e}"
-                    ))),
-                };
-                match served {
-                    Ok((mirror, handle)) => {
-                        let url = handle.url();
-                        let served = mirror.models();
-                        let skipped = mirror.skipped();
-                        if served.len() == ws.samples.len() && skipped.is_empty() {
-                            proofs.push(
-                                p.fig("endpoint", url.as_str())
-                                    .fig("models", served.len())
-                                    .passed(
-                                        started,
-                                        format!(
-                                            "{url} serves the {} sample models over the Hugging Face Hub protocol",
-                                            served.len()
-                                        ),
-                                    ),
-                            );
-                            proofs.extend(selftest::run(ws, &url, plan, &progress).await);
-                        } else {
-                            let why = format!(
-                                "the sample hub serves {} of {} models (skipped: {})",
-                                served.len(),
-                                ws.samples.len(),
-                                skipped
-                                    .iter()
-                                    .map(|s| format!("{}: {}", s.repo_id, s.reason))
-                                    .collect::<Vec<_>>()
-                                    .join("; ")
-                            );
-                            proofs.push(p.failed(started, why));
-                            proofs.extend(selftest::not_run_all(plan, "needs the sample hub"));
-                        }
-                        endpoint = Some(url);
-                        handle.shutdown().await;
-                    }
-                    Err(e) => {
-                        proofs.push(p.failed(started, e.to_string()));
-                        proofs.extend(selftest::not_run_all(plan, "needs the sample hub"));
-                    }
-                }
-            });
-            rt.shutdown_timeout(std::time::Duration::from_secs(2));
-        }
-    }
-    drop(ws);
+    let report = selftest::run_blocking(plan, &sample_hub::starter(), &progress)?;
+    let (proofs, workspace, endpoint) = (report.proofs, report.workspace, report.endpoint);
     let (ok, code) = selftest::verdict(&proofs);
     let count = |s: ProofStatus| proofs.iter().filter(|p| p.status == s).count();
     let summary = json!({

@@ -19,5 +19,10 @@ pub fn run(args: TuiArgs, ctx: &Ctx) -> Result<i32> {
         ));
     }
     let loaded = ctx.load_config()?;
-    crate::tui::run_console(loaded, ctx.config_flag.clone(), args.theme)
+    crate::tui::run_console(
+        loaded,
+        ctx.config_flag.clone(),
+        args.theme,
+        Some(crate::server::sample_hub::starter()),
+    )
 }

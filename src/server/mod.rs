@@ -10,12 +10,13 @@
 //!
 //! Fault injection ([`faults`]) is test support: `router()` wraps the app in its layer only when
 //! [`MirrorOptions::faults`] holds a plan; no route imports it. [`mirror::Mirror`] loads the state and serves the
-//! app on listeners.
+//! app on listeners; [`sample_hub`] serves a sample store on loopback from a runtime of its own (the self-tests).
 
 pub mod faults;
 pub(crate) mod hub;
 pub mod mirror;
 pub mod options;
+pub mod sample_hub;
 pub(crate) mod state;
 
 use std::sync::Arc;

@@ -102,6 +102,8 @@ struct Inner {
     loaded: LoadedConfig,
     /// The migration wizard (ema's state directory), None when there is no home directory to keep it in.
     wizard: Option<Wizard>,
+    /// Starts the sample hub for "Enhanced features working": handed in by the CLI (the console never serves HTTP).
+    sample_hub: std::sync::OnceLock<migration::SampleHubStarter>,
     /// The watch list: the configuration's, plus what the operator added in the console.
     wanted: std::sync::Mutex<Vec<String>>,
 }
@@ -121,8 +123,15 @@ impl EngineBackend {
                 engine,
                 loaded,
                 wizard,
+                sample_hub: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// The sample hub starter the wizard's "Enhanced features working" runs with (set once, by the face that
+    /// opens the console; without it that step is blocked, saying so).
+    pub fn set_sample_hub(&self, starter: migration::SampleHubStarter) {
+        let _ = self.inner.sample_hub.set(starter);
     }
 
     fn wizard(&self) -> Result<Wizard> {
@@ -136,6 +145,7 @@ impl EngineBackend {
         migration::RunEnv {
             loaded: self.inner.loaded.clone(),
             hub: (!hub.offline).then_some(hub),
+            sample_hub: self.inner.sample_hub.get().cloned(),
         }
     }
 

@@ -31,6 +31,7 @@ use crate::engine::Engine;
 use crate::engine::config::LoadedConfig;
 use crate::engine::config::hub_env::HubEnv;
 use crate::engine::error::{EmaError, Result, exit};
+use crate::engine::migration::SampleHubStarter;
 
 use app::App;
 use bridge::{ConsoleBackend, EngineBackend};
@@ -77,16 +78,26 @@ pub fn run_console(
     loaded: LoadedConfig,
     config_flag: Option<PathBuf>,
     theme_flag: Option<String>,
+    sample_hub: Option<SampleHubStarter>,
 ) -> Result<i32> {
-    run_console_with(loaded, config_flag, theme_flag, HubEnv::from_env())
+    run_console_with(
+        loaded,
+        config_flag,
+        theme_flag,
+        HubEnv::from_env(),
+        sample_hub,
+    )
 }
 
-/// Open the console against an explicit hub (`ema demo` points it at its built-in local hub).
+/// Open the console against an explicit hub (`ema demo` points it at its built-in local hub). `sample_hub`: the
+/// starter the Migration pane's "Enhanced features working" serves its sample hub with (the CLI hands in
+/// `server::sample_hub`'s; the console never serves HTTP itself).
 pub fn run_console_with(
     loaded: LoadedConfig,
     config_flag: Option<PathBuf>,
     theme_flag: Option<String>,
     hub_env: HubEnv,
+    sample_hub: Option<SampleHubStarter>,
 ) -> Result<i32> {
     // A bad theme is a usage error whether or not there is a terminal.
     let theme_name = theme_flag.unwrap_or_else(|| loaded.config.ui.theme.clone());
@@ -110,6 +121,9 @@ pub fn run_console_with(
     let result = rt.block_on(async move {
         let engine = Engine::new(loaded.config.clone(), hub_env)?;
         let backend = Arc::new(EngineBackend::new(engine, loaded, config_flag));
+        if let Some(s) = sample_hub {
+            backend.set_sample_hub(s);
+        }
         let state = initial_state(backend.as_ref()).await?;
         let mut app = App::new(state, theme);
 

@@ -232,9 +232,10 @@ pub const STEPS: &[StepDef] = &[
         "features_working",
         PostMigration,
         "Enhanced features working",
-        "Needs the self-test of enhanced features (`ema test-enhanced-features`) with its built-in sample hub, \
-         which the wizard cannot start yet: reported as blocked, never as a pass; run that command by hand \
-         meanwhile.",
+        "Runs the enhanced-feature self-test (`ema test-enhanced-features`) in a temporary store against the \
+         built-in sample hub the face serves on loopback: an interrupted download resumed, verified, a flipped byte \
+         repaired, the health monitor catching and repairing a corrupted file; one log line per proof. Fallback and \
+         analytics are not built yet (issue 13) and do not fail it; blocked when the face provides no sample hub.",
     ),
     step(
         Automatic,

@@ -1,5 +1,6 @@
 //! What a step runner gets ([`MigrationContext`]: the recorded plan, the configuration in force, the hub, the
-//! backup made earlier) and what it gives back ([`StepOutcome`] with its [`Verdict`], recorded by the checklist).
+//! face's sample hub starter, the backup made earlier) and what it gives back ([`StepOutcome`] with its
+//! [`Verdict`], recorded by the checklist).
 
 use std::path::PathBuf;
 
@@ -9,6 +10,7 @@ use super::plan::MigrationPlan;
 use crate::engine::config::LoadedConfig;
 use crate::engine::config::hub_env::HubEnv;
 use crate::engine::error::Result;
+use crate::engine::selftest::SampleHubStarter;
 
 /// What the runners need.
 #[derive(Debug, Clone)]
@@ -20,6 +22,9 @@ pub struct MigrationContext {
     pub loaded: LoadedConfig,
     /// The hub to check against (`HF_ENDPOINT`); None when offline.
     pub hub: Option<HubEnv>,
+    /// Starts the built-in sample hub the enhanced-feature proofs download from — provided by the face: the engine
+    /// cannot serve HTTP. None when the face did not provide one.
+    pub sample_hub: Option<SampleHubStarter>,
     /// The backup made by "Current system backed up", if any.
     pub last_backup: Option<PathBuf>,
 }

@@ -28,5 +28,8 @@ pub use plan::{DEFAULT_LEGACY_PORT, MigrationPlan, Mode, PlanRequest, PlannedMod
 pub use steps::{Holder, listeners_on, open_under, run_step};
 pub use wizard::{Next, RunEnv, Wizard, default_dir};
 
+/// The hook a face provides so "Enhanced features working" can serve its sample hub (the engine cannot serve HTTP).
+pub use crate::engine::selftest::{SampleHub, SampleHubStarter};
+
 #[cfg(test)]
 mod tests;

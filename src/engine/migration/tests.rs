@@ -15,6 +15,7 @@ fn env() -> RunEnv {
             searched: vec![],
         },
         hub: None,
+        sample_hub: None,
     }
 }
 
@@ -168,4 +169,42 @@ fn database_not_applicable_without_db_or_usage_log_and_bad_plans_refused() {
     assert_eq!(run(&w, "services_stopped").state, StepState::Done);
     w.confirm("plan_reviewed", "read", false).unwrap();
     assert_eq!(run(&w, "database_migrated").state, StepState::NotApplicable);
+}
+
+#[test]
+fn features_working_fails_with_the_hub_s_reason_when_the_face_s_starter_fails() {
+    let d = tempfile::tempdir().unwrap();
+    let w = planned(d.path());
+    let mut e = env();
+    e.sample_hub = Some(SampleHubStarter::new(|store: &Path| {
+        assert!(
+            store.is_dir(),
+            "the sample hub store exists before the hub starts"
+        );
+        Err(crate::engine::error::EmaError::Other(
+            "cannot listen on 127.0.0.1 for the sample hub: refused by this test".into(),
+        ))
+    }));
+    let r = w.run("features_working", &e).unwrap();
+    assert_eq!(r.state, StepState::Failed, "{r:?}");
+    let details = r.details.clone().unwrap();
+    assert!(
+        details.contains("sample_hub") && details.contains("refused by this test"),
+        "{details}"
+    );
+    let log: Vec<&str> = r.log.iter().map(|l| l.text.as_str()).collect();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("passed temporary_store: ")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter().any(|l| l.starts_with("failed sample_hub: ")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("not run download_resume: ")),
+        "{log:?}"
+    );
 }

@@ -21,6 +21,7 @@ use crate::engine::atomic::lock_held;
 use crate::engine::config::LoadedConfig;
 use crate::engine::config::hub_env::HubEnv;
 use crate::engine::error::{EmaError, Result};
+use crate::engine::selftest::SampleHubStarter;
 use crate::engine::store::now_rfc3339;
 
 /// Held while a step runs (one step at a time, across processes); a step recorded `running` while nobody holds it
@@ -42,11 +43,14 @@ pub fn default_dir() -> Result<PathBuf> {
         .join("migration"))
 }
 
-/// What a face passes to run steps: its configuration and hub.
+/// What a face passes to run steps: its configuration, its hub and its sample hub starter.
 #[derive(Debug, Clone)]
 pub struct RunEnv {
     pub loaded: LoadedConfig,
     pub hub: Option<HubEnv>,
+    /// Starts the built-in sample hub "Enhanced features working" tests against — provided by the face: the engine
+    /// cannot serve HTTP. None: that step is blocked, saying so.
+    pub sample_hub: Option<SampleHubStarter>,
 }
 
 /// What `next` did.
@@ -249,6 +253,7 @@ impl Wizard {
             plan,
             loaded: env.loaded.clone(),
             hub: env.hub.clone(),
+            sample_hub: env.sample_hub.clone(),
             last_backup,
         };
         let outcome = run_guarded(step, &ctx);

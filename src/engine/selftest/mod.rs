@@ -1,18 +1,22 @@
-//! Self-tests on this machine (`ema test-installation`, `ema test-enhanced-features`): real work in a temporary
-//! store against a hub the caller serves — the CLI serves the built-in sample hub on loopback, since the engine
-//! never imports the server. Each proof reports what it proved with its figures; a feature that does not exist yet
-//! is reported as not built, never as a pass.
+//! Self-tests on this machine (`ema test-installation`, `ema test-enhanced-features`, the migration wizard's
+//! "Enhanced features working"): real work in a temporary store against a sample hub a face serves on loopback
+//! through the [`SampleHubStarter`] hook, since the engine never imports the server. Each proof
+//! reports what it proved with its figures; a feature that does not exist yet is reported as not built, never as
+//! a pass.
 //!
 //! - `proof.rs`: [`Proof`], [`SelfTestPlan`], the verdict and exit code.
 //! - `workspace.rs`: the temporary folder, the sample hub's store, the flipped byte.
 //! - `install.rs`: interrupted-and-resumed download, verification, corruption and repair, every sample model.
+//! - `hub.rs`: the [`SampleHub`] hook a face provides and [`run_blocking`] (workspace, hub, proofs).
 //! - `health.rs`: the health monitor catching, alerting on and repairing a corrupted file.
 
 pub mod health;
+pub mod hub;
 pub mod install;
 pub mod proof;
 pub mod workspace;
 
+pub use hub::{RunReport, SampleHub, SampleHubStarter, StartSampleHub, run_blocking};
 pub use proof::{Ask, Proof, ProofStatus, SelfTestPlan, verdict};
 pub use workspace::{Workspace, prepare};
 

@@ -1,6 +1,5 @@
 //! Steps whose engine work depends on parts of ema that are not built yet (the analytics import, the API server,
-//! the enhanced-features self-test, monitoring): each says exactly what is missing — a blocked outcome, never a
-//! pass — except "Database migrated", which is honestly not applicable when there is no database or usage log.
+//! monitoring): each says exactly what is missing — a blocked outcome, never a pass — except "Database migrated", which is honestly not applicable when there is no database or usage log.
 
 use crate::engine::migration::context::{MigrationContext, StepOutcome};
 
@@ -45,15 +44,6 @@ pub(super) fn api_responding() -> StepOutcome {
     StepOutcome::blocked(
         "not built yet: ema's REST API (/api/v1/models/…) does not exist yet, so there are no endpoints to check",
         vec![],
-    )
-}
-
-pub(super) fn features_working() -> StepOutcome {
-    StepOutcome::blocked(
-        "not wired yet: the wizard cannot start the built-in sample hub the self-test needs; run `ema \
-         test-enhanced-features` (an interrupted download resumed, verify, corrupt-and-repair, the health monitor; \
-         fallback and analytics are issue 13), then retry this step once it is wired",
-        vec!["ema test-enhanced-features".into()],
     )
 }
 

@@ -4,6 +4,7 @@
 
 mod backup;
 mod config;
+mod features;
 mod later;
 mod models;
 mod services;
@@ -29,7 +30,7 @@ pub fn run_step(id: &str, ctx: &MigrationContext) -> StepOutcome {
         "basic_functionality" => StepOutcome::from_result(models::basic_functionality(ctx)),
         "models_accessible" => StepOutcome::from_result(models::models_accessible(ctx)),
         "api_responding" => later::api_responding(),
-        "features_working" => later::features_working(),
+        "features_working" => StepOutcome::from_result(features::features_working(ctx)),
         "performance_acceptable" => StepOutcome::from_result(models::performance_acceptable(ctx)),
         "monitoring_configured" => later::monitoring_configured(),
         "rollback_verified" => StepOutcome::from_result(backup::rollback_verified(ctx)),
