@@ -8,4 +8,5 @@ pub mod data;
 pub mod http;
 pub mod hub;
 pub mod store;
+pub mod tmux;
 pub mod wait;
