@@ -77,15 +77,8 @@ pub struct Lock {
 /// Take the adoption lock of `models_dir`, or say who holds it.
 pub fn lock(models_dir: &Path) -> Result<Lock> {
     let dir = migration_dir(models_dir);
-    std::fs::create_dir_all(&dir).map_err(|e| EmaError::io("cannot create", &dir, e))?;
     let p = dir.join("migrate-models.lock");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&p)
-        .map_err(|e| EmaError::io("cannot open", &p, e))?;
+    let mut f = crate::engine::atomic::open_lock_file(&p)?;
     match FileExt::try_lock_exclusive(&f) {
         Ok(true) => {}
         _ => {

@@ -111,16 +111,8 @@ impl Wizard {
     }
 
     fn open_lock(&self, name: &str) -> Result<(std::fs::File, PathBuf)> {
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| EmaError::io("cannot create", &self.dir, e))?;
         let p = self.dir.join(name);
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&p)
-            .map_err(|e| EmaError::io("cannot open", &p, e))?;
+        let f = crate::engine::atomic::open_lock_file(&p)?;
         Ok((f, p))
     }
 

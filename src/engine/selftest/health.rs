@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::install::{STEP_TIMEOUT, fetched_in, largest_file, proof_engine};
-use super::proof::{Progress, Proof, round3};
+use super::proof::{Progress, Proof, attempt, round3};
 use super::workspace::{Workspace, flip_byte};
 use crate::engine::download::DownloadOptions;
 use crate::engine::download::disk::human_bytes;
@@ -21,15 +21,12 @@ use crate::engine::store::RepoId;
 pub const HEALTH_MODEL: &str = "ema-demo/tiny-gpt";
 
 pub async fn health_monitoring(ws: &Workspace, endpoint: &str, progress: Progress<'_>) -> Proof {
-    let started = Instant::now();
-    let p = Proof::new(
+    attempt(
         "health_monitoring",
         "the health monitor detects a corrupted file, alerts and repairs it",
-    );
-    match run(ws, endpoint, progress, p.clone(), started).await {
-        Ok(p) => p,
-        Err(e) => p.failed(started, e.to_string()),
-    }
+        |p, started| run(ws, endpoint, progress, p, started),
+    )
+    .await
 }
 
 async fn run(

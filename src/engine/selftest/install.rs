@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
-use super::proof::{Progress, Proof, round3};
+use super::proof::{Progress, Proof, attempt, round3};
 use super::workspace::{Workspace, flip_byte};
 use crate::engine::Engine;
 use crate::engine::config::Config;
@@ -62,15 +62,12 @@ fn mb_per_s(bytes: u64, secs: f64) -> f64 {
 /// manager: every connection is dropped, the partial files and their progress are kept), check that nothing moves
 /// while paused, resume it and compare the bytes fetched with the model's size.
 pub async fn download_resume(ws: &Workspace, endpoint: &str, progress: Progress<'_>) -> Proof {
-    let started = Instant::now();
-    let p = Proof::new(
+    attempt(
         "download_resume",
         "a download interrupted mid-transfer resumes where it stopped",
-    );
-    match download_resume_inner(ws, endpoint, progress, p.clone(), started).await {
-        Ok(p) => p,
-        Err(e) => p.failed(started, e.to_string()),
-    }
+        |p, started| download_resume_inner(ws, endpoint, progress, p, started),
+    )
+    .await
 }
 
 async fn download_resume_inner(

@@ -93,6 +93,21 @@ impl Proof {
     }
 }
 
+/// Run one proof: `body` gets the fresh proof and its start time and returns it passed or failed; an error it returns
+/// fails the proof with the error as the detail.
+pub async fn attempt<F, Fut>(name: &'static str, title: &'static str, body: F) -> Proof
+where
+    F: FnOnce(Proof, Instant) -> Fut,
+    Fut: std::future::Future<Output = crate::engine::error::Result<Proof>>,
+{
+    let started = Instant::now();
+    let p = Proof::new(name, title);
+    match body(p.clone(), started).await {
+        Ok(p) => p,
+        Err(e) => p.failed(started, e.to_string()),
+    }
+}
+
 /// Seconds rounded to milliseconds, for figures.
 pub fn round3(s: f64) -> f64 {
     (s * 1000.0).round() / 1000.0
