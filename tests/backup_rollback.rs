@@ -1,14 +1,15 @@
 //! `ema backup` and `ema rollback` through the real binary: reflink clones on a real XFS image, the copy path on
 //! the ordinary filesystem, a rollback killed at many moments and re-run, and bad backups refused.
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use support::data::snapshot;
 
 fn ema(args: &[&str], home: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ema"))
@@ -61,43 +62,6 @@ fn legacy(root: &Path, weights_mib: usize) {
     )
     .unwrap();
     std::fs::write(root.join("models.db"), b"SQLite format 3\0").unwrap();
-}
-
-/// Every entry: path → type, mode, size, sha256, link target, file mtime (ns).
-fn snapshot(root: &Path) -> BTreeMap<String, String> {
-    fn walk(dir: &Path, rel: &str, out: &mut BTreeMap<String, String>) {
-        let mut names: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        names.sort();
-        for n in names {
-            let p = dir.join(&n);
-            let r = format!("{rel}/{}", n.to_string_lossy());
-            let md = std::fs::symlink_metadata(&p).unwrap();
-            use std::os::unix::fs::MetadataExt;
-            let v = if md.file_type().is_symlink() {
-                format!("link {:?}", std::fs::read_link(&p).unwrap())
-            } else if md.is_dir() {
-                format!("dir {:o}", md.mode() & 0o7777)
-            } else {
-                format!(
-                    "file {:o} {} {} {}",
-                    md.mode() & 0o7777,
-                    md.len(),
-                    hex::encode(Sha256::digest(std::fs::read(&p).unwrap())),
-                    md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128
-                )
-            };
-            out.insert(r.clone(), v);
-            if md.is_dir() && !md.file_type().is_symlink() {
-                walk(&p, &r, out);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, "", &mut out);
-    out
 }
 
 /// What an in-place migration does to the tree: files moved to new names, a byte flipped, files added.

@@ -7,7 +7,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -16,10 +15,9 @@ use ema::engine::integrity::hash::git_blob_sha1;
 use ema::engine::legacy::sample::{COMMIT_MAIN, legacy_install};
 use ema::server::faults::Fault;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use support::cli::{Run, ema_cmd, run};
-use support::data::find_in;
+use support::data::{find_in, snapshot};
 use support::hub::BlockingHub;
 use support::wait::wait_for;
 
@@ -54,42 +52,6 @@ impl Operator {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// Every entry under `root`, not following links: path → type, mode, size, sha256, link target, file mtime (ns).
-fn snapshot(root: &Path) -> BTreeMap<String, String> {
-    fn walk(dir: &Path, rel: &str, out: &mut BTreeMap<String, String>) {
-        let mut names: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        names.sort();
-        for n in names {
-            let p = dir.join(&n);
-            let r = format!("{rel}/{}", n.to_string_lossy());
-            let md = std::fs::symlink_metadata(&p).unwrap();
-            let v = if md.file_type().is_symlink() {
-                format!("link {:?}", std::fs::read_link(&p).unwrap())
-            } else if md.is_dir() {
-                format!("dir {:o}", md.mode() & 0o7777)
-            } else {
-                format!(
-                    "file {:o} {} {} {}",
-                    md.mode() & 0o7777,
-                    md.len(),
-                    hex::encode(Sha256::digest(std::fs::read(&p).unwrap())),
-                    md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128
-                )
-            };
-            out.insert(r.clone(), v);
-            if md.is_dir() {
-                walk(&p, &r, out);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, "", &mut out);
-    out
 }
 
 /// A store as content: every entry outside `.ema/migration/` with its type and bytes; sidecars as JSON with their

@@ -52,6 +52,43 @@ pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// Every entry under `root`, not following links: path → type, mode, size, sha256, link target, file mtime (ns).
+pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
+    fn walk(dir: &Path, rel: &str, out: &mut BTreeMap<String, String>) {
+        use std::os::unix::fs::MetadataExt;
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        for n in names {
+            let p = dir.join(&n);
+            let r = format!("{rel}/{}", n.to_string_lossy());
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            let v = if md.file_type().is_symlink() {
+                format!("link {:?}", std::fs::read_link(&p).unwrap())
+            } else if md.is_dir() {
+                format!("dir {:o}", md.mode() & 0o7777)
+            } else {
+                format!(
+                    "file {:o} {} {} {}",
+                    md.mode() & 0o7777,
+                    md.len(),
+                    sha256_hex(&std::fs::read(&p).unwrap()),
+                    md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128
+                )
+            };
+            out.insert(r.clone(), v);
+            if md.is_dir() && !md.file_type().is_symlink() {
+                walk(&p, &r, out);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, "", &mut out);
+    out
+}
+
 /// The element of the JSON array `list` whose `key` is `value` (there must be one).
 pub fn find_in<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
     list.as_array()
