@@ -89,6 +89,35 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
     out
 }
 
+/// Edit by hand the first entry of the backup manifest at `path` that `pick` selects (there must be one), and
+/// write the manifest back; returns its text as it was.
+pub fn edit_manifest_entry(
+    path: &Path,
+    pick: impl Fn(&Value) -> bool,
+    edit: impl FnOnce(&mut Value),
+) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    let e = v["entries"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|e| pick(e))
+        .unwrap();
+    edit(e);
+    std::fs::write(path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    text
+}
+
+/// How many elements of the JSON array `list` have `key` equal to `value`.
+pub fn count_in(list: &Value, key: &str, value: &str) -> usize {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e[key] == value)
+        .count()
+}
+
 /// The element of the JSON array `list` whose `key` is `value` (there must be one).
 pub fn find_in<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
     list.as_array()
