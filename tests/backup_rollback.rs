@@ -57,11 +57,8 @@ fn fallocate(path: &Path, len: u64) {
         .arg(path)
         .output()
         .unwrap();
-    assert!(
-        o.status.success(),
-        "fallocate: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "fallocate: {err}");
 }
 
 fn json(o: &Output) -> Value {
@@ -105,6 +102,14 @@ fn legacy(root: &Path, weights_mib: usize) {
     std::fs::write(root.join("models.db"), b"SQLite format 3\0").unwrap();
 }
 
+/// A temp dir holding a legacy install at `app` (see [`legacy`]).
+fn legacy_in_tempdir(weights_mib: usize) -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("app");
+    legacy(&root, weights_mib);
+    (t, root)
+}
+
 /// What an in-place migration does to the tree: files moved to new names, a byte flipped, files added.
 fn disturb(root: &Path) {
     let m = root.join("models/org--model");
@@ -124,9 +129,7 @@ fn disturb(root: &Path) {
 
 #[test]
 fn backup_copies_and_rollback_restores_entry_by_entry_on_the_ordinary_filesystem() {
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().join("app");
-    legacy(&root, 24);
+    let (t, root) = legacy_in_tempdir(24);
     let original = snapshot(&root);
     let bk = t.path().join("backups/pre-migration");
     let o = backup(&root, &bk, &["--json"], t.path());
@@ -158,9 +161,7 @@ fn backup_copies_and_rollback_restores_entry_by_entry_on_the_ordinary_filesystem
 
 #[test]
 fn a_rollback_killed_at_any_moment_finishes_when_run_again() {
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().join("app");
-    legacy(&root, 64);
+    let (t, root) = legacy_in_tempdir(64);
     let original = snapshot(&root);
     let bk = t.path().join("backups/b");
     let o = backup(&root, &bk, &[], t.path());
@@ -202,9 +203,7 @@ fn a_rollback_killed_at_any_moment_finishes_when_run_again() {
 
 #[test]
 fn bad_backups_are_refused_with_exit_2_and_nothing_changes() {
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().join("app");
-    legacy(&root, 2);
+    let (t, root) = legacy_in_tempdir(2);
     let bk = t.path().join("b");
     assert!(backup(&root, &bk, &[], t.path()).status.success());
     disturb(&root);
