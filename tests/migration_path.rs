@@ -17,7 +17,7 @@ use ema::server::faults::Fault;
 use serde_json::Value;
 
 use support::cli::{Run, ema_cmd, run};
-use support::data::{find_in, snapshot};
+use support::data::{count_in, edit_manifest_entry, find_in, snapshot};
 use support::hub::BlockingHub;
 use support::wait::wait_for;
 
@@ -48,6 +48,23 @@ impl Operator {
     fn ema(&self, cwd: &Path, args: &[&str]) -> Run {
         run(&mut self.cmd(cwd, args))
     }
+
+    /// An operator at `home` with no hub (`HF_HUB_OFFLINE`).
+    fn offline(home: &Path) -> Operator {
+        Operator {
+            home: home.to_path_buf(),
+            endpoint: None,
+        }
+    }
+}
+
+/// A temp dir, an offline operator at home there, and a legacy install at `<t>/app`.
+fn offline_install() -> (tempfile::TempDir, Operator, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let op = Operator::offline(t.path());
+    let root = t.path().join("app");
+    legacy_install(&root, false);
+    (t, op, root)
 }
 
 fn s(p: &Path) -> &str {
@@ -113,10 +130,7 @@ fn pristine_hub(t: &Path) -> BlockingHub {
         cache.join("snapshots").join(COMMIT_MAIN).join(HUB_ONLY),
     )
     .unwrap();
-    let op = Operator {
-        home: t.to_path_buf(),
-        endpoint: None,
-    };
+    let op = Operator::offline(t);
     let r = op.ema(&p, &["migrate-models", "--models-dir", "models"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     BlockingHub::start(&p.join("models"), false, |_| {})
@@ -404,12 +418,7 @@ fn a_migrate_models_killed_midway_is_finished_by_the_next_run_with_the_same_stor
         assert_eq!(r.code, 0, "run {i}: {}\n{}", r.stdout, r.stderr);
         if open > 0 {
             let j = r.json();
-            let resumed = j["models"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|m| m["result"] == "resumed")
-                .count();
+            let resumed = count_in(&j["models"], "result", "resumed");
             assert_eq!(resumed, open, "run {i}: {j}");
             // A resumed model is reported once, as resumed, with how it was identified.
             for m in j["models"]
@@ -452,12 +461,7 @@ fn migrate_and_roll_back(op: &Operator, root: &Path, models_arg: &str, trees: &[
         &["migrate-models", "--models-dir", models_arg, "--json"],
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let adopted = r.json()["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["result"] == "adopted")
-        .count();
+    let adopted = count_in(&r.json()["models"], "result", "adopted");
     assert_eq!(adopted, 5, "{}", r.stdout);
     let r = op.ema(root, &["verify-migration", "--models-dir", models_arg]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
@@ -486,13 +490,7 @@ fn migrate_and_roll_back(op: &Operator, root: &Path, models_arg: &str, trees: &[
 
 #[test]
 fn a_models_directory_that_is_a_symlink_is_adopted_where_its_data_lives_and_rolled_back() {
-    let t = tempfile::tempdir().unwrap();
-    let op = Operator {
-        home: t.path().to_path_buf(),
-        endpoint: None,
-    };
-    let root = t.path().join("app");
-    legacy_install(&root, false);
+    let (t, op, root) = offline_install();
     let data = t.path().join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::rename(root.join("models"), data.join("models")).unwrap();
@@ -512,13 +510,7 @@ fn a_models_directory_that_is_a_symlink_is_adopted_where_its_data_lives_and_roll
 
 #[test]
 fn a_legacy_models_directory_outside_the_install_is_backed_up_as_a_second_source_and_rolled_back() {
-    let t = tempfile::tempdir().unwrap();
-    let op = Operator {
-        home: t.path().to_path_buf(),
-        endpoint: None,
-    };
-    let root = t.path().join("app");
-    legacy_install(&root, false);
+    let (t, op, root) = offline_install();
     // The models the legacy config names live on another disk; `models/` in the install is another, older set.
     let shared = t.path().join("shared");
     legacy_install(&shared, false);
@@ -553,13 +545,7 @@ fn a_legacy_models_directory_outside_the_install_is_backed_up_as_a_second_source
 
 #[test]
 fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
-    let t = tempfile::tempdir().unwrap();
-    let op = Operator {
-        home: t.path().to_path_buf(),
-        endpoint: None,
-    };
-    let root = t.path().join("app");
-    legacy_install(&root, false);
+    let (t, op, root) = offline_install();
     let bk = t.path().join("bk");
     let r = op.ema(&root, &["backup", "--root", ".", "--dest", s(&bk)]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -598,16 +584,11 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
 
     // A manifest edited by hand: one file's hash changed.
     let mp = bk.join("manifest.json");
-    let text = std::fs::read_to_string(&mp).unwrap();
-    let mut v: Value = serde_json::from_str(&text).unwrap();
-    let e = v["entries"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|e| e["kind"] == "file" && e["path"] == "models.db")
-        .unwrap();
-    e["sha256"] = Value::from("0".repeat(64));
-    std::fs::write(&mp, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let text = edit_manifest_entry(
+        &mp,
+        |e| e["kind"] == "file" && e["path"] == "models.db",
+        |e| e["sha256"] = Value::from("0".repeat(64)),
+    );
     for extra in [&[][..], &["--dry-run"][..]] {
         let mut args = vec!["rollback", "--backup-dir", s(&bk), "--verify-rollback"];
         args.extend_from_slice(extra);
