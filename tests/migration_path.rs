@@ -16,7 +16,7 @@ use ema::engine::legacy::sample::{COMMIT_MAIN, legacy_install};
 use ema::server::faults::Fault;
 use serde_json::Value;
 
-use support::cli::{Run, ema_cmd, run};
+use support::cli::{Run, ema_cmd, run, words};
 use support::data::{count_in, edit_manifest_entry, find_in, snapshot};
 use support::hub::BlockingHub;
 use support::wait::wait_for;
@@ -47,6 +47,22 @@ impl Operator {
 
     fn ema(&self, cwd: &Path, args: &[&str]) -> Run {
         run(&mut self.cmd(cwd, args))
+    }
+
+    /// `ema rollback --backup-dir <bk> --verify-rollback --json` in `cwd`: it succeeds and verifies clean.
+    fn rollback_verified(&self, cwd: &Path, bk: &Path) {
+        let r = self.ema(
+            cwd,
+            &[
+                "rollback",
+                "--backup-dir",
+                s(bk),
+                "--verify-rollback",
+                "--json",
+            ],
+        );
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        assert_eq!(r.json()["verify"], serde_json::json!([]));
     }
 
     /// An operator at `home` with no hub (`HF_HUB_OFFLINE`).
@@ -185,14 +201,7 @@ fn the_whole_path_migrates_without_downloading_repairs_the_damage_and_rolls_back
     // migrate-config: the legacy config.json becomes config/enhanced_model_config.json.
     let r = op.ema(
         &root,
-        &[
-            "migrate-config",
-            "--source",
-            "config.json",
-            "--target",
-            "config/enhanced_model_config.json",
-            "--backup",
-        ],
+        &words("migrate-config --source config.json --target config/enhanced_model_config.json --backup"),
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let cfg: Value = serde_json::from_slice(
@@ -210,14 +219,7 @@ fn the_whole_path_migrates_without_downloading_repairs_the_damage_and_rolls_back
     hub.plan.clear_log();
     let r = op.ema(
         &root,
-        &[
-            "migrate-models",
-            "--models-dir",
-            "models",
-            "--verify-integrity",
-            "--create-metadata",
-            "--json",
-        ],
+        &words("migrate-models --models-dir models --verify-integrity --create-metadata --json"),
     );
     assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
     let j = r.json();
@@ -275,12 +277,7 @@ fn the_whole_path_migrates_without_downloading_repairs_the_damage_and_rolls_back
     hub.plan.clear_log();
     let r = op.ema(
         &root,
-        &[
-            "verify-all-models",
-            "--models-dir",
-            "models",
-            "--repair-corrupted",
-        ],
+        &words("verify-all-models --models-dir models --repair-corrupted"),
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let fetched: Vec<String> = hub
@@ -305,18 +302,7 @@ fn the_whole_path_migrates_without_downloading_repairs_the_damage_and_rolls_back
     );
 
     // rollback: the install exactly as it was before the backup, entry by entry.
-    let r = op.ema(
-        &root,
-        &[
-            "rollback",
-            "--backup-dir",
-            s(&bk),
-            "--verify-rollback",
-            "--json",
-        ],
-    );
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert_eq!(r.json()["verify"], serde_json::json!([]));
+    op.rollback_verified(&root, &bk);
     assert_eq!(snapshot(&root), before);
 }
 
@@ -470,18 +456,7 @@ fn migrate_and_roll_back(op: &Operator, root: &Path, models_arg: &str, trees: &[
         before,
         "the migration changed the trees"
     );
-    let r = op.ema(
-        root,
-        &[
-            "rollback",
-            "--backup-dir",
-            s(&bk),
-            "--verify-rollback",
-            "--json",
-        ],
-    );
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert_eq!(r.json()["verify"], serde_json::json!([]));
+    op.rollback_verified(root, &bk);
     for (t, b) in trees.iter().zip(&before) {
         assert_eq!(&snapshot(t), b, "{} as it was", t.display());
     }
@@ -594,16 +569,9 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
         args.extend_from_slice(extra);
         let r = op.ema(&root, &args);
         assert_eq!(r.code, 2, "{}", r.stderr);
-        assert!(
-            r.stderr.contains("does not match its manifest"),
-            "{}",
-            r.stderr
-        );
-        assert!(
-            r.stderr.contains("models.db"),
-            "names the entry: {}",
-            r.stderr
-        );
+        let err = &r.stderr;
+        assert!(err.contains("does not match its manifest"), "{err}");
+        assert!(err.contains("models.db"), "names the entry: {err}");
         unchanged("an edited manifest");
     }
     std::fs::write(&mp, &text).unwrap();
