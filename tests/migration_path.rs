@@ -17,7 +17,7 @@ use ema::server::faults::Fault;
 use serde_json::Value;
 
 use support::cli::{Run, ema_cmd, run, words};
-use support::data::{count_in, edit_manifest_entry, find_in, snapshot};
+use support::data::{count_in, edit_manifest_entry, find_in, snapshot, strs_in};
 use support::hub::BlockingHub;
 use support::wait::wait_for;
 
@@ -185,12 +185,8 @@ fn the_whole_path_migrates_without_downloading_repairs_the_damage_and_rolls_back
         &["backup", "--root", ".", "--dest", s(&bk), "--json"],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let names: Vec<String> = r.json()["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap().to_string())
-        .collect();
+    let report = r.json();
+    let names = strs_in(&report["sources"], "name");
     assert_eq!(
         names,
         ["models", "config", "config.json", "logs", "models.db"]
@@ -495,12 +491,7 @@ fn a_legacy_models_directory_outside_the_install_is_backed_up_as_a_second_source
     cfg["models_directory"] = Value::from(s(&elsewhere));
     std::fs::write(root.join("config.json"), cfg.to_string()).unwrap();
     let report = migrate_and_roll_back(&op, &root, s(&elsewhere), &[&root, &elsewhere]);
-    let names: Vec<&str> = report["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let names = strs_in(&report["sources"], "name");
     assert_eq!(
         names,
         [
@@ -595,37 +586,22 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
     legacy_install(&fresh, false);
     let fresh_before = snapshot(&fresh);
     let map = t.path().join("map.txt");
-    std::fs::write(
-        &map,
-        "# folder repo_id\nmystery acme/ok\nplain-bert acme//bad id\n",
-    )
-    .unwrap();
-    let r = op.ema(
-        &fresh,
-        &["migrate-models", "--models-dir", "models", "--map", s(&map)],
-    );
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(
-        r.stderr.contains(&format!("{}:3", map.display())),
-        "names file and line: {}",
+    // migrate-models with the map holding `lines`: refused with exit 2; its stderr.
+    let refused_with_map = |lines: &str| {
+        std::fs::write(&map, lines).unwrap();
+        let r = op.ema(
+            &fresh,
+            &["migrate-models", "--models-dir", "models", "--map", s(&map)],
+        );
+        assert_eq!(r.code, 2, "{}", r.stderr);
         r.stderr
-    );
-    std::fs::write(&map, "mystery acme/bad..name\n").unwrap();
-    let r = op.ema(
-        &fresh,
-        &["migrate-models", "--models-dir", "models", "--map", s(&map)],
-    );
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(
-        r.stderr.contains(&format!("{}:1", map.display())),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("folder repo_id"),
-        "says the fix: {}",
-        r.stderr
-    );
+    };
+    let err = refused_with_map("# folder repo_id\nmystery acme/ok\nplain-bert acme//bad id\n");
+    let at = |line: u32| format!("{}:{line}", map.display());
+    assert!(err.contains(&at(3)), "names file and line: {err}");
+    let err = refused_with_map("mystery acme/bad..name\n");
+    assert!(err.contains(&at(1)), "{err}");
+    assert!(err.contains("folder repo_id"), "says the fix: {err}");
     assert_eq!(
         snapshot(&fresh),
         fresh_before,

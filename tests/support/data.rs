@@ -118,6 +118,15 @@ pub fn count_in(list: &Value, key: &str, value: &str) -> usize {
         .count()
 }
 
+/// The string `key` of every element of the JSON array `list` (each must have one), in order.
+pub fn strs_in<'a>(list: &'a Value, key: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e[key].as_str().unwrap())
+        .collect()
+}
+
 /// The element of the JSON array `list` whose `key` is `value` (there must be one).
 pub fn find_in<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
     list.as_array()
