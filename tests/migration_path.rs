@@ -65,6 +65,14 @@ impl Operator {
         assert_eq!(r.json()["verify"], serde_json::json!([]));
     }
 
+    /// An operator at `home` whose `HF_ENDPOINT` is `hub`.
+    fn with_hub(home: &Path, hub: &BlockingHub) -> Operator {
+        Operator {
+            home: home.to_path_buf(),
+            endpoint: Some(hub.endpoint()),
+        }
+    }
+
     /// An operator at `home` with no hub (`HF_HUB_OFFLINE`).
     fn offline(home: &Path) -> Operator {
         Operator {
@@ -156,10 +164,7 @@ fn pristine_hub(t: &Path) -> BlockingHub {
 fn the_whole_path_migrates_without_downloading_repairs_the_damage_and_rolls_back_entry_by_entry() {
     let t = tempfile::tempdir().unwrap();
     let hub = pristine_hub(t.path());
-    let op = Operator {
-        home: t.path().to_path_buf(),
-        endpoint: Some(hub.endpoint()),
-    };
+    let op = Operator::with_hub(t.path(), &hub);
     let root = t.path().join("app");
     legacy_install(&root, true);
     let before = snapshot(&root);
@@ -321,10 +326,7 @@ fn intents_open(journal: &str) -> usize {
 fn a_migrate_models_killed_midway_is_finished_by_the_next_run_with_the_same_store() {
     let t = tempfile::tempdir().unwrap();
     let hub = pristine_hub(t.path());
-    let op = Operator {
-        home: t.path().to_path_buf(),
-        endpoint: Some(hub.endpoint()),
-    };
+    let op = Operator::with_hub(t.path(), &hub);
     let args = |models: &Path| {
         vec![
             "migrate-models".to_string(),
