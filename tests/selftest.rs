@@ -31,6 +31,20 @@ fn check_is<'a>(report: &'a Value, name: &str, status: &str) -> &'a Value {
     c
 }
 
+/// The check `name` of `report`, which must have the verdict `status` and a text `key` that `ok` accepts (the
+/// check shown when not).
+fn check_says<'a>(
+    report: &'a Value,
+    name: &str,
+    status: &str,
+    key: &str,
+    ok: impl FnOnce(&str) -> bool,
+) -> &'a Value {
+    let c = check_is(report, name, status);
+    assert!(ok(text(c, key)), "{c}");
+    c
+}
+
 /// The string at `at` in `v` (there must be one).
 fn text(v: &Value, at: impl serde_json::value::Index) -> &str {
     v[at].as_str().unwrap()
@@ -71,31 +85,20 @@ fn validate_migration_passes_on_a_migrated_legacy_install_and_says_what_is_not_a
         "no flag = every check"
     );
 
-    let m = check_is(&v, "models", "pass");
-    assert!(
-        text(m, "figure").starts_with("5 intact, 0 damaged, 0 unadopted"),
-        "{m}"
-    );
-    let c = check_is(&v, "config", "pass");
-    assert!(
-        text(c, "figure").ends_with("config/enhanced_model_config.json: 0 problems"),
-        "{c}"
-    );
-    assert!(
-        text(&c["details"], 0).contains("config.json is converted"),
-        "{c}"
-    );
-    let a = check_is(&v, "api", "not_applicable");
-    assert!(
-        text(a, "reason").contains("the REST API (ema start) is not built yet (issue 14)"),
-        "{a}"
-    );
-    let f = check_is(&v, "features", "not_applicable");
-    let reason = text(f, "reason");
-    assert!(
-        reason.contains("intelligent_fallback and usage_analytics") && reason.contains("issue 13"),
-        "{f}"
-    );
+    check_says(&v, "models", "pass", "figure", |s| {
+        s.starts_with("5 intact, 0 damaged, 0 unadopted")
+    });
+    let c = check_says(&v, "config", "pass", "figure", |s| {
+        s.ends_with("config/enhanced_model_config.json: 0 problems")
+    });
+    let detail = text(&c["details"], 0);
+    assert!(detail.contains("config.json is converted"), "{c}");
+    check_says(&v, "api", "not_applicable", "reason", |s| {
+        s.contains("the REST API (ema start) is not built yet (issue 14)")
+    });
+    let f = check_says(&v, "features", "not_applicable", "reason", |s| {
+        s.contains("intelligent_fallback and usage_analytics") && s.contains("issue 13")
+    });
     let details: Vec<&str> = f["details"]
         .as_array()
         .unwrap()
@@ -128,11 +131,9 @@ fn validate_migration_fails_on_the_flipped_byte_naming_the_file() {
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let v = r.json();
     assert_eq!(v["ok"], false);
-    let m = check_is(&v, "models", "fail");
-    assert!(
-        text(m, "figure").starts_with("4 intact, 1 damaged, 0 unadopted"),
-        "{m}"
-    );
+    let m = check_says(&v, "models", "fail", "figure", |s| {
+        s.starts_with("4 intact, 1 damaged, 0 unadopted")
+    });
     let d = text(&m["details"], 0);
     assert!(
         d.starts_with("acme/local-gpt: corrupted: model.safetensors:"),
@@ -181,11 +182,9 @@ fn validate_migration_points_an_unconverted_legacy_config_at_migrate_config() {
         "{reason}"
     );
     // Nothing adopted yet: every model is still in its legacy layout.
-    let m = check_is(&v, "models", "fail");
-    assert!(
-        text(m, "figure").starts_with("0 intact, 0 damaged, 5 unadopted"),
-        "{m}"
-    );
+    let m = check_says(&v, "models", "fail", "figure", |s| {
+        s.starts_with("0 intact, 0 damaged, 5 unadopted")
+    });
     assert!(m["reason"].as_str().unwrap().contains("ema migrate-models"));
 
     // A models directory that does not exist: a failed check with the reason, not a crash.
