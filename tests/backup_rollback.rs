@@ -1,14 +1,15 @@
 //! `ema backup` and `ema rollback` through the real binary: reflink clones on a real XFS image, the copy path on
 //! the ordinary filesystem, a rollback killed at many moments and re-run, and bad backups refused.
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use support::data::{edit_manifest_entry, snapshot};
 
 fn ema(args: &[&str], home: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ema"))
@@ -20,6 +21,44 @@ fn ema(args: &[&str], home: &Path) -> Output {
         .current_dir(home)
         .output()
         .unwrap()
+}
+
+/// `ema backup --root <root> --dest <dest>` with `extra` arguments, run in `home`.
+fn backup(root: &Path, dest: &Path, extra: &[&str], home: &Path) -> Output {
+    let mut args = vec![
+        "backup",
+        "--root",
+        root.to_str().unwrap(),
+        "--dest",
+        dest.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    ema(&args, home)
+}
+
+/// `ema rollback --backup-dir <bk> --verify-rollback --json`, run in `home`.
+fn rollback_verified(bk: &Path, home: &Path) -> Output {
+    ema(
+        &[
+            "rollback",
+            "--backup-dir",
+            bk.to_str().unwrap(),
+            "--verify-rollback",
+            "--json",
+        ],
+        home,
+    )
+}
+
+/// Fill `path` with `len` bytes (`fallocate`), which must work.
+fn fallocate(path: &Path, len: u64) {
+    let o = Command::new("fallocate")
+        .args(["-l", &len.to_string()])
+        .arg(path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "fallocate: {err}");
 }
 
 fn json(o: &Output) -> Value {
@@ -63,41 +102,12 @@ fn legacy(root: &Path, weights_mib: usize) {
     std::fs::write(root.join("models.db"), b"SQLite format 3\0").unwrap();
 }
 
-/// Every entry: path → type, mode, size, sha256, link target, file mtime (ns).
-fn snapshot(root: &Path) -> BTreeMap<String, String> {
-    fn walk(dir: &Path, rel: &str, out: &mut BTreeMap<String, String>) {
-        let mut names: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        names.sort();
-        for n in names {
-            let p = dir.join(&n);
-            let r = format!("{rel}/{}", n.to_string_lossy());
-            let md = std::fs::symlink_metadata(&p).unwrap();
-            use std::os::unix::fs::MetadataExt;
-            let v = if md.file_type().is_symlink() {
-                format!("link {:?}", std::fs::read_link(&p).unwrap())
-            } else if md.is_dir() {
-                format!("dir {:o}", md.mode() & 0o7777)
-            } else {
-                format!(
-                    "file {:o} {} {} {}",
-                    md.mode() & 0o7777,
-                    md.len(),
-                    hex::encode(Sha256::digest(std::fs::read(&p).unwrap())),
-                    md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128
-                )
-            };
-            out.insert(r.clone(), v);
-            if md.is_dir() && !md.file_type().is_symlink() {
-                walk(&p, &r, out);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, "", &mut out);
-    out
+/// A temp dir holding a legacy install at `app` (see [`legacy`]).
+fn legacy_in_tempdir(weights_mib: usize) -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("app");
+    legacy(&root, weights_mib);
+    (t, root)
 }
 
 /// What an in-place migration does to the tree: files moved to new names, a byte flipped, files added.
@@ -119,22 +129,10 @@ fn disturb(root: &Path) {
 
 #[test]
 fn backup_copies_and_rollback_restores_entry_by_entry_on_the_ordinary_filesystem() {
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().join("app");
-    legacy(&root, 24);
+    let (t, root) = legacy_in_tempdir(24);
     let original = snapshot(&root);
     let bk = t.path().join("backups/pre-migration");
-    let o = ema(
-        &[
-            "backup",
-            "--root",
-            root.to_str().unwrap(),
-            "--dest",
-            bk.to_str().unwrap(),
-            "--json",
-        ],
-        t.path(),
-    );
+    let o = backup(&root, &bk, &["--json"], t.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r = json(&o);
     assert_eq!(r["totals"]["files"], 7);
@@ -153,16 +151,7 @@ fn backup_copies_and_rollback_restores_entry_by_entry_on_the_ordinary_filesystem
     );
 
     disturb(&root);
-    let o = ema(
-        &[
-            "rollback",
-            "--backup-dir",
-            bk.to_str().unwrap(),
-            "--verify-rollback",
-            "--json",
-        ],
-        t.path(),
-    );
+    let o = rollback_verified(&bk, t.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r = json(&o);
     assert_eq!(r["verify"], serde_json::json!([]));
@@ -172,21 +161,10 @@ fn backup_copies_and_rollback_restores_entry_by_entry_on_the_ordinary_filesystem
 
 #[test]
 fn a_rollback_killed_at_any_moment_finishes_when_run_again() {
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().join("app");
-    legacy(&root, 64);
+    let (t, root) = legacy_in_tempdir(64);
     let original = snapshot(&root);
     let bk = t.path().join("backups/b");
-    let o = ema(
-        &[
-            "backup",
-            "--root",
-            root.to_str().unwrap(),
-            "--dest",
-            bk.to_str().unwrap(),
-        ],
-        t.path(),
-    );
+    let o = backup(&root, &bk, &[], t.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let mut killed_midway = 0;
     for delay_ms in [5u64, 20, 60, 120, 250] {
@@ -204,16 +182,7 @@ fn a_rollback_killed_at_any_moment_finishes_when_run_again() {
         }
         let _ = child.kill();
         let _ = child.wait();
-        let o = ema(
-            &[
-                "rollback",
-                "--backup-dir",
-                bk.to_str().unwrap(),
-                "--verify-rollback",
-                "--json",
-            ],
-            t.path(),
-        );
+        let o = rollback_verified(&bk, t.path());
         assert!(
             o.status.success(),
             "after a kill at {delay_ms} ms: {}",
@@ -234,24 +203,9 @@ fn a_rollback_killed_at_any_moment_finishes_when_run_again() {
 
 #[test]
 fn bad_backups_are_refused_with_exit_2_and_nothing_changes() {
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().join("app");
-    legacy(&root, 2);
+    let (t, root) = legacy_in_tempdir(2);
     let bk = t.path().join("b");
-    assert!(
-        ema(
-            &[
-                "backup",
-                "--root",
-                root.to_str().unwrap(),
-                "--dest",
-                bk.to_str().unwrap()
-            ],
-            t.path()
-        )
-        .status
-        .success()
-    );
+    assert!(backup(&root, &bk, &[], t.path()).status.success());
     disturb(&root);
     let before = snapshot(&root);
 
@@ -264,16 +218,11 @@ fn bad_backups_are_refused_with_exit_2_and_nothing_changes() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("is not an ema backup"));
     // A manifest edited by hand: a size changed.
     let mp = bk.join("manifest.json");
-    let text = std::fs::read_to_string(&mp).unwrap();
-    let mut v: Value = serde_json::from_str(&text).unwrap();
-    let e = v["entries"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|e| e["kind"] == "file")
-        .unwrap();
-    e["size"] = Value::from(e["size"].as_u64().unwrap() + 1);
-    std::fs::write(&mp, serde_json::to_vec(&v).unwrap()).unwrap();
+    let text = edit_manifest_entry(
+        &mp,
+        |e| e["kind"] == "file",
+        |e| e["size"] = Value::from(e["size"].as_u64().unwrap() + 1),
+    );
     let o = ema(
         &["rollback", "--backup-dir", bk.to_str().unwrap()],
         t.path(),
@@ -361,17 +310,7 @@ fn on_xfs_the_backup_is_reflinked_and_reflinked_bytes_count_as_free() {
     legacy(&root, 200);
     let original = snapshot(&root);
     let bk = xfs.dir.join("backups/b");
-    let o = ema(
-        &[
-            "backup",
-            "--root",
-            root.to_str().unwrap(),
-            "--dest",
-            bk.to_str().unwrap(),
-            "--json",
-        ],
-        xfs.dir.as_path(),
-    );
+    let o = backup(&root, &bk, &["--json"], &xfs.dir);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r = json(&o);
     assert_eq!(r["totals"]["reflinked_bytes"], r["totals"]["bytes"], "{r}");
@@ -382,40 +321,13 @@ fn on_xfs_the_backup_is_reflinked_and_reflinked_bytes_count_as_free() {
     let mut b = std::fs::read(&shard).unwrap();
     b[10] ^= 1;
     std::fs::write(&shard, &b).unwrap();
-    let o = ema(
-        &[
-            "rollback",
-            "--backup-dir",
-            bk.to_str().unwrap(),
-            "--verify-rollback",
-            "--json",
-        ],
-        xfs.dir.as_path(),
-    );
+    let o = rollback_verified(&bk, &xfs.dir);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(snapshot(&root), original);
     // Nearly full: reflinks need no room, so a second backup of the same 200 MiB still fits.
     let free = fs4::available_space(&xfs.dir).unwrap();
-    let o = Command::new("fallocate")
-        .args(["-l", &free.saturating_sub(16 << 20).to_string()])
-        .arg(xfs.dir.join("filler"))
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "fallocate: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let o = ema(
-        &[
-            "backup",
-            "--root",
-            root.to_str().unwrap(),
-            "--dest",
-            bk.with_file_name("c").to_str().unwrap(),
-        ],
-        xfs.dir.as_path(),
-    );
+    fallocate(&xfs.dir.join("filler"), free.saturating_sub(16 << 20));
+    let o = backup(&root, &bk.with_file_name("c"), &[], &xfs.dir);
     assert!(
         o.status.success(),
         "reflinks need no room: {}",
@@ -425,22 +337,8 @@ fn on_xfs_the_backup_is_reflinked_and_reflinked_bytes_count_as_free() {
     let small = Xfs::mount(300).expect("a second XFS image");
     let free = fs4::available_space(&small.dir).unwrap();
     let filler = small.dir.join("filler");
-    let o = Command::new("fallocate")
-        .args(["-l", &free.saturating_sub(50 << 20).to_string()])
-        .arg(&filler)
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    let o = ema(
-        &[
-            "backup",
-            "--root",
-            root.to_str().unwrap(),
-            "--dest",
-            small.dir.join("b").to_str().unwrap(),
-        ],
-        xfs.dir.as_path(),
-    );
+    fallocate(&filler, free.saturating_sub(50 << 20));
+    let o = backup(&root, &small.dir.join("b"), &[], &xfs.dir);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(6), "{err}");
     assert!(

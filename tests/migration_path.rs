@@ -7,7 +7,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -16,10 +15,9 @@ use ema::engine::integrity::hash::git_blob_sha1;
 use ema::engine::legacy::sample::{COMMIT_MAIN, legacy_install};
 use ema::server::faults::Fault;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-use support::cli::{Run, ema_cmd, run};
-use support::data::find_in;
+use support::cli::{Run, ema_cmd, run, words};
+use support::data::{count_in, edit_manifest_entry, find_in, snapshot, strs_in};
 use support::hub::BlockingHub;
 use support::wait::wait_for;
 
@@ -50,46 +48,51 @@ impl Operator {
     fn ema(&self, cwd: &Path, args: &[&str]) -> Run {
         run(&mut self.cmd(cwd, args))
     }
+
+    /// `ema rollback --backup-dir <bk> --verify-rollback --json` in `cwd`: it succeeds and verifies clean.
+    fn rollback_verified(&self, cwd: &Path, bk: &Path) {
+        let r = self.ema(
+            cwd,
+            &[
+                "rollback",
+                "--backup-dir",
+                s(bk),
+                "--verify-rollback",
+                "--json",
+            ],
+        );
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        assert_eq!(r.json()["verify"], serde_json::json!([]));
+    }
+
+    /// An operator at `home` whose `HF_ENDPOINT` is `hub`.
+    fn with_hub(home: &Path, hub: &BlockingHub) -> Operator {
+        Operator {
+            home: home.to_path_buf(),
+            endpoint: Some(hub.endpoint()),
+        }
+    }
+
+    /// An operator at `home` with no hub (`HF_HUB_OFFLINE`).
+    fn offline(home: &Path) -> Operator {
+        Operator {
+            home: home.to_path_buf(),
+            endpoint: None,
+        }
+    }
+}
+
+/// A temp dir, an offline operator at home there, and a legacy install at `<t>/app`.
+fn offline_install() -> (tempfile::TempDir, Operator, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let op = Operator::offline(t.path());
+    let root = t.path().join("app");
+    legacy_install(&root, false);
+    (t, op, root)
 }
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// Every entry under `root`, not following links: path → type, mode, size, sha256, link target, file mtime (ns).
-fn snapshot(root: &Path) -> BTreeMap<String, String> {
-    fn walk(dir: &Path, rel: &str, out: &mut BTreeMap<String, String>) {
-        let mut names: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        names.sort();
-        for n in names {
-            let p = dir.join(&n);
-            let r = format!("{rel}/{}", n.to_string_lossy());
-            let md = std::fs::symlink_metadata(&p).unwrap();
-            let v = if md.file_type().is_symlink() {
-                format!("link {:?}", std::fs::read_link(&p).unwrap())
-            } else if md.is_dir() {
-                format!("dir {:o}", md.mode() & 0o7777)
-            } else {
-                format!(
-                    "file {:o} {} {} {}",
-                    md.mode() & 0o7777,
-                    md.len(),
-                    hex::encode(Sha256::digest(std::fs::read(&p).unwrap())),
-                    md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128
-                )
-            };
-            out.insert(r.clone(), v);
-            if md.is_dir() {
-                walk(&p, &r, out);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, "", &mut out);
-    out
 }
 
 /// A store as content: every entry outside `.ema/migration/` with its type and bytes; sidecars as JSON with their
@@ -151,10 +154,7 @@ fn pristine_hub(t: &Path) -> BlockingHub {
         cache.join("snapshots").join(COMMIT_MAIN).join(HUB_ONLY),
     )
     .unwrap();
-    let op = Operator {
-        home: t.to_path_buf(),
-        endpoint: None,
-    };
+    let op = Operator::offline(t);
     let r = op.ema(&p, &["migrate-models", "--models-dir", "models"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     BlockingHub::start(&p.join("models"), false, |_| {})
@@ -164,10 +164,7 @@ fn pristine_hub(t: &Path) -> BlockingHub {
 fn the_whole_path_migrates_without_downloading_repairs_the_damage_and_rolls_back_entry_by_entry() {
     let t = tempfile::tempdir().unwrap();
     let hub = pristine_hub(t.path());
-    let op = Operator {
-        home: t.path().to_path_buf(),
-        endpoint: Some(hub.endpoint()),
-    };
+    let op = Operator::with_hub(t.path(), &hub);
     let root = t.path().join("app");
     legacy_install(&root, true);
     let before = snapshot(&root);
@@ -193,12 +190,8 @@ fn the_whole_path_migrates_without_downloading_repairs_the_damage_and_rolls_back
         &["backup", "--root", ".", "--dest", s(&bk), "--json"],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let names: Vec<String> = r.json()["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap().to_string())
-        .collect();
+    let report = r.json();
+    let names = strs_in(&report["sources"], "name");
     assert_eq!(
         names,
         ["models", "config", "config.json", "logs", "models.db"]
@@ -209,14 +202,7 @@ fn the_whole_path_migrates_without_downloading_repairs_the_damage_and_rolls_back
     // migrate-config: the legacy config.json becomes config/enhanced_model_config.json.
     let r = op.ema(
         &root,
-        &[
-            "migrate-config",
-            "--source",
-            "config.json",
-            "--target",
-            "config/enhanced_model_config.json",
-            "--backup",
-        ],
+        &words("migrate-config --source config.json --target config/enhanced_model_config.json --backup"),
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let cfg: Value = serde_json::from_slice(
@@ -234,14 +220,7 @@ fn the_whole_path_migrates_without_downloading_repairs_the_damage_and_rolls_back
     hub.plan.clear_log();
     let r = op.ema(
         &root,
-        &[
-            "migrate-models",
-            "--models-dir",
-            "models",
-            "--verify-integrity",
-            "--create-metadata",
-            "--json",
-        ],
+        &words("migrate-models --models-dir models --verify-integrity --create-metadata --json"),
     );
     assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
     let j = r.json();
@@ -299,12 +278,7 @@ fn the_whole_path_migrates_without_downloading_repairs_the_damage_and_rolls_back
     hub.plan.clear_log();
     let r = op.ema(
         &root,
-        &[
-            "verify-all-models",
-            "--models-dir",
-            "models",
-            "--repair-corrupted",
-        ],
+        &words("verify-all-models --models-dir models --repair-corrupted"),
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let fetched: Vec<String> = hub
@@ -329,18 +303,7 @@ fn the_whole_path_migrates_without_downloading_repairs_the_damage_and_rolls_back
     );
 
     // rollback: the install exactly as it was before the backup, entry by entry.
-    let r = op.ema(
-        &root,
-        &[
-            "rollback",
-            "--backup-dir",
-            s(&bk),
-            "--verify-rollback",
-            "--json",
-        ],
-    );
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert_eq!(r.json()["verify"], serde_json::json!([]));
+    op.rollback_verified(&root, &bk);
     assert_eq!(snapshot(&root), before);
 }
 
@@ -363,10 +326,7 @@ fn intents_open(journal: &str) -> usize {
 fn a_migrate_models_killed_midway_is_finished_by_the_next_run_with_the_same_store() {
     let t = tempfile::tempdir().unwrap();
     let hub = pristine_hub(t.path());
-    let op = Operator {
-        home: t.path().to_path_buf(),
-        endpoint: Some(hub.endpoint()),
-    };
+    let op = Operator::with_hub(t.path(), &hub);
     let args = |models: &Path| {
         vec![
             "migrate-models".to_string(),
@@ -442,12 +402,7 @@ fn a_migrate_models_killed_midway_is_finished_by_the_next_run_with_the_same_stor
         assert_eq!(r.code, 0, "run {i}: {}\n{}", r.stdout, r.stderr);
         if open > 0 {
             let j = r.json();
-            let resumed = j["models"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|m| m["result"] == "resumed")
-                .count();
+            let resumed = count_in(&j["models"], "result", "resumed");
             assert_eq!(resumed, open, "run {i}: {j}");
             // A resumed model is reported once, as resumed, with how it was identified.
             for m in j["models"]
@@ -490,12 +445,7 @@ fn migrate_and_roll_back(op: &Operator, root: &Path, models_arg: &str, trees: &[
         &["migrate-models", "--models-dir", models_arg, "--json"],
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let adopted = r.json()["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["result"] == "adopted")
-        .count();
+    let adopted = count_in(&r.json()["models"], "result", "adopted");
     assert_eq!(adopted, 5, "{}", r.stdout);
     let r = op.ema(root, &["verify-migration", "--models-dir", models_arg]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
@@ -504,18 +454,7 @@ fn migrate_and_roll_back(op: &Operator, root: &Path, models_arg: &str, trees: &[
         before,
         "the migration changed the trees"
     );
-    let r = op.ema(
-        root,
-        &[
-            "rollback",
-            "--backup-dir",
-            s(&bk),
-            "--verify-rollback",
-            "--json",
-        ],
-    );
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert_eq!(r.json()["verify"], serde_json::json!([]));
+    op.rollback_verified(root, &bk);
     for (t, b) in trees.iter().zip(&before) {
         assert_eq!(&snapshot(t), b, "{} as it was", t.display());
     }
@@ -524,13 +463,7 @@ fn migrate_and_roll_back(op: &Operator, root: &Path, models_arg: &str, trees: &[
 
 #[test]
 fn a_models_directory_that_is_a_symlink_is_adopted_where_its_data_lives_and_rolled_back() {
-    let t = tempfile::tempdir().unwrap();
-    let op = Operator {
-        home: t.path().to_path_buf(),
-        endpoint: None,
-    };
-    let root = t.path().join("app");
-    legacy_install(&root, false);
+    let (t, op, root) = offline_install();
     let data = t.path().join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::rename(root.join("models"), data.join("models")).unwrap();
@@ -550,13 +483,7 @@ fn a_models_directory_that_is_a_symlink_is_adopted_where_its_data_lives_and_roll
 
 #[test]
 fn a_legacy_models_directory_outside_the_install_is_backed_up_as_a_second_source_and_rolled_back() {
-    let t = tempfile::tempdir().unwrap();
-    let op = Operator {
-        home: t.path().to_path_buf(),
-        endpoint: None,
-    };
-    let root = t.path().join("app");
-    legacy_install(&root, false);
+    let (t, op, root) = offline_install();
     // The models the legacy config names live on another disk; `models/` in the install is another, older set.
     let shared = t.path().join("shared");
     legacy_install(&shared, false);
@@ -566,12 +493,7 @@ fn a_legacy_models_directory_outside_the_install_is_backed_up_as_a_second_source
     cfg["models_directory"] = Value::from(s(&elsewhere));
     std::fs::write(root.join("config.json"), cfg.to_string()).unwrap();
     let report = migrate_and_roll_back(&op, &root, s(&elsewhere), &[&root, &elsewhere]);
-    let names: Vec<&str> = report["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let names = strs_in(&report["sources"], "name");
     assert_eq!(
         names,
         [
@@ -591,13 +513,7 @@ fn a_legacy_models_directory_outside_the_install_is_backed_up_as_a_second_source
 
 #[test]
 fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
-    let t = tempfile::tempdir().unwrap();
-    let op = Operator {
-        home: t.path().to_path_buf(),
-        endpoint: None,
-    };
-    let root = t.path().join("app");
-    legacy_install(&root, false);
+    let (t, op, root) = offline_install();
     let bk = t.path().join("bk");
     let r = op.ema(&root, &["backup", "--root", ".", "--dest", s(&bk)]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -636,31 +552,19 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
 
     // A manifest edited by hand: one file's hash changed.
     let mp = bk.join("manifest.json");
-    let text = std::fs::read_to_string(&mp).unwrap();
-    let mut v: Value = serde_json::from_str(&text).unwrap();
-    let e = v["entries"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|e| e["kind"] == "file" && e["path"] == "models.db")
-        .unwrap();
-    e["sha256"] = Value::from("0".repeat(64));
-    std::fs::write(&mp, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let text = edit_manifest_entry(
+        &mp,
+        |e| e["kind"] == "file" && e["path"] == "models.db",
+        |e| e["sha256"] = Value::from("0".repeat(64)),
+    );
     for extra in [&[][..], &["--dry-run"][..]] {
         let mut args = vec!["rollback", "--backup-dir", s(&bk), "--verify-rollback"];
         args.extend_from_slice(extra);
         let r = op.ema(&root, &args);
         assert_eq!(r.code, 2, "{}", r.stderr);
-        assert!(
-            r.stderr.contains("does not match its manifest"),
-            "{}",
-            r.stderr
-        );
-        assert!(
-            r.stderr.contains("models.db"),
-            "names the entry: {}",
-            r.stderr
-        );
+        let err = &r.stderr;
+        assert!(err.contains("does not match its manifest"), "{err}");
+        assert!(err.contains("models.db"), "names the entry: {err}");
         unchanged("an edited manifest");
     }
     std::fs::write(&mp, &text).unwrap();
@@ -684,37 +588,22 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
     legacy_install(&fresh, false);
     let fresh_before = snapshot(&fresh);
     let map = t.path().join("map.txt");
-    std::fs::write(
-        &map,
-        "# folder repo_id\nmystery acme/ok\nplain-bert acme//bad id\n",
-    )
-    .unwrap();
-    let r = op.ema(
-        &fresh,
-        &["migrate-models", "--models-dir", "models", "--map", s(&map)],
-    );
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(
-        r.stderr.contains(&format!("{}:3", map.display())),
-        "names file and line: {}",
+    // migrate-models with the map holding `lines`: refused with exit 2; its stderr.
+    let refused_with_map = |lines: &str| {
+        std::fs::write(&map, lines).unwrap();
+        let r = op.ema(
+            &fresh,
+            &["migrate-models", "--models-dir", "models", "--map", s(&map)],
+        );
+        assert_eq!(r.code, 2, "{}", r.stderr);
         r.stderr
-    );
-    std::fs::write(&map, "mystery acme/bad..name\n").unwrap();
-    let r = op.ema(
-        &fresh,
-        &["migrate-models", "--models-dir", "models", "--map", s(&map)],
-    );
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(
-        r.stderr.contains(&format!("{}:1", map.display())),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("folder repo_id"),
-        "says the fix: {}",
-        r.stderr
-    );
+    };
+    let err = refused_with_map("# folder repo_id\nmystery acme/ok\nplain-bert acme//bad id\n");
+    let at = |line: u32| format!("{}:{line}", map.display());
+    assert!(err.contains(&at(3)), "names file and line: {err}");
+    let err = refused_with_map("mystery acme/bad..name\n");
+    assert!(err.contains(&at(1)), "{err}");
+    assert!(err.contains("folder repo_id"), "says the fix: {err}");
     assert_eq!(
         snapshot(&fresh),
         fresh_before,

@@ -11,7 +11,7 @@ use std::process::Command;
 use ema::engine::legacy::sample::legacy_install;
 use serde_json::Value;
 use support::cli::{Run, ema_cmd, run};
-use support::data::find_in;
+use support::data::{find_in, strs_in};
 
 /// `ema` run in `cwd` with the platform directories inside `home` (no configuration of the machine is found).
 fn ema_in(cwd: &Path, home: &Path, args: &[&str]) -> Run {
@@ -24,8 +24,30 @@ fn ema_in(cwd: &Path, home: &Path, args: &[&str]) -> Run {
     run(&mut c)
 }
 
-fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    find_in(&report["checks"], "name", name)
+/// The check `name` of `report`, which must have the verdict `status`.
+fn check_is<'a>(report: &'a Value, name: &str, status: &str) -> &'a Value {
+    let c = find_in(&report["checks"], "name", name);
+    assert_eq!(c["status"], status, "{c}");
+    c
+}
+
+/// The check `name` of `report`, which must have the verdict `status` and a text `key` that `ok` accepts (the
+/// check shown when not).
+fn check_says<'a>(
+    report: &'a Value,
+    name: &str,
+    status: &str,
+    key: &str,
+    ok: impl FnOnce(&str) -> bool,
+) -> &'a Value {
+    let c = check_is(report, name, status);
+    assert!(ok(text(c, key)), "{c}");
+    c
+}
+
+/// The string at `at` in `v` (there must be one).
+fn text(v: &Value, at: impl serde_json::value::Index) -> &str {
+    v[at].as_str().unwrap()
 }
 
 /// A legacy install at `<t>/app`, migrated as the guide says: migrate-config, then migrate-models.
@@ -63,47 +85,20 @@ fn validate_migration_passes_on_a_migrated_legacy_install_and_says_what_is_not_a
         "no flag = every check"
     );
 
-    let m = check(&v, "models");
-    assert_eq!(m["status"], "pass", "{m}");
-    assert!(
-        m["figure"]
-            .as_str()
-            .unwrap()
-            .starts_with("5 intact, 0 damaged, 0 unadopted"),
-        "{m}"
-    );
-    let c = check(&v, "config");
-    assert_eq!(c["status"], "pass", "{c}");
-    assert!(
-        c["figure"]
-            .as_str()
-            .unwrap()
-            .ends_with("config/enhanced_model_config.json: 0 problems"),
-        "{c}"
-    );
-    assert!(
-        c["details"][0]
-            .as_str()
-            .unwrap()
-            .contains("config.json is converted"),
-        "{c}"
-    );
-    let a = check(&v, "api");
-    assert_eq!(a["status"], "not_applicable");
-    assert!(
-        a["reason"]
-            .as_str()
-            .unwrap()
-            .contains("the REST API (ema start) is not built yet (issue 14)"),
-        "{a}"
-    );
-    let f = check(&v, "features");
-    assert_eq!(f["status"], "not_applicable", "{f}");
-    let reason = f["reason"].as_str().unwrap();
-    assert!(
-        reason.contains("intelligent_fallback and usage_analytics") && reason.contains("issue 13"),
-        "{f}"
-    );
+    check_says(&v, "models", "pass", "figure", |s| {
+        s.starts_with("5 intact, 0 damaged, 0 unadopted")
+    });
+    let c = check_says(&v, "config", "pass", "figure", |s| {
+        s.ends_with("config/enhanced_model_config.json: 0 problems")
+    });
+    let detail = text(&c["details"], 0);
+    assert!(detail.contains("config.json is converted"), "{c}");
+    check_says(&v, "api", "not_applicable", "reason", |s| {
+        s.contains("the REST API (ema start) is not built yet (issue 14)")
+    });
+    let f = check_says(&v, "features", "not_applicable", "reason", |s| {
+        s.contains("intelligent_fallback and usage_analytics") && s.contains("issue 13")
+    });
     let details: Vec<&str> = f["details"]
         .as_array()
         .unwrap()
@@ -136,16 +131,10 @@ fn validate_migration_fails_on_the_flipped_byte_naming_the_file() {
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let v = r.json();
     assert_eq!(v["ok"], false);
-    let m = check(&v, "models");
-    assert_eq!(m["status"], "fail");
-    assert!(
-        m["figure"]
-            .as_str()
-            .unwrap()
-            .starts_with("4 intact, 1 damaged, 0 unadopted"),
-        "{m}"
-    );
-    let d = m["details"][0].as_str().unwrap();
+    let m = check_says(&v, "models", "fail", "figure", |s| {
+        s.starts_with("4 intact, 1 damaged, 0 unadopted")
+    });
+    let d = text(&m["details"], 0);
     assert!(
         d.starts_with("acme/local-gpt: corrupted: model.safetensors:"),
         "{d}"
@@ -186,23 +175,16 @@ fn validate_migration_points_an_unconverted_legacy_config_at_migrate_config() {
     );
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let v = r.json();
-    let c = check(&v, "config");
-    assert_eq!(c["status"], "fail");
-    let reason = c["reason"].as_str().unwrap();
+    let c = check_is(&v, "config", "fail");
+    let reason = text(c, "reason");
     assert!(
         reason.contains("was never converted") && reason.contains("ema migrate-config --source"),
         "{reason}"
     );
     // Nothing adopted yet: every model is still in its legacy layout.
-    let m = check(&v, "models");
-    assert_eq!(m["status"], "fail");
-    assert!(
-        m["figure"]
-            .as_str()
-            .unwrap()
-            .starts_with("0 intact, 0 damaged, 5 unadopted"),
-        "{m}"
-    );
+    let m = check_says(&v, "models", "fail", "figure", |s| {
+        s.starts_with("0 intact, 0 damaged, 5 unadopted")
+    });
     assert!(m["reason"].as_str().unwrap().contains("ema migrate-models"));
 
     // A models directory that does not exist: a failed check with the reason, not a crash.
@@ -249,12 +231,7 @@ fn test_installation_proves_every_claim_on_this_machine() {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let v = r.json();
     assert_eq!(v["ok"], true);
-    let names: Vec<&str> = v["proofs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+    let names = strs_in(&v["proofs"], "name");
     assert_eq!(
         names,
         vec![
@@ -364,13 +341,10 @@ fn test_enhanced_features_reports_what_is_not_built_and_the_exit_code_follows_wh
         .current_dir(t.path());
     let r = run(&mut c);
     assert_eq!(r.code, 5, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.starts_with("not built"), "{}", r.stdout);
-    assert!(
-        r.stdout.contains("not built yet (issue 13)"),
-        "{}",
-        r.stdout
-    );
-    assert!(!r.stdout.contains("passed  "), "{}", r.stdout);
+    let out = &r.stdout;
+    assert!(out.starts_with("not built"), "{out}");
+    assert!(out.contains("not built yet (issue 13)"), "{out}");
+    assert!(!out.contains("passed  "), "{out}");
 }
 
 #[test]

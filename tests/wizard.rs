@@ -8,6 +8,7 @@ use std::process::Command;
 
 use serde_json::Value;
 use support::cli::{Run, ema_cmd, run};
+use support::data::find_in;
 
 /// `ema` run in `cwd` with its home, state, config, data and cache directories inside `d`, offline.
 fn ema(d: &Path, cwd: &Path, args: &[&str]) -> Run {
@@ -187,12 +188,7 @@ fn the_wizard_walks_a_legacy_install_step_by_step_and_its_state_survives() {
     assert_eq!(state_of(&st, "downtime_scheduled"), "skipped");
     assert_eq!(state_of(&st, "model_data_migrated"), "done");
     assert_eq!(state_of(&st, "database_migrated"), "blocked");
-    let reviewed = st["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "plan_reviewed")
-        .unwrap();
+    let reviewed = find_in(&st["steps"], "id", "plan_reviewed");
     assert_eq!(reviewed["note"], "read with ops");
     let backup = PathBuf::from(st["last_backup"].as_str().unwrap());
     assert!(backup.join("manifest.json").is_file());
