@@ -242,6 +242,18 @@ fn adoption_moves_every_layout_into_the_store_and_catches_the_flipped_byte() {
     assert!(again.unrecognised.is_empty(), "{:?}", again.unrecognised);
 }
 
+/// The hub-cache model of the legacy directory `d`, its adoption plan and the (canonical) models directory.
+fn hub_cache_plan(d: &std::path::Path) -> (LegacyModel, super::journal::Plan, std::path::PathBuf) {
+    let s = survey(d, &BTreeMap::new()).unwrap();
+    let m = s
+        .models
+        .into_iter()
+        .find(|m| m.layout == Layout::HubCache)
+        .unwrap();
+    let plan = super::adopt::plan_for_tests(&s.models_dir, &m);
+    (m, plan, s.models_dir)
+}
+
 #[test]
 fn an_adoption_killed_midway_is_finished_by_the_next_run() {
     let t = tempfile::tempdir().unwrap();
@@ -249,14 +261,7 @@ fn an_adoption_killed_midway_is_finished_by_the_next_run() {
     legacy_models_dir(d, true);
     let want = expected_store_bytes(d);
     // A run that wrote its intent and moved one file of the hub cache before it died.
-    let s = survey(d, &BTreeMap::new()).unwrap();
-    let m = s
-        .models
-        .iter()
-        .find(|m| m.layout == Layout::HubCache)
-        .unwrap();
-    let plan = super::adopt::plan_for_tests(&s.models_dir, m);
-    let root = s.models_dir.clone();
+    let (m, plan, root) = hub_cache_plan(d);
     let _ = super::journal::lock(&root).unwrap();
     super::journal::append(
         &root,
@@ -296,14 +301,7 @@ fn a_resumed_adoption_removes_the_sidecar_write_the_kill_tore_and_a_torn_journal
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     legacy_models_dir(d, false);
-    let s = survey(d, &BTreeMap::new()).unwrap();
-    let m = s
-        .models
-        .iter()
-        .find(|m| m.layout == Layout::HubCache)
-        .unwrap();
-    let plan = super::adopt::plan_for_tests(&s.models_dir, m);
-    let root = s.models_dir.clone();
+    let (m, plan, root) = hub_cache_plan(d);
     let rec = |phase: &str, plan: Option<super::journal::Plan>| super::journal::Record {
         phase: phase.into(),
         model: m.repo_id.to_string(),
