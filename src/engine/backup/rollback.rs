@@ -83,11 +83,12 @@ struct Plan {
 }
 
 /// Whether `rel` is one of `tops` or lies under one of them.
+/// (`rel` and each of its ancestors looked up in the set: no scan of `tops` per path.)
 fn under_any(tops: &BTreeSet<&str>, rel: &str) -> bool {
     tops.contains(rel)
-        || tops
-            .iter()
-            .any(|d| rel.starts_with(d) && rel.as_bytes().get(d.len()) == Some(&b'/'))
+        || rel
+            .match_indices('/')
+            .any(|(i, _)| tops.contains(&rel[..i]))
 }
 
 /// Roll back to the state `req.backup_dir` describes.
@@ -96,7 +97,7 @@ pub fn rollback(req: &RollbackRequest) -> Result<RollbackReport> {
     let dir = req.backup_dir.clone();
     prove_backup_shape(&dir, &m)?;
     remove_stale_staging(&m);
-    let plan = make_plan(&dir, &m)?;
+    let plan = make_plan(&m)?;
     let mut report = RollbackReport {
         backup_dir: dir.clone(),
         dry_run: req.dry_run,
@@ -228,7 +229,7 @@ fn remove_stale_staging(m: &Manifest) {
     }
 }
 
-fn make_plan(dir: &Path, m: &Manifest) -> Result<Plan> {
+fn make_plan(m: &Manifest) -> Result<Plan> {
     let mut live: Vec<Found> = Vec::new();
     // Everything at the sources' paths now (a source the backup marks absent is all "added since").
     for s in &m.sources {
@@ -342,7 +343,6 @@ fn make_plan(dir: &Path, m: &Manifest) -> Result<Plan> {
     plan.changes.sort_by(|a, b| a.path.cmp(&b.path));
     find_reusable(m, &mut plan, &live)?;
     plan.live = live;
-    let _ = dir;
     Ok(plan)
 }
 
@@ -401,17 +401,27 @@ fn find_reusable(m: &Manifest, plan: &mut Plan, live: &[Found]) -> Result<()> {
             reuse.insert(e.path.clone(), rel.to_string());
         }
     }
+    // Say where each moved-back file comes from: original path → the displaced file's current path.
+    let listed: BTreeMap<&str, &Entry> = m.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    let live_abs: BTreeMap<&str, &Path> = live
+        .iter()
+        .map(|f| (f.rel.as_str(), f.abs.as_path()))
+        .collect();
+    let from_where: BTreeMap<PathBuf, &Path> = reuse
+        .iter()
+        .map(|(entry, live_rel)| {
+            (
+                m.original_path(listed[entry.as_str()]),
+                live_abs[live_rel.as_str()],
+            )
+        })
+        .collect();
     for c in plan.changes.iter_mut().filter(|c| c.action == "restore") {
-        if let Some((_, live_rel)) = reuse.iter().find(|(entry, _)| {
-            m.entries
-                .iter()
-                .any(|e| &e.path == *entry && m.original_path(e) == c.path)
-        }) && let Some(f) = live.iter().find(|f| &f.rel == live_rel)
-        {
+        if let Some(abs) = from_where.get(&c.path) {
             c.why = format!(
                 "{}; the same bytes are at {}: moved back",
                 c.why,
-                f.abs.display()
+                abs.display()
             );
         }
     }

@@ -219,7 +219,7 @@ pub fn take_backup(
     let mut totals = Totals::default();
     let mut manifest_entries: Vec<Entry> = Vec::new();
     let mut done = 0u64;
-    for (src, found) in &scanned {
+    for (_, found) in &scanned {
         let mut dirs: Vec<(PathBuf, &Found)> = Vec::new();
         for f in found {
             let to = dest.join(&f.rel);
@@ -260,7 +260,6 @@ pub fn take_backup(
             sync_dir(to);
             apply_meta(to, f.kind, f.mode, f.mtime_ns)?;
         }
-        let _ = src;
     }
     let sources: Vec<SourceRecord> = scanned
         .iter()

@@ -550,11 +550,12 @@ fn transformers_files(
 ) -> Result<Option<(Vec<LegacyModel>, Vec<PathBuf>)>> {
     let mut by_repo: BTreeMap<RepoId, (Vec<LegacyFile>, BTreeSet<String>)> = BTreeMap::new();
     let mut claimed: BTreeSet<&str> = BTreeSet::new();
+    let present: BTreeSet<&str> = names.iter().map(String::as_str).collect();
     for n in names {
         let Some(stem) = n.strip_suffix(".json") else {
             continue;
         };
-        if !names.iter().any(|m| m == stem) {
+        if !present.contains(stem) {
             continue;
         }
         let Ok(bytes) = std::fs::read(dir.join(n)) else {
@@ -591,13 +592,8 @@ fn transformers_files(
         entry.1.insert(revision);
         claimed.insert(stem);
         claimed.insert(n);
-        if names.iter().any(|m| *m == format!("{stem}.lock")) {
-            claimed.insert(
-                names
-                    .iter()
-                    .find(|m| **m == format!("{stem}.lock"))
-                    .expect("present"),
-            );
+        if let Some(lock) = present.get(format!("{stem}.lock").as_str()) {
+            claimed.insert(lock);
         }
     }
     if by_repo.is_empty() {
