@@ -32,6 +32,7 @@ fn meta(id: &RepoId, i: usize) -> ModelMetadata {
     let size = 1000 + (i as u64 * 7919) % 100_000;
     ModelMetadata {
         schema_version: METADATA_SCHEMA_VERSION,
+        legacy_location: None,
         repo_id: id.clone(),
         requested_revision: "main".into(),
         commit: Some(format!("{:040x}", i as u128 * 0x9e3779b97f4a7c15)),

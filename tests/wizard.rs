@@ -74,14 +74,21 @@ fn the_wizard_walks_a_legacy_install_step_by_step_and_its_state_survives() {
     assert!(r.stderr.contains("ema migrate plan"), "{}", r.stderr);
 
     let root = planned(d, free_port());
-    // Side-by-side is refused: not built yet.
-    let r = ema(d, &root, &["migrate", "plan", "--mode", "side-by-side"]);
-    assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("side-by-side") && r.stderr.contains("not built yet"),
-        "{}",
-        r.stderr
+    // Side by side, ema's installation may not lie inside what the legacy system owns.
+    let r = ema(
+        d,
+        &root,
+        &[
+            "migrate",
+            "plan",
+            "--mode",
+            "side-by-side",
+            "--install-dir",
+            "models/ema",
+        ],
     );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--install-dir"), "{}", r.stderr);
 
     let plan = ema(d, &root, &["migrate", "status", "--json"]).json();
     assert_eq!(plan["plan"]["models"].as_array().unwrap().len(), 5);
@@ -321,4 +328,100 @@ fn features_working_runs_the_enhanced_feature_self_test_against_the_sample_hub()
     assert!(!Path::new(&ws).exists(), "{ws} left behind");
     let st = ema(d, &root, &["migrate", "status", "--json"]).json();
     assert_eq!(state_of(&st, "features_working"), "done");
+}
+
+/// Side by side, from the command line: the plan names ema's own installation; backup, configuration, model data and
+/// the checks run on ema's side; nothing of the legacy install changes; the backup's rollback empties ema's side.
+#[test]
+fn the_side_by_side_wizard_leaves_the_legacy_install_as_it_was_and_rolls_back_ema_s_side() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let r = ema(d, d, &["demo", "--legacy", "--dir", "install", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let root = PathBuf::from(r.json()["legacy_dir"].as_str().unwrap());
+    let before = support::data::snapshot(&root);
+    let install = d.join("ema-install");
+    let r = ema(
+        d,
+        &root,
+        &[
+            "migrate",
+            "plan",
+            "--mode",
+            "side-by-side",
+            "--install-dir",
+            install.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("side by side:"), "{}", r.stdout);
+    for step in [
+        "backup",
+        "services_stopped",
+        "config_migrated",
+        "model_data_migrated",
+        "basic_functionality",
+        "models_accessible",
+    ] {
+        let r = ema(d, &root, &["migrate", "run", step, "--json"]);
+        assert_eq!(r.code, 0, "{step}: {}\n{}", r.stdout, r.stderr);
+    }
+    let r = ema(d, &root, &["migrate", "status", "--json"]);
+    let st = r.json();
+    assert_eq!(state_of(&st, "services_stopped"), "not_applicable");
+    assert_eq!(state_of(&st, "model_data_migrated"), "done");
+    let cfg: Value = serde_json::from_slice(
+        &std::fs::read(install.join("config/enhanced_model_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cfg["storage"]["shared_storage"], true);
+    assert_eq!(
+        cfg["storage"]["models_directory"],
+        install.join("models").to_str().unwrap()
+    );
+    assert_ne!(cfg["api"]["port"], 8000, "another port than the legacy API");
+    assert_eq!(
+        std::fs::read_dir(install.join("models"))
+            .unwrap()
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".metadata.json"))
+            .count(),
+        5
+    );
+    assert_eq!(
+        support::data::snapshot(&root),
+        before,
+        "the legacy install is unchanged"
+    );
+    let backup = st["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "backup")
+        .unwrap()["details"]
+        .as_str()
+        .unwrap()
+        .rsplit(" to ")
+        .next()
+        .unwrap()
+        .to_string();
+    let r = ema(
+        d,
+        &root,
+        &["rollback", "--backup-dir", &backup, "--verify-rollback"],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(support::data::snapshot(&root), before);
+    assert_eq!(
+        std::fs::read_dir(install.join("models")).unwrap().count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(install.join("config")).unwrap().count(),
+        0
+    );
 }

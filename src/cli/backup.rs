@@ -26,6 +26,13 @@ pub struct BackupArgs {
     /// <cache>/backups/pre-migration-YYYYmmdd_HHMMSS.
     #[arg(long, value_name = "DIR")]
     pub dest: Option<PathBuf>,
+    /// Side-by-side migration: the legacy system keeps running, so what --root holds is marked shared (a rollback
+    /// leaves it untouched) and ema's own store is backed up too. Also on with `storage.shared_storage: true`.
+    #[arg(long)]
+    pub side_by_side: bool,
+    /// Side-by-side: ema's own store (default: storage.models_directory). Implies --side-by-side.
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -55,11 +62,23 @@ pub fn backup_cmd(a: BackupArgs, ctx: &Ctx) -> Result<i32> {
             "ema configuration".to_string(),
         ));
     }
+    let side = super::migrate::side_store(a.side_by_side, a.store.clone(), &loaded);
+    if let Some(store) = &side {
+        // Backed up even while empty, so that a rollback removes what the adoption records there.
+        std::fs::create_dir_all(store)
+            .map_err(|e| crate::engine::EmaError::io("cannot create", store, e))?;
+        extra.push((
+            "ema_store".to_string(),
+            store.clone(),
+            "ema's store (side-by-side)".to_string(),
+        ));
+    }
     let req = BackupRequest {
         root: a.root,
         dest: a.dest,
         backups_dir: loaded.config.storage.cache_dir().join("backups"),
         extra,
+        side_by_side: side.is_some(),
     };
     let bar = bar(ctx);
     let started = Instant::now();
@@ -80,7 +99,17 @@ pub fn backup_cmd(a: BackupArgs, ctx: &Ctx) -> Result<i32> {
     }
     println!("backup: {}", report.backup_dir.display());
     for s in &report.sources {
-        println!("  {:<28} ← {} ({})", s.name, s.original.display(), s.role);
+        println!(
+            "  {:<28} ← {} ({}{})",
+            s.name,
+            s.original.display(),
+            s.role,
+            if s.shared {
+                "; the running legacy system's: a rollback leaves it untouched"
+            } else {
+                ""
+            }
+        );
     }
     let t = &report.totals;
     println!(
@@ -157,6 +186,12 @@ pub fn rollback_cmd(a: RollbackArgs, ctx: &Ctx) -> Result<i32> {
             "the state before this rollback is saved in {} (undo with: ema rollback --backup-dir {})",
             s.display(),
             s.display()
+        );
+    }
+    for p in &report.untouched {
+        println!(
+            "untouched (side-by-side: the legacy system's): {}",
+            p.display()
         );
     }
     if let Some(v) = &report.verify {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::engine::config::LoadedConfig;
 use crate::engine::config::hub_env::HubEnv;
 use crate::engine::download::disk::human_bytes;
 use crate::engine::error::{Result, exit};
@@ -40,6 +41,14 @@ pub struct MigrateModelsArgs {
     /// Show what would be done (layout, repo id and how it was inferred, files, bytes, action); change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Side-by-side migration: the legacy system keeps running on its models directory, so ema records the models
+    /// where they lie (links in its own store) and changes nothing there. Also on with `storage.shared_storage: true`.
+    #[arg(long)]
+    pub side_by_side: bool,
+    /// Side-by-side: ema's own store, apart from the legacy directory (default: storage.models_directory).
+    /// Implies --side-by-side.
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -51,10 +60,30 @@ pub struct VerifyMigrationArgs {
     /// The migrated models directory.
     #[arg(long, value_name = "DIR")]
     pub models_dir: PathBuf,
+    /// Side-by-side migration: the legacy system keeps running on its models directory, so ema records the models
+    /// where they lie (links in its own store) and changes nothing there. Also on with `storage.shared_storage: true`.
+    #[arg(long)]
+    pub side_by_side: bool,
+    /// Side-by-side: ema's own store, apart from the legacy directory (default: storage.models_directory).
+    /// Implies --side-by-side.
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+}
+
+/// Side-by-side: ema's store (`--store`, else the configured models directory) when `--side-by-side`, `--store` or
+/// `storage.shared_storage: true` asks for it; None: in place.
+pub(super) fn side_store(
+    flag: bool,
+    store: Option<PathBuf>,
+    loaded: &LoadedConfig,
+) -> Option<PathBuf> {
+    let on = flag || store.is_some() || loaded.config.storage.shared_storage;
+    on.then(|| store.unwrap_or_else(|| loaded.config.storage.models_directory.clone()))
 }
 
 pub fn migrate_models(a: MigrateModelsArgs, ctx: &Ctx) -> Result<i32> {
     let loaded = ctx.load_config()?;
+    let side = side_store(a.side_by_side, a.store.clone(), &loaded);
     let map = match &a.map {
         Some(p) => legacy::read_map(p)?,
         None => BTreeMap::new(),
@@ -80,6 +109,7 @@ pub fn migrate_models(a: MigrateModelsArgs, ctx: &Ctx) -> Result<i32> {
         dry_run: a.dry_run,
         hub: source.as_deref().map(|s| s as &dyn HubSource),
         threads: default_threads(),
+        store: side.as_deref(),
     };
     let report = legacy::migrate_models(&a.models_dir, &map, &opts)?;
     let code = if report.mismatches() > 0 {
@@ -94,13 +124,20 @@ pub fn migrate_models(a: MigrateModelsArgs, ctx: &Ctx) -> Result<i32> {
         return Ok(code);
     }
     println!(
-        "{} {}",
+        "{} {}{}",
         if report.dry_run {
             "plan for"
         } else {
             "migrated"
         },
-        report.models_dir.display()
+        report.models_dir.display(),
+        match &report.store {
+            Some(s) => format!(
+                " side by side into ema's store {} (nothing under the legacy directory is changed)",
+                s.display()
+            ),
+            None => String::new(),
+        }
     );
     for m in &report.models {
         println!(
@@ -116,10 +153,11 @@ pub fn migrate_models(a: MigrateModelsArgs, ctx: &Ctx) -> Result<i32> {
             m.target.display(),
             m.files,
             human_bytes(m.bytes),
-            match (m.moved, m.cloned) {
-                (0, 0) => String::new(),
-                (mv, 0) => format!(", {mv} renamed"),
-                (mv, c) => format!(", {mv} renamed, {c} cloned"),
+            match (m.moved, m.cloned, m.linked) {
+                (0, 0, 0) => String::new(),
+                (0, 0, l) => format!(", {l} linked where they lie"),
+                (mv, 0, _) => format!(", {mv} renamed"),
+                (mv, c, _) => format!(", {mv} renamed, {c} cloned"),
             }
         );
         if let Some(v) = m.verification {
@@ -151,25 +189,42 @@ pub fn migrate_models(a: MigrateModelsArgs, ctx: &Ctx) -> Result<i32> {
     for u in &report.unrecognised {
         println!("  left alone (no model ema recognises): {}", u.display());
     }
+    let store = report.store.as_ref().unwrap_or(&report.models_dir);
     if report.mismatches() > 0 {
         println!(
             "{} damaged file(s): their models are adopted as corrupted; repair with `ema verify-all-models \
-             --models-dir {} --repair-corrupted`",
+             --models-dir {} --repair-corrupted`{}",
             report.mismatches(),
-            report.models_dir.display()
+            store.display(),
+            if report.store.is_some() {
+                " (the repaired copy goes into ema's store; the legacy file is left as it is)"
+            } else {
+                ""
+            }
         );
     }
     if !report.dry_run && code != exit::FAILURE {
         println!(
-            "check with: ema verify-migration --models-dir {}",
-            report.models_dir.display()
+            "check with: ema verify-migration --models-dir {}{}",
+            report.models_dir.display(),
+            match &report.store {
+                Some(s) => format!(" --store {}", s.display()),
+                None => String::new(),
+            }
         );
     }
     Ok(code)
 }
 
 pub fn verify_migration(a: VerifyMigrationArgs, ctx: &Ctx) -> Result<i32> {
-    let check = legacy::verify_migration(&a.models_dir, default_threads())?;
+    let side = if a.side_by_side || a.store.is_some() {
+        side_store(true, a.store.clone(), &ctx.load_config()?)
+    } else {
+        ctx.load_config()
+            .ok()
+            .and_then(|l| side_store(false, None, &l))
+    };
+    let check = legacy::verify_migration(&a.models_dir, side.as_deref(), default_threads())?;
     let code = if check.all_good() {
         exit::OK
     } else {
@@ -178,6 +233,7 @@ pub fn verify_migration(a: VerifyMigrationArgs, ctx: &Ctx) -> Result<i32> {
     if ctx.out.json {
         ctx.out.json(&serde_json::json!({
             "models_dir": check.models_dir,
+            "store": check.store,
             "all_good": check.all_good(),
             "models": check.models,
             "unadopted": check.unadopted,

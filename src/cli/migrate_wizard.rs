@@ -21,7 +21,8 @@ use super::Ctx;
     after_help = "The wizard's state and journal live in ema's state directory ($XDG_STATE_HOME/ema/migration, \
 else ~/.local/state/ema/migration), outside everything a rollback restores.\n\nExit codes: 0 the step is done (or \
 not applicable) or waits for you, 1 a step failed or is blocked on a part of ema not built yet, 2 bad input (unknown \
-step, a manual step run or an automatic one confirmed, a missing note, no plan yet, side-by-side mode), 5 the \
+step, a manual step run or an automatic one confirmed, a missing note, no plan yet, an --install-dir that overlaps \
+the legacy install), 5 the \
 legacy models directory does not exist."
 )]
 pub struct MigrateArgs {
@@ -70,9 +71,14 @@ pub struct PlanArgs {
     /// The legacy install directory (holding config.json and models/).
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub root: PathBuf,
-    /// in-place (stop the legacy service, adopt its models where they lie) or side-by-side (not built yet).
+    /// in-place (stop the legacy service, adopt its models where they lie) or side-by-side (the legacy system keeps
+    /// running; ema, in a directory of its own, records its models where they lie and changes nothing of it).
     #[arg(long, value_enum, default_value = "in-place")]
     pub mode: ModeArg,
+    /// Side-by-side: ema's own installation directory, for its config/ and its store models/ (default:
+    /// $XDG_DATA_HOME/ema/side-by-side).
+    #[arg(long, value_name = "DIR")]
+    pub install_dir: Option<PathBuf>,
     /// The legacy service's API port (default: from its config.json, else 8000).
     #[arg(long, value_name = "PORT")]
     pub legacy_port: Option<u16>,
@@ -128,6 +134,10 @@ fn plan(p: PlanArgs, wizard: &Wizard, ctx: &Ctx) -> Result<i32> {
         legacy_port: p.legacy_port,
         backups_dir: loaded.config.storage.cache_dir().join("backups"),
         state_dir: wizard.dir().to_path_buf(),
+        install_dir: match p.install_dir {
+            Some(d) => d,
+            None => migration::default_install_dir()?,
+        },
     };
     let st = wizard.plan(&req, p.reset)?;
     let plan = st.plan.as_ref().expect("just planned");
@@ -170,6 +180,15 @@ fn plan(p: PlanArgs, wizard: &Wizard, ctx: &Ctx) -> Result<i32> {
     }
     for u in &plan.unrecognised {
         println!("    left alone (no model ema recognises): {}", u.display());
+    }
+    if let (Some(install), Some(store)) = (&plan.install_dir, &plan.store) {
+        println!(
+            "  side by side:    the legacy system keeps running; ema is installed in {} (its configuration in \
+             config/, its store in {}), where each model is recorded as links to its files where they lie. Nothing \
+             of the legacy system is renamed, moved or deleted, and a rollback undoes ema's side only.",
+            install.display(),
+            store.display()
+        );
     }
     println!("  legacy API port: {}", plan.legacy_api_port);
     let extras: Vec<String> = [&plan.database, &plan.usage_log]

@@ -690,6 +690,7 @@ pub fn generate_sample_hub(root: &Path) -> Result<Vec<RepoId>> {
         let now = now_rfc3339();
         let meta = ModelMetadata {
             schema_version: METADATA_SCHEMA_VERSION,
+            legacy_location: None,
             repo_id: id.clone(),
             requested_revision: "main".to_string(),
             commit: Some(commit_of(&records)),

@@ -157,6 +157,10 @@ pub struct ModelMetadata {
     #[serde(default)]
     pub last_verified_at: Option<String>,
     pub verification: VerificationState,
+    /// Side-by-side adoption (`storage.shared_storage`): the legacy models-directory folder the model was adopted
+    /// from where it lies. The store holds links to its files; ema never renames, moves or deletes anything there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_location: Option<PathBuf>,
 }
 
 /// File extensions the Hub stores in LFS (and so publishes a sha256 for).

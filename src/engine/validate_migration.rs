@@ -181,7 +181,7 @@ fn check_models(dir: Option<&Path>, cfg: &InForce, threads: usize) -> Check {
             ),
         );
     };
-    let m = match verify_migration(dir, threads.max(1)) {
+    let m = match verify_migration(dir, None, threads.max(1)) {
         Ok(m) => m,
         Err(e) => {
             return check(

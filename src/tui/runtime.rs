@@ -452,6 +452,7 @@ mod tests {
                     legacy_port: None,
                     backups_dir: d.path().join("backups"),
                     state_dir: d.path().join("state"),
+                    install_dir: d.path().join("ema"),
                 },
                 false,
             )

@@ -30,6 +30,7 @@ pub fn one_file_metadata(
 ) -> ModelMetadata {
     ModelMetadata {
         schema_version: METADATA_SCHEMA_VERSION,
+        legacy_location: None,
         repo_id: RepoId::parse(id).unwrap(),
         requested_revision: "main".into(),
         commit: None,

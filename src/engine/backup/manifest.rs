@@ -72,6 +72,10 @@ pub struct SourceRecord {
     /// recreated): rolling back to this backup removes whatever is there.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub absent: bool,
+    /// Side-by-side migration: this belongs to the legacy system, which keeps running and owns it. It is backed up
+    /// and verifiable, but a rollback leaves it exactly as it is then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 /// How the bytes reached the backup.
@@ -205,6 +209,19 @@ impl Manifest {
         Ok(())
     }
 
+    /// This manifest without the sources the legacy system shares (side-by-side) and their entries — what a rollback
+    /// restores — and the original paths of the ones left out.
+    pub fn without_shared(&self) -> (Manifest, Vec<PathBuf>) {
+        let shared: Vec<&SourceRecord> = self.sources.iter().filter(|s| s.shared).collect();
+        let mut m = self.clone();
+        m.sources.retain(|s| !s.shared);
+        m.entries.retain(|e| {
+            let first = e.path.split('/').next().unwrap_or("");
+            !shared.iter().any(|s| s.name == first)
+        });
+        (m, shared.iter().map(|s| s.original.clone()).collect())
+    }
+
     /// Where the entry's bytes are kept: inside the backup at `dir`, or the earlier backup's file it names.
     pub fn stored_path(&self, dir: &Path, entry: &Entry) -> PathBuf {
         match &entry.same_as {
@@ -255,6 +272,7 @@ mod tests {
             ema_version: "0".into(),
             root: "/srv/app".into(),
             sources: vec![SourceRecord {
+                shared: false,
                 name: "models".into(),
                 original: "/srv/app/models".into(),
                 kind: EntryKind::Directory,

@@ -61,6 +61,9 @@ pub struct RollbackReport {
     pub removed: u64,
     /// With `verify`: every difference between the tree and the manifest after the rollback (empty = identical).
     pub verify: Option<Vec<Difference>>,
+    /// Side-by-side: the legacy system's paths, left untouched (neither restored nor verified).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub untouched: Vec<PathBuf>,
 }
 
 /// What the plan decided for each manifest entry and each live path.
@@ -93,9 +96,11 @@ fn under_any(tops: &BTreeSet<&str>, rel: &str) -> bool {
 
 /// Roll back to the state `req.backup_dir` describes.
 pub fn rollback(req: &RollbackRequest) -> Result<RollbackReport> {
-    let m = Manifest::load(&req.backup_dir)?;
+    let full = Manifest::load(&req.backup_dir)?;
     let dir = req.backup_dir.clone();
-    prove_backup_shape(&dir, &m)?;
+    prove_backup_shape(&dir, &full)?;
+    // Side-by-side: what the running legacy system owns is left exactly as it is now.
+    let (m, untouched) = full.without_shared();
     remove_stale_staging(&m);
     let plan = make_plan(&m)?;
     let mut report = RollbackReport {
@@ -109,6 +114,7 @@ pub fn rollback(req: &RollbackRequest) -> Result<RollbackReport> {
         moved_back_files: 0,
         removed: plan.displace.len() as u64,
         verify: None,
+        untouched,
     };
     if req.dry_run {
         // What a real run would refuse while staging, a dry run refuses too: the copies it would restore are hashed.

@@ -29,6 +29,9 @@ pub struct BackupRequest {
     /// Further files or directories to include (ema's own configuration, its analytics database), with their
     /// name in the backup and what they are. Missing ones are skipped; ones inside another source are not repeated.
     pub extra: Vec<(String, PathBuf, String)>,
+    /// Side-by-side migration: the legacy system keeps running on what is found in `root`; those sources are
+    /// marked shared, and a rollback leaves them untouched (it restores only the `extra` ones, ema's own).
+    pub side_by_side: bool,
 }
 
 /// Progress of a backup, for the faces.
@@ -269,6 +272,7 @@ pub fn take_backup(
             kind: found[0].kind,
             role: s.role.clone(),
             absent: false,
+            shared: req.side_by_side && !req.extra.iter().any(|(n, _, _)| *n == s.name),
         })
         .collect();
     let info = system_info(&req.root, &dest);

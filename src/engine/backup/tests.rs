@@ -67,6 +67,7 @@ fn backup(root: &Path, dest: &Path) -> BackupReport {
             dest: Some(dest.to_path_buf()),
             backups_dir: dest.parent().unwrap().to_path_buf(),
             extra: vec![],
+            side_by_side: false,
         },
         &|_| {},
     )
@@ -128,6 +129,7 @@ fn backup_keeps_the_spec_layout_and_proves_itself() {
             dest: Some(dest.clone()),
             backups_dir: t.path().into(),
             extra: vec![],
+            side_by_side: false,
         },
         &|_| {},
     )
@@ -317,6 +319,7 @@ fn bad_roots_and_destinations_are_named() {
             dest: Some(root.join("models/bk")),
             backups_dir: t.path().into(),
             extra: vec![],
+            side_by_side: false,
         },
         &|_| {},
     )

@@ -149,6 +149,7 @@ pub(super) fn plan_round(
     let now = now_rfc3339();
     let meta = ModelMetadata {
         schema_version: METADATA_SCHEMA_VERSION,
+        legacy_location: previous.as_ref().and_then(|p| p.legacy_location.clone()),
         repo_id: repo.clone(),
         requested_revision: opts.revision.clone().unwrap_or_else(|| "main".to_string()),
         commit: Some(commit.clone()),

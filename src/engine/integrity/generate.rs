@@ -332,6 +332,7 @@ pub fn generate_metadata(
     let total_size = files.iter().map(|f| f.size).sum();
     let meta = ModelMetadata {
         schema_version: METADATA_SCHEMA_VERSION,
+        legacy_location: None,
         repo_id: id.clone(),
         requested_revision: commit
             .clone()

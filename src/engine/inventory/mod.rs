@@ -20,6 +20,7 @@ fn test_metadata(id: &str, files: &[(&str, u64)]) -> crate::engine::store::Model
     };
     ModelMetadata {
         schema_version: METADATA_SCHEMA_VERSION,
+        legacy_location: None,
         repo_id: RepoId::parse(id).unwrap(),
         requested_revision: "main".into(),
         commit: Some("0123456789abcdef0123456789abcdef01234567".into()),

@@ -53,7 +53,7 @@ fn file_statuses(store: &Store, meta: &ModelMetadata) -> Vec<FileStatus> {
     meta.files
         .iter()
         .map(|f| {
-            let m = std::fs::symlink_metadata(dir.join(&f.path))
+            let m = std::fs::metadata(dir.join(&f.path))
                 .ok()
                 .filter(|m| m.is_file());
             let present = m.is_some();

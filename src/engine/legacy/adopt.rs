@@ -20,7 +20,12 @@ use crate::engine::store::{
 
 use super::identify::IdSource;
 use super::journal::{self, Move, Plan, PlannedFile, Record};
+use super::side_by_side;
 use super::survey::{Action, Layout, LegacyModel, survey};
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
 
 pub struct AdoptOptions<'a> {
     /// Hash every file and compare with the layout's hashes and, when `hub` answers, the hub's listing.
@@ -31,6 +36,9 @@ pub struct AdoptOptions<'a> {
     pub dry_run: bool,
     pub hub: Option<&'a dyn HubSource>,
     pub threads: usize,
+    /// Side-by-side (`storage.shared_storage`): ema's own store, apart from the legacy models directory. The models
+    /// are recorded there as links to where they lie; nothing under the legacy directory changes. None: in place.
+    pub store: Option<&'a Path>,
 }
 
 /// A file whose bytes differ from what the layout or the hub promised.
@@ -62,6 +70,9 @@ pub struct ModelOutcome {
     pub hub_files_missing: Vec<String>,
     pub moved: usize,
     pub cloned: usize,
+    /// Side-by-side: files recorded where they lie, as links from ema's store.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub linked: usize,
     pub notes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -70,6 +81,9 @@ pub struct ModelOutcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct MigrateReport {
     pub models_dir: PathBuf,
+    /// Side-by-side: ema's store the models were recorded in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<PathBuf>,
     pub dry_run: bool,
     pub models: Vec<ModelOutcome>,
     pub unrecognised: Vec<PathBuf>,
@@ -96,10 +110,20 @@ pub fn migrate_models(
 ) -> Result<MigrateReport> {
     let mut outcomes = Vec::new();
     let mut bytes_hashed = 0;
+    let side = match opts.store {
+        Some(store) => Some(side_by_side::prepare(models_dir, store, opts.dry_run)?),
+        None => None,
+    };
+    // Side-by-side models a killed run had started: adopted again (their links are idempotent).
+    let mut redo = std::collections::BTreeSet::new();
     let _lock = if opts.dry_run {
         None
     } else {
-        let root = models_dir.canonicalize().map_err(|e| {
+        let root = match &side {
+            Some(store) => Ok(store.clone()),
+            None => models_dir.canonicalize(),
+        }
+        .map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 EmaError::NotFound(format!(
                     "the models directory {} does not exist; pass the legacy models directory with --models-dir",
@@ -114,6 +138,10 @@ pub fn migrate_models(
         for rec in journal::unfinished(&root)? {
             if let Some(plan) = rec.plan {
                 remove_torn_sidecar(&root, &plan.repo_id);
+                if plan.side_by_side {
+                    redo.insert(plan.repo_id.to_string());
+                    continue;
+                }
                 let mut o = finish(&root, &plan, opts, &mut bytes_hashed)?;
                 o.result = "resumed";
                 outcomes.push(o);
@@ -123,6 +151,8 @@ pub fn migrate_models(
     };
     let s = survey(models_dir, map)?;
     let root = s.models_dir.clone();
+    // Where sidecars, journal and model folders go: the models directory itself, or ema's own store.
+    let home = side.clone().unwrap_or_else(|| root.clone());
     let resumed: Vec<String> = outcomes.iter().map(|o| o.repo_id.clone()).collect();
     // A model this run resumed is in the store now: it is reported once, as resumed.
     for m in s
@@ -130,9 +160,17 @@ pub fn migrate_models(
         .iter()
         .filter(|m| !resumed.contains(&m.repo_id.to_string()))
     {
-        let target = root.join(m.repo_id.folder_name());
+        let target = home.join(m.repo_id.folder_name());
         let mut o = outcome(m, &target);
-        match &m.action {
+        let action = match &side {
+            Some(store) => side_by_side::action(store, m, redo.contains(&m.repo_id.to_string())),
+            None => m.action.clone(),
+        };
+        let plan = |m: &LegacyModel| match &side {
+            Some(store) => side_by_side::plan(store, m),
+            None => plan(&root, m),
+        };
+        match &action {
             Action::Conflict { reason } => {
                 o.result = "conflict";
                 o.reason = Some(reason.clone());
@@ -144,19 +182,20 @@ pub fn migrate_models(
                     Some("in ema's layout without a sidecar: run with --create-metadata".into());
             }
             Action::CreateMetadata | Action::Adopt if opts.dry_run => {
-                o.result = if m.action == Action::Adopt {
+                o.result = if action == Action::Adopt {
                     "would_adopt"
                 } else {
                     "would_create_metadata"
                 };
-                let plan = plan(&root, m);
-                o.moved = plan.moves.iter().filter(|mv| !mv.clone).count();
-                o.cloned = plan.moves.len() - o.moved;
+                let plan = plan(m);
+                o.moved = plan.moves.iter().filter(|mv| !mv.clone && !mv.link).count();
+                o.cloned = plan.moves.iter().filter(|mv| mv.clone).count();
+                o.linked = plan.moves.iter().filter(|mv| mv.link).count();
             }
             Action::CreateMetadata | Action::Adopt => {
-                let plan = plan(&root, m);
+                let plan = plan(m);
                 journal::append(
-                    &root,
+                    &home,
                     &Record {
                         phase: "intent".into(),
                         model: m.repo_id.to_string(),
@@ -164,11 +203,13 @@ pub fn migrate_models(
                         plan: Some(plan.clone()),
                     },
                 )?;
-                let done = finish(&root, &plan, opts, &mut bytes_hashed)?;
+                let done = finish(&home, &plan, opts, &mut bytes_hashed)?;
                 let mut notes = o.notes;
                 notes.extend(done.notes.iter().cloned());
                 o = ModelOutcome {
-                    result: if m.action == Action::Adopt {
+                    result: if redo.contains(&m.repo_id.to_string()) {
+                        "resumed"
+                    } else if action == Action::Adopt {
                         "adopted"
                     } else {
                         "metadata_created"
@@ -184,6 +225,7 @@ pub fn migrate_models(
     }
     Ok(MigrateReport {
         models_dir: root,
+        store: side,
         dry_run: opts.dry_run,
         models: outcomes,
         unrecognised: s.unrecognised,
@@ -232,6 +274,7 @@ fn outcome(m: &LegacyModel, target: &Path) -> ModelOutcome {
         hub_files_missing: Vec::new(),
         moved: 0,
         cloned: 0,
+        linked: 0,
         notes: m.notes.clone(),
         reason: None,
     }
@@ -250,6 +293,7 @@ fn plan(root: &Path, m: &LegacyModel) -> Plan {
                     from: m.location.clone(),
                     to: target.clone(),
                     clone: false,
+                    link: false,
                 });
             }
             let folder = m.location.file_name().unwrap_or_default();
@@ -259,6 +303,7 @@ fn plan(root: &Path, m: &LegacyModel) -> Plan {
                     from: target.join(rel),
                     to: archive.join(folder).join(rel),
                     clone: false,
+                    link: false,
                 });
                 if let Some(first) = rel.components().next()
                     && rel.components().count() > 1
@@ -273,12 +318,14 @@ fn plan(root: &Path, m: &LegacyModel) -> Plan {
                     from: f.source.clone(),
                     to: target.join(&f.path),
                     clone: f.shared || !f.source.starts_with(&m.location),
+                    link: false,
                 });
             }
             moves.push(Move {
                 from: m.location.clone(),
                 to: archive.join(m.location.file_name().unwrap_or_default()),
                 clone: false,
+                link: false,
             });
         }
         Layout::TransformersCache => {
@@ -287,6 +334,7 @@ fn plan(root: &Path, m: &LegacyModel) -> Plan {
                     from: f.source.clone(),
                     to: target.join(&f.path),
                     clone: false,
+                    link: false,
                 });
             }
             let container = m.location.file_name().unwrap_or_default();
@@ -297,6 +345,7 @@ fn plan(root: &Path, m: &LegacyModel) -> Plan {
                         .join(container)
                         .join(l.file_name().unwrap_or_default()),
                     clone: false,
+                    link: false,
                 });
             }
             if m.location != root {
@@ -323,6 +372,7 @@ fn plan(root: &Path, m: &LegacyModel) -> Plan {
             .collect(),
         moves,
         remove_if_empty,
+        side_by_side: false,
     }
 }
 
@@ -340,8 +390,11 @@ fn finish(
 ) -> Result<ModelOutcome> {
     let mut moved = 0;
     let mut cloned = 0;
+    let mut linked = 0;
     for mv in &plan.moves {
-        if apply_move(mv)? {
+        if mv.link {
+            linked += usize::from(side_by_side::link(mv)?);
+        } else if apply_move(mv)? {
             if mv.clone {
                 cloned += 1;
             } else {
@@ -382,6 +435,7 @@ fn finish(
         hub_files_missing: sc.hub_missing,
         moved,
         cloned,
+        linked,
         notes: sc.notes,
         reason: None,
     })
@@ -603,6 +657,7 @@ fn sidecar(plan: &Plan, opts: &AdoptOptions) -> Result<Sidecar> {
     let total_size = files.iter().map(|f| f.size).sum();
     let meta = ModelMetadata {
         schema_version: METADATA_SCHEMA_VERSION,
+        legacy_location: plan.side_by_side.then(|| plan.location.clone()).flatten(),
         repo_id: plan.repo_id.clone(),
         requested_revision: commit.clone().unwrap_or_else(|| "local".into()),
         commit,

@@ -22,6 +22,9 @@ pub struct Move {
     /// Clone (reflink or copy) instead of rename: the source stays (a blob another snapshot uses).
     #[serde(default)]
     pub clone: bool,
+    /// Side-by-side: record the file where it lies — a symlink at `to` pointing at `from`; nothing moves.
+    #[serde(default)]
+    pub link: bool,
 }
 
 /// What adopting one model does, recorded in full before anything moves.
@@ -44,6 +47,9 @@ pub struct Plan {
     /// transformers cache).
     #[serde(default)]
     pub remove_if_empty: Vec<PathBuf>,
+    /// Side-by-side adoption: `target` lies in ema's own store and links to the files where they lie.
+    #[serde(default)]
+    pub side_by_side: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

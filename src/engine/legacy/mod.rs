@@ -4,6 +4,7 @@
 pub mod adopt;
 pub mod identify;
 pub mod journal;
+pub mod side_by_side;
 pub mod survey;
 pub mod verify;
 

@@ -291,6 +291,9 @@ fn folder_model(
     let mut commits = BTreeSet::new();
     let listed = match walk_files(root, dir) {
         Ok(l) => l,
+        // ema's own model (a side-by-side store links to files elsewhere): its sidecar, not the survey, says
+        // what it holds, and verification checks it.
+        Err(_) if layout == Layout::Ema => Vec::new(),
         Err(e) => return Ok(conflict_model(layout, dir, name, &e.to_string())),
     };
     for (rel, source, size) in listed {
@@ -313,7 +316,7 @@ fn folder_model(
         }
         files.push(f);
     }
-    if files.is_empty() {
+    if files.is_empty() && layout != Layout::Ema {
         return Ok(conflict_model(
             layout,
             dir,

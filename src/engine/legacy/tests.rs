@@ -136,6 +136,7 @@ fn opts(verify: bool) -> AdoptOptions<'static> {
         dry_run: false,
         hub: None,
         threads: 2,
+        store: None,
     }
 }
 

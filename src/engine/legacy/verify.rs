@@ -10,6 +10,7 @@ use crate::engine::error::Result;
 use crate::engine::integrity::verify::{ModelHealth, VerifyOptions, verify_models};
 use crate::engine::store::Store;
 
+use super::side_by_side;
 use super::survey::{Action, Layout, survey};
 
 /// A model still in a legacy layout (or one migrate-models could not adopt).
@@ -24,6 +25,9 @@ pub struct Unadopted {
 #[derive(Debug, Clone, Serialize)]
 pub struct MigrationCheck {
     pub models_dir: PathBuf,
+    /// Side-by-side: ema's own store, where the adopted models are recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<PathBuf>,
     pub models: Vec<ModelHealth>,
     pub unadopted: Vec<Unadopted>,
     pub unrecognised: Vec<PathBuf>,
@@ -35,10 +39,19 @@ impl MigrationCheck {
     }
 }
 
-/// Check `models_dir` without changing anything (sidecars are not updated).
-pub fn verify_migration(models_dir: &Path, threads: usize) -> Result<MigrationCheck> {
+/// Check `models_dir` without changing anything (sidecars are not updated). `side_store`: a side-by-side migration
+/// recorded the models in this store of ema's own (see [`super::side_by_side`]).
+pub fn verify_migration(
+    models_dir: &Path,
+    side_store: Option<&Path>,
+    threads: usize,
+) -> Result<MigrationCheck> {
     let s = survey(models_dir, &BTreeMap::new())?;
-    let store = Store::new(&s.models_dir);
+    let side = match side_store {
+        Some(p) => Some(side_by_side::prepare(&s.models_dir, p, true)?),
+        None => None,
+    };
+    let store = Store::new(side.as_deref().unwrap_or(&s.models_dir));
     let ids = store.list_models()?;
     let models = verify_models(
         &store,
@@ -52,12 +65,16 @@ pub fn verify_migration(models_dir: &Path, threads: usize) -> Result<MigrationCh
     let unadopted = s
         .models
         .iter()
-        .filter(|m| m.action != Action::AlreadyAdopted)
-        .map(|m| Unadopted {
+        .map(|m| match &side {
+            Some(store) => (m, side_by_side::action(store, m, false)),
+            None => (m, m.action.clone()),
+        })
+        .filter(|(_, action)| *action != Action::AlreadyAdopted)
+        .map(|(m, action)| Unadopted {
             location: m.location.clone(),
             layout: m.layout,
             repo_id: m.repo_id.to_string(),
-            why: match &m.action {
+            why: match &action {
                 Action::Conflict { reason } => reason.clone(),
                 Action::CreateMetadata => "no sidecar: run migrate-models --create-metadata".into(),
                 _ => "not adopted yet: run migrate-models".into(),
@@ -66,6 +83,7 @@ pub fn verify_migration(models_dir: &Path, threads: usize) -> Result<MigrationCh
         .collect();
     Ok(MigrationCheck {
         models_dir: s.models_dir,
+        store: side,
         models,
         unadopted,
         unrecognised: s.unrecognised,

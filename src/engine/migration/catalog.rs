@@ -104,7 +104,9 @@ pub const STEPS: &[StepDef] = &[
             "Current system backed up",
             "Runs `ema backup` of the planned install directory (models/, config.json, config/, logs/, models.db) \
              into <cache>/backups/pre-migration-YYYYmmdd_HHMMSS with a manifest of every entry (type, mode, mtime, \
-             size, sha256, link target); reflinked where the filesystem allows, copied otherwise.",
+             size, sha256, link target); reflinked where the filesystem allows, copied otherwise. Side by side it \
+             also backs up ema's own store and configuration folder, and marks the legacy paths shared: a rollback \
+             leaves them untouched.",
         ),
         "This copies the whole install directory (reflinks cost no space on XFS/btrfs).",
     ),
@@ -148,7 +150,8 @@ pub const STEPS: &[StepDef] = &[
         "Services stopped",
         "Checks that nothing listens on the legacy API port (from the plan; /proc/net/tcp, tcp6) and that no other \
          process has files open or mapped under the legacy models directory (/proc/*/fd, /proc/*/maps); names \
-         whatever holds them. ema does not stop other programs: stop the legacy service, then run it again.",
+         whatever holds them. ema does not stop other programs: stop the legacy service, then run it again. Not \
+         applicable side by side (the legacy system keeps running).",
     ),
     step(
         Automatic,
@@ -165,8 +168,9 @@ pub const STEPS: &[StepDef] = &[
                 Migration,
                 "Configuration migrated",
                 "Converts the legacy config.json with migrate-config into <root>/config/enhanced_model_config.json \
-                 when no enhanced configuration exists there, then validates it (every problem with its position \
-                 and fix).",
+                 (side by side: <install-dir>/config/, pointing at ema's own store and cache, shared_storage on, \
+                 another API port) when no enhanced configuration exists there, then validates it (every problem \
+                 with its position and fix).",
             ),
             &["backup"],
         ),
@@ -181,11 +185,13 @@ pub const STEPS: &[StepDef] = &[
                 "Model data migrated",
                 "Runs `migrate-models --verify-integrity --create-metadata` on the planned models directory: every \
                  model adopted in place (renamed, never downloaded), every file hashed against what its layout \
-                 (and the hub, when it answers) promises, the sidecar written last.",
+                 (and the hub, when it answers) promises, the sidecar written last. Side by side: nothing is \
+                 moved; each model is recorded in ema's own store as links to its files where they lie.",
             ),
             &["backup", "services_stopped"],
         ),
-        "This moves every model of the legacy models directory into ema's layout (in place, by rename).",
+        "In place, this moves every model of the legacy models directory into ema's layout (by rename); side by \
+         side, it only adds links and sidecars in ema's own store.",
     ),
     after(
         step(
@@ -210,7 +216,8 @@ pub const STEPS: &[StepDef] = &[
         "basic_functionality",
         Migration,
         "Basic functionality tested",
-        "The migrated configuration loads and points at the planned models directory, the store lists its models, \
+        "The migrated configuration loads and points at the planned store (the models directory in place, ema's \
+         own store side by side), the store lists its models, \
          and verify-migration's summary: every model adopted and intact, nothing left in a legacy layout.",
     ),
     step(

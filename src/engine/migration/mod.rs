@@ -26,7 +26,7 @@ pub use checklist::{LogLine, MigrationState, SCHEMA_VERSION, STATE_FILE, StepRec
 pub use context::{MigrationContext, StepOutcome, Verdict};
 pub use plan::{DEFAULT_LEGACY_PORT, MigrationPlan, Mode, PlanRequest, PlannedModel, make_plan};
 pub use steps::{Holder, listeners_on, open_under, run_step};
-pub use wizard::{Next, RunEnv, Wizard, default_dir};
+pub use wizard::{Next, RunEnv, Wizard, default_dir, default_install_dir};
 
 /// The hook a face provides so "Enhanced features working" can serve its sample hub (the engine cannot serve HTTP).
 pub use crate::engine::selftest::{SampleHub, SampleHubStarter};

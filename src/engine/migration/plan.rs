@@ -23,7 +23,8 @@ pub const DEFAULT_LEGACY_PORT: u16 = 8000;
 pub enum Mode {
     /// Stop the legacy system, adopt its models where they lie, start ema.
     InPlace,
-    /// The legacy system keeps running on the same models directory (not built yet).
+    /// The legacy system keeps running on its models directory; ema, installed in a directory of its own, records
+    /// the models where they lie (links in its own store) and changes nothing of the legacy system's.
     SideBySide,
 }
 
@@ -75,6 +76,12 @@ pub struct MigrationPlan {
     pub total_bytes: u64,
     /// Where the wizard keeps its state and journal (outside everything the backup covers).
     pub state_dir: PathBuf,
+    /// Side-by-side: ema's own installation directory (its `config/` and its store `models/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_dir: Option<PathBuf>,
+    /// Side-by-side: ema's store, where the models are recorded as links to where they lie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<PathBuf>,
 }
 
 /// What to plan.
@@ -86,18 +93,12 @@ pub struct PlanRequest {
     pub legacy_port: Option<u16>,
     pub backups_dir: PathBuf,
     pub state_dir: PathBuf,
+    /// Side-by-side: ema's own installation directory (the spec's "new location"); ignored in place.
+    pub install_dir: PathBuf,
 }
 
-/// Detect the legacy setup at `req.root`. Side-by-side is refused (exit 2): it is not built yet.
+/// Detect the legacy setup at `req.root`.
 pub fn make_plan(req: &PlanRequest) -> Result<MigrationPlan> {
-    if req.mode == Mode::SideBySide {
-        return Err(EmaError::Config(
-            "side-by-side migration (the legacy system keeps running on the same models directory, \
-             storage.shared_storage: true) is not built yet; use --mode in-place (stop the legacy service, adopt \
-             its models where they lie), which is the default"
-                .into(),
-        ));
-    }
     if !req.root.is_dir() {
         return Err(EmaError::Config(format!(
             "{} is not a directory: --root takes the legacy install directory (the one holding config.json and \
@@ -165,6 +166,11 @@ pub fn make_plan(req: &PlanRequest) -> Result<MigrationPlan> {
         }
     }
 
+    let install_dir = match req.mode {
+        Mode::InPlace => None,
+        Mode::SideBySide => Some(side_by_side_install(req, &root, &models_dir, &sources)?),
+    };
+    let store = install_dir.as_ref().map(|d| d.join("models"));
     let s = survey(&models_dir, &BTreeMap::new())?;
     let models: Vec<PlannedModel> = s
         .models
@@ -177,6 +183,8 @@ pub fn make_plan(req: &PlanRequest) -> Result<MigrationPlan> {
             files: m.files.len(),
             bytes: m.bytes,
             action: match &m.action {
+                Action::Adopt | Action::CreateMetadata if store.is_some() => "link".into(),
+                Action::AlreadyAdopted if store.is_some() => "link".into(),
                 Action::Adopt => "adopt".into(),
                 Action::AlreadyAdopted => "already_adopted".into(),
                 Action::CreateMetadata => "create_metadata".into(),
@@ -185,14 +193,22 @@ pub fn make_plan(req: &PlanRequest) -> Result<MigrationPlan> {
         })
         .collect();
     let existing = |p: PathBuf| std::fs::symlink_metadata(&p).is_ok().then_some(p);
+    let mut backup_sources: Vec<(String, PathBuf)> = sources
+        .iter()
+        .map(|s| (s.name.clone(), s.path.clone()))
+        .collect();
+    if let (Some(st), Some(d)) = (&store, &install_dir) {
+        backup_sources.push(("ema_store".into(), st.clone()));
+        backup_sources.push(("ema_config".into(), d.join("config")));
+    }
     Ok(MigrationPlan {
-        enhanced_config: root.join("config").join(CONFIG_FILE_NAME),
+        enhanced_config: match &install_dir {
+            Some(d) => d.join("config").join(CONFIG_FILE_NAME),
+            None => root.join("config").join(CONFIG_FILE_NAME),
+        },
         database: existing(root.join("models.db")),
         usage_log: existing(root.join("logs").join("usage.log")),
-        backup_sources: sources
-            .iter()
-            .map(|s| (s.name.clone(), s.path.clone()))
-            .collect(),
+        backup_sources,
         total_bytes: models.iter().map(|m| m.bytes).sum(),
         models,
         unrecognised: s.unrecognised,
@@ -204,7 +220,46 @@ pub fn make_plan(req: &PlanRequest) -> Result<MigrationPlan> {
         legacy_api_port,
         backups_dir,
         state_dir,
+        install_dir,
+        store,
     })
+}
+
+/// Side-by-side: ema's installation directory, absolute, apart from the legacy install's backed-up paths and the
+/// legacy models directory (a rollback restores ema's side and leaves the legacy system's alone).
+fn side_by_side_install(
+    req: &PlanRequest,
+    root: &std::path::Path,
+    models_dir: &std::path::Path,
+    sources: &[crate::engine::backup::take::PlannedSource],
+) -> Result<PathBuf> {
+    let d = std::path::absolute(&req.install_dir).unwrap_or_else(|_| req.install_dir.clone());
+    let d = d.canonicalize().unwrap_or(d);
+    let clash = sources
+        .iter()
+        .map(|s| s.path.as_path())
+        .chain([models_dir])
+        .find(|p| d.starts_with(p) || p.starts_with(&d));
+    if let Some(p) = clash {
+        return Err(EmaError::Config(format!(
+            "ema's installation directory {} overlaps {}, which the legacy system owns; give side-by-side a \
+             directory of its own with --install-dir (e.g. {})",
+            d.display(),
+            p.display(),
+            root.parent()
+                .unwrap_or(std::path::Path::new("/"))
+                .join("enhanced-model-availability")
+                .display()
+        )));
+    }
+    Ok(d)
+}
+
+impl MigrationPlan {
+    /// Where ema's store is: the legacy models directory itself in place, ema's own store side by side.
+    pub fn store_dir(&self) -> &std::path::Path {
+        self.store.as_deref().unwrap_or(&self.models_dir)
+    }
 }
 
 /// The API port a legacy configuration names (`api_port`, `port`, or `api.port`).

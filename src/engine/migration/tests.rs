@@ -37,6 +37,7 @@ fn planned(d: &Path) -> Wizard {
             legacy_port: Some(free_port()),
             backups_dir: d.join("backups"),
             state_dir: d.join("state"),
+            install_dir: d.join("ema"),
         },
         false,
     )
@@ -148,11 +149,26 @@ fn database_not_applicable_without_db_or_usage_log_and_bad_plans_refused() {
         legacy_port: None,
         backups_dir: d.path().join("backups"),
         state_dir: state.to_path_buf(),
+        install_dir: d.path().join("ema"),
     };
     let w = Wizard::at(d.path().join("state"));
-    let e = w.plan(&req(Mode::SideBySide, w.dir()), false).unwrap_err();
+    // Side by side, ema's installation may not overlap what the legacy system owns.
+    let mut bad = req(Mode::SideBySide, w.dir());
+    bad.install_dir = root.join("models/ema");
+    let e = w.plan(&bad, false).unwrap_err();
     assert_eq!(e.exit_code(), 2);
-    assert!(e.to_string().contains("not built yet"), "{e}");
+    assert!(e.to_string().contains("--install-dir"), "{e}");
+    let st = w.plan(&req(Mode::SideBySide, w.dir()), false).unwrap();
+    let p = st.plan.unwrap();
+    assert_eq!(
+        p.store.as_deref(),
+        Some(d.path().join("ema/models").as_path())
+    );
+    assert_eq!(
+        p.enhanced_config,
+        d.path().join("ema/config/enhanced_model_config.json")
+    );
+    let w = Wizard::at(d.path().join("state2"));
     // The state must not live where a rollback restores.
     let inside = Wizard::at(root.join("models/.state"));
     let e = inside

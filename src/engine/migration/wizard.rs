@@ -43,6 +43,15 @@ pub fn default_dir() -> Result<PathBuf> {
         .join("migration"))
 }
 
+/// The default installation directory of a side-by-side migration: `<platform data dir>/side-by-side`
+/// (`$XDG_DATA_HOME/ema/side-by-side`, else `~/.local/share/ema/side-by-side`).
+pub fn default_install_dir() -> Result<PathBuf> {
+    let dirs = crate::engine::config::project_dirs().ok_or_else(|| {
+        EmaError::Config("cannot find a home directory for ema's installation; set HOME".into())
+    })?;
+    Ok(dirs.data_dir().join("side-by-side"))
+}
+
 /// What a face passes to run steps: its configuration, its hub and its sample hub starter.
 #[derive(Debug, Clone)]
 pub struct RunEnv {

@@ -32,6 +32,7 @@ pub(crate) fn meta(
 ) -> ModelMetadata {
     ModelMetadata {
         schema_version: 1,
+        legacy_location: None,
         repo_id: RepoId::parse(id).unwrap(),
         requested_revision: "main".into(),
         commit: Some(format!("{:0<40}", id.len() * 1234567)),
@@ -341,6 +342,8 @@ pub(crate) fn demo_state() -> ConsoleState {
         unrecognised: vec![],
         total_bytes: 1_740_000_000,
         state_dir: "/root/.local/state/ema/migration".into(),
+        install_dir: None,
+        store: None,
     });
     st.migration = mig;
     st

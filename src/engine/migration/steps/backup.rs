@@ -25,18 +25,47 @@ pub(super) fn backup(ctx: &MigrationContext) -> Result<StepOutcome> {
             "ema configuration".to_string(),
         ));
     }
+    if let (Some(store), Some(install)) = (&ctx.plan.store, &ctx.plan.install_dir) {
+        // Side-by-side: ema's store and configuration folder are backed up (even while empty) so that a rollback
+        // removes what the migration writes there; the legacy system's paths are marked shared and a rollback
+        // leaves them alone.
+        for (name, dir, role) in [
+            ("ema_store", store.clone(), "ema's store (side-by-side)"),
+            (
+                "ema_config",
+                install.join("config"),
+                "ema's configuration folder (side-by-side)",
+            ),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(|e| EmaError::io("cannot create", &dir, e))?;
+            extra.push((name.to_string(), dir, role.to_string()));
+        }
+    }
     let req = BackupRequest {
         root: ctx.plan.root.clone(),
         dest: None,
         backups_dir: ctx.plan.backups_dir.clone(),
         extra,
+        side_by_side: ctx.plan.store.is_some(),
     };
     let r = take_backup(&req, &|_| {})?;
     let t = &r.totals;
     let mut log: Vec<String> = r
         .sources
         .iter()
-        .map(|s| format!("{} ← {} ({})", s.name, s.original.display(), s.role))
+        .map(|s| {
+            format!(
+                "{} ← {} ({}{})",
+                s.name,
+                s.original.display(),
+                s.role,
+                if s.shared {
+                    "; the running legacy system's: a rollback leaves it untouched"
+                } else {
+                    ""
+                }
+            )
+        })
         .collect();
     log.push(format!(
         "{} files, {} directories, {} symlinks, {} ({} copied, {} reflinked)",

@@ -8,6 +8,35 @@ use crate::engine::config::writer::{Overwrite, write_new};
 use crate::engine::error::{EmaError, Result};
 use crate::engine::migration::context::{MigrationContext, StepOutcome};
 
+/// Side by side, ema's configuration points at its own store and cache (the legacy directories stay the legacy
+/// system's), says the storage is shared, and serves on another port than the legacy API (the spec's 8001).
+fn side_by_side_settings(
+    doc: &mut serde_json::Value,
+    store: &std::path::Path,
+    install: &std::path::Path,
+    legacy_port: u16,
+    log: &mut Vec<String>,
+) {
+    let storage = &mut doc["storage"];
+    storage["models_directory"] = store.display().to_string().into();
+    storage["cache_directory"] = install.join("cache").display().to_string().into();
+    storage["shared_storage"] = true.into();
+    log.push(format!(
+        "side by side: storage.models_directory = {} (ema's store), storage.cache_directory = {}, \
+         storage.shared_storage = true",
+        store.display(),
+        install.join("cache").display()
+    ));
+    let port = doc["api"]["port"].as_u64();
+    if port.is_none_or(|p| p == u64::from(legacy_port)) {
+        let p = legacy_port.checked_add(1).unwrap_or(legacy_port - 1);
+        doc["api"]["port"] = p.into();
+        log.push(format!(
+            "side by side: api.port = {p} (the legacy API keeps {legacy_port})"
+        ));
+    }
+}
+
 pub(super) fn config_migrated(ctx: &MigrationContext) -> Result<StepOutcome> {
     let target = &ctx.plan.enhanced_config;
     let mut log = Vec::new();
@@ -30,7 +59,16 @@ pub(super) fn config_migrated(ctx: &MigrationContext) -> Result<StepOutcome> {
         };
         let text =
             std::fs::read_to_string(legacy).map_err(|e| EmaError::io("cannot read", legacy, e))?;
-        let mig = migrate(&text, legacy)?;
+        let mut mig = migrate(&text, legacy)?;
+        if let (Some(store), Some(install)) = (&ctx.plan.store, &ctx.plan.install_dir) {
+            side_by_side_settings(
+                &mut mig.document,
+                store,
+                install,
+                ctx.plan.legacy_api_port,
+                &mut log,
+            );
+        }
         write_new(target, &mig.render(), Overwrite::default())?;
         log.push(format!(
             "migrated {} → {}",

@@ -37,6 +37,7 @@ pub(super) fn model_data_migrated(ctx: &MigrationContext) -> Result<StepOutcome>
         dry_run: false,
         hub: source.as_deref().map(|s| s as &dyn HubSource),
         threads: default_threads(),
+        store: ctx.plan.store.as_deref(),
     };
     let report = migrate_models(&ctx.plan.models_dir, &BTreeMap::new(), &opts);
     drop(source);
@@ -64,9 +65,13 @@ pub(super) fn model_data_migrated(ctx: &MigrationContext) -> Result<StepOutcome>
         }
     }
     let summary = format!(
-        "{} model(s) in {}, {} hashed",
+        "{} model(s) in {}{}, {} hashed",
         report.models.len(),
         report.models_dir.display(),
+        match &report.store {
+            Some(s) => format!(" recorded where they lie in ema's store {}", s.display()),
+            None => String::new(),
+        },
         human_bytes(report.bytes_hashed)
     );
     Ok(if report.mismatches() > 0 {
@@ -75,7 +80,11 @@ pub(super) fn model_data_migrated(ctx: &MigrationContext) -> Result<StepOutcome>
                 "{summary}: {} damaged file(s), their models adopted as corrupted; repair with `ema \
                  verify-all-models --models-dir {} --repair-corrupted`, then run this step again",
                 report.mismatches(),
-                report.models_dir.display()
+                report
+                    .store
+                    .as_ref()
+                    .unwrap_or(&report.models_dir)
+                    .display()
             ),
             log,
         )
@@ -119,7 +128,7 @@ pub(super) fn basic_functionality(ctx: &MigrationContext) -> Result<StepOutcome>
     }
     let loaded = config::load(Some(&plan.enhanced_config))?;
     let configured = &loaded.config.storage.models_directory;
-    let same = configured.canonicalize().ok().as_ref() == Some(&plan.models_dir);
+    let same = configured.canonicalize().ok().as_deref() == Some(plan.store_dir());
     log.push(format!(
         "configuration {} loads; storage.models_directory = {}",
         plan.enhanced_config.display(),
@@ -131,16 +140,16 @@ pub(super) fn basic_functionality(ctx: &MigrationContext) -> Result<StepOutcome>
                 "the migrated configuration's models directory {} is not the migrated one {}; fix it with `ema \
                  configure --config {} --set storage.models_directory={}`",
                 configured.display(),
-                plan.models_dir.display(),
+                plan.store_dir().display(),
                 plan.enhanced_config.display(),
-                plan.models_dir.display()
+                plan.store_dir().display()
             ),
             log,
         ));
     }
-    let listed = Store::new(&plan.models_dir).list_models()?.len();
+    let listed = Store::new(plan.store_dir()).list_models()?.len();
     log.push(format!("the store lists {listed} model(s)"));
-    let check = verify_migration(&plan.models_dir, default_threads())?;
+    let check = verify_migration(&plan.models_dir, plan.store.as_deref(), default_threads())?;
     let healthy = check.models.iter().filter(|m| m.is_healthy()).count();
     let summary = format!(
         "{healthy} of {} adopted model(s) intact, {} not adopted",
@@ -170,7 +179,11 @@ pub(super) fn basic_functionality(ctx: &MigrationContext) -> Result<StepOutcome>
 
 /// Every adopted model's files read in full and hashed against its sidecar; nothing left unadopted.
 pub(super) fn models_accessible(ctx: &MigrationContext) -> Result<StepOutcome> {
-    let check = verify_migration(&ctx.plan.models_dir, default_threads())?;
+    let check = verify_migration(
+        &ctx.plan.models_dir,
+        ctx.plan.store.as_deref(),
+        default_threads(),
+    )?;
     if check.models.is_empty() && check.unadopted.is_empty() {
         return Ok(StepOutcome::not_applicable(
             format!(
@@ -203,7 +216,7 @@ pub(super) fn models_accessible(ctx: &MigrationContext) -> Result<StepOutcome> {
             format!(
                 "{bad} of {total} model(s) not accessible; repair with `ema verify-all-models --models-dir {} \
                  --repair-corrupted`",
-                ctx.plan.models_dir.display()
+                ctx.plan.store_dir().display()
             ),
             log,
         )
@@ -213,13 +226,13 @@ pub(super) fn models_accessible(ctx: &MigrationContext) -> Result<StepOutcome> {
 /// Read every adopted model in full; its throughput against the recorded baseline (the median of the last five).
 /// The first run records the baseline. Models under 16 MiB are measured but too small to judge.
 pub(super) fn performance_acceptable(ctx: &MigrationContext) -> Result<StepOutcome> {
-    let store = Store::new(&ctx.plan.models_dir);
+    let store = Store::new(ctx.plan.store_dir());
     let ids = store.list_models()?;
     if ids.is_empty() {
         return Ok(StepOutcome::not_applicable(
             format!(
                 "not applicable: no adopted models in {} yet",
-                ctx.plan.models_dir.display()
+                ctx.plan.store_dir().display()
             ),
             vec![],
         ));

@@ -21,6 +21,17 @@ pub struct Holder {
 }
 
 pub(super) fn services_stopped(ctx: &MigrationContext) -> StepOutcome {
+    if ctx.plan.mode == crate::engine::migration::Mode::SideBySide {
+        return StepOutcome::not_applicable(
+            format!(
+                "not applicable side by side: the legacy system keeps running (port {}, {}) while ema records its \
+                 models where they lie",
+                ctx.plan.legacy_api_port,
+                ctx.plan.models_dir.display()
+            ),
+            vec![],
+        );
+    }
     let port = ctx.plan.legacy_api_port;
     let dir = &ctx.plan.models_dir;
     let (mut holders, hidden_sockets) = match listeners_on(port) {
