@@ -436,12 +436,23 @@ fn plan_lines(t: &Theme, plan: Option<&MigrationPlan>) -> Vec<Line<'static>> {
         Line::from(vec![
             Span::styled("Will: ", t.header),
             Span::styled(
-                format!(
-                    "back up the install to {} → test the restore → check the legacy service is stopped → migrate \
-                     config.json → adopt the {} model(s) in place (no downloads) → verify every byte",
-                    p.backups_dir.display(),
-                    p.models.len()
-                ),
+                match (&p.install_dir, &p.store) {
+                    (Some(install), Some(store)) => format!(
+                        "side by side — the legacy system keeps running: back up the install and ema's side to {} \
+                         → test the restore → migrate config.json into {} → record the {} model(s) where they lie \
+                         (links in {}; nothing of the legacy system changes) → verify every byte",
+                        p.backups_dir.display(),
+                        install.join("config").display(),
+                        p.models.len(),
+                        store.display()
+                    ),
+                    _ => format!(
+                        "back up the install to {} → test the restore → check the legacy service is stopped → \
+                         migrate config.json → adopt the {} model(s) in place (no downloads) → verify every byte",
+                        p.backups_dir.display(),
+                        p.models.len()
+                    ),
+                },
                 t.text,
             ),
         ]),
@@ -452,6 +463,27 @@ fn plan_lines(t: &Theme, plan: Option<&MigrationPlan>) -> Vec<Line<'static>> {
 mod tests {
     use super::*;
     use crate::tui::tests::fixtures::*;
+
+    #[test]
+    fn a_side_by_side_plan_says_the_legacy_system_keeps_running_and_where_ema_records_the_models() {
+        let mut p = demo_state().migration.plan.unwrap();
+        let text = |p: &MigrationPlan| {
+            plan_lines(&crate::tui::theme::Theme::monochrome(), Some(p))
+                .iter()
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert!(text(&p).contains("adopt the 2 model(s) in place"));
+        p.mode = crate::engine::migration::Mode::SideBySide;
+        p.install_dir = Some("/opt/ema".into());
+        p.store = Some("/opt/ema/models".into());
+        let t = text(&p);
+        assert!(t.contains("side-by-side"), "{t}");
+        assert!(t.contains("the legacy system keeps running"), "{t}");
+        assert!(t.contains("links in /opt/ema/models"), "{t}");
+        assert!(!t.contains("in place"), "{t}");
+    }
 
     #[test]
     fn migration_keys_respect_step_kinds_and_ask_for_notes() {
