@@ -162,6 +162,17 @@ pub fn migrate_models(
     {
         let target = home.join(m.repo_id.folder_name());
         let mut o = outcome(m, &target);
+        if side.is_some() {
+            // Side by side nothing is moved: the legacy bookkeeping and other snapshots stay where they are.
+            for n in &mut o.notes {
+                if n.contains(".ema/legacy/") || n.contains("kept with the cache's leftovers") {
+                    *n = format!(
+                        "{} (side by side: left where it is)",
+                        n.split(';').next().unwrap_or(n).split(" kept").next().unwrap_or(n)
+                    );
+                }
+            }
+        }
         let action = match &side {
             Some(store) => side_by_side::action(store, m, redo.contains(&m.repo_id.to_string())),
             None => m.action.clone(),
