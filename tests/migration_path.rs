@@ -11,76 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use ema::engine::integrity::hash::git_blob_sha1;
-use ema::engine::legacy::sample::{COMMIT_MAIN, legacy_install};
+use ema::engine::legacy::sample::legacy_install;
 use ema::server::faults::Fault;
 use serde_json::Value;
 
-use support::cli::{Run, ema_cmd, run, words};
+use support::cli::words;
 use support::data::{count_in, edit_manifest_entry, find_in, snapshot, strs_in};
-use support::hub::BlockingHub;
+use support::legacy::{HUB_ONLY, Operator, pristine_hub, s};
 use support::wait::wait_for;
-
-/// A file the hub publishes for acme/cached that the legacy install never downloaded.
-const HUB_ONLY: &str = "README.md";
-
-/// The operator's environment: XDG folders in the test's own directory, `HF_ENDPOINT` the test hub (or offline).
-struct Operator {
-    home: PathBuf,
-    endpoint: Option<String>,
-}
-
-impl Operator {
-    fn cmd(&self, cwd: &Path, args: &[&str]) -> std::process::Command {
-        let mut c = ema_cmd();
-        c.args(args)
-            .current_dir(cwd)
-            .env("XDG_CONFIG_HOME", self.home.join("xdg/config"))
-            .env("XDG_DATA_HOME", self.home.join("xdg/data"))
-            .env("XDG_CACHE_HOME", self.home.join("xdg/cache"));
-        match &self.endpoint {
-            Some(e) => c.env("HF_ENDPOINT", e),
-            None => c.env("HF_HUB_OFFLINE", "1"),
-        };
-        c
-    }
-
-    fn ema(&self, cwd: &Path, args: &[&str]) -> Run {
-        run(&mut self.cmd(cwd, args))
-    }
-
-    /// `ema rollback --backup-dir <bk> --verify-rollback --json` in `cwd`: it succeeds and verifies clean.
-    fn rollback_verified(&self, cwd: &Path, bk: &Path) {
-        let r = self.ema(
-            cwd,
-            &[
-                "rollback",
-                "--backup-dir",
-                s(bk),
-                "--verify-rollback",
-                "--json",
-            ],
-        );
-        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-        assert_eq!(r.json()["verify"], serde_json::json!([]));
-    }
-
-    /// An operator at `home` whose `HF_ENDPOINT` is `hub`.
-    fn with_hub(home: &Path, hub: &BlockingHub) -> Operator {
-        Operator {
-            home: home.to_path_buf(),
-            endpoint: Some(hub.endpoint()),
-        }
-    }
-
-    /// An operator at `home` with no hub (`HF_HUB_OFFLINE`).
-    fn offline(home: &Path) -> Operator {
-        Operator {
-            home: home.to_path_buf(),
-            endpoint: None,
-        }
-    }
-}
 
 /// A temp dir, an offline operator at home there, and a legacy install at `<t>/app`.
 fn offline_install() -> (tempfile::TempDir, Operator, PathBuf) {
@@ -89,10 +27,6 @@ fn offline_install() -> (tempfile::TempDir, Operator, PathBuf) {
     let root = t.path().join("app");
     legacy_install(&root, false);
     (t, op, root)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// A store as content: every entry outside `.ema/migration/` with its type and bytes; sidecars as JSON with their
@@ -137,27 +71,6 @@ fn store_content(models: &Path) -> BTreeMap<String, String> {
             (p, v)
         })
         .collect()
-}
-
-/// The hub the tests talk to: a pristine copy of the same legacy install, adopted into an ema store by
-/// `ema migrate-models`, so commits and hashes agree with the damaged copy. Its hub cache also holds a file the
-/// damaged copy never downloaded ([`HUB_ONLY`]).
-fn pristine_hub(t: &Path) -> BlockingHub {
-    let p = t.join("pristine");
-    legacy_install(&p, false);
-    let cache = p.join("models/models--acme--cached");
-    let body = b"# acme/cached\n".to_vec();
-    let blob = git_blob_sha1(&body);
-    std::fs::write(cache.join("blobs").join(&blob), &body).unwrap();
-    std::os::unix::fs::symlink(
-        format!("../../blobs/{blob}"),
-        cache.join("snapshots").join(COMMIT_MAIN).join(HUB_ONLY),
-    )
-    .unwrap();
-    let op = Operator::offline(t);
-    let r = op.ema(&p, &["migrate-models", "--models-dir", "models"]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    BlockingHub::start(&p.join("models"), false, |_| {})
 }
 
 #[test]
@@ -610,166 +523,4 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_changes() {
         "the map's error changed nothing"
     );
     unchanged("a bad map");
-}
-
-/// Side by side (`storage.shared_storage: true`): the legacy system keeps running on its models directory. ema records
-/// every model where it lies (links in its own store), catches the damaged file, repairs it into its own store, and
-/// a rollback undoes ema's side only — the legacy install, which kept changing meanwhile, is left exactly as it is.
-#[test]
-fn side_by_side_records_the_models_where_they_lie_and_its_rollback_touches_nothing_of_the_legacy_system()
- {
-    let t = tempfile::tempdir().unwrap();
-    let hub = pristine_hub(t.path());
-    let op = Operator::with_hub(t.path(), &hub);
-    let root = t.path().join("app");
-    legacy_install(&root, true);
-    let store = t.path().join("ema/models");
-    let cfg = t.path().join("ema/config.json");
-    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
-    let doc = serde_json::json!({"storage": {"models_directory": store, "shared_storage": true}});
-    std::fs::write(&cfg, doc.to_string()).unwrap();
-    let ema = |args: &[&str]| {
-        let mut a = vec!["--config", s(&cfg)];
-        a.extend_from_slice(args);
-        op.ema(&root, &a)
-    };
-    let before = snapshot(&root);
-
-    // backup: the legacy paths marked shared, ema's store and configuration its own.
-    let bk = t.path().join("backups/pre-side-by-side");
-    let r = ema(&["backup", "--dest", s(&bk), "--json"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let j = r.json();
-    for src in j["sources"].as_array().unwrap() {
-        let ours =
-            ["ema_store", "enhanced_model_config.json"].contains(&src["name"].as_str().unwrap());
-        assert_eq!(src["shared"].as_bool().unwrap_or(false), !ours, "{src}");
-    }
-    assert_eq!(strs_in(&j["sources"], "name").len(), 7, "{j}");
-
-    // migrate-models: every model linked where it lies; the flipped byte caught; nothing of the legacy install changed.
-    hub.plan.clear_log();
-    let r = ema(&words(
-        "migrate-models --models-dir models --verify-integrity --json",
-    ));
-    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
-    let j = r.json();
-    assert_eq!(j["store"], serde_json::json!(store.canonicalize().unwrap()));
-    assert_eq!(
-        find_in(&j["models"], "repo_id", "acme/local-gpt")["verification"],
-        "failed"
-    );
-    for m in j["models"].as_array().unwrap() {
-        assert_eq!(m["moved"], 0, "{m}");
-        assert_eq!(m["cloned"], 0, "{m}");
-        assert!(m["linked"].as_u64().unwrap() > 0, "{m}");
-    }
-    assert!(
-        hub.plan
-            .requests()
-            .iter()
-            .all(|q| q.path.starts_with("/api/models/"))
-    );
-    assert_eq!(
-        snapshot(&root),
-        before,
-        "side by side, the legacy install is not changed"
-    );
-    let link = store.join("acme--cached/sub/config.json");
-    assert!(
-        std::fs::symlink_metadata(&link)
-            .unwrap()
-            .file_type()
-            .is_symlink()
-    );
-    assert!(
-        std::fs::read_link(&link)
-            .unwrap()
-            .starts_with(root.canonicalize().unwrap())
-    );
-    let side: Value =
-        serde_json::from_slice(&std::fs::read(store.join("acme--cached.metadata.json")).unwrap())
-            .unwrap();
-    assert_eq!(
-        side["legacy_location"],
-        serde_json::json!(
-            root.canonicalize()
-                .unwrap()
-                .join("models/models--acme--cached")
-        )
-    );
-    // Re-running does nothing new.
-    let r = ema(&words("migrate-models --models-dir models --json"));
-    assert!(
-        r.json()["models"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|m| m["result"] == "already_adopted")
-    );
-
-    // verify-migration (side by side from the configuration): the damaged model named.
-    let r = ema(&words("verify-migration --models-dir models"));
-    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("model.safetensors"), "{}", r.stdout);
-
-    // repair: the good copy goes into ema's store; the legacy file is left as it is.
-    let r = ema(&[
-        "verify-all-models",
-        "--models-dir",
-        s(&store),
-        "--repair-corrupted",
-    ]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert!(
-        std::fs::symlink_metadata(store.join("acme--local-gpt/model.safetensors"))
-            .unwrap()
-            .is_file()
-    );
-    assert_eq!(
-        snapshot(&root),
-        before,
-        "the repair wrote nothing of the legacy system's"
-    );
-    let r = ema(&words("verify-migration --models-dir models"));
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-
-    // The legacy system keeps working meanwhile; the rollback undoes ema's side and leaves the legacy install as it is.
-    std::fs::create_dir(root.join("models/newer")).unwrap();
-    std::fs::write(root.join("models/newer/config.json"), b"{}").unwrap();
-    let running = snapshot(&root);
-    let r = ema(&[
-        "rollback",
-        "--backup-dir",
-        s(&bk),
-        "--verify-rollback",
-        "--json",
-    ]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let j = r.json();
-    assert_eq!(j["verify"], serde_json::json!([]));
-    assert_eq!(j["untouched"].as_array().unwrap().len(), 5, "{j}");
-    assert_eq!(
-        snapshot(&root),
-        running,
-        "a side-by-side rollback touches nothing of the legacy system's"
-    );
-    assert_eq!(
-        std::fs::read_dir(&store).unwrap().count(),
-        0,
-        "ema's store is back to empty"
-    );
-
-    // ema's store may not be the legacy directory.
-    let r = op.ema(
-        &root,
-        &words("migrate-models --models-dir models --store models"),
-    );
-    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
-    assert!(
-        r.stderr.contains("apart from the legacy models directory"),
-        "{}",
-        r.stderr
-    );
-    assert_eq!(snapshot(&root), running);
 }

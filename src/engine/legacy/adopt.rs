@@ -168,7 +168,12 @@ pub fn migrate_models(
                 if n.contains(".ema/legacy/") || n.contains("kept with the cache's leftovers") {
                     *n = format!(
                         "{} (side by side: left where it is)",
-                        n.split(';').next().unwrap_or(n).split(" kept").next().unwrap_or(n)
+                        n.split(';')
+                            .next()
+                            .unwrap_or(n)
+                            .split(" kept")
+                            .next()
+                            .unwrap_or(n)
                     );
                 }
             }
