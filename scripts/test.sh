@@ -10,6 +10,9 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # Reflink backups are tested on a loop-mounted XFS image (root in CI).
 [ -x /usr/sbin/mkfs.xfs ] || command -v mkfs.xfs >/dev/null 2>&1 || need_apt+=(xfsprogs)
+# The Debian package: dpkg-shlibdeps for its dependencies, systemd-analyze to verify its unit.
+command -v dpkg-shlibdeps >/dev/null 2>&1 || need_apt+=(dpkg-dev)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}" >&2
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -20,4 +23,6 @@ fi
 cargo fmt --check
 python3 scripts/check_layout.py
 cargo clippy --all-targets --locked -- -D warnings
+# The .deb from the debug build (tests/package.rs checks its contents; a release package: scripts/package.sh).
+./scripts/package.sh --profile dev
 cargo test --locked --all-targets -- --test-threads 2

@@ -106,6 +106,13 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Write the manual pages (ema.1 and one per command) into a directory (used by scripts/package.sh).
+    #[command(hide = true)]
+    GenerateManpages {
+        /// The directory to write into (created when missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +199,18 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ema", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Command::GenerateManpages { out } => {
+            std::fs::create_dir_all(&out)
+                .map_err(|e| crate::engine::EmaError::io("cannot create", &out, e))?;
+            clap_mangen::generate_to(Cli::command(), &out).map_err(|e| {
+                crate::engine::EmaError::io("cannot write manual pages into", &out, e)
+            })?;
+            if !ctx.out.json {
+                let n = std::fs::read_dir(&out).map(|r| r.count()).unwrap_or(0);
+                println!("{n} manual pages in {}", out.display());
+            }
             Ok(exit::OK)
         }
     }
