@@ -15,6 +15,7 @@
 pub mod faults;
 pub(crate) mod hub;
 pub mod mirror;
+pub mod notify;
 pub mod options;
 pub mod sample_hub;
 pub(crate) mod state;
