@@ -8,6 +8,7 @@ use crate::engine::config::{self, LoadedConfig};
 use crate::engine::error::{Result, exit};
 
 pub mod backup;
+pub mod benchmark;
 pub mod config_cmds;
 pub mod demo;
 pub mod download;
@@ -101,6 +102,8 @@ pub enum Command {
     Mirror(mirror::MirrorArgs),
     /// Sample models on a built-in local hub, and the console against it: everything works offline.
     Demo(demo::DemoArgs),
+    /// Measure download throughput, API latency and model read throughput; keep and compare baselines.
+    Benchmark(benchmark::BenchmarkArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -196,6 +199,7 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::Rollback(a) => backup::rollback_cmd(a, ctx),
         Command::Mirror(a) => mirror::run(a, ctx),
         Command::Demo(a) => demo::run(a, ctx),
+        Command::Benchmark(a) => benchmark::run(a, ctx),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ema", &mut std::io::stdout());

@@ -2,6 +2,7 @@
 
 pub mod atomic;
 pub mod backup;
+pub mod benchmark;
 pub mod config;
 pub mod demo;
 pub mod error;
