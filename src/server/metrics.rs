@@ -136,6 +136,10 @@ impl Metrics {
             Unit::Seconds,
             m.http_latency.clone(),
         );
+        // Every outcome is exposed from the start (0), so rates and absences are queryable.
+        for o in ["completed", "failed", "cancelled"] {
+            let _ = m.downloads.get_or_create(&vec![("outcome", o.to_string())]);
+        }
         m
     }
 

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod data;
 pub mod http;
 pub mod hub;
+pub mod server;
 pub mod store;
 pub mod tmux;
 pub mod wait;
