@@ -10,7 +10,6 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use support::http::client;
 use support::hub::Hub;
@@ -18,7 +17,6 @@ use support::server::{EmaServer, write_config};
 use support::store::sample_hub;
 
 const SMALL: &str = "ema-demo/small-gpt";
-const TINY: &str = "ema-demo/tiny-gpt";
 
 async fn get(url: &str) -> (StatusCode, Value) {
     let r = client().get(url).send().await.unwrap();
