@@ -38,12 +38,16 @@ async fn poll(url: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
         if pred(&v) {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out polling {url}; last: {v}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out polling {url}; last: {v}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The next JSON text frame (bounded wait).
 async fn next_json(ws: &mut Ws) -> Value {
@@ -69,9 +73,10 @@ async fn a_real_download_through_the_enhanced_api_with_websocket_events_and_metr
     let base = srv.url(0);
 
     // The snapshot comes first, then the engine's events.
-    let (mut ws, resp) = tokio_tungstenite::connect_async(format!("{}/ws", base.replace("http", "ws")))
-        .await
-        .unwrap();
+    let (mut ws, resp) =
+        tokio_tungstenite::connect_async(format!("{}/ws", base.replace("http", "ws")))
+            .await
+            .unwrap();
     assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
     let snap = next_json(&mut ws).await;
     assert_eq!(snap["type"], "snapshot");
@@ -87,11 +92,18 @@ async fn a_real_download_through_the_enhanced_api_with_websocket_events_and_metr
     assert_eq!(a["job_id"], b["job_id"]);
     let job = a["job_id"].as_str().unwrap().to_string();
     assert!(job.starts_with("job-"));
-    assert_eq!([a["created"].as_bool(), b["created"].as_bool()].iter().filter(|c| **c == Some(true)).count(), 1);
+    assert_eq!(
+        [a["created"].as_bool(), b["created"].as_bool()]
+            .iter()
+            .filter(|c| **c == Some(true))
+            .count(),
+        1
+    );
 
     // Job detail while it runs: whole-model bytes, rate, ETA.
     let running = poll(&format!("{base}/api/v1/downloads/{job}"), 60, |v| {
-        v["bytes_total"].as_u64().unwrap_or(0) > 50_000_000 && v["bytes_done"].as_u64().unwrap_or(0) > 0
+        v["bytes_total"].as_u64().unwrap_or(0) > 50_000_000
+            && v["bytes_done"].as_u64().unwrap_or(0) > 0
     })
     .await;
     assert_eq!(running["model_id"], SMALL);
@@ -102,7 +114,10 @@ async fn a_real_download_through_the_enhanced_api_with_websocket_events_and_metr
     let (mut progress, mut available) = (0, false);
     let deadline = Instant::now() + Duration::from_secs(120);
     while !available {
-        assert!(Instant::now() < deadline, "no availability change within 120 s");
+        assert!(
+            Instant::now() < deadline,
+            "no availability change within 120 s"
+        );
         let ev = next_json(&mut ws).await;
         match ev["type"].as_str().unwrap() {
             "model_download_progress" => {
@@ -120,7 +135,10 @@ async fn a_real_download_through_the_enhanced_api_with_websocket_events_and_metr
     }
     assert!(progress >= 2, "only {progress} progress events");
 
-    let done = poll(&format!("{base}/api/v1/downloads/{job}"), 30, |v| v["state"] == "completed").await;
+    let done = poll(&format!("{base}/api/v1/downloads/{job}"), 30, |v| {
+        v["state"] == "completed"
+    })
+    .await;
     assert_eq!(done["bytes_done"], done["bytes_total"]);
     assert_eq!(done["progress_percent"], 100.0);
     assert!(done["last_error"].is_null());
@@ -133,7 +151,10 @@ async fn a_real_download_through_the_enhanced_api_with_websocket_events_and_metr
     assert_eq!(legacy[SMALL]["available"], true);
     let (_, detailed) = get(&format!("{base}/api/v1/models/status/detailed")).await;
     assert_eq!(detailed["models"][SMALL]["is_available"], true);
-    assert_eq!(detailed["models"][SMALL]["files_present"], detailed["models"][SMALL]["files_total"]);
+    assert_eq!(
+        detailed["models"][SMALL]["files_present"],
+        detailed["models"][SMALL]["files_total"]
+    );
     let (s, health) = get(&format!("{base}/api/v1/models/health")).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(health["models"][SMALL]["state"], "healthy", "{health}");
@@ -143,11 +164,23 @@ async fn a_real_download_through_the_enhanced_api_with_websocket_events_and_metr
     // The same server is a Hub mirror of its store.
     let (s, models) = get(&format!("{base}/api/models")).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(models.as_array().unwrap().iter().any(|m| m["id"] == SMALL), "{models}");
+    assert!(
+        models.as_array().unwrap().iter().any(|m| m["id"] == SMALL),
+        "{models}"
+    );
 
     // Metrics: the bytes the download moved, and promtool's lint.
-    let r = client().get(format!("{base}/metrics")).send().await.unwrap();
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let r = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
     let text = r.text().await.unwrap();
     let bytes: u64 = text
         .lines()
@@ -156,8 +189,13 @@ async fn a_real_download_through_the_enhanced_api_with_websocket_events_and_metr
         .parse()
         .unwrap();
     assert_eq!(bytes, done["bytes_total"].as_u64().unwrap(), "{text}");
-    assert!(text.contains("ema_downloads_total{outcome=\"completed\"} 1\n"), "{text}");
-    assert!(text.contains("ema_http_requests_total{route=\"/api/v1/downloads/{job}\",method=\"GET\",code=\"200\"}"));
+    assert!(
+        text.contains("ema_downloads_total{outcome=\"completed\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains(
+        "ema_http_requests_total{route=\"/api/v1/downloads/{job}\",method=\"GET\",code=\"200\"}"
+    ));
     assert!(text.contains("ema_download_duration_seconds_count 1\n"));
     promtool_check(&text);
 
@@ -177,7 +215,12 @@ fn promtool_check(text: &str) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("promtool (Debian package `prometheus`; scripts/test.sh installs it)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -216,17 +259,26 @@ async fn pause_resume_and_cancel_a_job() {
     assert_eq!(s, StatusCode::OK, "{resumed}");
     assert_eq!(resumed["job_id"], job.as_str());
     let before = b["bytes_done"].as_u64().unwrap();
-    poll(&job_url, 60, |v| v["bytes_done"].as_u64().unwrap_or(0) > before).await;
+    poll(&job_url, 60, |v| {
+        v["bytes_done"].as_u64().unwrap_or(0) > before
+    })
+    .await;
 
     let (s, cancelled) = post(&manage, json!({"model_id": SMALL, "action": "cancel"})).await;
     assert_eq!(s, StatusCode::OK, "{cancelled}");
     let end = poll(&job_url, 30, |v| v["state"] == "cancelled").await;
     assert!(end["finished_at"].is_string());
     let (_, st) = get(&format!("{base}/api/v1/models/status")).await;
-    assert!(st.get(SMALL).is_none_or(|m| m["available"] == false), "{st}");
+    assert!(
+        st.get(SMALL).is_none_or(|m| m["available"] == false),
+        "{st}"
+    );
     // Nothing left to pause.
     let (s, e) = post(&manage, json!({"model_id": SMALL, "action": "pause"})).await;
-    assert_eq!((s, e["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
     srv.stop();
     hub.shutdown().await;
 }
@@ -250,18 +302,54 @@ async fn bad_requests_get_a_4xx_json_error_and_change_nothing() {
         let s = r.status();
         (s, r.json::<Value>().await.unwrap_or(Value::Null))
     };
-    let big: &'static str = Box::leak(format!("{{\"model_id\": \"{}\"}}", "a".repeat(100_000)).into_boxed_str());
+    let big: &'static str =
+        Box::leak(format!("{{\"model_id\": \"{}\"}}", "a".repeat(100_000)).into_boxed_str());
     let cases: Vec<(String, &'static str, u16, &str)> = vec![
         (manage.clone(), "{not json", 400, "malformed_json"),
         (manage.clone(), "", 400, "missing_body"),
         (manage.clone(), "[1,2]", 400, "invalid_body"),
-        (manage.clone(), r#"{"model_id": "a/b", "action": "start", "colour": "red"}"#, 400, "unknown_field"),
-        (manage.clone(), r#"{"model_id": "a/b", "action": "explode"}"#, 400, "unknown_action"),
-        (manage.clone(), r#"{"model_id": "../../etc", "action": "start"}"#, 400, "bad_model_id"),
-        (manage.clone(), r#"{"model_id": "a/b", "action": "start", "max_retries": 1000}"#, 400, "bad_max_retries"),
-        (manage.clone(), r#"{"model_id": "a/b", "action": "start", "max_retries": -1}"#, 400, "invalid_body"),
-        (manage.clone(), r#"{"action": "start"}"#, 400, "invalid_body"),
-        (legacy.clone(), r#"{"model_id": "a/b/c"}"#, 400, "bad_model_id"),
+        (
+            manage.clone(),
+            r#"{"model_id": "a/b", "action": "start", "colour": "red"}"#,
+            400,
+            "unknown_field",
+        ),
+        (
+            manage.clone(),
+            r#"{"model_id": "a/b", "action": "explode"}"#,
+            400,
+            "unknown_action",
+        ),
+        (
+            manage.clone(),
+            r#"{"model_id": "../../etc", "action": "start"}"#,
+            400,
+            "bad_model_id",
+        ),
+        (
+            manage.clone(),
+            r#"{"model_id": "a/b", "action": "start", "max_retries": 1000}"#,
+            400,
+            "bad_max_retries",
+        ),
+        (
+            manage.clone(),
+            r#"{"model_id": "a/b", "action": "start", "max_retries": -1}"#,
+            400,
+            "invalid_body",
+        ),
+        (
+            manage.clone(),
+            r#"{"action": "start"}"#,
+            400,
+            "invalid_body",
+        ),
+        (
+            legacy.clone(),
+            r#"{"model_id": "a/b/c"}"#,
+            400,
+            "bad_model_id",
+        ),
         (legacy.clone(), r#"{"model": "a/b"}"#, 400, "unknown_field"),
         (legacy.clone(), big, 413, "body_too_large"),
     ];
@@ -274,12 +362,24 @@ async fn bad_requests_get_a_4xx_json_error_and_change_nothing() {
     let (s, v) = get(&format!("{base}/api/v1/downloads/job-nope")).await;
     assert_eq!((s.as_u16(), v["code"].as_str()), (404, Some("unknown_job")));
     let (s, v) = get(&format!("{base}/api/v1/models/nope")).await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (404, Some("unknown_endpoint")));
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (404, Some("unknown_endpoint"))
+    );
     let (s, v) = get(&format!("{base}/api/v1/models/download")).await;
-    assert_eq!((s.as_u16(), v["code"].as_str()), (405, Some("method_not_allowed")));
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
     // Nothing was queued or written.
     let (_, jobs) = get(&format!("{base}/api/v1/downloads")).await;
     assert_eq!(jobs["downloads"], json!([]));
-    assert!(!dir.path().join("models").join(".ema").join("downloads.json").exists());
+    assert!(
+        !dir.path()
+            .join("models")
+            .join(".ema")
+            .join("downloads.json")
+            .exists()
+    );
     srv.stop();
 }

@@ -306,7 +306,13 @@ impl JobBoard {
     }
 
     /// The job's life: attempts until success, cancel, a failure that retrying cannot fix, or no retries left.
-    async fn run(self, id: String, repo: RepoId, max_retries: u32, mut stop: watch::Receiver<bool>) {
+    async fn run(
+        self,
+        id: String,
+        repo: RepoId,
+        max_retries: u32,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let mut events = self.engine.bus().subscribe();
         let model = repo.to_string();
         let mut outcome: Option<Result<DownloadReport>> = None;

@@ -193,8 +193,7 @@ impl Metrics {
             .filter(|d| d.state == QueueState::Downloading)
             .count();
         self.downloads_active.set(active as i64);
-        self.downloads_queued
-            .set((downloads.len() - active) as i64);
+        self.downloads_queued.set((downloads.len() - active) as i64);
         let snap = HealthSnapshot::load(engine.store());
         for s in [
             HealthState::Healthy,
@@ -256,7 +255,9 @@ pub fn route_label(path: &str) -> &'static str {
         "/metrics" => "/metrics",
         p if p.starts_with("/api/v1/downloads/") => "/api/v1/downloads/{job}",
         p if p.starts_with("/api/v1/") => "/api/v1/other",
-        p if p.starts_with("/api/models") || p.contains("/resolve/") || p.starts_with("/cdn/") => "hub",
+        p if p.starts_with("/api/models") || p.contains("/resolve/") || p.starts_with("/cdn/") => {
+            "hub"
+        }
         _ => "other",
     }
 }
@@ -297,7 +298,10 @@ mod tests {
 
     #[test]
     fn route_labels_are_templates() {
-        assert_eq!(route_label("/api/v1/downloads/job-1234"), "/api/v1/downloads/{job}");
+        assert_eq!(
+            route_label("/api/v1/downloads/job-1234"),
+            "/api/v1/downloads/{job}"
+        );
         assert_eq!(route_label("/org/name/resolve/main/x.bin"), "hub");
         assert_eq!(route_label("/api/v1/models/whatever"), "/api/v1/other");
         assert_eq!(route_label("/favicon.ico"), "other");
@@ -320,7 +324,13 @@ mod tests {
         let mut out = String::new();
         prometheus_text::encode(&mut out, &m.registry).unwrap();
         assert!(out.contains("ema_downloaded_bytes_total 1234\n"), "{out}");
-        assert!(out.contains("ema_downloads_total{outcome=\"failed\"} 1\n"), "{out}");
-        assert!(out.contains("ema_download_duration_seconds_count 1\n"), "{out}");
+        assert!(
+            out.contains("ema_downloads_total{outcome=\"failed\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("ema_download_duration_seconds_count 1\n"),
+            "{out}"
+        );
     }
 }

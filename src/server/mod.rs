@@ -75,12 +75,15 @@ pub(crate) fn api_app(
     } else {
         r.fallback(not_served)
     };
-    r.layer(axum::middleware::from_fn_with_state(guard, security::enforce))
-        .layer(axum::extract::DefaultBodyLimit::max(api::error::MAX_BODY))
-        .layer(axum::middleware::from_fn_with_state(
-            ctx.metrics.clone(),
-            metrics::track,
-        ))
+    r.layer(axum::middleware::from_fn_with_state(
+        guard,
+        security::enforce,
+    ))
+    .layer(axum::extract::DefaultBodyLimit::max(api::error::MAX_BODY))
+    .layer(axum::middleware::from_fn_with_state(
+        ctx.metrics.clone(),
+        metrics::track,
+    ))
 }
 
 async fn method_not_allowed() -> Response {

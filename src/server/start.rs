@@ -74,8 +74,22 @@ impl ApiServer {
                     )));
                 }
                 vec![
-                    ("legacy", legacy, Surface { legacy: true, enhanced: false }),
-                    ("enhanced", enhanced, Surface { legacy: false, enhanced: true }),
+                    (
+                        "legacy",
+                        legacy,
+                        Surface {
+                            legacy: true,
+                            enhanced: false,
+                        },
+                    ),
+                    (
+                        "enhanced",
+                        enhanced,
+                        Surface {
+                            legacy: false,
+                            enhanced: true,
+                        },
+                    ),
                 ]
             }
             None => vec![(

@@ -135,6 +135,8 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(lag.missed.load(Ordering::Relaxed), 8);
-        assert!(matches!(qrx.recv().await, Some(Event::DownloadPaused { model_id }) if model_id == "m0"));
+        assert!(
+            matches!(qrx.recv().await, Some(Event::DownloadPaused { model_id }) if model_id == "m0")
+        );
     }
 }

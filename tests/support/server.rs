@@ -97,7 +97,10 @@ impl EmaServer {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        (code, std::fs::read_to_string(&self.stderr).unwrap_or_default())
+        (
+            code,
+            std::fs::read_to_string(&self.stderr).unwrap_or_default(),
+        )
     }
 }
 

@@ -51,7 +51,9 @@ async fn manage(
     if retries > MAX_RETRIES_LIMIT {
         return Err(ApiError::bad_request(
             "bad_max_retries",
-            format!("max_retries {retries} is over the limit of {MAX_RETRIES_LIMIT}; ask for fewer"),
+            format!(
+                "max_retries {retries} is over the limit of {MAX_RETRIES_LIMIT}; ask for fewer"
+            ),
         ));
     }
     let (status, job, created) = match body.action.as_str() {
@@ -73,7 +75,9 @@ async fn manage(
         other => {
             return Err(ApiError::bad_request(
                 "unknown_action",
-                format!("unknown action {other:?}; use one of \"start\", \"pause\", \"resume\", \"cancel\""),
+                format!(
+                    "unknown action {other:?}; use one of \"start\", \"pause\", \"resume\", \"cancel\""
+                ),
             ));
         }
     };

@@ -79,7 +79,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "body_too_large",
-                    format!("the request body is over {MAX_BODY} bytes; send a smaller JSON object"),
+                    format!(
+                        "the request body is over {MAX_BODY} bytes; send a smaller JSON object"
+                    ),
                 )
             })?;
         if bytes.is_empty() {
@@ -100,12 +102,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
             } else {
                 "invalid_body"
             };
-            ApiError::bad_request(code, format!("the request body does not fit this endpoint: {e}"))
+            ApiError::bad_request(
+                code,
+                format!("the request body does not fit this endpoint: {e}"),
+            )
         })
     }
 }
 
 /// A model id from a request, validated before it reaches a path (`org/name` or `name`).
 pub fn model_id(s: &str) -> Result<crate::engine::store::RepoId, ApiError> {
-    crate::engine::store::RepoId::parse(s).map_err(|e| ApiError::bad_request("bad_model_id", e.to_string()))
+    crate::engine::store::RepoId::parse(s)
+        .map_err(|e| ApiError::bad_request("bad_model_id", e.to_string()))
 }
