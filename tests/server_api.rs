@@ -140,6 +140,8 @@ async fn a_real_download_through_the_enhanced_api_with_websocket_events_and_metr
     })
     .await;
     assert_eq!(done["bytes_done"], done["bytes_total"]);
+    assert!(done["files_total"].as_u64().unwrap() >= 3, "{done}");
+    assert_eq!(done["files_done"], done["files_total"]);
     assert_eq!(done["progress_percent"], 100.0);
     assert!(done["last_error"].is_null());
     let (_, list) = get(&format!("{base}/api/v1/downloads")).await;

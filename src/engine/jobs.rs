@@ -357,7 +357,7 @@ impl JobBoard {
             Some(Ok(rep)) if rep.completed => (
                 JobState::Completed,
                 Some(rep.commit.clone()),
-                Some(rep.total_bytes),
+                Some((rep.total_bytes, rep.files)),
             ),
             Some(Ok(_)) => (JobState::Cancelled, None, None),
             _ if *stop.borrow() => (JobState::Cancelled, None, None),
@@ -372,10 +372,11 @@ impl JobBoard {
             if let Some(c) = commit {
                 j.view.commit = Some(c);
             }
-            if let Some(n) = bytes {
+            if let Some((n, files)) = bytes {
                 j.view.bytes_done = n;
                 j.view.bytes_total = n;
-                j.view.files_done = j.view.files_total;
+                j.view.files_done = files;
+                j.view.files_total = files;
             }
         }
         if b.active.get(&repo) == Some(&id) {
