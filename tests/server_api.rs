@@ -385,3 +385,75 @@ async fn bad_requests_get_a_4xx_json_error_and_change_nothing() {
     );
     srv.stop();
 }
+
+/// A real Prometheus (Debian's `prometheus` package, which scripts/test.sh installs) scrapes `/metrics` and a
+/// query returns the bytes a download moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_scrapes_the_bytes_a_download_moved() {
+    let hub = Hub::start(sample_hub(), false, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), json!({}));
+    let srv = EmaServer::start(&cfg, &hub.endpoint(), &["--port", "0"], &[]);
+    let base = srv.url(0);
+    let (s, started) = post(
+        &format!("{base}/api/v1/models/download/manage"),
+        json!({"model_id": "ema-demo/tiny-gpt", "action": "start"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let job = started["job_id"].as_str().unwrap();
+    let done = poll(&format!("{base}/api/v1/downloads/{job}"), 60, |v| {
+        v["state"] == "completed"
+    })
+    .await;
+    let moved = done["bytes_total"].as_u64().unwrap();
+
+    let prom_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = base.trim_start_matches("http://");
+    let yml = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: ema\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    let mut prom = std::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", yml.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+        .spawn()
+        .expect("prometheus (Debian package `prometheus`; scripts/test.sh installs it)");
+    let query =
+        format!("http://127.0.0.1:{prom_port}/api/v1/query?query=ema_downloaded_bytes_total");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let seen = loop {
+        if let Ok(r) = client().get(&query).send().await
+            && let Ok(v) = r.json::<Value>().await
+            && let Some(val) = v["data"]["result"][0]["value"][1].as_str()
+        {
+            break val.parse::<u64>().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = prom.kill();
+            let log =
+                std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
+            panic!("Prometheus returned no sample within 60 s:\n{log}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let _ = prom.kill();
+    let _ = prom.wait();
+    assert_eq!(seen, moved);
+    srv.stop();
+    hub.shutdown().await;
+}
