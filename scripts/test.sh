@@ -8,6 +8,8 @@ need_apt=()
 command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# promtool lints the server's /metrics exposition (Debian's prometheus package ships it).
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 # Reflink backups are tested on a loop-mounted XFS image (root in CI).
 [ -x /usr/sbin/mkfs.xfs ] || command -v mkfs.xfs >/dev/null 2>&1 || need_apt+=(xfsprogs)
 # The Debian package: dpkg-shlibdeps for its dependencies, systemd-analyze to verify its unit.
@@ -19,6 +21,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
 fi
+
+# The guide's Python client snippets run against `ema start` with `requests`.
+python3 -c 'import requests' 2>/dev/null || python3 -m pip install -q requests
 
 cargo fmt --check
 python3 scripts/check_layout.py

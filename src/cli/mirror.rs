@@ -166,7 +166,8 @@ fn human_size(b: u64) -> String {
     }
 }
 
-async fn wait_for_stop() {
+/// Until SIGINT or SIGTERM.
+pub(crate) async fn wait_for_stop() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -18,6 +18,7 @@ pub mod migrate_wizard;
 pub mod mirror;
 pub mod output;
 pub mod selftest;
+pub mod start;
 pub mod tui_cmd;
 pub mod validate;
 
@@ -100,6 +101,9 @@ pub enum Command {
     Rollback(backup::RollbackArgs),
     /// Serve the local store over the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT).
     Mirror(mirror::MirrorArgs),
+    /// Run the engine as a server: REST API (legacy + enhanced), WebSocket, Prometheus metrics, Hub mirror.
+    #[command(visible_alias = "serve")]
+    Start(start::StartArgs),
     /// Sample models on a built-in local hub, and the console against it: everything works offline.
     Demo(demo::DemoArgs),
     /// Measure download throughput, API latency and model read throughput; keep and compare baselines.
@@ -198,6 +202,7 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::Backup(a) => backup::backup_cmd(a, ctx),
         Command::Rollback(a) => backup::rollback_cmd(a, ctx),
         Command::Mirror(a) => mirror::run(a, ctx),
+        Command::Start(a) => start::run(a, ctx),
         Command::Demo(a) => demo::run(a, ctx),
         Command::Benchmark(a) => benchmark::run(a, ctx),
         Command::Completions { shell } => {

@@ -19,6 +19,7 @@ pub mod facade;
 pub mod http1;
 pub mod hub;
 pub mod inventory;
+pub mod jobs;
 pub mod migration;
 pub mod online;
 pub mod selftest;

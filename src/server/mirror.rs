@@ -140,24 +140,33 @@ impl Mirror {
         super::router(self.state.clone())
     }
 
+    /// The shared state (for a server that merges the mirror's routes with its own).
+    pub(crate) fn state(&self) -> Arc<ServerState> {
+        self.state.clone()
+    }
+
     /// Serve on `listener` in a background task.
     pub fn serve(&self, listener: TcpListener) -> Result<MirrorHandle> {
-        let addr = listener
-            .local_addr()
-            .map_err(|e| EmaError::Other(format!("cannot read the listener address: {e}")))?;
-        let app = self.router();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-        });
-        Ok(MirrorHandle {
-            addr,
-            shutdown: Some(tx),
-            task: Some(task),
-        })
+        serve_app(self.router(), listener)
     }
+}
+
+/// Serve `app` on `listener` in a background task (WebSocket upgrades included).
+pub(crate) fn serve_app(app: Router, listener: TcpListener) -> Result<MirrorHandle> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| EmaError::Other(format!("cannot read the listener address: {e}")))?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(MirrorHandle {
+        addr,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
 }

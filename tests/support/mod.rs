@@ -8,6 +8,7 @@ pub mod data;
 pub mod http;
 pub mod hub;
 pub mod legacy;
+pub mod server;
 pub mod store;
 pub mod tmux;
 pub mod wait;

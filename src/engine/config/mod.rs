@@ -230,6 +230,10 @@ pub struct ApiConfig {
     pub legacy_support: bool,
     /// Serve only the legacy endpoints.
     pub legacy_endpoints_only: bool,
+    /// Host names requests may name besides loopback and the bound address (DNS-rebinding guard).
+    pub allowed_hosts: Vec<String>,
+    /// Web origins allowed to call the API and open the WebSocket besides the server's own (no wildcards).
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -240,6 +244,8 @@ impl Default for ApiConfig {
             token: None,
             legacy_support: true,
             legacy_endpoints_only: false,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }

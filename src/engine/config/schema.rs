@@ -321,6 +321,16 @@ pub static SCHEMA: &[Section] = &[
                 BOOL,
                 "Serve only the legacy endpoints.",
             ),
+            k(
+                "allowed_hosts",
+                Kind::TextList,
+                "Host names requests may name besides loopback and the bound address; others get 403.",
+            ),
+            k(
+                "allowed_origins",
+                Kind::TextList,
+                "Web origins (`http://host:port`) allowed besides the server's own; no wildcards.",
+            ),
         ],
     },
     Section {

@@ -1,0 +1,336 @@
+//! `GET /metrics`: the Prometheus text exposition (format 0.0.4) through the official `prometheus-client` crate.
+//! Names start with `ema_`, values are in base units, counters end in `_total`, and every label has a small fixed
+//! set of values (the route template, never the path; the outcome; the health state).
+//!
+//! Counters and histograms of downloads and verifications follow the engine's event bus ([`Metrics::follow`]);
+//! the gauges are read from the engine when scraped; HTTP requests are counted by the [`track`] middleware.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::engine::Engine;
+use crate::engine::download::queue::QueueState;
+use crate::engine::events::{Event, HealthState};
+use crate::engine::health::HealthSnapshot;
+
+type Labels = Vec<(&'static str, String)>;
+type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// Every metric of the server, registered once.
+pub struct Metrics {
+    registry: Registry,
+    downloaded_bytes: Counter,
+    downloads: Family<Labels, Counter>,
+    retries: Counter,
+    verifications: Family<Labels, Counter>,
+    http_requests: Family<Labels, Counter>,
+    downloads_active: Gauge,
+    downloads_queued: Gauge,
+    models: Family<Labels, Gauge>,
+    store_bytes: Gauge,
+    download_duration: Histogram,
+    http_latency: HistogramFamily,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 4.0, 9))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut m = Metrics {
+            registry: Registry::with_prefix("ema"),
+            downloaded_bytes: Counter::default(),
+            downloads: Family::default(),
+            retries: Counter::default(),
+            verifications: Family::default(),
+            http_requests: Family::default(),
+            downloads_active: Gauge::default(),
+            downloads_queued: Gauge::default(),
+            models: Family::default(),
+            store_bytes: Gauge::default(),
+            download_duration: Histogram::new(exponential_buckets(0.5, 2.0, 14)),
+            http_latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+        };
+        let r = &mut m.registry;
+        r.register_with_unit(
+            "downloaded",
+            "Bytes fetched over the network by finished downloads",
+            Unit::Bytes,
+            m.downloaded_bytes.clone(),
+        );
+        r.register(
+            "downloads",
+            "Downloads ended, by outcome (completed, failed, cancelled)",
+            m.downloads.clone(),
+        );
+        r.register(
+            "download_retries",
+            "File transfer retries made by the download engine",
+            m.retries.clone(),
+        );
+        r.register(
+            "verifications",
+            "Model verifications, by result (the health state found)",
+            m.verifications.clone(),
+        );
+        r.register(
+            "http_requests",
+            "HTTP requests answered, by route template, method and status code",
+            m.http_requests.clone(),
+        );
+        r.register(
+            "downloads_active",
+            "Downloads transferring now",
+            m.downloads_active.clone(),
+        );
+        r.register(
+            "downloads_queued",
+            "Downloads waiting (queued, paused or failed and resumable)",
+            m.downloads_queued.clone(),
+        );
+        r.register(
+            "models",
+            "Models in the store by their last recorded health state",
+            m.models.clone(),
+        );
+        r.register_with_unit(
+            "store",
+            "Bytes of model files present in the store",
+            Unit::Bytes,
+            m.store_bytes.clone(),
+        );
+        r.register_with_unit(
+            "download_duration",
+            "Wall time of finished downloads",
+            Unit::Seconds,
+            m.download_duration.clone(),
+        );
+        r.register_with_unit(
+            "http_request_duration",
+            "Time to answer an HTTP request (to the response head), by route template",
+            Unit::Seconds,
+            m.http_latency.clone(),
+        );
+        // Every outcome is exposed from the start (0), so rates and absences are queryable.
+        for o in ["completed", "failed", "cancelled"] {
+            let _ = m.downloads.get_or_create(&vec![("outcome", o.to_string())]);
+        }
+        m
+    }
+
+    /// Fold one engine event into the counters and histograms.
+    pub fn observe(&self, ev: &Event) {
+        match ev {
+            Event::DownloadFinished { bytes, seconds, .. } => {
+                self.downloaded_bytes.inc_by(*bytes);
+                self.download_duration.observe(*seconds);
+                self.outcome("completed");
+            }
+            Event::DownloadFailed { .. } => self.outcome("failed"),
+            Event::DownloadCancelled { .. } => self.outcome("cancelled"),
+            Event::Retry { .. } => {
+                self.retries.inc();
+            }
+            Event::HealthChanged { state, .. } => {
+                self.verifications
+                    .get_or_create(&vec![("result", state.as_str().to_string())])
+                    .inc();
+            }
+            _ => {}
+        }
+    }
+
+    fn outcome(&self, o: &str) {
+        self.downloads
+            .get_or_create(&vec![("outcome", o.to_string())])
+            .inc();
+    }
+
+    /// Follow the engine's bus until it closes (a lag loses only the events missed).
+    pub fn follow(self: Arc<Self>, engine: &Engine) -> tokio::task::JoinHandle<()> {
+        let mut rx = engine.bus().subscribe();
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(ev) => self.observe(&ev),
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        })
+    }
+
+    /// Read the gauges from the engine (blocking: reads the store's sidecars and the health snapshot).
+    fn refresh_gauges(&self, engine: &Engine) {
+        let downloads = engine.downloads();
+        let active = downloads
+            .iter()
+            .filter(|d| d.state == QueueState::Downloading)
+            .count();
+        self.downloads_active.set(active as i64);
+        self.downloads_queued.set((downloads.len() - active) as i64);
+        let snap = HealthSnapshot::load(engine.store());
+        for s in [
+            HealthState::Healthy,
+            HealthState::Degraded,
+            HealthState::Corrupted,
+            HealthState::Incomplete,
+            HealthState::Missing,
+            HealthState::Unknown,
+        ] {
+            let n = snap.models.values().filter(|h| h.state == s).count();
+            self.models
+                .get_or_create(&vec![("health", s.as_str().to_string())])
+                .set(n as i64);
+        }
+        if let Ok(all) = engine.model_statuses(false) {
+            let bytes: u64 = all.iter().map(|m| m.present_bytes).sum();
+            self.store_bytes.set(bytes.min(i64::MAX as u64) as i64);
+        }
+    }
+
+    /// The exposition text.
+    pub fn encode(&self, engine: &Engine) -> String {
+        self.refresh_gauges(engine);
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_text::encode(&mut out, &self.registry);
+        out
+    }
+
+    fn http(&self, route: &'static str, method: &str, status: StatusCode, secs: f64) {
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "OPTIONS" => method.to_string(),
+            _ => "other".to_string(),
+        };
+        self.http_requests
+            .get_or_create(&vec![
+                ("route", route.to_string()),
+                ("method", method),
+                ("code", status.as_u16().to_string()),
+            ])
+            .inc();
+        self.http_latency
+            .get_or_create(&vec![("route", route.to_string())])
+            .observe(secs);
+    }
+}
+
+/// The route template of a path: a fixed, small set of values (never the path itself).
+pub fn route_label(path: &str) -> &'static str {
+    match path {
+        "/api/v1/models/status" => "/api/v1/models/status",
+        "/api/v1/models/download" => "/api/v1/models/download",
+        "/api/v1/models/health" => "/api/v1/models/health",
+        "/api/v1/models/status/detailed" => "/api/v1/models/status/detailed",
+        "/api/v1/models/download/manage" => "/api/v1/models/download/manage",
+        "/api/v1/downloads" => "/api/v1/downloads",
+        "/api/v1/admin/health" => "/api/v1/admin/health",
+        "/ws" => "/ws",
+        "/metrics" => "/metrics",
+        p if p.starts_with("/api/v1/downloads/") => "/api/v1/downloads/{job}",
+        p if p.starts_with("/api/v1/") => "/api/v1/other",
+        p if p.starts_with("/api/models") || p.contains("/resolve/") || p.starts_with("/cdn/") => {
+            "hub"
+        }
+        _ => "other",
+    }
+}
+
+/// Count and time every request (outermost layer, so refusals by the security layer are counted too).
+pub async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route = route_label(req.uri().path());
+    let method = req.method().as_str().to_string();
+    let t = Instant::now();
+    let resp = next.run(req).await;
+    m.http(route, &method, resp.status(), t.elapsed().as_secs_f64());
+    resp
+}
+
+/// `GET /metrics`.
+pub async fn handler(State(ctx): State<Arc<super::api::ApiContext>>) -> Response {
+    let c = ctx.clone();
+    match tokio::task::spawn_blocking(move || c.metrics.encode(&c.engine)).await {
+        Ok(body) => {
+            let mut r = body.into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(prometheus_text::CONTENT_TYPE),
+            );
+            r
+        }
+        Err(_) => super::api::error::error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the metrics could not be gathered",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_labels_are_templates() {
+        assert_eq!(
+            route_label("/api/v1/downloads/job-1234"),
+            "/api/v1/downloads/{job}"
+        );
+        assert_eq!(route_label("/org/name/resolve/main/x.bin"), "hub");
+        assert_eq!(route_label("/api/v1/models/whatever"), "/api/v1/other");
+        assert_eq!(route_label("/favicon.ico"), "other");
+    }
+
+    #[test]
+    fn events_move_the_counters() {
+        let m = Metrics::new();
+        m.observe(&Event::DownloadFinished {
+            model_id: "a/b".into(),
+            commit: "c".into(),
+            bytes: 1234,
+            seconds: 2.0,
+        });
+        m.observe(&Event::DownloadFailed {
+            model_id: "a/b".into(),
+            error: "x".into(),
+            exit_code: 1,
+        });
+        let mut out = String::new();
+        prometheus_text::encode(&mut out, &m.registry).unwrap();
+        assert!(out.contains("ema_downloaded_bytes_total 1234\n"), "{out}");
+        assert!(
+            out.contains("ema_downloads_total{outcome=\"failed\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("ema_download_duration_seconds_count 1\n"),
+            "{out}"
+        );
+    }
+}
