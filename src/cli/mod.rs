@@ -10,6 +10,7 @@ use crate::engine::error::{Result, exit};
 pub mod backup;
 pub mod benchmark;
 pub mod config_cmds;
+pub mod daemon;
 pub mod demo;
 pub mod download;
 pub mod integrity;

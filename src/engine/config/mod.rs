@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::error::{EmaError, Result};
 
 pub mod check;
+pub mod diff;
 pub mod document;
 pub mod edit;
 pub mod effective;
