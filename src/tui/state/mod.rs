@@ -550,6 +550,10 @@ impl ConsoleState {
             Event::Log { level, message } => {
                 self.push_log(*level, message.clone());
             }
+            // Recorded by analytics; the Fallback pane shows the engine's answer itself.
+            Event::ModelRequested { .. } | Event::FallbackOffered { .. } | Event::MockServed { .. } => {
+                return false;
+            }
         }
         true
     }

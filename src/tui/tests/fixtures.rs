@@ -55,6 +55,7 @@ pub(crate) fn meta(
         library_name: Some("transformers".into()),
         tags: vec!["demo".into()],
         parameters: None,
+        facts: Default::default(),
         created_at: T0.into(),
         updated_at: T0.into(),
         last_verified_at: (v == VerificationState::Verified).then(|| T0.into()),
