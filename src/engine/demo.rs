@@ -25,8 +25,8 @@ use sha2::{Digest, Sha256};
 
 use super::error::{EmaError, Result};
 use super::store::{
-    FileRecord, METADATA_SCHEMA_VERSION, ModelFacts, ModelMetadata, RepoId, Store, VerificationState,
-    now_rfc3339,
+    FileRecord, METADATA_SCHEMA_VERSION, ModelFacts, ModelMetadata, RepoId, Store,
+    VerificationState, now_rfc3339,
 };
 
 /// The sample repo ids, in the order [`generate_sample_hub`] returns them.
@@ -345,7 +345,10 @@ pub(super) fn card(s: &Sample, what: &str) -> String {
         match s.base_models {
             [] => String::new(),
             [one] => format!("base_model: {one}\n"),
-            many => format!("base_model:\n{}", many.iter().map(|b| format!("- {b}\n")).collect::<String>()),
+            many => format!(
+                "base_model:\n{}",
+                many.iter().map(|b| format!("- {b}\n")).collect::<String>()
+            ),
         }
     );
     for t in tags {

@@ -76,7 +76,13 @@ fn family() -> Vec<Sample> {
         sample(
             "ema-family/base-lm",
             "text-generation",
-            &["transformers", "safetensors", "gpt2", "text-generation", "ema-family"],
+            &[
+                "transformers",
+                "safetensors",
+                "gpt2",
+                "text-generation",
+                "ema-family",
+            ],
             &[],
             DType::BF16,
             128,
@@ -122,7 +128,13 @@ fn family() -> Vec<Sample> {
         sample(
             "ema-family/small-lm",
             "text-generation",
-            &["transformers", "safetensors", "gpt2", "text-generation", "ema-family"],
+            &[
+                "transformers",
+                "safetensors",
+                "gpt2",
+                "text-generation",
+                "ema-family",
+            ],
             &[],
             DType::BF16,
             32,

@@ -203,10 +203,7 @@ impl Engine {
 
     /// Substitutes for a requested model: operator rules, then the score, then the mock (see
     /// [`super::fallback`]); publishes `ModelRequested`, `FallbackOffered` / `MockServed`.
-    pub async fn suggest(
-        &self,
-        req: &super::fallback::Request,
-    ) -> Result<super::fallback::Report> {
+    pub async fn suggest(&self, req: &super::fallback::Request) -> Result<super::fallback::Report> {
         let ctx = super::fallback::Context {
             config: &self.config,
             store: &self.store,

@@ -133,9 +133,9 @@ pub fn precision_bits(facts: &ModelFacts, tags: &[String]) -> Option<u32> {
         .parameters_by_dtype
         .keys()
         .any(|d| matches!(d.to_ascii_uppercase().as_str(), "I32" | "U8" | "I8" | "U32"));
-    let quant_tag = tags
-        .iter()
-        .any(|t| t.starts_with("base_model:quantized:") || t == "4-bit" || t == "gptq" || t == "awq");
+    let quant_tag = tags.iter().any(|t| {
+        t.starts_with("base_model:quantized:") || t == "4-bit" || t == "gptq" || t == "awq"
+    });
     if packed && (quant_tag || facts.quantization.is_some()) {
         return Some(4);
     }
@@ -191,9 +191,6 @@ mod tests {
         assert_eq!(precision_bits(&bf, &[]), Some(16));
         assert_eq!(precision_bits(&ModelFacts::default(), &[]), None);
         // Unreadable config: facts unchanged.
-        assert_eq!(
-            with_local_config(bf.clone(), &d.path().join("nope")),
-            bf
-        );
+        assert_eq!(with_local_config(bf.clone(), &d.path().join("nope")), bf);
     }
 }

@@ -31,9 +31,13 @@ impl Source {
         match self {
             Source::Store => "its sidecar in the store",
             Source::Hub => "the hub",
-            Source::CachedLookup => "an earlier hub lookup (the hub was not asked or did not answer)",
+            Source::CachedLookup => {
+                "an earlier hub lookup (the hub was not asked or did not answer)"
+            }
             Source::WatchList => "the watch list only (the hub was not asked or did not answer)",
-            Source::Nothing => "nothing (not in the store, the hub did not answer, never looked up)",
+            Source::Nothing => {
+                "nothing (not in the store, the hub did not answer, never looked up)"
+            }
         }
     }
 }
@@ -101,7 +105,12 @@ pub async fn requested(
             let mut all = read_cache(store);
             all.insert(id.to_string(), c.clone());
             // A cache that cannot be written only costs a lookup next time.
-            let _ = store.ensure().and_then(|_| write_json_atomic(&cache_path(store), &all));
+            let path = cache_path(store);
+            if let Some(dir) = path.parent()
+                && std::fs::create_dir_all(dir).is_ok()
+            {
+                let _ = write_json_atomic(&path, &all);
+            }
             return (profile_of(id, c), Source::Hub);
         }
     }

@@ -9,6 +9,7 @@ pub mod lookup;
 pub mod requirements;
 pub mod rules;
 pub mod score;
+pub mod worker;
 
 use std::path::PathBuf;
 
@@ -276,7 +277,9 @@ pub async fn suggest(ctx: &Context<'_>, req: &Request) -> Result<Report> {
             };
             if s < threshold {
                 if below.len() < MAX_EXPLAINED {
-                    below.push(offer(ctx.store.root().join(e.profile.id.replace('/', "--"))));
+                    below.push(offer(
+                        ctx.store.root().join(e.profile.id.replace('/', "--")),
+                    ));
                     continue;
                 }
                 break;

@@ -151,19 +151,34 @@ mod tests {
 
     #[test]
     fn pairs_and_json_agree() {
-        let a = Requirements::from_pairs(&["quality=high", "max_size_gb=8", "task=text-generation"]).unwrap();
-        let b = Requirements::from_json(&json!({"quality": "high", "max_size_gb": 8, "task": "text-generation"}))
-            .unwrap();
+        let a =
+            Requirements::from_pairs(&["quality=high", "max_size_gb=8", "task=text-generation"])
+                .unwrap();
+        let b = Requirements::from_json(
+            &json!({"quality": "high", "max_size_gb": 8, "task": "text-generation"}),
+        )
+        .unwrap();
         assert_eq!(a, b);
         assert_eq!(a.quality, Some(Quality::High));
     }
 
     #[test]
     fn unknown_keys_and_bad_values_name_the_fix() {
-        let e = Requirements::from_pairs(&["qualty=high"]).unwrap_err().to_string();
-        assert!(e.contains("unknown requirement \"qualty\"") && e.contains("quality, max_size_gb, task, library"), "{e}");
+        let e = Requirements::from_pairs(&["qualty=high"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown requirement \"qualty\"")
+                && e.contains("quality, max_size_gb, task, library"),
+            "{e}"
+        );
         assert!(e.contains("did you mean \"quality\""), "{e}");
-        for bad in ["quality=best", "max_size_gb=-1", "max_size_gb=x", "noequals"] {
+        for bad in [
+            "quality=best",
+            "max_size_gb=-1",
+            "max_size_gb=x",
+            "noequals",
+        ] {
             let e = Requirements::from_pairs(&[bad]).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad}");
         }

@@ -55,7 +55,11 @@ impl Rules {
                 }
             }
             Value::Null => {}
-            _ => return Err(format!("fallback.rules is neither an object nor a list; {FORM}")),
+            _ => {
+                return Err(format!(
+                    "fallback.rules is neither an object nor a list; {FORM}"
+                ));
+            }
         }
         Ok(Rules(out))
     }
@@ -73,7 +77,9 @@ impl Rules {
 fn rule(pattern: &str, list: &Value, at: &str) -> Result<Rule, String> {
     let pattern = pattern.trim();
     if pattern.is_empty() {
-        return Err(format!("{at}: the pattern is empty; use a repo id or a glob like \"org/*\""));
+        return Err(format!(
+            "{at}: the pattern is empty; use a repo id or a glob like \"org/*\""
+        ));
     }
     if pattern
         .chars()
@@ -90,12 +96,16 @@ fn rule(pattern: &str, list: &Value, at: &str) -> Result<Rule, String> {
         ));
     };
     if items.is_empty() {
-        return Err(format!("{at}: the substitute list is empty; name at least one repo id"));
+        return Err(format!(
+            "{at}: the substitute list is empty; name at least one repo id"
+        ));
     }
     let mut fallbacks = Vec::new();
     for (j, it) in items.iter().enumerate() {
         let Some(s) = it.as_str() else {
-            return Err(format!("{at}[{j}] is not a string; name a repo id like \"org/name\""));
+            return Err(format!(
+                "{at}[{j}] is not a string; name a repo id like \"org/name\""
+            ));
         };
         RepoId::parse(s.trim()).map_err(|e| format!("{at}[{j}]: {e}"))?;
         if fallbacks.iter().any(|f| f == s.trim()) {
@@ -159,14 +169,19 @@ mod tests {
 
     #[test]
     fn both_spellings_in_order_and_first_match_wins() {
-        let a = Rules::parse(&json!({"meta-llama/*": ["org/a", "org/b"], "meta-llama/x": ["org/c"]})).unwrap();
+        let a =
+            Rules::parse(&json!({"meta-llama/*": ["org/a", "org/b"], "meta-llama/x": ["org/c"]}))
+                .unwrap();
         let b = Rules::parse(&json!([
             {"match": "meta-llama/*", "fallbacks": ["org/a", "org/b"]},
             {"match": "meta-llama/x", "fallbacks": ["org/c"]}
         ]))
         .unwrap();
         assert_eq!(a, b);
-        assert_eq!(a.matching("meta-llama/x").unwrap().fallbacks, vec!["org/a", "org/b"]);
+        assert_eq!(
+            a.matching("meta-llama/x").unwrap().fallbacks,
+            vec!["org/a", "org/b"]
+        );
         assert!(a.matching("other/x").is_none());
         let round: Rules = serde_json::from_value(serde_json::to_value(&a).unwrap()).unwrap();
         assert_eq!(round, a);
@@ -189,7 +204,10 @@ mod tests {
             (json!({"org/*": []}), "is empty"),
             (json!({"org/*": ["bad id!"]}), "rules[\"org/*\"][0]"),
             (json!({"": ["org/a"]}), "pattern is empty"),
-            (json!([{"match": "x/*", "fallback": ["org/a"]}]), "unknown key \"fallback\""),
+            (
+                json!([{"match": "x/*", "fallback": ["org/a"]}]),
+                "unknown key \"fallback\"",
+            ),
             (json!([{"fallbacks": ["org/a"]}]), "needs a \"match\""),
             (json!(3), "neither an object nor a list"),
             (json!({"org/*": ["org/a", "org/a"]}), "listed twice"),

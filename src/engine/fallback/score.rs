@@ -168,7 +168,13 @@ pub enum Proof {
 }
 
 /// The score of candidate `c` for request `req`: the terms in table order; the score is their sum.
-pub fn score(req: &Profile, c: &Profile, proof: Proof, usage: &UsageHints, max_uses: u64) -> (f64, Vec<Term>) {
+pub fn score(
+    req: &Profile,
+    c: &Profile,
+    proof: Proof,
+    usage: &UsageHints,
+    max_uses: u64,
+) -> (f64, Vec<Term>) {
     let mut terms = Vec::with_capacity(7);
     terms.push(match (req.task.as_deref(), c.task.as_deref()) {
         (Some(a), Some(b)) if a == b => term("task", W_TASK, 1.0, format!("same task ({a})")),
@@ -189,7 +195,12 @@ pub fn score(req: &Profile, c: &Profile, proof: Proof, usage: &UsageHints, max_u
     terms.push(tags(req, c));
     terms.push(match proof {
         Proof::Verified => term("healthy", W_HEALTHY, 1.0, "verified healthy".into()),
-        Proof::LocalOnly => term("healthy", W_HEALTHY, 0.5, "hashes recorded locally only".into()),
+        Proof::LocalOnly => term(
+            "healthy",
+            W_HEALTHY,
+            0.5,
+            "hashes recorded locally only".into(),
+        ),
         Proof::Unverified => term("healthy", W_HEALTHY, 0.0, "not verified".into()),
     });
     let uses = usage.successes.get(&c.id).copied().unwrap_or(0);
@@ -231,18 +242,42 @@ fn lineage(req: &Profile, c: &Profile) -> (f64, String) {
 }
 
 fn architecture(req: &Profile, c: &Profile) -> Term {
-    let (ra, ca) = (req.facts.architectures.first(), c.facts.architectures.first());
+    let (ra, ca) = (
+        req.facts.architectures.first(),
+        c.facts.architectures.first(),
+    );
     if let (Some(a), Some(b)) = (ra, ca)
         && a == b
     {
-        return term("architecture", W_ARCH, 1.0, format!("same architecture ({a})"));
+        return term(
+            "architecture",
+            W_ARCH,
+            1.0,
+            format!("same architecture ({a})"),
+        );
     }
-    match (req.facts.model_type.as_deref(), c.facts.model_type.as_deref()) {
-        (Some(a), Some(b)) if a == b => term("architecture", W_ARCH, 0.6, format!("same model_type ({a})")),
-        (Some(_), Some(b)) => term("architecture", W_ARCH, 0.0, format!("other model_type ({b})")),
-        _ if ra.is_some() && ca.is_some() => {
-            term("architecture", W_ARCH, 0.0, format!("other architecture ({})", ca.map_or("", |s| s)))
-        }
+    match (
+        req.facts.model_type.as_deref(),
+        c.facts.model_type.as_deref(),
+    ) {
+        (Some(a), Some(b)) if a == b => term(
+            "architecture",
+            W_ARCH,
+            0.6,
+            format!("same model_type ({a})"),
+        ),
+        (Some(_), Some(b)) => term(
+            "architecture",
+            W_ARCH,
+            0.0,
+            format!("other model_type ({b})"),
+        ),
+        _ if ra.is_some() && ca.is_some() => term(
+            "architecture",
+            W_ARCH,
+            0.0,
+            format!("other architecture ({})", ca.map_or("", |s| s)),
+        ),
         _ => term("architecture", W_ARCH, 0.0, "architecture unknown".into()),
     }
 }
@@ -305,14 +340,30 @@ mod tests {
 
     #[test]
     fn contributions_add_up_and_stay_in_range() {
-        let req = p("org/base", "text-generation", 8_000, &["llama", "text-generation"]);
-        let ft = p("org/chat", "text-generation", 8_000, &["llama", "base_model:finetune:org/base"]);
+        let req = p(
+            "org/base",
+            "text-generation",
+            8_000,
+            &["llama", "text-generation"],
+        );
+        let ft = p(
+            "org/chat",
+            "text-generation",
+            8_000,
+            &["llama", "base_model:finetune:org/base"],
+        );
         let mut usage = UsageHints::default();
         usage.successes.insert("org/chat".into(), 3);
-        for (proof, u, max) in [(Proof::Verified, &usage, 3), (Proof::LocalOnly, &UsageHints::default(), 0)] {
+        for (proof, u, max) in [
+            (Proof::Verified, &usage, 3),
+            (Proof::LocalOnly, &UsageHints::default(), 0),
+        ] {
             let (s, terms) = score(&req, &ft, proof, u, max);
             let sum: f64 = terms.iter().map(|t| t.contribution).sum();
-            assert!((s - sum).abs() < 1e-12 && (0.0..=1.0).contains(&s), "{s} {sum}");
+            assert!(
+                (s - sum).abs() < 1e-12 && (0.0..=1.0).contains(&s),
+                "{s} {sum}"
+            );
             assert_eq!(terms.len(), 7);
             assert!((terms.iter().map(|t| t.weight).sum::<f64>() - 1.0).abs() < 1e-12);
         }
@@ -328,16 +379,52 @@ mod tests {
     fn task_mismatch_and_quality_are_gates() {
         let req = p("org/base", "text-generation", 8_000, &[]);
         let img = p("org/img", "image-classification", 8_000, &[]);
-        assert!(gate(&req, &img, &Requirements::default()).unwrap_err().contains("task image-classification"));
-        let mut q4 = p("org/q4", "text-generation", 8_000, &["base_model:quantized:org/base"]);
+        assert!(
+            gate(&req, &img, &Requirements::default())
+                .unwrap_err()
+                .contains("task image-classification")
+        );
+        let mut q4 = p(
+            "org/q4",
+            "text-generation",
+            8_000,
+            &["base_model:quantized:org/base"],
+        );
         q4.facts.parameters_by_dtype = [("U8".to_string(), 4_000)].into();
-        let high = Requirements { quality: Some(Quality::High), ..Requirements::default() };
-        assert!(gate(&req, &q4, &high).unwrap_err().contains("4-bit weights for a 16-bit request"));
-        let low = Requirements { quality: Some(Quality::Low), ..Requirements::default() };
+        let high = Requirements {
+            quality: Some(Quality::High),
+            ..Requirements::default()
+        };
+        assert!(
+            gate(&req, &q4, &high)
+                .unwrap_err()
+                .contains("4-bit weights for a 16-bit request")
+        );
+        let low = Requirements {
+            quality: Some(Quality::Low),
+            ..Requirements::default()
+        };
         assert!(gate(&req, &q4, &low).is_ok());
         let small = p("org/small", "text-generation", 1_000, &[]);
-        assert!(gate(&req, &small, &Requirements { quality: Some(Quality::Medium), ..Requirements::default() }).is_err());
-        let tiny_disk = Requirements { max_size_gb: Some(1e-6), ..Requirements::default() };
-        assert!(gate(&req, &small, &tiny_disk).unwrap_err().contains("max_size_gb"));
+        assert!(
+            gate(
+                &req,
+                &small,
+                &Requirements {
+                    quality: Some(Quality::Medium),
+                    ..Requirements::default()
+                }
+            )
+            .is_err()
+        );
+        let tiny_disk = Requirements {
+            max_size_gb: Some(1e-6),
+            ..Requirements::default()
+        };
+        assert!(
+            gate(&req, &small, &tiny_disk)
+                .unwrap_err()
+                .contains("max_size_gb")
+        );
     }
 }

@@ -302,7 +302,10 @@ mod tests {
         assert_eq!(i.base_models, vec!["org/base", "org/other"]);
         assert_eq!(i.parameters, Some(14));
         assert_eq!(i.parameters_by_dtype["U8"], 4);
-        assert_eq!(base_models(Some(&serde_json::json!({"base_model": "x/y"}))), vec!["x/y"]);
+        assert_eq!(
+            base_models(Some(&serde_json::json!({"base_model": "x/y"}))),
+            vec!["x/y"]
+        );
         assert!(base_models(Some(&serde_json::json!({"base_model": 3}))).is_empty());
     }
 

@@ -551,7 +551,9 @@ impl ConsoleState {
                 self.push_log(*level, message.clone());
             }
             // Recorded by analytics; the Fallback pane shows the engine's answer itself.
-            Event::ModelRequested { .. } | Event::FallbackOffered { .. } | Event::MockServed { .. } => {
+            Event::ModelRequested { .. }
+            | Event::FallbackOffered { .. }
+            | Event::MockServed { .. } => {
                 return false;
             }
         }
