@@ -11,6 +11,8 @@ pub fn from_hub(info: &HubInfo) -> ModelFacts {
     ModelFacts {
         base_models: info.base_models.clone(),
         parameters_by_dtype: info.parameters_by_dtype.clone(),
+        architectures: info.architectures.clone(),
+        model_type: info.model_type.clone(),
         ..ModelFacts::default()
     }
 }

@@ -76,6 +76,9 @@ pub struct ModelInfo {
     pub parameters_by_dtype: std::collections::BTreeMap<String, u64>,
     /// `cardData.base_model` (a string or a list), as a list.
     pub base_models: Vec<String>,
+    /// `config.architectures` and `config.model_type`, when the hub sends its `config` summary.
+    pub architectures: Vec<String>,
+    pub model_type: Option<String>,
     pub last_modified: Option<String>,
     /// The siblings with sizes and hashes (when the server sent them).
     pub siblings: Vec<RemoteFile>,
@@ -112,6 +115,8 @@ pub(super) struct RawInfo {
     safetensors: Option<RawSafetensors>,
     #[serde(default, rename = "cardData")]
     card_data: Option<serde_json::Value>,
+    #[serde(default)]
+    config: Option<serde_json::Value>,
     #[serde(default, rename = "lastModified")]
     last_modified: Option<String>,
     #[serde(default)]
@@ -228,6 +233,23 @@ pub(super) fn parse_info(repo: &RepoId, raw: RawInfo) -> Result<ModelInfo> {
         library_name: raw.library_name,
         tags: raw.tags,
         base_models: base_models(raw.card_data.as_ref()),
+        architectures: raw
+            .config
+            .as_ref()
+            .and_then(|c| c.get("architectures"))
+            .and_then(|a| a.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        model_type: raw
+            .config
+            .as_ref()
+            .and_then(|c| c.get("model_type"))
+            .and_then(|t| t.as_str())
+            .map(str::to_string),
         parameters: raw.safetensors.as_ref().and_then(|s| {
             s.total
                 .or_else(|| (!s.parameters.is_empty()).then(|| s.parameters.values().sum()))
