@@ -97,7 +97,7 @@ fn validate_migration_passes_on_a_migrated_legacy_install_and_says_what_is_not_a
         s.contains("the REST API (ema start) is not built yet (issue 14)")
     });
     let f = check_says(&v, "features", "not_applicable", "reason", |s| {
-        s.contains("intelligent_fallback and usage_analytics") && s.contains("issue 13")
+        s.contains("usage_analytics is switched on") && s.contains("issue 13")
     });
     let details: Vec<&str> = f["details"]
         .as_array()
@@ -248,10 +248,7 @@ fn test_installation_proves_every_claim_on_this_machine() {
         ]
     );
     for p in v["proofs"].as_array().unwrap() {
-        let built = !matches!(
-            p["name"].as_str(),
-            Some("intelligent_fallback" | "usage_analytics")
-        );
+        let built = p["name"] != "usage_analytics";
         assert_eq!(
             p["status"],
             if built { "passed" } else { "not_built" },
@@ -337,7 +334,7 @@ fn test_enhanced_features_reports_what_is_not_built_and_the_exit_code_follows_wh
 
     // Only a feature that is not built: nothing to set up, said in words.
     let mut c = ema_cmd();
-    c.args(["test-enhanced-features", "--intelligent-fallback"])
+    c.args(["test-enhanced-features", "--usage-analytics"])
         .current_dir(t.path());
     let r = run(&mut c);
     assert_eq!(r.code, 5, "{}\n{}", r.stdout, r.stderr);

@@ -303,7 +303,7 @@ fn features_working_runs_the_enhanced_feature_self_test_against_the_sample_hub()
         ("passed", "verify"),
         ("passed", "corrupt_and_repair"),
         ("passed", "health_monitoring"),
-        ("not built", "intelligent_fallback"),
+        ("passed", "intelligent_fallback"),
         ("not built", "usage_analytics"),
     ] {
         let line = log

@@ -37,7 +37,7 @@ pub struct TestEnhancedFeaturesArgs {
     /// The health monitor detects a corrupted file, raises an alert and repairs it.
     #[arg(long)]
     pub health_monitoring: bool,
-    /// A scored fallback suggestion (not built yet: issue 13).
+    /// A scored, explained fallback suggestion for a missing model (a related sample model on disk).
     #[arg(long)]
     pub intelligent_fallback: bool,
     /// A usage record in the analytics database (not built yet: issue 13).

@@ -513,7 +513,11 @@ fn check_features(cfg: &InForce) -> Check {
             f.health_monitoring,
             Some(format!("built: the health monitor ({monitor})")),
         ),
-        ("intelligent_fallback", f.intelligent_fallback, None),
+        (
+            "intelligent_fallback",
+            f.intelligent_fallback,
+            Some("built: scored, explained fallback suggestions (`ema suggest`)".into()),
+        ),
         ("usage_analytics", f.usage_analytics, None),
     ];
     let mut details = Vec::new();

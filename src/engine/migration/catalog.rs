@@ -241,8 +241,9 @@ pub const STEPS: &[StepDef] = &[
         "Enhanced features working",
         "Runs the enhanced-feature self-test (`ema test-enhanced-features`) in a temporary store against the \
          built-in sample hub the face serves on loopback: an interrupted download resumed, verified, a flipped byte \
-         repaired, the health monitor catching and repairing a corrupted file; one log line per proof. Fallback and \
-         analytics are not built yet (issue 13) and do not fail it; blocked when the face provides no sample hub.",
+         repaired, the health monitor catching and repairing a corrupted file, the intelligent fallback offering a \
+         related model for a missing one; one log line per proof. Analytics is not built yet (issue 13) \
+         and does not fail it; blocked when the face provides no sample hub.",
     ),
     step(
         Automatic,

@@ -9,7 +9,9 @@
 //! - `install.rs`: interrupted-and-resumed download, verification, corruption and repair, every sample model.
 //! - `hub.rs`: the [`SampleHub`] hook a face provides and [`run_blocking`] (workspace, hub, proofs).
 //! - `health.rs`: the health monitor catching, alerting on and repairing a corrupted file.
+//! - `fallback.rs`: a scored, explained substitute offered for a missing model.
 
+pub mod fallback;
 pub mod health;
 pub mod hub;
 pub mod install;
@@ -20,9 +22,6 @@ pub use hub::{RunReport, SampleHub, SampleHubStarter, StartSampleHub, run_blocki
 pub use proof::{Ask, Proof, ProofStatus, SelfTestPlan, verdict};
 pub use workspace::{Workspace, prepare};
 
-/// Why the intelligent-fallback proof cannot run in this version.
-pub const FALLBACK_NOT_BUILT: &str = "not built yet (issue 13): the engine has no scored fallback suggestion to \
-test (the console's Fallback pane ranks same-task models itself); nothing was proven";
 /// Why the usage-analytics proof cannot run in this version.
 pub const ANALYTICS_NOT_BUILT: &str = "not built yet (issue 13): ema records no usage and has no analytics \
 database to test; nothing was proven";
@@ -77,6 +76,11 @@ pub async fn run(
         p.asked_explicitly = plan.health_monitoring == Ask::Explicitly;
         out.push(p);
     }
+    if plan.intelligent_fallback.wanted() {
+        let mut p = fallback::intelligent_fallback(ws, endpoint, progress).await;
+        p.asked_explicitly = plan.intelligent_fallback == Ask::Explicitly;
+        out.push(p);
+    }
     out.extend(not_built(plan));
     out
 }
@@ -122,6 +126,13 @@ pub fn not_run_all(plan: &SelfTestPlan, why: &str) -> Vec<Proof> {
             plan.health_monitoring,
         );
     }
+    if plan.intelligent_fallback.wanted() {
+        push(
+            "intelligent_fallback",
+            "a scored fallback is suggested for a missing model",
+            plan.intelligent_fallback,
+        );
+    }
     out.extend(not_built(plan));
     out
 }
@@ -129,20 +140,12 @@ pub fn not_run_all(plan: &SelfTestPlan, why: &str) -> Vec<Proof> {
 /// The proofs of features that do not exist yet, as asked for by `plan`.
 fn not_built(plan: &SelfTestPlan) -> Vec<Proof> {
     let mut out = Vec::new();
-    for (ask, name, title, why) in [
-        (
-            plan.intelligent_fallback,
-            "intelligent_fallback",
-            "a scored fallback is suggested for a missing model",
-            FALLBACK_NOT_BUILT,
-        ),
-        (
-            plan.usage_analytics,
-            "usage_analytics",
-            "a usage record lands in the analytics database",
-            ANALYTICS_NOT_BUILT,
-        ),
-    ] {
+    for (ask, name, title, why) in [(
+        plan.usage_analytics,
+        "usage_analytics",
+        "a usage record lands in the analytics database",
+        ANALYTICS_NOT_BUILT,
+    )] {
         if ask.wanted() {
             let mut p = Proof::new(name, title).not_built(why.to_string());
             p.asked_explicitly = ask == Ask::Explicitly;

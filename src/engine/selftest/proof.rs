@@ -147,7 +147,10 @@ pub struct SelfTestPlan {
 impl SelfTestPlan {
     /// Whether any proof needs the workspace and the sample hub (the not-built features do not).
     pub fn needs_hub(&self) -> bool {
-        self.download_management.wanted() || self.sample_models || self.health_monitoring.wanted()
+        self.download_management.wanted()
+            || self.sample_models
+            || self.health_monitoring.wanted()
+            || self.intelligent_fallback.wanted()
     }
 }
 

@@ -108,6 +108,7 @@ impl VirtualRepo {
             safetensors: BTreeMap::new(),
             last_modified: "2026-01-01T00:00:00.000Z".to_string(),
             card_data: None,
+            config: None,
         }
     }
 }

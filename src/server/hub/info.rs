@@ -79,6 +79,9 @@ fn info(hub: &Hub, repo: &Repo, blobs: bool) -> Response {
     if let Some(c) = &repo.card_data {
         v["cardData"] = c.clone();
     }
+    if let Some(c) = &repo.config {
+        v["config"] = c.clone();
+    }
     if !repo.safetensors.is_empty() {
         v["safetensors"] = json!({
             "parameters": repo.safetensors,

@@ -99,6 +99,9 @@ pub(crate) struct Repo {
     pub safetensors: BTreeMap<String, u64>,
     pub last_modified: String,
     pub card_data: Option<Value>,
+    /// The Hub's `config` summary from the model's `config.json`: `architectures`, `model_type`,
+    /// `quantization_config`.
+    pub config: Option<Value>,
 }
 
 impl Repo {

@@ -256,6 +256,7 @@ pub(crate) fn load_repo(store: &Store, id: &RepoId) -> std::result::Result<Optio
     let mut files = BTreeMap::new();
     let mut safetensors = BTreeMap::new();
     let mut readme = None;
+    let mut config = None;
     let mut newest_mtime = None;
     let recorded: HashMap<&str, &FileRecord> = meta
         .as_ref()
@@ -294,6 +295,9 @@ pub(crate) fn load_repo(store: &Store, id: &RepoId) -> std::result::Result<Optio
         if rel == "README.md" && size < 1024 * 1024 {
             readme = std::fs::read_to_string(&path).ok();
         }
+        if rel == "config.json" && size < 1024 * 1024 {
+            config = std::fs::read(&path).ok().and_then(|b| config_summary(&b));
+        }
         let entry = file_entry(&rel, path, size, rec)?;
         files.insert(rel, Arc::new(entry));
     }
@@ -311,13 +315,45 @@ pub(crate) fn load_repo(store: &Store, id: &RepoId) -> std::result::Result<Optio
         safetensors,
         last_modified: last_modified_of(meta, newest_mtime),
         card_data: readme.as_deref().and_then(card_data),
+        config,
     }))
+}
+
+/// What the Hub publishes of a `config.json` in a model's info (`config`): `architectures`, `model_type` and
+/// `quantization_config`, when present. Not a JSON object: nothing.
+pub(crate) fn config_summary(bytes: &[u8]) -> Option<Value> {
+    let v: Value = serde_json::from_slice(bytes).ok()?;
+    let o = v.as_object()?;
+    let mut out = serde_json::Map::new();
+    for k in ["architectures", "model_type", "quantization_config"] {
+        if let Some(x) = o.get(k) {
+            out.insert(k.to_string(), x.clone());
+        }
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_config_summary_holds_what_the_hub_publishes_and_nothing_else() {
+        let v = config_summary(
+            br#"{"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": 64,
+                "quantization_config": {"bits": 4, "quant_method": "gptq"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
+                   "quantization_config": {"bits": 4, "quant_method": "gptq"}})
+        );
+        assert_eq!(config_summary(b"{\"n_embd\": 64}"), None);
+        assert_eq!(config_summary(b"[1, 2]"), None);
+        assert_eq!(config_summary(b"not json"), None);
+    }
 
     #[test]
     fn card_front_matter() {
