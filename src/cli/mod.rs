@@ -7,6 +7,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::engine::config::{self, LoadedConfig};
 use crate::engine::error::{Result, exit};
 
+pub mod analytics;
 pub mod backup;
 pub mod config_cmds;
 pub mod demo;
@@ -97,6 +98,12 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Restore exactly the state a backup's manifest describes (saving the current state first).
     Rollback(backup::RollbackArgs),
+    /// Create or upgrade the analytics database (SQLite or PostgreSQL); idempotent; prints the schema version.
+    InitAnalyticsDb(analytics::InitArgs),
+    /// Import the legacy usage log into the analytics database (idempotent; bad lines counted and listed).
+    MigrateUsageData(analytics::MigrateUsageArgs),
+    /// Usage analytics: top models, fallback rate, download success and speed, alerts, dropped events.
+    Analytics(analytics::AnalyticsArgs),
     /// Serve the local store over the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT).
     Mirror(mirror::MirrorArgs),
     /// Sample models on a built-in local hub, and the console against it: everything works offline.
@@ -187,6 +194,9 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::Migrate(a) => migrate_wizard::run(a, ctx),
         Command::Backup(a) => backup::backup_cmd(a, ctx),
         Command::Rollback(a) => backup::rollback_cmd(a, ctx),
+        Command::InitAnalyticsDb(a) => analytics::init_db(a, ctx),
+        Command::MigrateUsageData(a) => analytics::migrate_usage(a, ctx),
+        Command::Analytics(a) => analytics::report(a, ctx),
         Command::Mirror(a) => mirror::run(a, ctx),
         Command::Demo(a) => demo::run(a, ctx),
         Command::Completions { shell } => {

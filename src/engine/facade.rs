@@ -12,6 +12,7 @@
 //! # let _ = (report, events.try_recv()); Ok(()) }
 //! ```
 
+use super::analytics::{self, Record, Recorder, RecorderStats};
 use super::config::Config;
 use super::config::hub_env::HubEnv;
 use super::download::{DownloadManager, DownloadOptions, DownloadReport, DownloadSnapshot};
@@ -29,6 +30,8 @@ pub struct Engine {
     store: Store,
     bus: EventBus,
     downloads: DownloadManager,
+    /// The usage-analytics recorder, once started ([`Engine::start_analytics`]).
+    recorder: std::sync::Arc<std::sync::OnceLock<Recorder>>,
 }
 
 impl Engine {
@@ -48,6 +51,7 @@ impl Engine {
             store,
             bus,
             downloads,
+            recorder: Default::default(),
         })
     }
 
@@ -75,6 +79,54 @@ impl Engine {
     /// Download a model and wait for the outcome (spawn it to run in the background). Progress on the bus.
     pub async fn download(&self, repo: &RepoId, opts: DownloadOptions) -> Result<DownloadReport> {
         self.downloads.download(repo, opts).await
+    }
+
+    /// Start recording usage analytics on the current tokio runtime, following the event bus — when the
+    /// configuration enables it (`analytics.enabled` and `features.usage_analytics`). Never waits on the database
+    /// (an unreachable one makes the recorder count dropped events). Idempotent; None when disabled or the
+    /// configured URL is unusable (said on the bus).
+    pub fn start_analytics(&self) -> Option<&Recorder> {
+        if !analytics::enabled(&self.config) {
+            return None;
+        }
+        if let Some(r) = self.recorder.get() {
+            return Some(r);
+        }
+        match analytics::locate(None, &self.config) {
+            Ok(url) => Some(self.recorder.get_or_init(|| {
+                let r = Recorder::start(url);
+                r.follow(self.bus.subscribe());
+                r
+            })),
+            Err(e) => {
+                self.bus.emit(super::events::Event::Log {
+                    level: super::events::Severity::Warning,
+                    message: format!("usage analytics off: {e}"),
+                });
+                None
+            }
+        }
+    }
+
+    /// The running analytics recorder, if started.
+    pub fn analytics(&self) -> Option<&Recorder> {
+        self.recorder.get()
+    }
+
+    /// Record one analytics event (model requested, served, fallback offered or taken, …) when the recorder runs.
+    /// Never waits.
+    pub fn record(&self, r: Record) {
+        if let Some(rec) = self.recorder.get() {
+            rec.record(r);
+        }
+    }
+
+    /// Stop the recorder: flush within `timeout` (what remains is counted as dropped). None when not started.
+    pub async fn stop_analytics(&self, timeout: std::time::Duration) -> Option<RecorderStats> {
+        match self.recorder.get() {
+            Some(r) => Some(r.shutdown(timeout).await),
+            None => None,
+        }
     }
 
     /// Pause a download running here or in another `ema` process.
@@ -187,7 +239,12 @@ impl Engine {
         let repairer = self.repairer();
         let outcomes =
             integrity::repair::repair_models(&self.store, &before, &repairer, false).await;
-        if let Some(e) = outcomes.iter().find_map(|o| o.error.clone()) {
+        let failed = outcomes.iter().find_map(|o| o.error.clone());
+        self.record(
+            Record::new(analytics::kind::REPAIR, Some(repo.as_str()))
+                .result(if failed.is_some() { "failed" } else { "ok" }),
+        );
+        if let Some(e) = failed {
             return Err(super::EmaError::Other(e));
         }
         let mut after = self.verify_models(std::slice::from_ref(repo)).await?;
