@@ -17,6 +17,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
 fi
 
+# A throwaway PostgreSQL on loopback for the analytics tests (EMA_TEST_PG_URL), stopped and removed at the end.
+. scripts/pg_cluster.sh
+trap pg_cluster_stop EXIT
+pg_cluster_start
+
 cargo fmt --check
 python3 scripts/check_layout.py
 cargo clippy --all-targets --locked -- -D warnings
