@@ -193,8 +193,9 @@ pub const STEPS: &[StepDef] = &[
             "database_migrated",
             Migration,
             "Database migrated (if applicable)",
-            "Not applicable when the install has no models.db and no logs/usage.log; otherwise the usage data needs \
-             the analytics import (issue 13), which is not built yet.",
+            "Not applicable when the install has no models.db and no logs/usage.log; otherwise logs/usage.log is \
+             imported into the analytics database (migrate-usage-data; idempotent, bad lines listed) and models.db \
+             is kept in the backup (ema describes models from their files).",
         ),
         &["backup", "services_stopped"],
     ),
