@@ -177,7 +177,7 @@ impl AnalyticsDb {
         let mut tx = self.pool.begin().await.map_err(|e| self.err("begin", e))?;
         let mut added = 0;
         for chunk in records.chunks(ROWS_PER_STATEMENT) {
-            added += insert_chunk(&mut tx, chunk)
+            added += insert_chunk(&mut tx, chunk, self.url.backend())
                 .await
                 .map_err(|e| self.err("insert events", e))?;
         }
@@ -248,9 +248,12 @@ fn statements(sql: &str) -> Vec<String> {
         .collect()
 }
 
+/// One multi-row INSERT. SQLite gets anonymous `?` placeholders (its parser looks each named `$N` up in a list,
+/// quadratic in a 13,000-parameter statement); PostgreSQL needs `$N`.
 async fn insert_chunk(
     tx: &mut Transaction<'static, Any>,
     chunk: &[Record],
+    backend: Backend,
 ) -> std::result::Result<u64, sqlx::Error> {
     let mut sql = String::with_capacity(64 + chunk.len() * NCOLS * 5);
     sql.push_str("INSERT INTO events (");
@@ -267,8 +270,12 @@ async fn insert_chunk(
             if c > 0 {
                 sql.push(',');
             }
-            sql.push('$');
-            sql.push_str(&n.to_string());
+            if backend == Backend::Sqlite {
+                sql.push('?');
+            } else {
+                sql.push('$');
+                sql.push_str(&n.to_string());
+            }
         }
         sql.push(')');
     }
