@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 use crate::engine::Engine;
+use crate::engine::analytics;
 use crate::engine::config::LoadedConfig;
 use crate::engine::config::edit;
 use crate::engine::download::{DownloadOptions, DownloadReport, DownloadSnapshot};
@@ -61,6 +62,10 @@ pub trait ConsoleBackend: Send + Sync + 'static {
     fn watch(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
     /// The alert history, newest first (resolved ones included, marked).
     fn alerts(&self) -> impl Future<Output = Result<Vec<AlertView>>> + Send + 'static;
+    /// The usage-analytics summary of the last 24 hours; None when recording is off.
+    fn analytics(
+        &self,
+    ) -> impl Future<Output = Result<Option<crate::engine::analytics::AnalyticsSummary>>> + Send + 'static;
     /// Acknowledge an alert in the persisted history.
     fn acknowledge(
         &self,
@@ -106,6 +111,8 @@ struct Inner {
     sample_hub: std::sync::OnceLock<migration::SampleHubStarter>,
     /// The watch list: the configuration's, plus what the operator added in the console.
     wanted: std::sync::Mutex<Vec<String>>,
+    /// The analytics database, opened on first use.
+    analytics_db: tokio::sync::OnceCell<analytics::AnalyticsDb>,
 }
 
 impl EngineBackend {
@@ -124,6 +131,7 @@ impl EngineBackend {
                 loaded,
                 wizard,
                 sample_hub: std::sync::OnceLock::new(),
+                analytics_db: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -466,6 +474,24 @@ impl ConsoleBackend for EngineBackend {
                 path.display()
             ))
         })
+    }
+
+    fn analytics(
+        &self,
+    ) -> impl Future<Output = Result<Option<analytics::AnalyticsSummary>>> + Send + 'static {
+        let inner = self.inner.clone();
+        async move {
+            let config = &inner.loaded.config;
+            if !analytics::enabled(config) {
+                return Ok(None);
+            }
+            let db = inner
+                .analytics_db
+                .get_or_try_init(|| analytics::open(None, config))
+                .await?;
+            let day_ago = analytics::record::now_ms() - 86_400_000;
+            analytics::summary(db, Some(day_ago)).await.map(Some)
+        }
     }
 
     fn alerts(&self) -> impl Future<Output = Result<Vec<AlertView>>> + Send + 'static {

@@ -38,6 +38,7 @@ pub enum Outcome {
     /// Engine bookkeeping that needs no message when it works.
     Quiet(Result<String>),
     Storage(Result<StorageFacts>),
+    Analytics(Result<Option<crate::engine::analytics::AnalyticsSummary>>),
     Hub(bool),
     Done {
         result: Result<String>,
@@ -81,6 +82,7 @@ impl<K: ConsoleBackend> Runtime<K> {
             let storage = b.storage().await;
             let _ = tx.send(Outcome::Storage(storage));
             let _ = tx.send(Outcome::Alerts(b.alerts().await));
+            let _ = tx.send(Outcome::Analytics(b.analytics().await));
         });
     }
 
@@ -275,6 +277,14 @@ impl<K: ConsoleBackend> Runtime<K> {
                 Ok(s) => app.set_storage(s),
                 Err(e) => app.say(Severity::Warning, e.to_string()),
             },
+            Outcome::Analytics(r) => {
+                use super::state::AnalyticsFacts;
+                app.state.analytics = match r {
+                    Ok(Some(s)) => AnalyticsFacts::Ready(Box::new(s)),
+                    Ok(None) => AnalyticsFacts::Off,
+                    Err(e) => AnalyticsFacts::Unavailable(e.to_string()),
+                };
+            }
             Outcome::Hub(ok) => {
                 if app.state.hub.reachable == Some(ok) {
                     return false;

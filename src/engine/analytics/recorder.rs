@@ -49,6 +49,8 @@ struct Shared {
     away: AtomicBool,
     /// Dropped per kind, waiting to be added to the persisted counters.
     pending_dropped: Mutex<HashMap<String, u64>>,
+    /// When shutting down: the moment the writer stops writing and counts what is left as dropped.
+    deadline: Mutex<Option<Instant>>,
 }
 
 impl Shared {
@@ -196,9 +198,11 @@ impl Recorder {
     /// Stop: take what is on the bus, write what is queued, persist the dropped counts — all within `timeout`;
     /// what is still queued then is counted as dropped (and reported in the returned stats).
     pub async fn shutdown(&self, timeout: Duration) -> RecorderStats {
+        *self.shared.deadline.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + timeout);
         self.stop.cancel();
         let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
-        let deadline = tokio::time::Instant::now() + timeout;
+        // A write in flight at the deadline is bounded by the database timeouts; give it a moment beyond.
+        let deadline = tokio::time::Instant::now() + timeout + Duration::from_secs(1);
         for t in tasks {
             let abort = t.abort_handle();
             if tokio::time::timeout_at(deadline, t).await.is_err() {
@@ -222,6 +226,19 @@ async fn writer(
     loop {
         batch.clear();
         let stopping = stop.is_cancelled();
+        let past_deadline = shared
+            .deadline
+            .lock()
+            .map(|d| d.is_some_and(|d| Instant::now() >= d))
+            .unwrap_or(false);
+        if stopping && past_deadline {
+            // Out of time: what is still queued is counted as dropped, not lost.
+            while let Ok(r) = rx.try_recv() {
+                shared.drop_n(&r.kind, 1);
+                shared.accepted_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
         if stopping {
             // The bus follower has queued its last records once it returns; take everything queued now.
             while let Ok(r) = rx.try_recv() {
@@ -297,4 +314,22 @@ fn has_pending(shared: &Shared) -> bool {
         .lock()
         .map(|m| !m.is_empty())
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unusable_database_drops_and_counts_every_record() {
+        let d = tempfile::tempdir().unwrap();
+        let rec = Recorder::start(DbUrl::sqlite_file(&d.path().join("missing/dir/a.db")));
+        for _ in 0..100 {
+            rec.record(Record::new(kind::MODEL_SERVED, Some("a/b")));
+        }
+        let st = rec.shutdown(Duration::from_secs(2)).await;
+        assert_eq!((st.accepted, st.written, st.dropped), (100, 0, 100), "{st:?}");
+        assert!(st.database_away);
+        assert_eq!(st.dropped_unpersisted, 100);
+    }
 }
