@@ -514,7 +514,16 @@ fn check_features(cfg: &InForce) -> Check {
             Some(format!("built: the health monitor ({monitor})")),
         ),
         ("intelligent_fallback", f.intelligent_fallback, None),
-        ("usage_analytics", f.usage_analytics, None),
+        (
+            "usage_analytics",
+            f.usage_analytics,
+            Some(if c.analytics.enabled {
+                "built: usage analytics, recorded while downloads, the console or a server run (`ema analytics`)"
+                    .to_string()
+            } else {
+                "built: usage analytics; analytics.enabled is false, so nothing is recorded".to_string()
+            }),
+        ),
     ];
     let mut details = Vec::new();
     let mut missing = Vec::new();
