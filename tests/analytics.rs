@@ -38,7 +38,9 @@ fn pg_base() -> Option<String> {
         Ok(u) if !u.trim().is_empty() => Some(u),
         _ => {
             if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("CI=true and EMA_TEST_PG_URL is not set: scripts/test.sh starts PostgreSQL and sets it");
+                panic!(
+                    "CI=true and EMA_TEST_PG_URL is not set: scripts/test.sh starts PostgreSQL and sets it"
+                );
             }
             eprintln!(
                 "skipping the PostgreSQL half: EMA_TEST_PG_URL is not set (scripts/test.sh starts a cluster)"
@@ -51,17 +53,15 @@ fn pg_base() -> Option<String> {
 impl PgDb {
     async fn create(tag: &str) -> Option<PgDb> {
         let base = pg_base()?;
-        let name = format!(
-            "ema_{tag}_{}_{}",
-            std::process::id(),
-            rand_suffix()
-        );
+        let name = format!("ema_{tag}_{}_{}", std::process::id(), rand_suffix());
         let admin = sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
             .connect(&base)
             .await
-            .unwrap_or_else(|e| panic!("EMA_TEST_PG_URL is set but PostgreSQL does not answer: {e}"));
+            .unwrap_or_else(|e| {
+                panic!("EMA_TEST_PG_URL is set but PostgreSQL does not answer: {e}")
+            });
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&admin)
             .await
@@ -77,9 +77,12 @@ impl PgDb {
             .connect(&self.base)
             .await
         {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-                .execute(&admin)
-                .await;
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&admin)
+            .await;
             admin.close().await;
         }
     }
@@ -119,14 +122,18 @@ async fn contract(url: &str, work: &Path) {
 
     // Schema: created, then opening again (and init-analytics-db twice) changes nothing.
     let db = AnalyticsDb::open(&db_url).await.unwrap();
-    assert_eq!(db.schema_version().await.unwrap(), analytics::SCHEMA_VERSION);
+    assert_eq!(
+        db.schema_version().await.unwrap(),
+        analytics::SCHEMA_VERSION
+    );
     db.close().await;
     let db = AnalyticsDb::open(&db_url).await.unwrap();
     assert_eq!(db.schema_version().await.unwrap(), 1);
     for _ in 0..2 {
-        let r = run(ema_cmd()
-            .current_dir(work)
-            .args(["init-analytics-db", "--db-url", url, "--json"]));
+        let r =
+            run(ema_cmd()
+                .current_dir(work)
+                .args(["init-analytics-db", "--db-url", url, "--json"]));
         assert_eq!(r.code, 0, "{}", r.stderr);
         let j = r.json();
         assert_eq!(j["schema_version"], 1);
@@ -190,7 +197,11 @@ async fn contract(url: &str, work: &Path) {
     while rec.stats().accepted < 14 && wait.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(rec.flush(Duration::from_secs(10)).await, "{:?}", rec.stats());
+    assert!(
+        rec.flush(Duration::from_secs(10)).await,
+        "{:?}",
+        rec.stats()
+    );
     let st = rec.shutdown(Duration::from_secs(5)).await;
     assert_eq!((st.accepted, st.written, st.dropped), (14, 14, 0), "{st:?}");
 
@@ -228,7 +239,11 @@ async fn contract(url: &str, work: &Path) {
     for _ in 0..1000 {
         small.record(Record::new(kind::MOCK_SERVED, Some("org/mock")));
     }
-    assert!(small.flush(Duration::from_secs(10)).await, "{:?}", small.stats());
+    assert!(
+        small.flush(Duration::from_secs(10)).await,
+        "{:?}",
+        small.stats()
+    );
     let st = small.shutdown(Duration::from_secs(5)).await;
     assert_eq!(st.written + st.dropped, 1000, "{st:?}");
     assert!(st.dropped >= 900, "{st:?}");
@@ -242,12 +257,19 @@ async fn contract(url: &str, work: &Path) {
         .args(["analytics", "--db-url", url]));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        r.stdout
-            .contains(&format!("dropped events: {} ({} mock_served)", st.dropped, st.dropped)),
+        r.stdout.contains(&format!(
+            "dropped events: {} ({} mock_served)",
+            st.dropped, st.dropped
+        )),
         "{}",
         r.stdout
     );
-    assert!(r.stdout.contains("fallback: 4 requests, 1 offered, 1 taken (rate 25.0 %)"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("fallback: 4 requests, 1 offered, 1 taken (rate 25.0 %)"),
+        "{}",
+        r.stdout
+    );
     assert!(!r.stdout.contains("test-secret-pw"), "{}", r.stdout);
 
     // Import: good and bad lines, numbered; a second run adds nothing.
@@ -280,7 +302,11 @@ async fn contract(url: &str, work: &Path) {
             .map(|b| b["line"].as_u64().unwrap())
             .collect();
         assert_eq!(lines, vec![2, 4]);
-        counts.push((j["imported"].clone(), j["already_present"].clone(), j["bad"].clone()));
+        counts.push((
+            j["imported"].clone(),
+            j["already_present"].clone(),
+            j["bad"].clone(),
+        ));
     }
     assert_eq!(counts[0], (Value::from(3), Value::from(0), Value::from(2)));
     assert_eq!(counts[1], (Value::from(0), Value::from(3), Value::from(2)));
@@ -334,8 +360,20 @@ fn the_legacy_usage_log_imports_twice_with_the_same_counts() {
         assert_eq!(j["bad_lines"][0]["line"], 4);
         assert_eq!(j["bad_lines"][1]["line"], 6);
     }
-    assert_eq!((seen[0]["imported"].as_u64(), seen[0]["already_present"].as_u64()), (Some(5), Some(0)));
-    assert_eq!((seen[1]["imported"].as_u64(), seen[1]["already_present"].as_u64()), (Some(0), Some(5)));
+    assert_eq!(
+        (
+            seen[0]["imported"].as_u64(),
+            seen[0]["already_present"].as_u64()
+        ),
+        (Some(5), Some(0))
+    );
+    assert_eq!(
+        (
+            seen[1]["imported"].as_u64(),
+            seen[1]["already_present"].as_u64()
+        ),
+        (Some(0), Some(5))
+    );
     // The human form lists the bad lines too.
     let r = run(ema_cmd().current_dir(d.path()).args([
         "migrate-usage-data",
@@ -344,9 +382,21 @@ fn the_legacy_usage_log_imports_twice_with_the_same_counts() {
         "--target-db",
         &url,
     ]));
-    assert!(r.stdout.contains("7 lines: 0 imported, 5 already present, 2 bad"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("7 lines: 0 imported, 5 already present, 2 bad"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("line 4:"), "{}", r.stdout);
-    let r = run(ema_cmd().current_dir(d.path()).args(["analytics", "--db-url", &url, "--json", "--since", "2023-12-31"]));
+    let r = run(ema_cmd().current_dir(d.path()).args([
+        "analytics",
+        "--db-url",
+        &url,
+        "--json",
+        "--since",
+        "2023-12-31",
+    ]));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let j = r.json();
     assert_eq!(j["fallback"]["requests"], 4);
@@ -360,9 +410,25 @@ fn bad_input_is_a_usage_error_naming_the_fix_and_never_shows_a_password() {
     let d = tempfile::tempdir().unwrap();
     let cases: [&[&str]; 4] = [
         &["analytics", "--db-url", "mysql://u:hunter2@h/db"],
-        &["init-analytics-db", "--db-url", "sqlite:///nonexistent-dir-ema/x/a.db"],
-        &["migrate-usage-data", "--source", "missing.log", "--target-db", "sqlite:///tmp/x.db"],
-        &["analytics", "--since", "soon", "--db-url", "sqlite:///tmp/x.db"],
+        &[
+            "init-analytics-db",
+            "--db-url",
+            "sqlite:///nonexistent-dir-ema/x/a.db",
+        ],
+        &[
+            "migrate-usage-data",
+            "--source",
+            "missing.log",
+            "--target-db",
+            "sqlite:///tmp/x.db",
+        ],
+        &[
+            "analytics",
+            "--since",
+            "soon",
+            "--db-url",
+            "sqlite:///tmp/x.db",
+        ],
     ];
     for args in cases {
         let r = run(ema_cmd().current_dir(d.path()).args(args));
@@ -370,7 +436,11 @@ fn bad_input_is_a_usage_error_naming_the_fix_and_never_shows_a_password() {
         assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
     }
     // An unreachable PostgreSQL fails within the connect timeout, password redacted.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let t = Instant::now();
     let r = run(ema_cmd().current_dir(d.path()).args([
         "analytics",
@@ -378,7 +448,11 @@ fn bad_input_is_a_usage_error_naming_the_fix_and_never_shows_a_password() {
         &format!("postgresql://ema:hunter2@127.0.0.1:{port}/db"),
     ]));
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("<redacted>") && !r.stderr.contains("hunter2"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("<redacted>") && !r.stderr.contains("hunter2"),
+        "{}",
+        r.stderr
+    );
     assert!(t.elapsed() < Duration::from_secs(20));
 }
 
@@ -406,7 +480,12 @@ fn ema_download_is_recorded_and_nothing_when_analytics_is_off() {
         let r = run(ema_cmd()
             .current_dir(d.path())
             .env("HF_ENDPOINT", hub.endpoint())
-            .args(["--config", cfg.to_str().unwrap(), "download", "ema-demo/tiny-sentiment"]));
+            .args([
+                "--config",
+                cfg.to_str().unwrap(),
+                "download",
+                "ema-demo/tiny-sentiment",
+            ]));
         assert_eq!(r.code, 0, "{}", r.stderr);
         let db = d.path().join("cache/analytics.db");
         if !enabled {
@@ -414,9 +493,12 @@ fn ema_download_is_recorded_and_nothing_when_analytics_is_off() {
             continue;
         }
         assert!(db.is_file());
-        let r = run(ema_cmd()
-            .current_dir(d.path())
-            .args(["--config", cfg.to_str().unwrap(), "analytics", "--json"]));
+        let r = run(ema_cmd().current_dir(d.path()).args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "analytics",
+            "--json",
+        ]));
         assert_eq!(r.code, 0, "{}", r.stderr);
         let j = r.json();
         assert_eq!(j["downloads"]["started"], 1);
@@ -463,7 +545,10 @@ fn a_burst_of_100000_events_during_a_download_is_recorded_or_counted() {
         }
         let report = dl.await.unwrap().unwrap();
         assert!(report.completed, "{report:?}");
-        let st = engine.stop_analytics(Duration::from_secs(10)).await.unwrap();
+        let st = engine
+            .stop_analytics(Duration::from_secs(10))
+            .await
+            .unwrap();
         let db = analytics::open(None, engine.config()).await.unwrap();
         let s = analytics::summary(&db, None).await.unwrap();
         let dropped: HashMap<String, u64> = s
@@ -471,9 +556,15 @@ fn a_burst_of_100000_events_during_a_download_is_recorded_or_counted() {
             .iter()
             .map(|k| (k.kind.clone(), k.count))
             .collect();
-        let requests = s.fallback.requests + dropped.get(kind::MODEL_REQUESTED).copied().unwrap_or(0);
-        assert_eq!(requests, 100_000, "recorded {} + dropped {:?}; {st:?}", s.fallback.requests, dropped);
-        let done = s.downloads.completed + dropped.get(kind::DOWNLOAD_COMPLETED).copied().unwrap_or(0);
+        let requests =
+            s.fallback.requests + dropped.get(kind::MODEL_REQUESTED).copied().unwrap_or(0);
+        assert_eq!(
+            requests, 100_000,
+            "recorded {} + dropped {:?}; {st:?}",
+            s.fallback.requests, dropped
+        );
+        let done =
+            s.downloads.completed + dropped.get(kind::DOWNLOAD_COMPLETED).copied().unwrap_or(0);
         assert_eq!(done, 1, "{s:?}");
         assert_eq!(st.dropped, s.dropped_total, "every drop persisted: {st:?}");
         db.close().await;
@@ -547,7 +638,11 @@ fn postgresql_going_away_counts_dropped_events_and_recording_recovers() {
             rec.record(req("pg/model"));
             emitted += 1;
         }
-        assert!(rec.flush(Duration::from_secs(15)).await, "{:?}", rec.stats());
+        assert!(
+            rec.flush(Duration::from_secs(15)).await,
+            "{:?}",
+            rec.stats()
+        );
         assert_eq!(rec.stats().written, 100);
 
         proxy.down();
@@ -556,7 +651,10 @@ fn postgresql_going_away_counts_dropped_events_and_recording_recovers() {
             rec.record(req("pg/model"));
             emitted += 1;
         }
-        assert!(t.elapsed() < Duration::from_millis(500), "recording waited on the database");
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "recording waited on the database"
+        );
         let deadline = Instant::now() + Duration::from_secs(20);
         while rec.stats().dropped < 50 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -574,11 +672,17 @@ fn postgresql_going_away_counts_dropped_events_and_recording_recovers() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         assert!(rec.stats().written > before, "{:?}", rec.stats());
-        assert!(rec.flush(Duration::from_secs(15)).await, "{:?}", rec.stats());
+        assert!(
+            rec.flush(Duration::from_secs(15)).await,
+            "{:?}",
+            rec.stats()
+        );
         let st = rec.shutdown(Duration::from_secs(5)).await;
         assert!(!st.database_away, "{st:?}");
 
-        let db = AnalyticsDb::open(&DbUrl::parse(&pg.url).unwrap()).await.unwrap();
+        let db = AnalyticsDb::open(&DbUrl::parse(&pg.url).unwrap())
+            .await
+            .unwrap();
         let s = analytics::summary(&db, None).await.unwrap();
         assert_eq!(s.fallback.requests + s.dropped_total, emitted, "{s:?}");
         assert_eq!(s.dropped_total, st.dropped);

@@ -178,7 +178,11 @@ fn the_wizard_walks_a_legacy_install_step_by_step_and_its_state_survives() {
     let v = r.json();
     assert_eq!(v["step"], "database_migrated", "{}", r.stdout);
     assert_eq!(v["record"]["state"], "done", "{}", r.stdout);
-    assert!(r.stdout.contains("5 imported") && r.stdout.contains("line 4"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("5 imported") && r.stdout.contains("line 4"),
+        "{}",
+        r.stdout
+    );
     assert!(root.join("cache/analytics.db").is_file());
 
     // A new process reads the same state: steps, notes, the backup.

@@ -78,7 +78,11 @@ pub fn init_db(args: InitArgs, ctx: &Ctx) -> Result<i32> {
             "analytics database {} ({}): schema version {version}{}",
             url.redacted(),
             url.backend().as_str(),
-            if before == Some(false) { " (created)" } else { "" }
+            if before == Some(false) {
+                " (created)"
+            } else {
+                ""
+            }
         );
     }
     Ok(exit::OK)

@@ -241,8 +241,11 @@ impl Engine {
             integrity::repair::repair_models(&self.store, &before, &repairer, false).await;
         let failed = outcomes.iter().find_map(|o| o.error.clone());
         self.record(
-            Record::new(analytics::kind::REPAIR, Some(repo.as_str()))
-                .result(if failed.is_some() { "failed" } else { "ok" }),
+            Record::new(analytics::kind::REPAIR, Some(repo.as_str())).result(if failed.is_some() {
+                "failed"
+            } else {
+                "ok"
+            }),
         );
         if let Some(e) = failed {
             return Err(super::EmaError::Other(e));

@@ -521,7 +521,8 @@ fn check_features(cfg: &InForce) -> Check {
                 "built: usage analytics, recorded while downloads, the console or a server run (`ema analytics`)"
                     .to_string()
             } else {
-                "built: usage analytics; analytics.enabled is false, so nothing is recorded".to_string()
+                "built: usage analytics; analytics.enabled is false, so nothing is recorded"
+                    .to_string()
             }),
         ),
     ];

@@ -204,7 +204,9 @@ fn snapshot_health_with_the_analytics_summary() {
     let t = render(&mut a, 120, 40);
     let s = screen(&t);
     assert!(
-        s.contains("24h: 12 requests · fallback 25% · downloads 3 ok 1 failed (75%) · 63 MB · dropped 7"),
+        s.contains(
+            "24h: 12 requests · fallback 25% · downloads 3 ok 1 failed (75%) · 63 MB · dropped 7"
+        ),
         "{s}"
     );
     insta::assert_snapshot!("pane_health_analytics_120x40", s);

@@ -137,7 +137,9 @@ impl AnalyticsDb {
         .execute(&mut *tx)
         .await
         .map_err(|e| self.err("create ema_schema", e))?;
-        let current = version_in(&mut tx).await.map_err(|e| self.err("read schema version", e))?;
+        let current = version_in(&mut tx)
+            .await
+            .map_err(|e| self.err("read schema version", e))?;
         if current > SCHEMA_VERSION {
             return Err(EmaError::Config(format!(
                 "the analytics database {} has schema version {current}, newer than this ema knows \
@@ -152,13 +154,15 @@ impl AnalyticsDb {
                     .await
                     .map_err(|e| self.err(&format!("migration {version} ({name})"), e))?;
             }
-            sqlx::query("INSERT INTO ema_schema (version, name, applied_at_ms) VALUES ($1, $2, $3)")
-                .bind(*version)
-                .bind(*name)
-                .bind(super::record::now_ms())
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.err("record schema version", e))?;
+            sqlx::query(
+                "INSERT INTO ema_schema (version, name, applied_at_ms) VALUES ($1, $2, $3)",
+            )
+            .bind(*version)
+            .bind(*name)
+            .bind(super::record::now_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err("record schema version", e))?;
         }
         tx.commit().await.map_err(|e| self.err("commit", e))
     }
@@ -166,7 +170,9 @@ impl AnalyticsDb {
     /// The schema version recorded in the database.
     pub async fn schema_version(&self) -> Result<i64> {
         let mut tx = self.pool.begin().await.map_err(|e| self.err("begin", e))?;
-        let v = version_in(&mut tx).await.map_err(|e| self.err("read schema version", e))?;
+        let v = version_in(&mut tx)
+            .await
+            .map_err(|e| self.err("read schema version", e))?;
         tx.rollback().await.map_err(|e| self.err("rollback", e))?;
         Ok(v)
     }

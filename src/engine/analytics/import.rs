@@ -87,7 +87,10 @@ pub fn parse_log(text: &str) -> (Vec<Record>, usize, usize, Vec<BadLine>) {
             Err(reason) => {
                 bad += 1;
                 if bad_lines.len() < BAD_LINES_LISTED {
-                    bad_lines.push(BadLine { line: i + 1, reason });
+                    bad_lines.push(BadLine {
+                        line: i + 1,
+                        reason,
+                    });
                 }
             }
         }
@@ -138,7 +141,13 @@ pub fn parse_line(line: &str) -> std::result::Result<Record, String> {
             fields.insert(k.clone(), s);
             rest.insert(k.clone(), v.clone());
         }
-        Ok(build(ts_ms, model, event, &fields, serde_json::Value::Object(rest)))
+        Ok(build(
+            ts_ms,
+            model,
+            event,
+            &fields,
+            serde_json::Value::Object(rest),
+        ))
     } else {
         let mut parts = line.split_whitespace();
         let ts = parts.next().ok_or("empty line")?;
@@ -167,7 +176,13 @@ pub fn parse_line(line: &str) -> std::result::Result<Record, String> {
         for (k, v) in &fields {
             detail.insert(k.clone(), v.clone().into());
         }
-        Ok(build(ts_ms, &model, &event, &fields, serde_json::Value::Object(detail)))
+        Ok(build(
+            ts_ms,
+            &model,
+            &event,
+            &fields,
+            serde_json::Value::Object(detail),
+        ))
     }
 }
 
@@ -222,7 +237,11 @@ fn epoch_ms(x: f64) -> std::result::Result<i64, String> {
     if !x.is_finite() || x < 0.0 {
         return Err(format!("epoch timestamp {x} is out of range"));
     }
-    Ok(if x >= 1e11 { x.round() } else { (x * 1000.0).round() } as i64)
+    Ok(if x >= 1e11 {
+        x.round()
+    } else {
+        (x * 1000.0).round()
+    } as i64)
 }
 
 /// ISO-8601 (with zone, or without it meaning UTC; `T` or a space) or an epoch number, to milliseconds.

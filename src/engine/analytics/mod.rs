@@ -69,7 +69,11 @@ pub fn parse_since(s: &str, now_ms: i64) -> Result<i64> {
         return Ok(now_ms - (n.saturating_mul(secs).min(i64::MAX as u64 / 1000) as i64) * 1000);
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc().timestamp_millis());
+        return Ok(d
+            .and_hms_opt(0, 0, 0)
+            .ok_or_else(bad)?
+            .and_utc()
+            .timestamp_millis());
     }
     if t.contains('-') && (t.contains('T') || t.contains(' ')) {
         return import::parse_ts(t).map_err(|_| bad());

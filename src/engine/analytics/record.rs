@@ -103,8 +103,7 @@ impl EventMapper {
     pub fn map(&mut self, event: &Event) -> Option<Record> {
         match event {
             Event::DownloadStarted { model_id, commit } => {
-                self.started
-                    .insert(model_id.clone(), (Instant::now(), 0));
+                self.started.insert(model_id.clone(), (Instant::now(), 0));
                 Some(
                     Record::new(kind::DOWNLOAD_STARTED, Some(model_id))
                         .detail(serde_json::json!({ "commit": commit })),

@@ -59,7 +59,10 @@ impl Shared {
             return;
         }
         self.dropped.fetch_add(n, Ordering::Relaxed);
-        let mut m = self.pending_dropped.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = self
+            .pending_dropped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         *m.entry(kind.to_string()).or_default() += n;
     }
 }
@@ -198,9 +201,14 @@ impl Recorder {
     /// Stop: take what is on the bus, write what is queued, persist the dropped counts — all within `timeout`;
     /// what is still queued then is counted as dropped (and reported in the returned stats).
     pub async fn shutdown(&self, timeout: Duration) -> RecorderStats {
-        *self.shared.deadline.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + timeout);
+        *self
+            .shared
+            .deadline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + timeout);
         self.stop.cancel();
-        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        let tasks: Vec<_> =
+            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         // A write in flight at the deadline is bounded by the database timeouts; give it a moment beyond.
         let deadline = tokio::time::Instant::now() + timeout + Duration::from_secs(1);
         for t in tasks {
@@ -271,18 +279,26 @@ async fn writer(
         let ok = match &db {
             Some(d) if retry_at.is_none_or(|t| Instant::now() >= t) => {
                 let dropped = std::mem::take(
-                    &mut *shared.pending_dropped.lock().unwrap_or_else(|e| e.into_inner()),
+                    &mut *shared
+                        .pending_dropped
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()),
                 );
                 match d.write(&batch, &dropped).await {
                     Ok(_) => {
-                        shared.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        shared
+                            .written
+                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
                         shared.away.store(false, Ordering::Relaxed);
                         retry_at = None;
                         true
                     }
                     Err(_) => {
                         // Put the counts back; the batch joins them below.
-                        let mut m = shared.pending_dropped.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut m = shared
+                            .pending_dropped
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner());
                         for (k, n) in dropped {
                             *m.entry(k).or_default() += n;
                         }
@@ -328,7 +344,11 @@ mod tests {
             rec.record(Record::new(kind::MODEL_SERVED, Some("a/b")));
         }
         let st = rec.shutdown(Duration::from_secs(2)).await;
-        assert_eq!((st.accepted, st.written, st.dropped), (100, 0, 100), "{st:?}");
+        assert_eq!(
+            (st.accepted, st.written, st.dropped),
+            (100, 0, 100),
+            "{st:?}"
+        );
         assert!(st.database_away);
         assert_eq!(st.dropped_unpersisted, 100);
     }

@@ -66,10 +66,9 @@ impl DbUrl {
                     redact(url)
                 )));
             }
-            if parsed
-                .query_pairs()
-                .any(|(k, v)| k == "sslmode" && matches!(&*v, "require" | "verify-ca" | "verify-full"))
-            {
+            if parsed.query_pairs().any(|(k, v)| {
+                k == "sslmode" && matches!(&*v, "require" | "verify-ca" | "verify-full")
+            }) {
                 return Err(EmaError::Config(format!(
                     "the analytics URL {} asks for TLS, which this build of ema does not include; connect over \
                      loopback or a trusted network with sslmode=disable (or prefer)",
@@ -188,13 +187,21 @@ mod tests {
         let p = DbUrl::parse("postgresql://ema:s3cret@127.0.0.1:5432/db?password=other").unwrap();
         assert_eq!(p.backend(), Backend::Postgres);
         let shown = p.redacted();
-        assert!(!shown.contains("s3cret") && !shown.contains("other"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("other"),
+            "{shown}"
+        );
         assert!(shown.contains("127.0.0.1:5432/db"), "{shown}");
         assert_eq!(
             p.scrub("failed for s3cret and other"),
             "failed for <redacted> and <redacted>"
         );
-        for bad in ["mysql://x", "sqlite://", "postgresql://:pw@/db", "http://h/db"] {
+        for bad in [
+            "mysql://x",
+            "sqlite://",
+            "postgresql://:pw@/db",
+            "http://h/db",
+        ] {
             let e = DbUrl::parse(bad).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad}");
             assert!(!e.to_string().contains("pw@"), "{e}");

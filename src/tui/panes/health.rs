@@ -254,10 +254,15 @@ fn draw_storage(frame: &mut Frame, ctx: &DrawCtx, storage_a: Rect) {
 /// The analytics summary of the last 24 hours in one line.
 fn analytics_line(a: &crate::tui::state::AnalyticsFacts) -> String {
     use crate::tui::state::AnalyticsFacts;
-    let pct = |x: Option<f64>| x.map(|v| format!("{:.0}%", v * 100.0)).unwrap_or_else(|| "-".into());
+    let pct = |x: Option<f64>| {
+        x.map(|v| format!("{:.0}%", v * 100.0))
+            .unwrap_or_else(|| "-".into())
+    };
     match a {
         AnalyticsFacts::Unknown => "-".into(),
-        AnalyticsFacts::Off => "analytics off (analytics.enabled / features.usage_analytics)".into(),
+        AnalyticsFacts::Off => {
+            "analytics off (analytics.enabled / features.usage_analytics)".into()
+        }
         AnalyticsFacts::Unavailable(e) => format!("analytics unavailable: {e}"),
         AnalyticsFacts::Ready(s) => format!(
             "24h: {} requests · fallback {} · downloads {} ok {} failed ({}) · {} · dropped {}",

@@ -38,7 +38,12 @@ pub(super) fn database_migrated(ctx: &MigrationContext) -> StepOutcome {
     let config = if p.enhanced_config.is_file() {
         match crate::engine::config::load(Some(&p.enhanced_config)) {
             Ok(l) => l.config,
-            Err(e) => return StepOutcome::fail(format!("cannot read {}: {e}", p.enhanced_config.display()), log),
+            Err(e) => {
+                return StepOutcome::fail(
+                    format!("cannot read {}: {e}", p.enhanced_config.display()),
+                    log,
+                );
+            }
         }
     } else if ctx.loaded.path.is_some() {
         ctx.loaded.config.clone()
