@@ -38,7 +38,7 @@ pub enum Outcome {
     /// Engine bookkeeping that needs no message when it works.
     Quiet(Result<String>),
     Storage(Result<StorageFacts>),
-    Analytics(Result<Option<crate::engine::analytics::AnalyticsSummary>>),
+    Analytics(Box<Result<Option<crate::engine::analytics::AnalyticsSummary>>>),
     Hub(bool),
     Done {
         result: Result<String>,
@@ -82,7 +82,7 @@ impl<K: ConsoleBackend> Runtime<K> {
             let storage = b.storage().await;
             let _ = tx.send(Outcome::Storage(storage));
             let _ = tx.send(Outcome::Alerts(b.alerts().await));
-            let _ = tx.send(Outcome::Analytics(b.analytics().await));
+            let _ = tx.send(Outcome::Analytics(Box::new(b.analytics().await)));
         });
     }
 
@@ -279,7 +279,7 @@ impl<K: ConsoleBackend> Runtime<K> {
             },
             Outcome::Analytics(r) => {
                 use super::state::AnalyticsFacts;
-                app.state.analytics = match r {
+                app.state.analytics = match *r {
                     Ok(Some(s)) => AnalyticsFacts::Ready(Box::new(s)),
                     Ok(None) => AnalyticsFacts::Off,
                     Err(e) => AnalyticsFacts::Unavailable(e.to_string()),
