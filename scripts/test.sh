@@ -24,6 +24,10 @@ fi
 
 # The guide's Python client snippets run against `ema start` with `requests`.
 python3 -c 'import requests' 2>/dev/null || python3 -m pip install -q requests
+# A throwaway PostgreSQL on loopback for the analytics tests (EMA_TEST_PG_URL), stopped and removed at the end.
+. scripts/pg_cluster.sh
+trap pg_cluster_stop EXIT
+pg_cluster_start
 
 cargo fmt --check
 python3 scripts/check_layout.py

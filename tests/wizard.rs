@@ -180,21 +180,24 @@ fn the_wizard_walks_a_legacy_install_step_by_step_and_its_state_survives() {
     }
     assert!(root.join("config/enhanced_model_config.json").is_file());
     assert!(root.join("models/acme--cached.metadata.json").is_file());
-    // The analytics import does not exist yet: blocked, exit 1, named.
-    let r = ema(d, &root, &["migrate", "next"]);
-    assert_eq!(r.code, 1);
+    // The usage log goes into the migrated install's analytics database; bad lines are listed.
+    let r = ema(d, &root, &["migrate", "next", "--json"]);
+    let v = r.json();
+    assert_eq!(v["step"], "database_migrated", "{}", r.stdout);
+    assert_eq!(v["record"]["state"], "done", "{}", r.stdout);
     assert!(
-        r.stdout.contains("blocked") && r.stdout.contains("issue 13"),
+        r.stdout.contains("5 imported") && r.stdout.contains("line 4"),
         "{}",
         r.stdout
     );
+    assert!(root.join("cache/analytics.db").is_file());
 
     // A new process reads the same state: steps, notes, the backup.
     let st = ok(&["migrate", "status", "--json"]).json();
     assert_eq!(state_of(&st, "backup"), "done");
     assert_eq!(state_of(&st, "downtime_scheduled"), "skipped");
     assert_eq!(state_of(&st, "model_data_migrated"), "done");
-    assert_eq!(state_of(&st, "database_migrated"), "blocked");
+    assert_eq!(state_of(&st, "database_migrated"), "done");
     let reviewed = find_in(&st["steps"], "id", "plan_reviewed");
     assert_eq!(reviewed["note"], "read with ops");
     let backup = PathBuf::from(st["last_backup"].as_str().unwrap());
@@ -202,7 +205,7 @@ fn the_wizard_walks_a_legacy_install_step_by_step_and_its_state_survives() {
     let journal = std::fs::read_to_string(state_dir.join("journal.jsonl")).unwrap();
     assert!(journal.lines().count() >= 20, "{journal}");
     let human = ok(&["migrate", "status"]).stdout;
-    assert!(human.contains("Migration Checklist 4/7"), "{human}");
+    assert!(human.contains("Migration Checklist 5/7"), "{human}");
 
     // The state lives outside what a rollback restores: after rolling the install back, it is still there.
     let r = ema(
@@ -285,7 +288,7 @@ fn features_working_runs_the_enhanced_feature_self_test_against_the_sample_hub()
     assert_eq!(rec["state"], "done", "{}", r.stdout);
     let details = rec["details"].as_str().unwrap();
     assert!(
-        details.contains("http://127.0.0.1:") && details.contains("not built yet (issue 13)"),
+        details.contains("http://127.0.0.1:") && !details.contains("not built"),
         "{details}"
     );
     let log: Vec<String> = rec["log"]
@@ -304,7 +307,7 @@ fn features_working_runs_the_enhanced_feature_self_test_against_the_sample_hub()
         ("passed", "corrupt_and_repair"),
         ("passed", "health_monitoring"),
         ("passed", "intelligent_fallback"),
-        ("not built", "usage_analytics"),
+        ("passed", "usage_analytics"),
     ] {
         let line = log
             .iter()

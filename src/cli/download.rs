@@ -82,6 +82,9 @@ fn engine(ctx: &Ctx, models_dir: Option<PathBuf>) -> Result<Engine> {
     Engine::new(cfg, HubEnv::from_env())
 }
 
+/// How long a command waits at its end for the analytics recorder to write what it recorded.
+pub(super) const ANALYTICS_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -300,11 +303,12 @@ pub fn download(args: DownloadArgs, ctx: &Ctx) -> Result<i32> {
         exclude: args.exclude,
     };
     let res = rt.block_on(async {
+        engine.start_analytics();
         let dl = engine.download(&repo, opts);
         tokio::pin!(dl);
         let e2 = engine.clone();
         let r2 = repo.clone();
-        with_event_printer(ctx, &engine, async move {
+        let r = with_event_printer(ctx, &engine, async move {
             tokio::select! {
                 r = &mut dl => r.map(Some),
                 _ = tokio::signal::ctrl_c() => {
@@ -314,7 +318,9 @@ pub fn download(args: DownloadArgs, ctx: &Ctx) -> Result<i32> {
                 }
             }
         })
-        .await
+        .await;
+        engine.stop_analytics(ANALYTICS_FLUSH).await;
+        r
     });
     // The hashing threads end as soon as their transfer is gone; do not wait on anything else.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
@@ -531,11 +537,12 @@ fn resume(engine: Engine, repo: Option<String>, ctx: &Ctx) -> Result<i32> {
                 include: entry.include,
                 exclude: entry.exclude,
             };
-            let res = rt.block_on(with_event_printer(
-                ctx,
-                &engine,
-                engine.download(&repo, opts),
-            ));
+            let res = rt.block_on(async {
+                engine.start_analytics();
+                let r = with_event_printer(ctx, &engine, engine.download(&repo, opts)).await;
+                engine.stop_analytics(ANALYTICS_FLUSH).await;
+                r
+            });
             match res {
                 Ok(r) => {
                     print_report(ctx, &r);
@@ -545,7 +552,12 @@ fn resume(engine: Engine, repo: Option<String>, ctx: &Ctx) -> Result<i32> {
             }
         }
         None => {
-            let results = rt.block_on(with_event_printer(ctx, &engine, engine.resume_unfinished()));
+            let results = rt.block_on(async {
+                engine.start_analytics();
+                let r = with_event_printer(ctx, &engine, engine.resume_unfinished()).await;
+                engine.stop_analytics(ANALYTICS_FLUSH).await;
+                r
+            });
             if results.is_empty() && !ctx.out.json {
                 println!("nothing to resume");
             }

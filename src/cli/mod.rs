@@ -7,6 +7,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::engine::config::{self, LoadedConfig};
 use crate::engine::error::{Result, exit};
 
+pub mod analytics;
 pub mod backup;
 pub mod benchmark;
 pub mod config_cmds;
@@ -104,6 +105,12 @@ pub enum Command {
     /// What to use instead of a model: operator rules, then ranked and explained substitutes on disk; exit 5 when
     /// none qualifies. --queue also queues and starts the requested model's download.
     Suggest(suggest::SuggestArgs),
+    /// Create or upgrade the analytics database (SQLite or PostgreSQL); idempotent; prints the schema version.
+    InitAnalyticsDb(analytics::InitArgs),
+    /// Import the legacy usage log into the analytics database (idempotent; bad lines counted and listed).
+    MigrateUsageData(analytics::MigrateUsageArgs),
+    /// Usage analytics: top models, fallback rate, download success and speed, alerts, dropped events.
+    Analytics(analytics::AnalyticsArgs),
     /// Serve the local store over the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT).
     Mirror(mirror::MirrorArgs),
     /// Run the engine as a server: REST API (legacy + enhanced), WebSocket, Prometheus metrics, Hub mirror.
@@ -207,6 +214,9 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::Backup(a) => backup::backup_cmd(a, ctx),
         Command::Rollback(a) => backup::rollback_cmd(a, ctx),
         Command::Suggest(a) => suggest::run(a, ctx),
+        Command::InitAnalyticsDb(a) => analytics::init_db(a, ctx),
+        Command::MigrateUsageData(a) => analytics::migrate_usage(a, ctx),
+        Command::Analytics(a) => analytics::report(a, ctx),
         Command::Mirror(a) => mirror::run(a, ctx),
         Command::Start(a) => start::run(a, ctx),
         Command::Demo(a) => demo::run(a, ctx),

@@ -12,6 +12,7 @@
 //! # let _ = (report, events.try_recv()); Ok(()) }
 //! ```
 
+use super::analytics::{self, Record, Recorder, RecorderStats};
 use super::config::Config;
 use super::config::hub_env::HubEnv;
 use super::download::{DownloadManager, DownloadOptions, DownloadReport, DownloadSnapshot};
@@ -30,6 +31,8 @@ pub struct Engine {
     bus: EventBus,
     downloads: DownloadManager,
     fallback: super::fallback::index::Index,
+    /// The usage-analytics recorder, once started ([`Engine::start_analytics`]).
+    recorder: std::sync::Arc<std::sync::OnceLock<Recorder>>,
 }
 
 impl Engine {
@@ -50,6 +53,7 @@ impl Engine {
             bus,
             downloads,
             fallback: Default::default(),
+            recorder: Default::default(),
         })
     }
 
@@ -77,6 +81,54 @@ impl Engine {
     /// Download a model and wait for the outcome (spawn it to run in the background). Progress on the bus.
     pub async fn download(&self, repo: &RepoId, opts: DownloadOptions) -> Result<DownloadReport> {
         self.downloads.download(repo, opts).await
+    }
+
+    /// Start recording usage analytics on the current tokio runtime, following the event bus — when the
+    /// configuration enables it (`analytics.enabled` and `features.usage_analytics`). Never waits on the database
+    /// (an unreachable one makes the recorder count dropped events). Idempotent; None when disabled or the
+    /// configured URL is unusable (said on the bus).
+    pub fn start_analytics(&self) -> Option<&Recorder> {
+        if !analytics::enabled(&self.config) {
+            return None;
+        }
+        if let Some(r) = self.recorder.get() {
+            return Some(r);
+        }
+        match analytics::locate(None, &self.config) {
+            Ok(url) => Some(self.recorder.get_or_init(|| {
+                let r = Recorder::start(url);
+                r.follow(self.bus.subscribe());
+                r
+            })),
+            Err(e) => {
+                self.bus.emit(super::events::Event::Log {
+                    level: super::events::Severity::Warning,
+                    message: format!("usage analytics off: {e}"),
+                });
+                None
+            }
+        }
+    }
+
+    /// The running analytics recorder, if started.
+    pub fn analytics(&self) -> Option<&Recorder> {
+        self.recorder.get()
+    }
+
+    /// Record one analytics event (model requested, served, fallback offered or taken, …) when the recorder runs.
+    /// Never waits.
+    pub fn record(&self, r: Record) {
+        if let Some(rec) = self.recorder.get() {
+            rec.record(r);
+        }
+    }
+
+    /// Stop the recorder: flush within `timeout` (what remains is counted as dropped). None when not started.
+    pub async fn stop_analytics(&self, timeout: std::time::Duration) -> Option<RecorderStats> {
+        match self.recorder.get() {
+            Some(r) => Some(r.shutdown(timeout).await),
+            None => None,
+        }
     }
 
     /// Pause a download running here or in another `ema` process.
@@ -189,7 +241,15 @@ impl Engine {
         let repairer = self.repairer();
         let outcomes =
             integrity::repair::repair_models(&self.store, &before, &repairer, false).await;
-        if let Some(e) = outcomes.iter().find_map(|o| o.error.clone()) {
+        let failed = outcomes.iter().find_map(|o| o.error.clone());
+        self.record(
+            Record::new(analytics::kind::REPAIR, Some(repo.as_str())).result(if failed.is_some() {
+                "failed"
+            } else {
+                "ok"
+            }),
+        );
+        if let Some(e) = failed {
             return Err(super::EmaError::Other(e));
         }
         let mut after = self.verify_models(std::slice::from_ref(repo)).await?;
@@ -212,7 +272,39 @@ impl Engine {
             index: &self.fallback,
             offline: self.hub_env.offline,
         };
+        if req.usage.successes.is_empty() {
+            let mut req = req.clone();
+            req.usage = self.usage_hints().await;
+            return super::fallback::suggest(&ctx, &req).await;
+        }
         super::fallback::suggest(&ctx, req).await
+    }
+
+    /// Recent successful use per model (the last 30 days) from the analytics database, for the fallback score.
+    /// Empty when analytics is off, its database does not exist yet (it is never created here) or does not answer
+    /// within half a second.
+    pub async fn usage_hints(&self) -> super::fallback::UsageHints {
+        let mut hints = super::fallback::UsageHints::default();
+        if !analytics::enabled(&self.config) {
+            return hints;
+        }
+        let Ok(url) = analytics::url::DbUrl::resolve(None, &self.config) else {
+            return hints;
+        };
+        if url.sqlite_path().is_some_and(|p| !p.exists()) {
+            return hints;
+        }
+        let since = analytics::record::now_ms() - 30 * 24 * 3600 * 1000;
+        let query = async {
+            let db = analytics::db::AnalyticsDb::open(&url).await.ok()?;
+            analytics::report::successes_since(&db, since).await.ok()
+        };
+        if let Ok(Some(m)) =
+            tokio::time::timeout(std::time::Duration::from_millis(500), query).await
+        {
+            hints.successes = m;
+        }
+        hints
     }
 
     /// The status of one model.

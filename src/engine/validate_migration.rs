@@ -518,7 +518,17 @@ fn check_features(cfg: &InForce) -> Check {
             f.intelligent_fallback,
             Some("built: scored, explained fallback suggestions (`ema suggest`)".into()),
         ),
-        ("usage_analytics", f.usage_analytics, None),
+        (
+            "usage_analytics",
+            f.usage_analytics,
+            Some(if c.analytics.enabled {
+                "built: usage analytics, recorded while downloads, the console or a server run (`ema analytics`)"
+                    .to_string()
+            } else {
+                "built: usage analytics; analytics.enabled is false, so nothing is recorded"
+                    .to_string()
+            }),
+        ),
     ];
     let mut details = Vec::new();
     let mut missing = Vec::new();

@@ -32,6 +32,11 @@ pub enum Action {
         requested: String,
         alternative: String,
     },
+    /// The operator took a substitute (recorded in the usage analytics).
+    FallbackTaken {
+        requested: String,
+        alternative: String,
+    },
     /// Acknowledge one alert (by id).
     Acknowledge(String),
     AcknowledgeAll,

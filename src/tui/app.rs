@@ -234,7 +234,10 @@ impl App {
                     Severity::Info,
                     format!("use {alternative} instead of {requested}: its files are in {dir}"),
                 );
-                Vec::new()
+                vec![Action::FallbackTaken {
+                    requested,
+                    alternative,
+                }]
             }
             Action::Acknowledge(id) => {
                 let derived = self.state.alerts.iter().any(|a| a.id == id && a.derived);

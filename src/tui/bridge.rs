@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 use crate::engine::Engine;
+use crate::engine::analytics;
 use crate::engine::config::LoadedConfig;
 use crate::engine::config::edit;
 use crate::engine::download::{DownloadOptions, DownloadReport, DownloadSnapshot};
@@ -67,10 +68,16 @@ pub trait ConsoleBackend: Send + Sync + 'static {
         &self,
         model_id: String,
     ) -> impl Future<Output = Result<String>> + Send + 'static;
+    /// The operator took `substitute` in place of `requested` (usage analytics; nothing when recording is off).
+    fn fallback_taken(&self, _requested: &str, _substitute: &str) {}
     /// Add a model to the watch list, saved in the configuration file in force.
     fn watch(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
     /// The alert history, newest first (resolved ones included, marked).
     fn alerts(&self) -> impl Future<Output = Result<Vec<AlertView>>> + Send + 'static;
+    /// The usage-analytics summary of the last 24 hours; None when recording is off.
+    fn analytics(
+        &self,
+    ) -> impl Future<Output = Result<Option<crate::engine::analytics::AnalyticsSummary>>> + Send + 'static;
     /// Acknowledge an alert in the persisted history.
     fn acknowledge(
         &self,
@@ -116,6 +123,8 @@ struct Inner {
     sample_hub: std::sync::OnceLock<migration::SampleHubStarter>,
     /// The watch list: the configuration's, plus what the operator added in the console.
     wanted: std::sync::Mutex<Vec<String>>,
+    /// The analytics database, opened on first use.
+    analytics_db: tokio::sync::OnceCell<analytics::AnalyticsDb>,
 }
 
 impl EngineBackend {
@@ -134,6 +143,7 @@ impl EngineBackend {
                 loaded,
                 wizard,
                 sample_hub: std::sync::OnceLock::new(),
+                analytics_db: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -236,6 +246,13 @@ fn report_text(r: &DownloadReport) -> String {
 // The futures must be `'static` (the console spawns them), which `async fn` with `&self` would not give.
 #[allow(clippy::manual_async_fn)]
 impl ConsoleBackend for EngineBackend {
+    fn fallback_taken(&self, requested: &str, substitute: &str) {
+        let mut r = analytics::Record::new(analytics::kind::FALLBACK_TAKEN, Some(requested));
+        r.substitute = Some(substitute.to_string());
+        r.face = Some("console".into());
+        self.inner.engine.record(r);
+    }
+
     fn info(&self) -> BackendInfo {
         let env = self.inner.engine.hub_env();
         BackendInfo {
@@ -505,6 +522,24 @@ impl ConsoleBackend for EngineBackend {
                 path.display()
             ))
         })
+    }
+
+    fn analytics(
+        &self,
+    ) -> impl Future<Output = Result<Option<analytics::AnalyticsSummary>>> + Send + 'static {
+        let inner = self.inner.clone();
+        async move {
+            let config = &inner.loaded.config;
+            if !analytics::enabled(config) {
+                return Ok(None);
+            }
+            let db = inner
+                .analytics_db
+                .get_or_try_init(|| analytics::open(None, config))
+                .await?;
+            let day_ago = analytics::record::now_ms() - 86_400_000;
+            analytics::summary(db, Some(day_ago)).await.map(Some)
+        }
     }
 
     fn alerts(&self) -> impl Future<Output = Result<Vec<AlertView>>> + Send + 'static {

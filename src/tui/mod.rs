@@ -120,6 +120,8 @@ pub fn run_console_with(
         .map_err(|e| EmaError::Other(format!("cannot start the async runtime: {e}")))?;
     let result = rt.block_on(async move {
         let engine = Engine::new(loaded.config.clone(), hub_env)?;
+        engine.start_analytics();
+        let analytics_engine = engine.clone();
         let backend = Arc::new(EngineBackend::new(engine, loaded, config_flag));
         if let Some(s) = sample_hub {
             backend.set_sample_hub(s);
@@ -147,6 +149,9 @@ pub fn run_console_with(
         if let Some(m) = monitor {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), m).await;
         }
+        analytics_engine
+            .stop_analytics(std::time::Duration::from_secs(2))
+            .await;
         r?;
         Ok(exit::OK)
     });

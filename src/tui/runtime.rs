@@ -40,6 +40,7 @@ pub enum Outcome {
     /// Engine bookkeeping that needs no message when it works.
     Quiet(Result<String>),
     Storage(Result<StorageFacts>),
+    Analytics(Box<Result<Option<crate::engine::analytics::AnalyticsSummary>>>),
     Hub(bool),
     Done {
         result: Result<String>,
@@ -85,6 +86,7 @@ impl<K: ConsoleBackend> Runtime<K> {
             let storage = b.storage().await;
             let _ = tx.send(Outcome::Storage(storage));
             let _ = tx.send(Outcome::Alerts(b.alerts().await));
+            let _ = tx.send(Outcome::Analytics(Box::new(b.analytics().await)));
         });
     }
 
@@ -257,6 +259,10 @@ impl<K: ConsoleBackend> Runtime<K> {
                 self.spawn_refresh();
             }
             Action::Quit { .. } => app.quit = true,
+            Action::FallbackTaken {
+                requested,
+                alternative,
+            } => b.fallback_taken(&requested, &alternative),
             // Unconfirmed or UI-only actions never reach here (App::request handles them).
             Action::Delete { .. }
             | Action::Cancel { .. }
@@ -318,6 +324,14 @@ impl<K: ConsoleBackend> Runtime<K> {
                 Ok(s) => app.set_storage(s),
                 Err(e) => app.say(Severity::Warning, e.to_string()),
             },
+            Outcome::Analytics(r) => {
+                use super::state::AnalyticsFacts;
+                app.state.analytics = match *r {
+                    Ok(Some(s)) => AnalyticsFacts::Ready(Box::new(s)),
+                    Ok(None) => AnalyticsFacts::Off,
+                    Err(e) => AnalyticsFacts::Unavailable(e.to_string()),
+                };
+            }
             Outcome::Hub(ok) => {
                 if app.state.hub.reachable == Some(ok) {
                     return false;

@@ -166,3 +166,48 @@ fn quit_asks_when_downloads_are_active() {
         vec![Action::Quit { confirmed: true }]
     );
 }
+
+#[test]
+fn snapshot_health_with_the_analytics_summary() {
+    use crate::engine::analytics::report::{AnalyticsSummary, DownloadFigures, FallbackFigures};
+    use crate::tui::state::AnalyticsFacts;
+    let mut a = app();
+    a.state.analytics = AnalyticsFacts::Ready(Box::new(AnalyticsSummary {
+        database: "sqlite:///cache/analytics.db".into(),
+        schema_version: 1,
+        since_ms: Some(0),
+        events: 40,
+        top_by_requests: vec![],
+        top_by_bytes: vec![],
+        fallback: FallbackFigures {
+            requests: 12,
+            offered: 4,
+            taken: 3,
+            mock_served: 0,
+            rate: Some(0.25),
+            substitutes: vec![],
+        },
+        downloads: DownloadFigures {
+            started: 4,
+            completed: 3,
+            failed: 1,
+            success_rate: Some(0.75),
+            bytes: 60 << 20,
+            ..Default::default()
+        },
+        alerts_by_kind: vec![],
+        verifications_by_result: vec![],
+        dropped_total: 7,
+        dropped_by_kind: vec![],
+    }));
+    press(&mut a, KeyCode::Char('3'));
+    let t = render(&mut a, 120, 40);
+    let s = screen(&t);
+    assert!(
+        s.contains(
+            "24h: 12 requests · fallback 25% · downloads 3 ok 1 failed (75%) · 63 MB · dropped 7"
+        ),
+        "{s}"
+    );
+    insta::assert_snapshot!("pane_health_analytics_120x40", s);
+}

@@ -1,7 +1,7 @@
 //! `enable-feature --test-first`: run a feature's real prerequisites (writable directories, an analytics database
 //! that takes a write transaction) against a configuration before switching it on.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -79,81 +79,62 @@ fn check_writable_dir(label: &str, dir: &Path) -> Check {
     }
 }
 
-/// Open the analytics database and prove it takes a write transaction.
+/// Open the analytics database (SQLite or PostgreSQL, through the analytics store: schema created or upgraded) and
+/// prove it takes a write transaction.
 fn check_analytics_db(c: &Config) -> Check {
     let name = "analytics database opens".to_string();
-    let url = c.analytics.db_url.clone();
-    let path = match url.as_deref() {
-        None => c.storage.cache_dir().join("analytics.db"),
-        Some(u) if u.starts_with("sqlite:///") => PathBuf::from(&u["sqlite://".len()..]),
-        Some(u) => {
+    let url = match crate::engine::analytics::locate(None, c) {
+        Ok(u) => u,
+        Err(e) => {
             return Check {
                 name,
                 ok: false,
-                detail: format!(
-                    "ema can only test sqlite:/// databases and `{}` is not one; use a sqlite:/// URL, or enable \
-                     without --test-first after checking the database yourself",
-                    u.split('@').next_back().unwrap_or("the URL")
-                ),
+                detail: e.to_string(),
             };
         }
     };
-    let mut created_dir = false;
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-        && !dir.is_dir()
-        && url.is_none()
-    {
-        // The default location is ema's own cache directory: create it, as the feature would.
-        if std::fs::create_dir_all(dir).is_ok() {
-            created_dir = true;
-        }
-    }
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-        && !dir.is_dir()
-    {
-        return Check {
-            name,
-            ok: false,
-            detail: format!(
-                "the directory {} for the analytics database does not exist; create it or change analytics.db_url",
-                dir.display()
-            ),
-        };
-    }
-    let existed = path.exists();
-    let r = (|| -> rusqlite::Result<()> {
-        let conn = rusqlite::Connection::open(&path)?;
-        conn.execute_batch("BEGIN IMMEDIATE; CREATE TEMP TABLE ema_selftest(x); ROLLBACK;")?;
-        let _: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        Ok(())
-    })();
+    let existed = url.sqlite_path().map(|p| p.exists());
+    let shown = url.redacted();
+    let u = url.clone();
+    // A thread of its own with its own runtime: callers may or may not be inside one.
+    let r = std::thread::spawn(move || -> Result<i64> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| crate::engine::EmaError::Other(format!("cannot start a runtime: {e}")))?;
+        rt.block_on(async {
+            let db = crate::engine::analytics::AnalyticsDb::open(&u).await?;
+            db.write(&[], &Default::default()).await?;
+            let v = db.schema_version().await;
+            db.close().await;
+            v
+        })
+    })
+    .join()
+    .unwrap_or_else(|_| Err(crate::engine::EmaError::Other("the check panicked".into())));
     match r {
-        Ok(()) => Check {
+        Ok(v) => Check {
             name,
             ok: true,
             detail: format!(
-                "{} opens and accepts a write transaction{}",
-                path.display(),
-                match (existed, created_dir) {
-                    (true, _) => "",
-                    (false, false) => " (created the database file)",
-                    (false, true) => " (created the database file and its directory)",
+                "{shown} opens and accepts a write transaction (schema version {v}){}",
+                if existed == Some(false) {
+                    " (created the database file)"
+                } else {
+                    ""
                 }
             ),
         },
         Err(e) => {
-            if !existed {
-                let _ = std::fs::remove_file(&path);
+            if existed == Some(false)
+                && let Some(p) = url.sqlite_path()
+            {
+                let _ = std::fs::remove_file(p);
             }
             Check {
                 name,
                 ok: false,
-                detail: format!(
-                    "cannot use {}: {e}; fix its permissions or point analytics.db_url elsewhere",
-                    path.display()
-                ),
+                detail: format!("{e}; fix it or point analytics.db_url elsewhere"),
             }
         }
     }

@@ -58,7 +58,14 @@ pub fn legacy_install(root: &Path, flip_a_byte: bool) {
         concat!(
             "2024-01-01T12:00:00Z INFO model=acme/plain-bert event=request latency_ms=12\n",
             r#"{"timestamp": 1704110400, "model_id": "acme/cached", "event": "request"}"#,
-            "\n"
+            "\n",
+            "2024-01-01T12:00:05Z INFO model=acme/plain-bert event=request latency_ms=9\n",
+            "Traceback (most recent call last):\n",
+            r#"{"timestamp": "2024-01-01T12:01:00Z", "model_id": "acme/local-gpt", "event": "download", "bytes": 60000, "duration_ms": 30}"#,
+            "\n",
+            r#"{"model_id": "acme/cached", "event": "request"}"#,
+            "\n",
+            "2024-01-01T12:00:05Z INFO model=acme/plain-bert event=request latency_ms=9\n",
         )
         .as_bytes(),
     );

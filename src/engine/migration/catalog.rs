@@ -199,8 +199,9 @@ pub const STEPS: &[StepDef] = &[
             "database_migrated",
             Migration,
             "Database migrated (if applicable)",
-            "Not applicable when the install has no models.db and no logs/usage.log; otherwise the usage data needs \
-             the analytics import (issue 13), which is not built yet.",
+            "Not applicable when the install has no models.db and no logs/usage.log; otherwise logs/usage.log is \
+             imported into the analytics database (migrate-usage-data; idempotent, bad lines listed) and models.db \
+             is kept in the backup (ema describes models from their files).",
         ),
         &["backup", "services_stopped"],
     ),
@@ -242,8 +243,8 @@ pub const STEPS: &[StepDef] = &[
         "Runs the enhanced-feature self-test (`ema test-enhanced-features`) in a temporary store against the \
          built-in sample hub the face serves on loopback: an interrupted download resumed, verified, a flipped byte \
          repaired, the health monitor catching and repairing a corrupted file, the intelligent fallback offering a \
-         related model for a missing one; one log line per proof. Analytics is not built yet (issue 13) \
-         and does not fail it; blocked when the face provides no sample hub.",
+         related model for a missing one, a download recorded in a fresh analytics database; one log line per \
+         proof. Blocked when the face provides no sample hub.",
     ),
     step(
         Automatic,

@@ -10,7 +10,9 @@
 //! - `hub.rs`: the [`SampleHub`] hook a face provides and [`run_blocking`] (workspace, hub, proofs).
 //! - `health.rs`: the health monitor catching, alerting on and repairing a corrupted file.
 //! - `fallback.rs`: a scored, explained substitute offered for a missing model.
+//! - `analytics.rs`: a download and a request recorded in a fresh analytics database and read back.
 
+pub mod analytics;
 pub mod fallback;
 pub mod health;
 pub mod hub;
@@ -21,10 +23,6 @@ pub mod workspace;
 pub use hub::{RunReport, SampleHub, SampleHubStarter, StartSampleHub, run_blocking};
 pub use proof::{Ask, Proof, ProofStatus, SelfTestPlan, verdict};
 pub use workspace::{Workspace, prepare};
-
-/// Why the usage-analytics proof cannot run in this version.
-pub const ANALYTICS_NOT_BUILT: &str = "not built yet (issue 13): ema records no usage and has no analytics \
-database to test; nothing was proven";
 
 /// Run the proofs of `plan` against the hub at `endpoint` serving `ws.hub_dir`, in order: a proof whose
 /// prerequisite failed is reported as not run.
@@ -81,7 +79,11 @@ pub async fn run(
         p.asked_explicitly = plan.intelligent_fallback == Ask::Explicitly;
         out.push(p);
     }
-    out.extend(not_built(plan));
+    if plan.usage_analytics.wanted() {
+        let mut p = analytics::usage_analytics(ws, endpoint, progress).await;
+        p.asked_explicitly = plan.usage_analytics == Ask::Explicitly;
+        out.push(p);
+    }
     out
 }
 
@@ -133,24 +135,12 @@ pub fn not_run_all(plan: &SelfTestPlan, why: &str) -> Vec<Proof> {
             plan.intelligent_fallback,
         );
     }
-    out.extend(not_built(plan));
-    out
-}
-
-/// The proofs of features that do not exist yet, as asked for by `plan`.
-fn not_built(plan: &SelfTestPlan) -> Vec<Proof> {
-    let mut out = Vec::new();
-    for (ask, name, title, why) in [(
-        plan.usage_analytics,
-        "usage_analytics",
-        "a usage record lands in the analytics database",
-        ANALYTICS_NOT_BUILT,
-    )] {
-        if ask.wanted() {
-            let mut p = Proof::new(name, title).not_built(why.to_string());
-            p.asked_explicitly = ask == Ask::Explicitly;
-            out.push(p);
-        }
+    if plan.usage_analytics.wanted() {
+        push(
+            "usage_analytics",
+            "a usage record lands in the analytics database",
+            plan.usage_analytics,
+        );
     }
     out
 }

@@ -151,6 +151,7 @@ impl SelfTestPlan {
             || self.sample_models
             || self.health_monitoring.wanted()
             || self.intelligent_fallback.wanted()
+            || self.usage_analytics.wanted()
     }
 }
 

@@ -56,7 +56,7 @@ impl HealthPane {
         let inner = outer.inner(area);
         frame.render_widget(outer, area);
         let [storage_a, alerts_a, detail_a] = inner.layout(&Layout::vertical([
-            Constraint::Length(3),
+            Constraint::Length(4),
             Constraint::Min(4),
             Constraint::Length(6),
         ]));
@@ -242,6 +242,39 @@ fn draw_storage(frame: &mut Frame, ctx: &DrawCtx, storage_a: Rect) {
         ]),
         Rect::new(storage_a.x, storage_a.y + 2, storage_a.width, 1),
     );
+    frame.render_widget(
+        Line::from(vec![
+            Span::styled("usage   ", t.header),
+            Span::raw(analytics_line(&ctx.state.analytics)),
+        ]),
+        Rect::new(storage_a.x, storage_a.y + 3, storage_a.width, 1),
+    );
+}
+
+/// The analytics summary of the last 24 hours in one line.
+fn analytics_line(a: &crate::tui::state::AnalyticsFacts) -> String {
+    use crate::tui::state::AnalyticsFacts;
+    let pct = |x: Option<f64>| {
+        x.map(|v| format!("{:.0}%", v * 100.0))
+            .unwrap_or_else(|| "-".into())
+    };
+    match a {
+        AnalyticsFacts::Unknown => "-".into(),
+        AnalyticsFacts::Off => {
+            "analytics off (analytics.enabled / features.usage_analytics)".into()
+        }
+        AnalyticsFacts::Unavailable(e) => format!("analytics unavailable: {e}"),
+        AnalyticsFacts::Ready(s) => format!(
+            "24h: {} requests · fallback {} · downloads {} ok {} failed ({}) · {} · dropped {}",
+            s.fallback.requests,
+            pct(s.fallback.rate),
+            s.downloads.completed,
+            s.downloads.failed,
+            pct(s.downloads.success_rate),
+            human_bytes(s.downloads.bytes),
+            s.dropped_total
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -657,7 +657,14 @@ mod tests {
         // Both are the same task and healthy; the closer size ranks first.
         assert_eq!(s[0].model_id, "ema-demo/tiny-distilbert");
         assert!(s[0].score > s[1].score);
-        assert!(press(&mut a, KeyCode::Enter).is_empty());
+        // Taking it is reported to the engine (usage analytics: fallback taken).
+        assert_eq!(
+            press(&mut a, KeyCode::Enter),
+            vec![Action::FallbackTaken {
+                requested: "ema-demo/tiny-roberta".into(),
+                alternative: "ema-demo/tiny-distilbert".into(),
+            }]
+        );
         assert_eq!(a.focus, Pane::Models);
         assert_eq!(
             a.selected_model().unwrap().id.as_str(),

@@ -124,6 +124,19 @@ pub struct HubFacts {
     pub reachable: Option<bool>,
 }
 
+/// The analytics summary line of the Health pane (last 24 hours).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum AnalyticsFacts {
+    /// Not asked yet.
+    #[default]
+    Unknown,
+    /// Recording is off in the configuration.
+    Off,
+    Ready(Box<crate::engine::analytics::AnalyticsSummary>),
+    /// The database could not be read (why).
+    Unavailable(String),
+}
+
 /// The whole view model.
 #[derive(Debug, Clone, Default)]
 pub struct ConsoleState {
@@ -137,6 +150,7 @@ pub struct ConsoleState {
     pub alerts: Vec<AlertView>,
     pub log: VecDeque<(Severity, String)>,
     pub storage: StorageFacts,
+    pub analytics: AnalyticsFacts,
     pub hub: HubFacts,
     pub migration: MigrationState,
     /// Migration step currently running in the engine.
