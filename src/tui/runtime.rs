@@ -256,7 +256,7 @@ impl<K: ConsoleBackend> Runtime<K> {
                     l.error.as_deref().unwrap_or("closed")
                 ),
             ),
-            Some(b) if !b.connected && l.connected => {
+            Some(b) if !b.connected && l.connected && b.generation > 0 => {
                 app.say(Severity::Info, format!("reconnected to {}", l.server))
             }
             _ => {}

@@ -194,7 +194,13 @@ impl ApiClient {
         if status.is_success() {
             return Ok(body);
         }
-        let msg = body["error"].as_str().unwrap_or("no error message");
+        let Some(msg) = body["error"].as_str() else {
+            return Err(EmaError::NotFound(format!(
+                "{path} answered {status} on {} without an error body; is it an `ema start` server of this \
+                 version?",
+                self.base
+            )));
+        };
         match status.as_u16() {
             401 => Err(EmaError::Hub(format!(
                 "the server {} refused the token ({msg}); set EMA_API_TOKEN (or --token-file FILE) to the \
@@ -206,10 +212,7 @@ impl ApiClient {
                  (api.allowed_hosts)",
                 self.base
             ))),
-            404 => Err(EmaError::NotFound(format!(
-                "{path} is not served by {} ({msg}); is it an `ema start` server of this version?",
-                self.base
-            ))),
+            404 => Err(EmaError::NotFound(format!("{msg} ({path} on {})", self.base))),
             s => Err(EmaError::Other(format!(
                 "{path} on {} answered {s}: {msg}",
                 self.base

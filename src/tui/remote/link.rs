@@ -2,7 +2,7 @@
 //! `ema.v1`), its snapshot folded into the shared job list, its events republished on the console's own bus, and
 //! reconnection with back-off when the link drops, the link's state kept where the status bar reads it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -27,6 +27,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A ping this often; a link silent for [`SILENCE`] (no event, no pong) counts as dropped.
 const PING_EVERY: Duration = Duration::from_secs(10);
 const SILENCE: Duration = Duration::from_secs(30);
+/// How long after a live ending a refresh waits for the server's lists to show it.
+pub const SETTLE: Duration = Duration::from_secs(3);
 
 /// What the link and the backend share.
 #[derive(Debug, Default)]
@@ -38,6 +40,9 @@ pub struct Shared {
     announced: Mutex<HashSet<String>>,
     /// Models whose download ended while the link was up (their job's ending came as a live event).
     ended_live: Mutex<HashSet<String>>,
+    /// When each model's live ending arrived: the server publishes it a moment before its job list and status
+    /// catch up, so a refresh right after waits for them ([`Shared::unsettled`]).
+    ended_at: Mutex<HashMap<String, Instant>>,
 }
 
 impl Shared {
@@ -83,6 +88,19 @@ impl Shared {
             .lock()
             .expect("ended live")
             .insert(model_id.to_string());
+        self.ended_at
+            .lock()
+            .expect("ended at")
+            .insert(model_id.to_string(), Instant::now());
+    }
+
+    /// True when `jobs` still shows unfinished a job whose ending arrived less than [`SETTLE`] ago (the server's
+    /// lists lag its events by the time it takes to clean up).
+    pub fn unsettled(&self, jobs: &[Job]) -> bool {
+        let mut at = self.ended_at.lock().expect("ended at");
+        at.retain(|_, t| t.elapsed() < SETTLE);
+        at.keys()
+            .any(|m| jobs.iter().any(|j| &j.model_id == m && !j.is_finished()))
     }
 }
 

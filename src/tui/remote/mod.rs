@@ -36,8 +36,11 @@ use super::state::{LinkFacts, RemoteModel, StorageFacts};
 use client::{ApiClient, Token};
 use link::Shared;
 
-/// `GET /api/v1/models/health` checks every model; storage and alerts asked together share one answer this young.
+/// `GET /api/v1/models/health` checks every model; alerts asked right after storage reuse its answer this young.
 const HEALTH_FRESH: Duration = Duration::from_secs(2);
+
+/// How long attaching waits for the WebSocket before the console opens anyway (showing it disconnected).
+const FIRST_LINK_WAIT: Duration = Duration::from_secs(3);
 
 /// The console's backend over a server.
 #[derive(Clone)]
@@ -100,6 +103,11 @@ impl RemoteBackend {
             bus.clone(),
             cancel.clone(),
         ));
+        // Give the event link a moment, so the first frame says "attached" (bounded; it keeps trying after).
+        let deadline = Instant::now() + FIRST_LINK_WAIT;
+        while !shared.facts().connected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         Ok(RemoteBackend {
             inner: Arc::new(Inner {
                 client,
@@ -108,7 +116,7 @@ impl RemoteBackend {
                 first: Mutex::new(Some(first)),
                 cancel,
                 store_root,
-                health: Mutex::new(Some((Instant::now(), health))),
+                health: Mutex::new(None),
             }),
         })
     }
@@ -143,12 +151,15 @@ async fn manage(inner: Arc<Inner>, model_id: String, action: &'static str) -> Re
         .await
 }
 
-/// The health answer, fresh enough or asked again.
-async fn health(inner: &Inner) -> Result<Value> {
-    if let Some((at, v)) = inner.health.lock().expect("health cache").as_ref()
+/// The health answer. `reuse`: take the one the previous call fetched when it is fresh enough (the console asks
+/// for storage, then alerts, in one refresh); each fetched answer is reused at most once.
+async fn health(inner: &Inner, reuse: bool) -> Result<Value> {
+    let kept = inner.health.lock().expect("health cache").take();
+    if let Some((at, v)) = kept
+        && reuse
         && at.elapsed() < HEALTH_FRESH
     {
-        return Ok(v.clone());
+        return Ok(v);
     }
     let v = inner.client.get("/api/v1/models/health").await?;
     *inner.health.lock().expect("health cache") = Some((Instant::now(), v.clone()));
@@ -182,14 +193,22 @@ impl ConsoleBackend for RemoteBackend {
     fn models(&self) -> impl Future<Output = Result<Vec<ModelInfo>>> + Send + 'static {
         let inner = self.inner.clone();
         async move {
-            let doc = inner.client.get("/api/v1/models/status/detailed").await?;
-            let rows = convert::models(&doc)?;
-            // The job list too, so that `downloads` (read right after) is as fresh as the rows.
-            let jobs = convert::jobs(&inner.client.get("/api/v1/downloads").await?["downloads"])?;
+            // The job list first (so that `downloads`, read right after, is as fresh as the rows), once it shows
+            // the endings already announced (bounded: the server catches up within milliseconds).
+            let deadline = Instant::now() + link::SETTLE;
+            let jobs = loop {
+                let jobs =
+                    convert::jobs(&inner.client.get("/api/v1/downloads").await?["downloads"])?;
+                if !inner.shared.unsettled(&jobs) || Instant::now() >= deadline {
+                    break jobs;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
             for e in inner.shared.take_jobs(jobs) {
                 let _ = inner.bus.send(e);
             }
-            Ok(rows)
+            let doc = inner.client.get("/api/v1/models/status/detailed").await?;
+            convert::models(&doc)
         }
     }
 
@@ -199,7 +218,7 @@ impl ConsoleBackend for RemoteBackend {
 
     fn storage(&self) -> impl Future<Output = Result<StorageFacts>> + Send + 'static {
         let inner = self.inner.clone();
-        async move { convert::storage(&health(&inner).await?) }
+        async move { convert::storage(&health(&inner, false).await?) }
     }
 
     fn hub_reachable(&self) -> impl Future<Output = bool> + Send + 'static {
@@ -288,7 +307,7 @@ impl ConsoleBackend for RemoteBackend {
 
     fn alerts(&self) -> impl Future<Output = Result<Vec<AlertView>>> + Send + 'static {
         let inner = self.inner.clone();
-        async move { convert::alerts(&health(&inner).await?) }
+        async move { convert::alerts(&health(&inner, true).await?) }
     }
 
     fn acknowledge(
@@ -375,4 +394,68 @@ pub fn run_attached(
     });
     rt.shutdown_timeout(Duration::from_secs(2));
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::tui::state::LinkFacts;
+    use crate::tui::tests::fixtures::{app, render};
+
+    /// The status bar (the frame's last row) of the demo console at 120 columns.
+    fn status_bar(link: Option<LinkFacts>) -> String {
+        let mut a = app();
+        a.state.link = link;
+        let t = render(&mut a, 120, 40);
+        let buf = t.backend().buffer();
+        let y = buf.area.height - 1;
+        (0..buf.area.width)
+            .map(|x| buf[(x, y)].symbol())
+            .collect::<String>()
+            .trim_end()
+            .to_string()
+    }
+
+    #[test]
+    fn the_status_bar_says_which_server_the_console_is_attached_to() {
+        let mut link = LinkFacts {
+            server: "http://10.0.0.7:8000".into(),
+            connected: true,
+            generation: 1,
+            error: None,
+        };
+        let up = status_bar(Some(link.clone()));
+        insta::assert_snapshot!("status_bar_attached_120", up);
+        link.connected = false;
+        link.error = Some("the server closed the connection".into());
+        let down = status_bar(Some(link));
+        insta::assert_snapshot!("status_bar_disconnected_120", down);
+        // The local console keeps showing the hub.
+        let local = status_bar(None);
+        assert!(local.contains("http://127.0.0.1:8080") && !local.contains("attached"));
+    }
+
+    #[test]
+    fn attached_panes_say_what_is_not_available() {
+        let mut a = app();
+        a.state.link = Some(LinkFacts {
+            server: "http://10.0.0.7:8000".into(),
+            connected: true,
+            ..Default::default()
+        });
+        a.focus = crate::tui::panes::Pane::Migration;
+        let t = render(&mut a, 120, 40);
+        let s = crate::tui::tests::fixtures::screen(&t);
+        assert!(
+            s.contains("not available when attached to http://10.0.0.7:8000"),
+            "{s}"
+        );
+        // Nothing downloads here: quitting never asks (the server's downloads go on).
+        a.focus = crate::tui::panes::Pane::Models;
+        assert!(a.state.active_downloads() > 0);
+        crate::tui::tests::fixtures::press(
+            &mut a,
+            ratatui::crossterm::event::KeyCode::Char('q'),
+        );
+        assert!(a.quit && a.confirm.is_none());
+    }
 }
