@@ -60,12 +60,7 @@ async fn until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 }
 
 async fn get_json(url: &str) -> Value {
-    let r = client()
-        .get(url)
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let r = client().get(url).bearer_auth(TOKEN).send().await.unwrap();
     r.json().await.unwrap()
 }
 
@@ -123,13 +118,19 @@ async fn the_remote_backend_drives_a_download_in_the_server_and_follows_its_even
     // Started in the server: the answer comes at once, progress and the end arrive over the WebSocket.
     let msg = b.download(TINY.into()).await.unwrap();
     assert!(msg.contains("started on") && msg.contains("job-"), "{msg}");
-    next_event(&mut rx, 60, "download progress", |e| {
-        matches!(e, Event::ModelProgress { model_id, .. } if model_id == TINY)
-    })
+    next_event(
+        &mut rx,
+        60,
+        "download progress",
+        |e| matches!(e, Event::ModelProgress { model_id, .. } if model_id == TINY),
+    )
     .await;
-    next_event(&mut rx, 60, "the download's end", |e| {
-        matches!(e, Event::DownloadFinished { model_id, .. } if model_id == TINY)
-    })
+    next_event(
+        &mut rx,
+        60,
+        "the download's end",
+        |e| matches!(e, Event::DownloadFinished { model_id, .. } if model_id == TINY),
+    )
     .await;
     let models = b.models().await.unwrap();
     assert_eq!(models[0].availability, Availability::Available);
@@ -157,7 +158,8 @@ async fn the_remote_backend_drives_a_download_in_the_server_and_follows_its_even
         b.migration_run("plan_reviewed".into()).await.unwrap_err(),
     ] {
         assert!(
-            e.to_string().contains("not available when attached to http://127.0.0.1"),
+            e.to_string()
+                .contains("not available when attached to http://127.0.0.1"),
             "{e}"
         );
     }
@@ -229,16 +231,22 @@ async fn a_download_goes_on_in_the_server_while_no_console_is_attached() {
         if j["state"] == "completed" {
             break;
         }
-        assert!(Instant::now() < deadline, "the download did not finish: {j}");
+        assert!(
+            Instant::now() < deadline,
+            "the download did not finish: {j}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     // Attached once more: told how it ended, and the model is there.
     let third = RemoteBackend::connect(&base, token(TOKEN)).await.unwrap();
     let mut rx = third.subscribe();
-    let ended = next_event(&mut rx, 5, "the ending of the download", |e| {
-        matches!(e, Event::DownloadFinished { model_id, .. } if model_id == SMALL)
-    })
+    let ended = next_event(
+        &mut rx,
+        5,
+        "the ending of the download",
+        |e| matches!(e, Event::DownloadFinished { model_id, .. } if model_id == SMALL),
+    )
     .await;
     let Event::DownloadFinished { bytes, seconds, .. } = ended else {
         unreachable!()
@@ -281,12 +289,7 @@ async fn the_link_shows_a_drop_and_reconnects_when_the_server_is_back() {
     let e = b.models().await.unwrap_err();
     assert!(e.to_string().contains("cannot reach the ema server"), "{e}");
 
-    let srv = EmaServer::start(
-        &cfg,
-        &hub.endpoint(),
-        &["--port", &port.to_string()],
-        &[],
-    );
+    let srv = EmaServer::start(&cfg, &hub.endpoint(), &["--port", &port.to_string()], &[]);
     until(30, "the reconnection", || {
         let l = b.link().unwrap();
         l.connected && l.generation > generation
@@ -387,8 +390,9 @@ fn console_attached_in_tmux_killed_mid_download_and_attached_again() {
         s.contains("started on") || s.contains("downloading")
     });
     tmux.wait_for("progress", long, |s| {
-        s.lines()
-            .any(|l| l.contains(SMALL) && l.contains("downloading") && !l.contains("downloading 0%"))
+        s.lines().any(|l| {
+            l.contains(SMALL) && l.contains("downloading") && !l.contains("downloading 0%")
+        })
     });
     // The console goes away with its terminal (an SSH session dropping).
     drop(tmux);
@@ -405,7 +409,10 @@ fn console_attached_in_tmux_killed_mid_download_and_attached_again() {
         {
             break;
         }
-        assert!(Instant::now() < deadline, "no progress after the console left: {now}");
+        assert!(
+            Instant::now() < deadline,
+            "no progress after the console left: {now}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 

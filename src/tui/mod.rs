@@ -167,8 +167,8 @@ pub(crate) async fn on_terminal<K: ConsoleBackend>(mut app: App, backend: Arc<K>
     let _ = color_eyre::install();
     // try_init: raw mode, alternate screen and the restoring panic hook; then draw through a backend that
     // brackets each frame in a synchronized update.
-    let plain =
-        ratatui::try_init().map_err(|e| EmaError::Other(format!("cannot set up the terminal: {e}")))?;
+    let plain = ratatui::try_init()
+        .map_err(|e| EmaError::Other(format!("cannot set up the terminal: {e}")))?;
     let _guard = RestoreGuard;
     drop(plain);
     let mut terminal = ratatui::Terminal::new(sync_backend::SyncUpdates::new(

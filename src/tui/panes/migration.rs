@@ -173,7 +173,10 @@ impl MigrationPane {
                  server's machine. Run `ema migrate status` there (or open the console there).",
                 link.server
             );
-            frame.render_widget(Paragraph::new(msg).style(t.dim).wrap(Wrap { trim: true }), inner);
+            frame.render_widget(
+                Paragraph::new(msg).style(t.dim).wrap(Wrap { trim: true }),
+                inner,
+            );
             return None;
         }
         let header = plan_lines(t, st.plan.as_ref());

@@ -164,7 +164,10 @@ impl ApiClient {
 
     /// `ws://host:port/ws`.
     pub fn ws_url(&self) -> String {
-        format!("ws{}/ws", self.base.strip_prefix("http").unwrap_or(&self.base))
+        format!(
+            "ws{}/ws",
+            self.base.strip_prefix("http").unwrap_or(&self.base)
+        )
     }
 
     pub async fn get(&self, path: &str) -> Result<Value> {
@@ -183,11 +186,7 @@ impl ApiClient {
         self.answer(path, rq.send().await).await
     }
 
-    async fn answer(
-        &self,
-        path: &str,
-        sent: reqwest::Result<reqwest::Response>,
-    ) -> Result<Value> {
+    async fn answer(&self, path: &str, sent: reqwest::Result<reqwest::Response>) -> Result<Value> {
         let r = sent.map_err(|e| self.unreachable(&e))?;
         let status = r.status();
         let body: Value = r.json().await.unwrap_or(Value::Null);
@@ -212,7 +211,10 @@ impl ApiClient {
                  (api.allowed_hosts)",
                 self.base
             ))),
-            404 => Err(EmaError::NotFound(format!("{msg} ({path} on {})", self.base))),
+            404 => Err(EmaError::NotFound(format!(
+                "{msg} ({path} on {})",
+                self.base
+            ))),
             s => Err(EmaError::Other(format!(
                 "{path} on {} answered {s}: {msg}",
                 self.base

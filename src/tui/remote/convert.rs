@@ -74,7 +74,10 @@ fn row(id: RepoId, m: DetailedModel) -> ModelInfo {
     let metadata = m.verification.map(|verification| ModelMetadata {
         schema_version: 1,
         repo_id: id.clone(),
-        requested_revision: m.requested_revision.clone().unwrap_or_else(|| "main".into()),
+        requested_revision: m
+            .requested_revision
+            .clone()
+            .unwrap_or_else(|| "main".into()),
         commit: m.commit.clone(),
         endpoint: None,
         files: Vec::new(),
@@ -101,8 +104,13 @@ fn row(id: RepoId, m: DetailedModel) -> ModelInfo {
         _ => (default_health(m.status, m.verification), vec![]),
     };
     if m.status == Availability::Missing {
-        problems.push(format!("not on the server; download it with d (or `ema download {id}` there)"));
-    } else if m.files_total > 0 && m.present_bytes < m.size_bytes && m.status != Availability::Available {
+        problems.push(format!(
+            "not on the server; download it with d (or `ema download {id}` there)"
+        ));
+    } else if m.files_total > 0
+        && m.present_bytes < m.size_bytes
+        && m.status != Availability::Available
+    {
         problems.push(format!(
             "{} of {} bytes present on the server",
             m.present_bytes, m.size_bytes
@@ -126,7 +134,9 @@ fn default_health(a: Availability, v: Option<VerificationState>) -> HealthState 
         Availability::Corrupted => HealthState::Corrupted,
         Availability::Incomplete => HealthState::Incomplete,
         Availability::Available => match v {
-            Some(VerificationState::Verified | VerificationState::LocalOnly) => HealthState::Healthy,
+            Some(VerificationState::Verified | VerificationState::LocalOnly) => {
+                HealthState::Healthy
+            }
             _ => HealthState::Unknown,
         },
         _ => HealthState::Unknown,
@@ -254,8 +264,8 @@ struct RemoteAlert {
 
 /// The alert history from `GET /api/v1/models/health` (newest first, as the server keeps it).
 pub fn alerts(health: &Value) -> Result<Vec<AlertView>> {
-    let list: Vec<RemoteAlert> = serde_json::from_value(health["alerts"].clone())
-        .map_err(|e| malformed("alert list", e))?;
+    let list: Vec<RemoteAlert> =
+        serde_json::from_value(health["alerts"].clone()).map_err(|e| malformed("alert list", e))?;
     Ok(list
         .into_iter()
         .map(|a| AlertView {

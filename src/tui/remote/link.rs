@@ -242,12 +242,12 @@ mod tests {
     fn endings_are_told_once_and_not_when_they_came_live() {
         let s = Shared::new("http://127.0.0.1:1");
         let (bus, mut rx) = broadcast::channel(16);
-        let done = |id: &str, m: &str| {
-            json!({"job_id": id, "model_id": m, "state": "completed", "bytes_total": 3, "commit": "c"})
-        };
+        let done = |id: &str, m: &str| json!({"job_id": id, "model_id": m, "state": "completed", "bytes_total": 3, "commit": "c"});
         let snap = json!({"type": "snapshot", "models": {}, "downloads": [done("job-1", "a/one")]});
         on_text(&snap.to_string(), &s, &bus);
-        assert!(matches!(rx.try_recv().unwrap(), Event::DownloadFinished { model_id, .. } if model_id == "a/one"));
+        assert!(
+            matches!(rx.try_recv().unwrap(), Event::DownloadFinished { model_id, .. } if model_id == "a/one")
+        );
         assert!(s.facts().connected);
         assert_eq!(s.facts().generation, 1);
         // The same snapshot again (a reconnect): nothing new to tell.
@@ -257,7 +257,9 @@ mod tests {
         // A live ending, then the job in the next snapshot: told once, live.
         let live = json!({"type": "download_finished", "model_id": "a/two", "commit": "c", "bytes": 3, "seconds": 1.0});
         on_text(&live.to_string(), &s, &bus);
-        assert!(matches!(rx.try_recv().unwrap(), Event::DownloadFinished { model_id, .. } if model_id == "a/two"));
+        assert!(
+            matches!(rx.try_recv().unwrap(), Event::DownloadFinished { model_id, .. } if model_id == "a/two")
+        );
         let snap2 = json!({"type": "snapshot", "downloads": [done("job-1", "a/one"), done("job-2", "a/two")]});
         on_text(&snap2.to_string(), &s, &bus);
         assert!(rx.try_recv().is_err());

@@ -131,10 +131,10 @@ impl RemoteBackend {
         self.inner.cancel.cancel();
     }
 
+    /// `there`: what to do instead (usually a command to run on the server's machine).
     fn not_available(&self, what: &str, there: &str) -> EmaError {
         EmaError::Config(format!(
-            "{what} is not available when attached to {}: the server has no endpoint for it; run `{there}` on \
-             the server's machine",
+            "{what} is not available when attached to {}: the server has no endpoint for it; {there}",
             self.server()
         ))
     }
@@ -271,20 +271,32 @@ impl ConsoleBackend for RemoteBackend {
     }
 
     fn verify(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
-        let e = self.not_available("verify", &format!("ema verify-all-models"));
-        let _ = model_id;
+        let e = self.not_available(
+            &format!("verifying {model_id}"),
+            &format!(
+                "run `ema verify-all-models --models-dir {}` on the server's machine",
+                self.inner.store_root.display()
+            ),
+        );
         async move { Err(e) }
     }
 
     fn repair(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
-        let e = self.not_available("repair", "ema check-models --repair-if-needed");
-        let _ = model_id;
+        let e = self.not_available(
+            &format!("repairing {model_id}"),
+            &format!(
+                "run `ema check-models --models-dir {} --repair-if-needed` on the server's machine",
+                self.inner.store_root.display()
+            ),
+        );
         async move { Err(e) }
     }
 
     fn delete(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
-        let e = self.not_available("delete", "ema cleanup");
-        let _ = model_id;
+        let e = self.not_available(
+            &format!("deleting {model_id}"),
+            "open the console on the server's machine (`ema`) to delete it",
+        );
         async move { Err(e) }
     }
 
@@ -292,7 +304,10 @@ impl ConsoleBackend for RemoteBackend {
         &self,
         model_id: String,
     ) -> impl Future<Output = Result<RemoteModel>> + Send + 'static {
-        let e = self.not_available("asking the hub about a model", "ema status --detailed");
+        let e = self.not_available(
+            "asking the hub about a model",
+            "run `ema status --detailed` on the server's machine",
+        );
         let _ = model_id;
         async move { Err(e) }
     }
@@ -300,7 +315,10 @@ impl ConsoleBackend for RemoteBackend {
     fn watch(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
         let e = self.not_available(
             "the watch list",
-            &format!("ema configure` (storage.wanted_models) or `ema download {model_id}"),
+            &format!(
+                "add {model_id} to storage.wanted_models in the server's configuration (then restart it), \
+                 or run `ema download {model_id}` on the server's machine"
+            ),
         );
         async move { Err(e) }
     }
@@ -316,7 +334,7 @@ impl ConsoleBackend for RemoteBackend {
     ) -> impl Future<Output = Result<String>> + Send + 'static {
         let e = self.not_available(
             "acknowledging alerts",
-            &format!("ema health --acknowledge {alert_id}"),
+            &format!("run `ema health --acknowledge {alert_id}` on the server's machine"),
         );
         async move { Err(e) }
     }
@@ -335,7 +353,10 @@ impl ConsoleBackend for RemoteBackend {
         &self,
         step: String,
     ) -> impl Future<Output = Result<MigrationState>> + Send + 'static {
-        let e = self.not_available("the migration wizard", &format!("ema migrate run {step}"));
+        let e = self.not_available(
+            "the migration wizard",
+            &format!("run `ema migrate run {step}` on the server's machine"),
+        );
         async move { Err(e) }
     }
 
@@ -348,7 +369,7 @@ impl ConsoleBackend for RemoteBackend {
         let verb = if skip { "skip" } else { "done" };
         let e = self.not_available(
             "the migration wizard",
-            &format!("ema migrate {verb} {step} --note …"),
+            &format!("run `ema migrate {verb} {step} --note …` on the server's machine"),
         );
         async move { Err(e) }
     }
@@ -357,7 +378,10 @@ impl ConsoleBackend for RemoteBackend {
         &self,
         step: String,
     ) -> impl Future<Output = Result<MigrationState>> + Send + 'static {
-        let e = self.not_available("the migration wizard", &format!("ema migrate run {step}"));
+        let e = self.not_available(
+            "the migration wizard",
+            &format!("run `ema migrate run {step}` on the server's machine"),
+        );
         async move { Err(e) }
     }
 
@@ -452,10 +476,7 @@ mod tests {
         // Nothing downloads here: quitting never asks (the server's downloads go on).
         a.focus = crate::tui::panes::Pane::Models;
         assert!(a.state.active_downloads() > 0);
-        crate::tui::tests::fixtures::press(
-            &mut a,
-            ratatui::crossterm::event::KeyCode::Char('q'),
-        );
+        crate::tui::tests::fixtures::press(&mut a, ratatui::crossterm::event::KeyCode::Char('q'));
         assert!(a.quit && a.confirm.is_none());
     }
 }
