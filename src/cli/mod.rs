@@ -42,6 +42,10 @@ pub struct Cli {
     /// Print one JSON document on stdout (NDJSON for streams) instead of human output.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Attach the console to a running `ema start` at http://HOST:PORT instead of opening the local store (the
+    /// token from EMA_API_TOKEN or --token-file, never on the command line).
+    #[command(flatten)]
+    pub attach: tui_cmd::AttachArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -185,10 +189,20 @@ pub fn main() -> i32 {
 
 fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
     let Some(command) = cli.command else {
-        return tui_cmd::run(tui_cmd::TuiArgs::default(), ctx);
+        let args = tui_cmd::TuiArgs {
+            attach: cli.attach,
+            ..Default::default()
+        };
+        return tui_cmd::run(args, ctx);
     };
+    if !matches!(command, Command::Tui(_)) {
+        cli.attach.refuse_with_a_command()?;
+    }
     match command {
-        Command::Tui(args) => tui_cmd::run(args, ctx),
+        Command::Tui(mut args) => {
+            args.attach = args.attach.or(cli.attach);
+            tui_cmd::run(args, ctx)
+        }
         Command::Config(c) => config_cmd(c, ctx),
         Command::GenerateMetadata(a) => integrity::generate_metadata(a, ctx),
         Command::VerifyAllModels(a) => integrity::verify_all(a, ctx),

@@ -181,7 +181,11 @@ impl App {
         }
         match a {
             Action::Quit { confirmed: false } => {
-                let n = self.state.active_downloads();
+                // Attached to a server, downloads run there whether or not the console stays.
+                let n = match self.state.link {
+                    Some(_) => 0,
+                    None => self.state.active_downloads(),
+                };
                 if let Some(step) = self.state.migration_running.clone() {
                     let title = step_def(&step).map(|d| d.title).unwrap_or("a step");
                     self.confirm = Some(Confirm {

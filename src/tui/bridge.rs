@@ -23,7 +23,7 @@ use crate::engine::migration::{self, MigrationState, Wizard};
 use crate::engine::store::{RepoId, Store};
 
 use super::state::alerts::AlertView;
-use super::state::{HubFacts, RemoteModel, StorageFacts};
+use super::state::{HubFacts, LinkFacts, RemoteModel, StorageFacts};
 
 /// Facts that do not change while the console runs.
 #[derive(Debug, Clone)]
@@ -104,6 +104,10 @@ pub trait ConsoleBackend: Send + Sync + 'static {
         &self,
         step: String,
     ) -> impl Future<Output = Result<MigrationState>> + Send + 'static;
+    /// The server this console is attached to and the state of the link; None for the in-process engine.
+    fn link(&self) -> Option<LinkFacts> {
+        None
+    }
 }
 
 /// The backend over the real engine: the [`Engine`] facade (downloads with pause/resume/cancel, its event bus), the

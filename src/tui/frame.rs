@@ -150,10 +150,15 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
             None => "◌ checking hub",
         }
     };
+    // Attached to a server: which one, and whether its event stream is up, instead of the hub.
+    let place = match &app.state.link {
+        Some(l) if l.connected => format!("⇄ attached to {}", l.server),
+        Some(l) => format!("✗ disconnected from {}, reconnecting…", l.server),
+        None => format!("{online} {}", hub.endpoint),
+    };
     let n = app.state.active_downloads();
     let mut text = format!(
-        " {online} {} │ ↓ {n} · {} │ ⚠ {} alerts",
-        hub.endpoint,
+        " {place} │ ↓ {n} · {} │ ⚠ {} alerts",
         human_rate(app.state.total_rate()),
         app.state.unacknowledged_alerts(),
     );

@@ -7,6 +7,7 @@
 //!   [`component`]: what the app and the panes share;
 //! - [`frame`]: the frame around the panes; [`dialogs`]: confirmation and help overlays; [`widgets`], [`units`]:
 //!   shared drawing bits and units;
+//! - [`remote`]: the console attached to a running `ema start` (`ema --attach URL`), a second backend;
 //! - [`runtime`]: the async loop; [`sync_backend`]: synchronized terminal updates; [`theme`]: themes.
 
 pub mod action;
@@ -16,6 +17,7 @@ pub mod component;
 pub mod dialogs;
 pub mod frame;
 pub mod panes;
+pub mod remote;
 pub mod runtime;
 pub mod state;
 pub mod sync_backend;
@@ -51,6 +53,7 @@ pub async fn initial_state<K: ConsoleBackend>(backend: &K) -> Result<ConsoleStat
         store_root: info.store_root.clone(),
         hub: bridge::hub_facts(&info),
         migration: backend.migration_load()?,
+        link: backend.link(),
         ..Default::default()
     };
     st.set_models(backend.models().await?);
@@ -99,25 +102,13 @@ pub fn run_console_with(
     hub_env: HubEnv,
     sample_hub: Option<SampleHubStarter>,
 ) -> Result<i32> {
-    // A bad theme is a usage error whether or not there is a terminal.
-    let theme_name = theme_flag.unwrap_or_else(|| loaded.config.ui.theme.clone());
-    let config_dir = crate::engine::config::project_dirs().map(|d| d.config_dir().to_path_buf());
-    let theme = Theme::load(&theme_name, false, config_dir.as_deref())?;
-    let theme = if theme::no_color_env() {
-        Theme::monochrome()
-    } else {
-        theme
-    };
-    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+    let theme = console_theme(&loaded, theme_flag)?;
+    if !have_terminal() {
         eprintln!("{NO_TTY_MESSAGE}");
         return Ok(exit::USAGE);
     }
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| EmaError::Other(format!("cannot start the async runtime: {e}")))?;
+    let rt = console_runtime()?;
     let result = rt.block_on(async move {
         let engine = Engine::new(loaded.config.clone(), hub_env)?;
         engine.start_analytics();
@@ -127,24 +118,10 @@ pub fn run_console_with(
             backend.set_sample_hub(s);
         }
         let state = initial_state(backend.as_ref()).await?;
-        let mut app = App::new(state, theme);
-
-        // color-eyre's hooks first: ratatui::init() chains its restoring panic hook in front of them.
-        let _ = color_eyre::install();
-        // try_init: raw mode, alternate screen and the restoring panic hook; then draw through a backend that
-        // brackets each frame in a synchronized update.
-        let plain = ratatui::try_init()
-            .map_err(|e| EmaError::Other(format!("cannot set up the terminal: {e}")))?;
-        let _guard = RestoreGuard;
-        drop(plain);
-        let mut terminal = ratatui::Terminal::new(sync_backend::SyncUpdates::new(
-            ratatui::backend::CrosstermBackend::new(std::io::stdout()),
-        ))
-        .map_err(|e| EmaError::Other(format!("cannot set up the terminal: {e}")))?;
+        let app = App::new(state, theme);
         let shutdown = tokio_util::sync::CancellationToken::new();
         let monitor = backend.spawn_health_monitor(shutdown.clone());
-        let input = crossterm::event::EventStream::new();
-        let r = runtime::run(&mut terminal, &mut app, backend, input).await;
+        let r = on_terminal(app, backend).await;
         shutdown.cancel();
         if let Some(m) = monitor {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), m).await;
@@ -159,6 +136,52 @@ pub fn run_console_with(
     // next start turns into "interrupted, retry".
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     result
+}
+
+/// The theme in force: `--theme`, else `ui.theme`; monochrome under `NO_COLOR`. A bad theme is a usage error
+/// whether or not there is a terminal.
+pub(crate) fn console_theme(loaded: &LoadedConfig, theme_flag: Option<String>) -> Result<Theme> {
+    let theme_name = theme_flag.unwrap_or_else(|| loaded.config.ui.theme.clone());
+    let config_dir = crate::engine::config::project_dirs().map(|d| d.config_dir().to_path_buf());
+    let theme = Theme::load(&theme_name, false, config_dir.as_deref())?;
+    Ok(if theme::no_color_env() {
+        Theme::monochrome()
+    } else {
+        theme
+    })
+}
+
+/// Both stdin and stdout are terminals.
+pub(crate) fn have_terminal() -> bool {
+    std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
+}
+
+/// The console's two-thread runtime.
+pub(crate) fn console_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| EmaError::Other(format!("cannot start the async runtime: {e}")))
+}
+
+/// Take over the terminal and run the console's loop over `backend` until the operator quits; the terminal is
+/// restored however it ends.
+pub(crate) async fn on_terminal<K: ConsoleBackend>(mut app: App, backend: Arc<K>) -> Result<()> {
+    // color-eyre's hooks first: ratatui::init() chains its restoring panic hook in front of them.
+    let _ = color_eyre::install();
+    // try_init: raw mode, alternate screen and the restoring panic hook; then draw through a backend that
+    // brackets each frame in a synchronized update.
+    let plain = ratatui::try_init()
+        .map_err(|e| EmaError::Other(format!("cannot set up the terminal: {e}")))?;
+    let _guard = RestoreGuard;
+    drop(plain);
+    let mut terminal = ratatui::Terminal::new(sync_backend::SyncUpdates::new(
+        ratatui::backend::CrosstermBackend::new(std::io::stdout()),
+    ))
+    .map_err(|e| EmaError::Other(format!("cannot set up the terminal: {e}")))?;
+    let input = crossterm::event::EventStream::new();
+    runtime::run(&mut terminal, &mut app, backend, input).await
 }
 
 #[cfg(test)]

@@ -271,6 +271,35 @@ impl<K: ConsoleBackend> Runtime<K> {
         }
     }
 
+    /// Fold in the state of the link to the server the console is attached to; true when it changed. A new
+    /// connection reloads the view (events may have been missed meanwhile).
+    fn on_link(&mut self, app: &mut App) -> bool {
+        let Some(l) = self.backend.link() else {
+            return false;
+        };
+        let before = app.state.link.take();
+        let changed = before.as_ref() != Some(&l);
+        if l.connected && before.as_ref().is_none_or(|b| b.generation != l.generation) {
+            self.spawn_refresh();
+        }
+        match &before {
+            Some(b) if b.connected && !l.connected => app.say(
+                Severity::Warning,
+                format!(
+                    "lost the link to {}: {}; reconnecting (downloads go on in the server)",
+                    l.server,
+                    l.error.as_deref().unwrap_or("closed")
+                ),
+            ),
+            Some(b) if !b.connected && l.connected && b.generation > 0 => {
+                app.say(Severity::Info, format!("reconnected to {}", l.server))
+            }
+            _ => {}
+        }
+        app.state.link = Some(l);
+        changed
+    }
+
     /// Fold a result in; true when the view changed.
     fn on_outcome(&mut self, o: Outcome, app: &mut App) -> bool {
         match o {
@@ -448,6 +477,9 @@ where
             _ = tick.tick() => {
                 ticks += 1;
                 if app.state.sample_rate() {
+                    dirty = true;
+                }
+                if rt.on_link(app) {
                     dirty = true;
                 }
                 if rt.need_refresh && !rt.refreshing {

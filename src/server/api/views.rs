@@ -141,6 +141,9 @@ pub fn models_health(engine: &Engine) -> Result<Value> {
             "budget_bytes": usage.budget_bytes,
             "percent_of_budget": usage.percent_of_budget,
             "disk_available_bytes": usage.disk_available_bytes,
+            "disk_total_bytes": usage.disk_total_bytes,
+            "threshold_percent": usage.threshold_percent,
+            "models_directory": usage.path,
         },
         "monitoring_enabled": health::HealthMonitor::enabled(engine.config()),
     }))

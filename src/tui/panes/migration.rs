@@ -167,6 +167,18 @@ impl MigrationPane {
         );
         let inner = outer.inner(area);
         frame.render_widget(outer, area);
+        if let Some(link) = &ctx.state.link {
+            let msg = format!(
+                "The migration wizard is not available when attached to {}: it works on the files of the \
+                 server's machine. Run `ema migrate status` there (or open the console there).",
+                link.server
+            );
+            frame.render_widget(
+                Paragraph::new(msg).style(t.dim).wrap(Wrap { trim: true }),
+                inner,
+            );
+            return None;
+        }
         let header = plan_lines(t, st.plan.as_ref());
         let w = inner.width.max(1) as usize;
         let head_h: usize = header.iter().map(|l| l.width().max(1).div_ceil(w)).sum();

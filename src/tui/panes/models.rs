@@ -494,7 +494,16 @@ impl ModelsPane {
         for p in &m.problems {
             lines.push(Line::styled(format!("⚠ {p}"), t.warn));
         }
-        if let Some(meta) = &m.metadata {
+        if let (Some(link), Some(meta)) = (&ctx.state.link, &m.metadata) {
+            lines.push(Line::styled(
+                format!(
+                    "files ({}): the list and hashes are not available when attached to {}",
+                    human_bytes(meta.total_size),
+                    link.server
+                ),
+                t.dim,
+            ));
+        } else if let Some(meta) = &m.metadata {
             lines.push(Line::styled(
                 format!(
                     "files ({}, {})",

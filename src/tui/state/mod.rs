@@ -137,6 +137,18 @@ pub enum AnalyticsFacts {
     Unavailable(String),
 }
 
+/// The server the console is attached to (`ema --attach URL`) and whether its event stream is up.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LinkFacts {
+    /// The server's base URL (never with a token).
+    pub server: String,
+    pub connected: bool,
+    /// Successful connections so far: a change means the view must be reloaded (events may have been missed).
+    pub generation: u64,
+    /// Why it is disconnected (the last error), shown beside the reconnect notice.
+    pub error: Option<String>,
+}
+
 /// The whole view model.
 #[derive(Debug, Clone, Default)]
 pub struct ConsoleState {
@@ -161,6 +173,8 @@ pub struct ConsoleState {
     pub remote: HashMap<String, RemoteModel>,
     /// The engine's fallback answer per requested model (the Fallback pane); cleared when the store is rescanned.
     pub fallback: HashMap<String, Report>,
+    /// Set when the console is attached to a server rather than running the engine in-process.
+    pub link: Option<LinkFacts>,
 }
 
 impl ConsoleState {
