@@ -99,6 +99,23 @@ pub struct EventMapper {
 }
 
 impl EventMapper {
+    /// Every record an event becomes: [`EventMapper::map`]'s, and for a request of a model that is on disk also a
+    /// `model_served` (the model itself answers the request; nothing needs a substitute).
+    pub fn map_all(&mut self, event: &Event) -> Vec<Record> {
+        let mut out: Vec<Record> = self.map(event).into_iter().collect();
+        if let Event::ModelRequested {
+            model_id,
+            face,
+            available: true,
+        } = event
+        {
+            let mut r = Record::new(kind::MODEL_SERVED, Some(model_id)).result("ok");
+            r.face = Some(face.clone());
+            out.push(r);
+        }
+        out
+    }
+
     /// The record an event becomes, if any. Progress, availability and log events are not recorded.
     pub fn map(&mut self, event: &Event) -> Option<Record> {
         match event {
@@ -242,6 +259,20 @@ mod tests {
             (r.kind.as_str(), r.face.as_deref(), r.result.as_deref()),
             (kind::MODEL_REQUESTED, Some("cli"), Some("missing"))
         );
+        // A missing model is requested, not served; one on disk is both.
+        let missing = Event::ModelRequested {
+            model_id: "a/b".into(),
+            face: "cli".into(),
+            available: false,
+        };
+        assert_eq!(m.map_all(&missing).len(), 1);
+        let on_disk = Event::ModelRequested {
+            model_id: "a/b".into(),
+            face: "server".into(),
+            available: true,
+        };
+        let kinds: Vec<String> = m.map_all(&on_disk).into_iter().map(|r| r.kind).collect();
+        assert_eq!(kinds, [kind::MODEL_REQUESTED, kind::MODEL_SERVED]);
         let r = m
             .map(&Event::FallbackOffered {
                 requested: "a/b".into(),

@@ -137,14 +137,14 @@ impl Recorder {
                         // Take what is already on the bus, then stop.
                         loop {
                             match rx.try_recv() {
-                                Ok(ev) => if let Some(r) = mapper.map(&ev) { me.record(r) },
+                                Ok(ev) => mapper.map_all(&ev).into_iter().for_each(|r| me.record(r)),
                                 Err(TryRecvError::Lagged(n)) => me.shared.drop_n(kind::UNKNOWN, n),
                                 Err(_) => return,
                             }
                         }
                     }
                 };
-                if let Some(r) = mapper.map(&ev) {
+                for r in mapper.map_all(&ev) {
                     me.record(r);
                 }
             }
