@@ -22,8 +22,9 @@ use super::{metrics, ws};
     info(
         title = "ema",
         description = "The REST API of `ema start`: the migration guide's legacy endpoints, the enhanced ones, \
-                       the WebSocket of engine events and the Prometheus metrics. With `api.token` set, every \
-                       route but admin/health and /metrics needs `Authorization: Bearer TOKEN`.",
+                       the WebSocket of engine events and the Prometheus metrics. With `api.token` set (the \
+                       document then declares the `bearer` scheme), every route but admin/health and /metrics \
+                       needs `Authorization: Bearer TOKEN`.",
         license(name = "MIT")
     ),
     tags(
@@ -31,12 +32,12 @@ use super::{metrics, ws};
         (name = "enhanced", description = "status in detail, download jobs, the WebSocket"),
         (name = "admin", description = "liveness, the document itself"),
         (name = "metrics", description = "Prometheus"),
-    ),
-    modifiers(&BearerAuth)
+    )
 )]
 struct ApiDoc;
 
-/// The Bearer token scheme, required by default (routes that take none say `security(())`).
+/// The Bearer token scheme, required by default when the server has a token (routes that take none say
+/// `security(())`).
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -76,8 +77,8 @@ async fn document(Extension(doc): Extension<Served>) -> Response {
 }
 
 /// Every route of `surface` (the API's, `/metrics`, `/ws` on the enhanced surface, the document itself) and the
-/// document listing them.
-pub fn app_routes(surface: Surface) -> (Router<Arc<ApiContext>>, Document) {
+/// document listing them (with the Bearer scheme when `token` is required, as the security layer enforces).
+pub fn app_routes(surface: Surface, token: bool) -> (Router<Arc<ApiContext>>, Document) {
     let mut r = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(api::routes(surface))
         .routes(routes!(metrics::handler))
@@ -85,7 +86,10 @@ pub fn app_routes(surface: Surface) -> (Router<Arc<ApiContext>>, Document) {
     if surface.enhanced {
         r = r.routes(routes!(ws::handler));
     }
-    let (router, doc) = r.split_for_parts();
+    let (router, mut doc) = r.split_for_parts();
+    if token {
+        BearerAuth.modify(&mut doc);
+    }
     let json = doc.to_pretty_json().unwrap_or_else(|_| "{}".to_string());
     (router.layer(Extension(Served(Arc::new(json)))), doc)
 }

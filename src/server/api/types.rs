@@ -22,7 +22,11 @@ pub struct ErrorBody {
 #[serde(deny_unknown_fields)]
 pub struct DownloadRequest {
     /// `org/name` or `name`.
-    #[schema(pattern = r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)?$", max_length = 193)]
+    // `RepoId::parse`'s rules: `org/name` or `name`, each part 1–96 of letters, digits, `-`, `_`, `.`, neither
+    // starting nor ending with `-` or `.`, without `--` or `..`.
+    #[schema(
+        pattern = r"^(?!.*--)(?!.*\.\.)(?![-.])(?!.*[-.]/)(?!.*/[-.])(?!.*[-.]$)[A-Za-z0-9._-]{1,96}(/[A-Za-z0-9._-]{1,96})?$"
+    )]
     pub model_id: String,
 }
 
@@ -31,13 +35,17 @@ pub struct DownloadRequest {
 #[serde(deny_unknown_fields)]
 pub struct ManageRequest {
     /// `org/name` or `name`.
-    #[schema(pattern = r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)?$", max_length = 193)]
+    // `RepoId::parse`'s rules: `org/name` or `name`, each part 1–96 of letters, digits, `-`, `_`, `.`, neither
+    // starting nor ending with `-` or `.`, without `--` or `..`.
+    #[schema(
+        pattern = r"^(?!.*--)(?!.*\.\.)(?![-.])(?!.*[-.]/)(?!.*/[-.])(?!.*[-.]$)[A-Za-z0-9._-]{1,96}(/[A-Za-z0-9._-]{1,96})?$"
+    )]
     pub model_id: String,
     /// `start`, `pause`, `resume` or `cancel`.
     #[schema(value_type = ManageAction)]
     pub action: String,
     /// Whole-download retries after a failure (default 3, at most 20).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
     #[schema(maximum = 20)]
     pub max_retries: Option<u32>,
 }
@@ -208,6 +216,18 @@ pub struct AdminHealth {
     pub version: String,
     pub uptime_seconds: f64,
     pub active_downloads: u64,
+}
+
+/// An optional whole number that JSON may write as `3` or `3.0` (JSON Schema's `integer` allows both).
+fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::de::Error;
+    match Option::<f64>::deserialize(d)? {
+        None => Ok(None),
+        Some(x) if x.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&x) => Ok(Some(x as u32)),
+        Some(x) => Err(D::Error::custom(format!(
+            "max_retries must be a whole number from 0 up, not {x}"
+        ))),
+    }
 }
 
 /// A serde enum's wire name (`"local_only"`), for the string fields above.
