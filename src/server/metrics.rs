@@ -274,7 +274,7 @@ pub async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> R
 }
 
 /// `GET /metrics`.
-#[utoipa::path(get, path = "/metrics", tag = "metrics", security(()),
+#[utoipa::path(get, path = "/metrics", tag = "metrics", operation_id = "metrics", security(()),
     responses(
         (status = 200, description = "the Prometheus text exposition (format 0.0.4)", body = String,
          content_type = "text/plain; version=0.0.4; charset=utf-8"),

@@ -8,8 +8,8 @@ use axum::Router;
 use axum::extract::Extension;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -47,10 +47,7 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
-        doc.security = Some(vec![SecurityRequirement::new::<_, _, &str>(
-            "bearer",
-            [],
-        )]);
+        doc.security = Some(vec![SecurityRequirement::new::<_, _, &str>("bearer", [])]);
     }
 }
 
@@ -59,7 +56,7 @@ impl Modify for BearerAuth {
 struct Served(Arc<String>);
 
 /// This document (OpenAPI 3.1, JSON).
-#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "admin", operation_id = "openapi",
     responses(
         (status = 200, description = "the OpenAPI document of every route this listener serves",
          body = Object, content_type = "application/json"),

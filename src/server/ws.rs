@@ -27,7 +27,7 @@ pub const CLIENT_BUFFER: usize = 256;
 
 /// `GET /ws`: upgrade, echoing the `ema.v1` subprotocol when the client offers it; a request that is not a
 /// WebSocket handshake gets the API's JSON error.
-#[utoipa::path(get, path = "/ws", tag = "enhanced",
+#[utoipa::path(get, path = "/ws", tag = "enhanced", operation_id = "websocket",
     responses(
         (status = 101, description = "the WebSocket: a `snapshot`, then every engine event as a JSON text frame"),
         (status = 400, description = "not a WebSocket handshake", body = super::api::types::ErrorBody),
@@ -49,7 +49,10 @@ pub async fn handler(
             } else {
                 "not_a_websocket_handshake"
             };
-            let msg = format!("{}; connect with a WebSocket client (ws://HOST:PORT/ws)", e.body_text());
+            let msg = format!(
+                "{}; connect with a WebSocket client (ws://HOST:PORT/ws)",
+                e.body_text()
+            );
             return super::api::error::error_response(status, code, &msg);
         }
     };

@@ -223,7 +223,9 @@ fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Er
     use serde::de::Error;
     match Option::<f64>::deserialize(d)? {
         None => Ok(None),
-        Some(x) if x.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&x) => Ok(Some(x as u32)),
+        Some(x) if x.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&x) => {
+            Ok(Some(x as u32))
+        }
         Some(x) => Err(D::Error::custom(format!(
             "max_retries must be a whole number from 0 up, not {x}"
         ))),

@@ -13,8 +13,8 @@ use crate::engine::inventory::ModelStatus;
 use crate::engine::store::RepoId;
 
 use super::types::{
-    AlertView, DetailedModel, DetailedStatus, DetailedSummary, DownloadView, HealthView, LegacyModelStatus,
-    LegacyStatus, ModelsHealth, QuickHealth, StorageView, wire_name,
+    AlertView, DetailedModel, DetailedStatus, DetailedSummary, DownloadView, HealthView,
+    LegacyModelStatus, LegacyStatus, ModelsHealth, QuickHealth, StorageView, wire_name,
 };
 
 /// Every model in the store and on the watch list, by id (blocking: reads the sidecars).
