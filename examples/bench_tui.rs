@@ -51,6 +51,7 @@ fn meta(id: &RepoId, i: usize) -> ModelMetadata {
         library_name: Some("transformers".into()),
         tags: vec![],
         parameters: None,
+        facts: Default::default(),
         created_at: now_rfc3339(),
         updated_at: now_rfc3339(),
         last_verified_at: None,

@@ -86,7 +86,10 @@ fn the_package_holds_the_binary_unit_man_pages_completions_and_conffile() {
             .lines()
             .filter(|l| l.contains("/usr/share/man/man1/ema"))
             .count(),
-        pages
+        pages,
+        "the package's man pages differ from the binary's commands: {} is older than this build (run \
+         scripts/package.sh --profile dev)",
+        deb.display()
     );
 
     let control = t.path().join("control");

@@ -156,7 +156,10 @@ fn console_in_tmux_downloads_a_model_and_walks_the_panes() {
         serde_json::json!({
             "storage": {"models_directory": models, "wanted_models": ["ema-demo/tiny-bert"]},
             // 16 Mbit/s: the 6 MiB file takes ~3 s, long enough to watch it move.
-            "downloads": {"bandwidth_limit_mbps": 16.0}
+            "downloads": {"bandwidth_limit_mbps": 16.0},
+            // The local model shares only the task with the requested one (no model tree, no architecture known):
+            // under the default 0.7 it is listed below the threshold; at 0.25 the task term alone qualifies it.
+            "fallback": {"suggestion_threshold": 0.25}
         })
         .to_string(),
     )

@@ -10,6 +10,7 @@ use crate::engine::error::{Result, exit};
 pub mod backup;
 pub mod benchmark;
 pub mod config_cmds;
+pub mod daemon;
 pub mod demo;
 pub mod download;
 pub mod integrity;
@@ -19,6 +20,7 @@ pub mod mirror;
 pub mod output;
 pub mod selftest;
 pub mod start;
+pub mod suggest;
 pub mod tui_cmd;
 pub mod validate;
 
@@ -99,6 +101,9 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Restore exactly the state a backup's manifest describes (saving the current state first).
     Rollback(backup::RollbackArgs),
+    /// What to use instead of a model: operator rules, then ranked and explained substitutes on disk; exit 5 when
+    /// none qualifies. --queue also queues and starts the requested model's download.
+    Suggest(suggest::SuggestArgs),
     /// Serve the local store over the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT).
     Mirror(mirror::MirrorArgs),
     /// Run the engine as a server: REST API (legacy + enhanced), WebSocket, Prometheus metrics, Hub mirror.
@@ -201,6 +206,7 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::Migrate(a) => migrate_wizard::run(a, ctx),
         Command::Backup(a) => backup::backup_cmd(a, ctx),
         Command::Rollback(a) => backup::rollback_cmd(a, ctx),
+        Command::Suggest(a) => suggest::run(a, ctx),
         Command::Mirror(a) => mirror::run(a, ctx),
         Command::Start(a) => start::run(a, ctx),
         Command::Demo(a) => demo::run(a, ctx),

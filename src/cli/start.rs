@@ -1,5 +1,7 @@
 //! `ema start` (alias `ema serve`): the engine and the REST + WebSocket API, metrics and the Hub mirror on one
-//! port (or the legacy and enhanced sets on two), until SIGINT or SIGTERM.
+//! port (or the legacy and enhanced sets on two), until SIGINT or SIGTERM. A daemon as systemd expects one
+//! (`cli::daemon`): `READY=1` once it listens and `STOPPING=1` on the way out (`$NOTIFY_SOCKET`), the
+//! configuration reloaded on SIGHUP, downloads a stop interrupted resumed at the next start.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -7,9 +9,11 @@ use std::net::IpAddr;
 use crate::engine::Engine;
 use crate::engine::config::hub_env::HubEnv;
 use crate::engine::error::{EmaError, Result, exit};
+use crate::engine::events::Severity;
+use crate::server::notify::Notifier;
 use crate::server::start::{ApiServer, StartOptions, check_exposure};
 
-use super::Ctx;
+use super::{Ctx, daemon};
 
 /// The environment variable that gives the API token (wins over `api.token`).
 pub const TOKEN_ENV: &str = "EMA_API_TOKEN";
@@ -48,15 +52,20 @@ fn parse_host(host: &str) -> Result<IpAddr> {
         })
 }
 
+/// Whole-download retries of the jobs that continue interrupted downloads at start.
+const RESUME_RETRIES: u32 = 3;
+
 pub fn run(args: StartArgs, ctx: &Ctx) -> Result<i32> {
-    let mut cfg = ctx.load_config()?.config;
+    let loaded = ctx.load_config()?;
+    let config_path = loaded.path.clone();
+    let mut cfg = loaded.config;
     if let Some(d) = args.models_dir {
         cfg.storage.models_directory = d;
     }
     let host = parse_host(args.host.as_deref().unwrap_or(&cfg.api.host))?;
-    let token = std::env::var(TOKEN_ENV)
-        .ok()
-        .filter(|t| !t.is_empty())
+    let env_token = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty());
+    let token = env_token
+        .clone()
         .or_else(|| cfg.api.token.clone().filter(|t| !t.is_empty()));
     check_exposure(host, token.as_deref())?;
     let opts = StartOptions {
@@ -71,9 +80,18 @@ pub fn run(args: StartArgs, ctx: &Ctx) -> Result<i32> {
     };
     let authenticated = opts.token.is_some();
     let models_dir = cfg.storage.models_directory.clone();
+    let mut reloader = daemon::Reloader::new(config_path, cfg.clone(), env_token);
     let engine = Engine::new(cfg, HubEnv::from_env())?;
+    let notifier = Notifier::from_env();
     let rt = super::download::runtime()?;
     rt.block_on(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let signal_err =
+            |e: std::io::Error| EmaError::Other(format!("cannot handle signals: {e}"));
+        let mut hup = signal(SignalKind::hangup()).map_err(signal_err)?;
+        let mut term = signal(SignalKind::terminate()).map_err(signal_err)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(signal_err)?;
+        let event_log = daemon::spawn_event_log(engine.bus());
         let server = ApiServer::start(engine, opts).await?;
         if ctx.out.json {
             ctx.out.json_line(&serde_json::json!({
@@ -104,16 +122,51 @@ pub fn run(args: StartArgs, ctx: &Ctx) -> Result<i32> {
             let _ = out.write_all(text.as_bytes());
             let _ = out.flush();
         }
-        super::mirror::wait_for_stop().await;
+        for (model, r) in server.resume_persisted(RESUME_RETRIES) {
+            match r {
+                Ok(job) => daemon::log(
+                    Severity::Info,
+                    &format!("resuming the interrupted download of {model} ({job})"),
+                ),
+                Err(e) => daemon::log(
+                    Severity::Warning,
+                    &format!("cannot resume the download of {model}: {e}"),
+                ),
+            }
+        }
+        let urls: Vec<String> = server.listening().iter().map(|l| l.url.clone()).collect();
+        let status = format!("listening on {}", urls.join(", "));
+        if let Err(e) = notifier.ready(&status) {
+            daemon::log(Severity::Warning, &format!("cannot notify systemd: {e}"));
+        }
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    let _ = notifier.reloading();
+                    for (level, line) in reloader.reload(&server) {
+                        daemon::log(level, &line);
+                    }
+                    let _ = notifier.ready(&status);
+                }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        let _ = notifier.stopping();
         let running = server.active_jobs();
         if running > 0 {
-            eprintln!(
-                "stopping: {running} download(s) interrupted; they are resumable (`ema downloads resume`)"
+            daemon::log(
+                Severity::Info,
+                &format!(
+                    "stopping: {running} download(s) interrupted; their progress is kept and the next start \
+                     resumes them"
+                ),
             );
         } else {
-            eprintln!("stopping the server");
+            daemon::log(Severity::Info, "stopping the server");
         }
         server.shutdown().await;
+        event_log.abort();
         Ok(exit::OK)
     })
 }

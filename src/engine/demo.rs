@@ -25,8 +25,8 @@ use sha2::{Digest, Sha256};
 
 use super::error::{EmaError, Result};
 use super::store::{
-    FileRecord, METADATA_SCHEMA_VERSION, ModelMetadata, RepoId, Store, VerificationState,
-    now_rfc3339,
+    FileRecord, METADATA_SCHEMA_VERSION, ModelFacts, ModelMetadata, RepoId, Store,
+    VerificationState, now_rfc3339,
 };
 
 /// The sample repo ids, in the order [`generate_sample_hub`] returns them.
@@ -38,9 +38,11 @@ pub const SAMPLE_REPOS: &[&str] = &[
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum DType {
+pub(super) enum DType {
     F32,
     BF16,
+    /// Packed integer weights (how a 4-bit quantization shows in safetensors).
+    U8,
 }
 
 impl DType {
@@ -48,31 +50,34 @@ impl DType {
         match self {
             DType::F32 => "F32",
             DType::BF16 => "BF16",
+            DType::U8 => "U8",
         }
     }
     fn width(self) -> u64 {
         match self {
             DType::F32 => 4,
             DType::BF16 => 2,
+            DType::U8 => 1,
         }
     }
     fn torch(self) -> &'static str {
         match self {
             DType::F32 => "float32",
             DType::BF16 => "bfloat16",
+            DType::U8 => "float16",
         }
     }
 }
 
 /// How a tensor is filled.
 #[derive(Clone, Copy)]
-enum Init {
+pub(super) enum Init {
     Random,
     Ones,
     Zeros,
 }
 
-struct Tensor {
+pub(super) struct Tensor {
     name: String,
     shape: Vec<u64>,
     init: Init,
@@ -84,7 +89,7 @@ impl Tensor {
     }
 }
 
-fn t(name: impl Into<String>, shape: &[u64], init: Init) -> Tensor {
+pub(super) fn t(name: impl Into<String>, shape: &[u64], init: Init) -> Tensor {
     Tensor {
         name: name.into(),
         shape: shape.to_vec(),
@@ -92,7 +97,7 @@ fn t(name: impl Into<String>, shape: &[u64], init: Init) -> Tensor {
     }
 }
 
-fn gpt2_tensors(vocab: u64, n: u64, layers: u64, positions: u64) -> Vec<Tensor> {
+pub(super) fn gpt2_tensors(vocab: u64, n: u64, layers: u64, positions: u64) -> Vec<Tensor> {
     let mut v = vec![
         t("transformer.wte.weight", &[vocab, n], Init::Random),
         t("transformer.wpe.weight", &[positions, n], Init::Random),
@@ -302,6 +307,7 @@ fn write_safetensors(path: &Path, tensors: &[Tensor], dtype: DType, seed: &str) 
             match dtype {
                 DType::F32 => buf.extend_from_slice(&x.to_le_bytes()),
                 DType::BF16 => buf.extend_from_slice(&((x.to_bits() >> 16) as u16).to_le_bytes()),
+                DType::U8 => buf.push((x.to_bits() >> 13) as u8),
             }
             if buf.len() >= (1 << 20) {
                 w.write(&buf)?;
@@ -314,30 +320,37 @@ fn write_safetensors(path: &Path, tensors: &[Tensor], dtype: DType, seed: &str) 
     Ok(())
 }
 
-struct Sample {
-    repo: &'static str,
-    pipeline_tag: &'static str,
-    library_name: &'static str,
-    tags: &'static [&'static str],
-    dtype: DType,
-    tensors: Vec<Tensor>,
-    shards: usize,
-    config: Value,
-    tokenizer_config: Value,
-    generation_config: Option<Value>,
-    card: String,
+pub(super) struct Sample {
+    pub repo: &'static str,
+    pub pipeline_tag: &'static str,
+    pub library_name: &'static str,
+    pub tags: &'static [&'static str],
+    /// The card's `base_model` (empty: none).
+    pub base_models: &'static [&'static str],
+    pub dtype: DType,
+    pub tensors: Vec<Tensor>,
+    pub shards: usize,
+    pub config: Value,
+    pub tokenizer_config: Value,
+    pub generation_config: Option<Value>,
+    pub card: String,
 }
 
-fn card(
-    name: &str,
-    pipeline: &str,
-    library: &str,
-    tags: &[&str],
-    what: &str,
-    params: u64,
-) -> String {
-    let mut s =
-        format!("---\nlicense: mit\nlibrary_name: {library}\npipeline_tag: {pipeline}\ntags:\n");
+pub(super) fn card(s: &Sample, what: &str) -> String {
+    let (pipeline, library, tags) = (s.pipeline_tag, s.library_name, s.tags);
+    let params: u64 = s.tensors.iter().map(Tensor::numel).sum();
+    let name = s.repo.rsplit('/').next().unwrap_or(s.repo);
+    let mut s = format!(
+        "---\nlicense: mit\nlibrary_name: {library}\npipeline_tag: {pipeline}\n{}tags:\n",
+        match s.base_models {
+            [] => String::new(),
+            [one] => format!("base_model: {one}\n"),
+            many => format!(
+                "base_model:\n{}",
+                many.iter().map(|b| format!("- {b}\n")).collect::<String>()
+            ),
+        }
+    );
     for t in tags {
         s.push_str(&format!("- {t}\n"));
     }
@@ -452,6 +465,7 @@ fn samples() -> Vec<Sample> {
             config: gpt2_cfg(vocab, n, layers, pos, dtype),
             tokenizer_config: gpt2_tok(),
             generation_config: Some(gen_cfg(pos)),
+            base_models: &[],
             card: String::new(),
         }
     };
@@ -491,6 +505,7 @@ fn samples() -> Vec<Sample> {
             ),
             tokenizer_config: bert_tok(),
             generation_config: None,
+            base_models: &[],
             card: String::new(),
         },
         Sample {
@@ -510,9 +525,20 @@ fn samples() -> Vec<Sample> {
             config: bert_cfg(4096, 96, 3, 128, "BertModel", json!({})),
             tokenizer_config: bert_tok(),
             generation_config: None,
+            base_models: &[],
             card: String::new(),
         },
     ];
+    // tiny-gpt is a distillation of small-gpt: the model tree says so (a tag and the card's base_model).
+    out[1].tags = &[
+        "transformers",
+        "safetensors",
+        "gpt2",
+        "text-generation",
+        "ema-demo",
+        "base_model:ema-demo/small-gpt",
+    ];
+    out[1].base_models = &["ema-demo/small-gpt"];
     let what = [
         "A small GPT-2-style causal language model, sharded into two safetensors files.",
         "A tiny GPT-2-style causal language model: a lightweight fallback for `ema-demo/small-gpt`.",
@@ -520,9 +546,7 @@ fn samples() -> Vec<Sample> {
         "A mini BERT-style sentence embedding model (96 dimensions).",
     ];
     for (s, w) in out.iter_mut().zip(what) {
-        let params: u64 = s.tensors.iter().map(Tensor::numel).sum();
-        let name = s.repo.rsplit('/').next().unwrap_or(s.repo);
-        s.card = card(name, s.pipeline_tag, s.library_name, s.tags, w, params);
+        s.card = card(s, w);
     }
     out
 }
@@ -655,13 +679,18 @@ fn commit_of(records: &[FileRecord]) -> String {
 /// Write the sample models into the ema store at `root` (created if needed) and return their repo ids.
 /// Models already present (folder and metadata) are left untouched.
 pub fn generate_sample_hub(root: &Path) -> Result<Vec<RepoId>> {
+    install(root, samples())
+}
+
+/// Write `samples` into the ema store at `root` (see [`generate_sample_hub`]).
+pub(super) fn install(root: &Path, samples: Vec<Sample>) -> Result<Vec<RepoId>> {
     let store = Store::new(root);
     store.ensure()?;
     let tmp_root = store.state_dir().join("tmp");
     std::fs::create_dir_all(&tmp_root)
         .map_err(|e| EmaError::io("cannot create directory", &tmp_root, e))?;
     let mut ids = Vec::new();
-    for s in samples() {
+    for s in samples {
         let id = RepoId::parse(s.repo)?;
         let dir = store.model_dir(&id);
         let meta_exists = store.metadata_path(&id).exists();
@@ -701,6 +730,18 @@ pub fn generate_sample_hub(root: &Path) -> Result<Vec<RepoId>> {
             library_name: Some(s.library_name.to_string()),
             tags: s.tags.iter().map(|t| t.to_string()).collect(),
             parameters: Some(s.tensors.iter().map(Tensor::numel).sum()),
+            facts: crate::engine::fallback::facts::with_local_config(
+                ModelFacts {
+                    base_models: s.base_models.iter().map(|b| b.to_string()).collect(),
+                    parameters_by_dtype: [(
+                        s.dtype.name().to_string(),
+                        s.tensors.iter().map(Tensor::numel).sum(),
+                    )]
+                    .into(),
+                    ..ModelFacts::default()
+                },
+                &work,
+            ),
             created_at: now.clone(),
             updated_at: now.clone(),
             last_verified_at: Some(now),

@@ -152,6 +152,25 @@ pub enum Event {
         state: HealthState,
         reason: String,
     },
+    /// A face asked for a model (the fallback call): which face, and whether it was available.
+    ModelRequested {
+        model_id: String,
+        face: String,
+        available: bool,
+    },
+    /// A substitute was offered for a requested model: by an operator rule or by the score.
+    FallbackOffered {
+        requested: String,
+        substitute: String,
+        score: f64,
+        /// `rule` or `scored`.
+        via: String,
+    },
+    /// Nothing real qualified and the mock stand-in was served.
+    MockServed {
+        requested: String,
+        reason: String,
+    },
     /// A free-form log line for the console's log views.
     Log {
         level: Severity,

@@ -29,6 +29,7 @@ pub struct Engine {
     store: Store,
     bus: EventBus,
     downloads: DownloadManager,
+    fallback: super::fallback::index::Index,
 }
 
 impl Engine {
@@ -48,6 +49,7 @@ impl Engine {
             store,
             bus,
             downloads,
+            fallback: Default::default(),
         })
     }
 
@@ -197,6 +199,20 @@ impl Engine {
     /// The persisted alert history (`<store>/.ema/alerts.jsonl`): list, acknowledge.
     pub fn alerts(&self) -> health::AlertStore {
         health::AlertStore::new(&self.store)
+    }
+
+    /// Substitutes for a requested model: operator rules, then the score, then the mock (see
+    /// [`super::fallback`]); publishes `ModelRequested`, `FallbackOffered` / `MockServed`.
+    pub async fn suggest(&self, req: &super::fallback::Request) -> Result<super::fallback::Report> {
+        let ctx = super::fallback::Context {
+            config: &self.config,
+            store: &self.store,
+            downloads: &self.downloads,
+            bus: &self.bus,
+            index: &self.fallback,
+            offline: self.hub_env.offline,
+        };
+        super::fallback::suggest(&ctx, req).await
     }
 
     /// The status of one model.

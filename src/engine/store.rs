@@ -152,6 +152,9 @@ pub struct ModelMetadata {
     pub tags: Vec<String>,
     #[serde(default)]
     pub parameters: Option<u64>,
+    /// What else the hub and the model's `config.json` say (for the fallback score); empty in old sidecars.
+    #[serde(default, skip_serializing_if = "ModelFacts::is_empty")]
+    pub facts: ModelFacts,
     pub created_at: String,
     pub updated_at: String,
     #[serde(default)]
@@ -161,6 +164,43 @@ pub struct ModelMetadata {
     /// from where it lies. The store holds links to its files; ema never renames, moves or deletes anything there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub legacy_location: Option<PathBuf>,
+}
+
+/// Facts about a model beyond its files, for the fallback score. The hub's model-tree tags
+/// (`base_model:finetune:…`, `base_model:quantized:…`, `base_model:adapter:…`, `base_model:merge:…`) stay in
+/// [`ModelMetadata::tags`] as the hub sent them. Every field is optional: an old sidecar reads as "unknown".
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ModelFacts {
+    /// The card's `base_model` (a string or a list on the hub).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub base_models: Vec<String>,
+    /// `safetensors.parameters`: parameter count per dtype (`BF16`, `F32`, packed `I32`/`U8` for quantizations).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub parameters_by_dtype: std::collections::BTreeMap<String, u64>,
+    /// `config.json` `architectures`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub architectures: Vec<String>,
+    /// `config.json` `model_type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_type: Option<String>,
+    /// `config.json` `quantization_config`, when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<Quantization>,
+}
+
+/// What `quantization_config` says: the method and the bits when given.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Quantization {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bits: Option<u32>,
+}
+
+impl ModelFacts {
+    pub fn is_empty(&self) -> bool {
+        *self == ModelFacts::default()
+    }
 }
 
 /// File extensions the Hub stores in LFS (and so publishes a sha256 for).

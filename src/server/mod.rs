@@ -61,7 +61,7 @@ pub(crate) fn router(state: Arc<ServerState>) -> Router {
 pub(crate) fn api_app(
     state: Arc<ServerState>,
     ctx: Arc<api::ApiContext>,
-    guard: Arc<security::Guard>,
+    guard: security::GuardCell,
     surface: api::Surface,
 ) -> Router {
     let (r, _) = openapi::app_routes(surface, guard.requires_token());

@@ -185,8 +185,28 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     r
 }
 
+/// The guard in force, replaceable while the server runs (a configuration reload can change the token and the
+/// allow-lists); each request sees one guard from start to end.
+#[derive(Debug, Clone)]
+pub struct GuardCell(Arc<std::sync::RwLock<Arc<Guard>>>);
+
+impl GuardCell {
+    pub fn new(g: Guard) -> Self {
+        GuardCell(Arc::new(std::sync::RwLock::new(Arc::new(g))))
+    }
+
+    pub fn current(&self) -> Arc<Guard> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn replace(&self, g: Guard) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(g);
+    }
+}
+
 /// The middleware (see the module comment).
-pub async fn enforce(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+pub async fn enforce(State(cell): State<GuardCell>, req: Request, next: Next) -> Response {
+    let g = cell.current();
     let headers = req.headers();
     if !g.host_allowed(headers) {
         return refuse(

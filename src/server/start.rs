@@ -12,7 +12,7 @@ use super::api::{ApiContext, Surface};
 use super::metrics::Metrics;
 use super::mirror::{Mirror, MirrorHandle};
 use super::options::MirrorOptions;
-use super::security::Guard;
+use super::security::{Guard, GuardCell};
 use crate::engine::Engine;
 use crate::engine::error::{EmaError, Result};
 
@@ -48,6 +48,8 @@ pub struct ApiServer {
     stop: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     ctx: Arc<ApiContext>,
+    guard: GuardCell,
+    host: IpAddr,
 }
 
 /// Refuse a non-loopback bind without a token (exit 2), naming both ways to give one.
@@ -115,7 +117,7 @@ impl ApiServer {
         let mirror = Mirror::load(engine.store().root(), MirrorOptions::default()).await?;
         let metrics = Arc::new(Metrics::new());
         let ctx = Arc::new(ApiContext::new(engine.clone(), metrics.clone()));
-        let guard = Arc::new(Guard::new(
+        let guard = GuardCell::new(Guard::new(
             opts.host,
             opts.token.as_deref(),
             &opts.allowed_hosts,
@@ -144,11 +146,54 @@ impl ApiServer {
             stop,
             tasks,
             ctx,
+            guard,
+            host: opts.host,
         })
     }
 
     pub fn listening(&self) -> &[Listening] {
         &self.listening
+    }
+
+    /// Put a new token and new allow-lists in force for the requests that follow (a configuration reload). Refused
+    /// (the old ones stay) when it would leave a non-loopback address without a token.
+    pub fn update_security(
+        &self,
+        token: Option<&str>,
+        allowed_hosts: &[String],
+        allowed_origins: &[String],
+    ) -> Result<()> {
+        check_exposure(self.host, token)?;
+        self.guard
+            .replace(Guard::new(self.host, token, allowed_hosts, allowed_origins));
+        Ok(())
+    }
+
+    /// Continue the downloads a stopped server (or another `ema`) left persisted and nobody works on, as jobs
+    /// (`max_retries` each): what a SIGTERM interrupted resumes on the next start. A download paused or cancelled by
+    /// an operator, or one that failed, stays as it is. Returns the models resumed.
+    pub fn resume_persisted(&self, max_retries: u32) -> Vec<(String, Result<String>)> {
+        use crate::engine::download::Control;
+        use crate::engine::download::queue::{Queue, QueueState};
+        use crate::engine::download::util::pid_alive;
+        let mut out = Vec::new();
+        for e in Queue::new(self.ctx.engine.store()).list() {
+            let orphan = e
+                .pid
+                .is_none_or(|p| p != std::process::id() && !pid_alive(p));
+            let wanted = matches!(e.state, QueueState::Queued | QueueState::Downloading)
+                && e.control == Control::Run;
+            if !(orphan && wanted) {
+                continue;
+            }
+            let r = self
+                .ctx
+                .jobs
+                .resume(&e.repo_id, max_retries)
+                .map(|s| s.job.job_id);
+            out.push((e.repo_id.to_string(), r));
+        }
+        out
     }
 
     /// Jobs still running (the caller may say so on stop; their progress is persisted and resumable).

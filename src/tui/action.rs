@@ -25,6 +25,8 @@ pub enum Action {
     },
     /// Show alternatives for an unavailable model (opens the Fallback pane on it).
     SuggestFallback(String),
+    /// Queue the requested model's download (the Fallback pane's `d`; `fallback.queue_requests_enabled`).
+    QueueRequest(String),
     /// Use an alternative instead of the requested model.
     UseFallback {
         requested: String,

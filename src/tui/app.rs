@@ -136,7 +136,7 @@ impl App {
             Pane::Health => self.state.alerts.len(),
             Pane::Fallback => self
                 .fallback_target()
-                .map(|t| self.state.fallback_for(&t).len())
+                .map(|t| self.state.fallback_offers(&t).len())
                 .unwrap_or(0),
             Pane::Migration => STEPS.len(),
         }

@@ -13,6 +13,7 @@ use crate::engine::config::edit;
 use crate::engine::download::{DownloadOptions, DownloadReport, DownloadSnapshot};
 use crate::engine::error::{EmaError, Result};
 use crate::engine::events::Event;
+use crate::engine::fallback::{self, Face, Report, Request, Requirements, UsageHints};
 use crate::engine::health::{self, AlertStore, HealthSnapshot};
 use crate::engine::integrity::repair;
 use crate::engine::integrity::verify::{self, ModelHealth, VerifyOptions};
@@ -57,6 +58,15 @@ pub trait ConsoleBackend: Send + Sync + 'static {
         &self,
         model_id: String,
     ) -> impl Future<Output = Result<RemoteModel>> + Send + 'static;
+    /// The engine's fallback answer for a requested model: operator rules, the scored ranking with its terms, the
+    /// mock when nothing qualifies.
+    fn suggest(&self, model_id: String) -> impl Future<Output = Result<Report>> + Send + 'static;
+    /// Queue a requested model's download (refused when `fallback.queue_requests_enabled` is off) and run it in this
+    /// process; `AvailabilityChanged` says when it is available.
+    fn queue_request(
+        &self,
+        model_id: String,
+    ) -> impl Future<Output = Result<String>> + Send + 'static;
     /// Add a model to the watch list, saved in the configuration file in force.
     fn watch(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static;
     /// The alert history, newest first (resolved ones included, marked).
@@ -433,6 +443,35 @@ impl ConsoleBackend for EngineBackend {
                 total_size: info.siblings.iter().map(|f| f.size).sum(),
                 commit: info.commit,
             })
+        }
+    }
+
+    fn suggest(&self, model_id: String) -> impl Future<Output = Result<Report>> + Send + 'static {
+        let engine = self.inner.engine.clone();
+        async move {
+            let req = Request {
+                model_id: RepoId::parse(&model_id)?,
+                requirements: Requirements::default(),
+                face: Face::Console,
+                usage: UsageHints::default(),
+            };
+            engine.suggest(&req).await
+        }
+    }
+
+    fn queue_request(
+        &self,
+        model_id: String,
+    ) -> impl Future<Output = Result<String>> + Send + 'static {
+        let engine = self.inner.engine.clone();
+        async move {
+            let repo = RepoId::parse(&model_id)?;
+            fallback::enqueue(engine.config(), engine.store(), &repo)?;
+            let report = engine.download(&repo, DownloadOptions::default()).await?;
+            Ok(format!(
+                "{} — {model_id} is available",
+                report_text(&report)
+            ))
         }
     }
 

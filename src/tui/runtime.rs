@@ -35,6 +35,8 @@ pub enum Outcome {
     Downloads(Vec<DownloadSnapshot>),
     Alerts(Result<Vec<AlertView>>),
     Remote(String, Result<RemoteModel>),
+    /// The engine's fallback answer for a requested model.
+    Fallback(String, Box<Result<crate::engine::fallback::Report>>),
     /// Engine bookkeeping that needs no message when it works.
     Quiet(Result<String>),
     Storage(Result<StorageFacts>),
@@ -59,6 +61,8 @@ struct Runtime<K: ConsoleBackend> {
     need_refresh: bool,
     /// Models whose hub facts were asked for (once per session).
     asked_remote: std::collections::HashSet<String>,
+    /// The requested model whose fallback answer is on its way.
+    asked_fallback: Option<String>,
 }
 
 impl<K: ConsoleBackend> Runtime<K> {
@@ -105,6 +109,27 @@ impl<K: ConsoleBackend> Runtime<K> {
                 let _ = tx.send(Outcome::Remote(id, r));
             });
         }
+    }
+
+    /// Ask the engine for the Fallback pane's answer when the pane is in use and lacks it.
+    fn ask_fallback(&mut self, app: &App) {
+        use super::panes::Pane;
+        if app.focus != Pane::Fallback && app.companion != Pane::Fallback {
+            return;
+        }
+        let Some(t) = app.fallback_target() else {
+            return;
+        };
+        if app.state.fallback.contains_key(&t) || self.asked_fallback.as_ref() == Some(&t) {
+            return;
+        }
+        self.asked_fallback = Some(t.clone());
+        let b = self.backend.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let r = b.suggest(t.clone()).await;
+            let _ = tx.send(Outcome::Fallback(t, Box::new(r)));
+        });
     }
 
     fn spawn_hub_probe(&self) {
@@ -223,6 +248,10 @@ impl<K: ConsoleBackend> Runtime<K> {
             Action::Acknowledge(id) => self.spawn_quiet(b.acknowledge(id)),
             Action::AcknowledgeAll => self.spawn_quiet(b.acknowledge("all".into())),
             Action::Watch(id) => self.spawn_call(b.watch(id), true),
+            Action::QueueRequest(id) => {
+                app.say(Severity::Info, format!("queueing {id}'s download…"));
+                self.spawn_call(b.queue_request(id), true)
+            }
             Action::Refresh => {
                 app.say(Severity::Info, "rescanning the store…");
                 self.spawn_refresh();
@@ -244,6 +273,8 @@ impl<K: ConsoleBackend> Runtime<K> {
                 match r {
                     Ok(models) => {
                         app.state.set_models(models);
+                        // The store changed: fallback answers are asked again when shown.
+                        app.state.fallback.clear();
                         self.ask_remote(app);
                         app.models.refresh_view(&app.state);
                         if matches!(&app.message, Some((_, m)) if m.starts_with("rescanning")) {
@@ -257,6 +288,18 @@ impl<K: ConsoleBackend> Runtime<K> {
                 }
             }
             Outcome::Downloads(d) => app.state.set_downloads(&d),
+            Outcome::Fallback(id, r) => {
+                match *r {
+                    Ok(rep) => {
+                        if self.asked_fallback.as_ref() == Some(&id) {
+                            self.asked_fallback = None;
+                        }
+                        app.state.fallback.insert(id, rep);
+                    }
+                    // Not asked again for this model until the pane moves on (no retry loop).
+                    Err(e) => app.say(Severity::Warning, e.to_string()),
+                }
+            }
             Outcome::Remote(id, r) => match r {
                 Ok(m) => app.state.set_remote(id, m),
                 // Not on the hub, or the hub is unreachable: the row keeps its "-"; ask again next session.
@@ -328,6 +371,7 @@ where
         refreshing: false,
         need_refresh: false,
         asked_remote: Default::default(),
+        asked_fallback: None,
     };
     let mut events = backend.subscribe();
     let mut events_open = true;
@@ -344,6 +388,7 @@ where
     tokio::spawn(backend.resume_unfinished());
 
     let result: Result<()> = loop {
+        rt.ask_fallback(app);
         if dirty && last_draw.is_none_or(|t| t.elapsed() >= min_frame) {
             if let Err(e) = terminal.draw(|f| frame::draw(f, app)) {
                 break Err(EmaError::Other(format!("cannot draw the console: {e}")));

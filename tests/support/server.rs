@@ -80,12 +80,28 @@ impl EmaServer {
         self.url(i).rsplit(':').next().unwrap().parse().unwrap()
     }
 
+    /// Its process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// What it wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
     /// Stop with SIGTERM; (exit code, stderr). Fails the test when it does not stop within 15 s.
-    pub fn stop(mut self) -> (i32, String) {
+    pub fn stop(self) -> (i32, String) {
+        self.stop_with(|| {})
+    }
+
+    /// Stop with SIGTERM, run `meanwhile` (e.g. read a notification), then wait as [`EmaServer::stop`] does.
+    pub fn stop_with(mut self, meanwhile: impl FnOnce()) -> (i32, String) {
         let mut child = self.child.take().unwrap();
         unsafe {
             libc::kill(child.id() as i32, libc::SIGTERM);
         }
+        meanwhile();
         let deadline = Instant::now() + Duration::from_secs(15);
         let code = loop {
             if let Some(st) = child.try_wait().unwrap() {

@@ -49,6 +49,7 @@ pub fn one_file_metadata(
         library_name: None,
         tags: vec![],
         parameters: None,
+        facts: Default::default(),
         created_at: now_rfc3339(),
         updated_at: now_rfc3339(),
         last_verified_at: None,

@@ -31,6 +31,10 @@ pub fn expected(kind: Kind) -> String {
         Kind::DbUrl => "null, or a URL `sqlite:///path` or `postgresql://…`".to_string(),
         Kind::TextList => "an array of strings".to_string(),
         Kind::FreeMap => "an object".to_string(),
+        Kind::FallbackRules => {
+            "an object {\"org/model-or-glob\": [\"org/substitute\", …]} or a list of {\"match\", \"fallbacks\"}"
+                .to_string()
+        }
     }
 }
 
@@ -211,6 +215,13 @@ pub fn check(section: &str, key: &Key, v: &Value) -> Result<(), Misfit> {
             Value::Null => Err(Misfit::Null),
             _ => Err(Misfit::WrongType { convert: None }),
         },
+        Kind::FallbackRules => match v {
+            Value::Object(_) | Value::Array(_) => crate::engine::fallback::rules::Rules::parse(v)
+                .map(|_| ())
+                .map_err(|detail| Misfit::Invalid { detail }),
+            Value::Null => Err(Misfit::Null),
+            _ => Err(Misfit::WrongType { convert: None }),
+        },
     }
 }
 
@@ -282,6 +293,9 @@ pub fn parse_cli_value(section: &str, key: &Key, raw: &str) -> Result<Value, Str
         }
         Kind::FreeMap => {
             serde_json::from_str(t).map_err(|e| format!("`{raw}` is not a JSON object: {e}"))?
+        }
+        Kind::FallbackRules => {
+            serde_json::from_str(t).map_err(|e| format!("`{raw}` is not JSON: {e}"))?
         }
     };
     match check(section, key, &v) {

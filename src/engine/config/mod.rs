@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::error::{EmaError, Result};
 
 pub mod check;
+pub mod diff;
 pub mod document;
 pub mod edit;
 pub mod effective;
@@ -186,6 +187,8 @@ pub struct FallbackConfig {
     pub suggestion_threshold: f64,
     pub queue_requests_enabled: bool,
     pub mock_fallback_enabled: bool,
+    /// The operator's ordered substitutes per model id or glob, tried before the score.
+    pub rules: crate::engine::fallback::rules::Rules,
 }
 
 impl Default for FallbackConfig {
@@ -195,6 +198,7 @@ impl Default for FallbackConfig {
             suggestion_threshold: 0.7,
             queue_requests_enabled: true,
             mock_fallback_enabled: true,
+            rules: Default::default(),
         }
     }
 }

@@ -13,6 +13,7 @@ pub fn type_name(kind: Kind) -> &'static str {
         Kind::OptText | Kind::DbUrl => "string or null",
         Kind::TextList => "array of strings",
         Kind::FreeMap => "object",
+        Kind::FallbackRules => "object or array",
     }
 }
 

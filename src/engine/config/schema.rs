@@ -35,6 +35,9 @@ pub enum Kind {
     TextList,
     /// A free-form object (kept verbatim).
     FreeMap,
+    /// `fallback.rules`: ordered substitutes per model id or glob (an object of lists, or a list of
+    /// `{match, fallbacks}`), checked by `fallback::rules`.
+    FallbackRules,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -278,6 +281,13 @@ pub static SCHEMA: &[Section] = &[
                 "mock_fallback_enabled",
                 BOOL,
                 "Answer with a mock model when nothing else fits.",
+            ),
+            kd(
+                "rules",
+                Kind::FallbackRules,
+                "Operator substitutes tried before the score, in order: `{\"org/*\": [\"org/a\", \"org/b\"]}` or \
+                 `[{\"match\": \"org/*\", \"fallbacks\": [\"org/a\"]}]` (`*` and `?` are wildcards).",
+                "`[]`",
             ),
         ],
     },

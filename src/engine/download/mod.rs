@@ -475,6 +475,7 @@ impl DownloadManager {
         let inner = &self.inner;
         meta.verification = VerificationState::Verified;
         meta.last_verified_at = Some(meta.updated_at.clone());
+        meta.facts = local_facts(std::mem::take(&mut meta.facts), &plan.model_dir);
         inner.store.write_metadata(&meta)?;
         let _ = std::fs::remove_dir(&plan.partial_dir);
         if !plan.was_available() {
@@ -584,6 +585,7 @@ impl DownloadManager {
             m.verification = VerificationState::Verified;
             m.last_verified_at = Some(now.clone());
             m.updated_at = now;
+            m.facts = local_facts(std::mem::take(&mut m.facts), &plan.model_dir);
             inner.store.write_metadata(&m)?;
         }
         let _ = std::fs::remove_dir_all(&plan.partial_dir);
@@ -642,4 +644,12 @@ impl DownloadManager {
             offline: false,
         })
     }
+}
+
+/// The model's `config.json` facts (architectures, model_type, quantization) added once its files are in place.
+fn local_facts(
+    facts: crate::engine::store::ModelFacts,
+    dir: &std::path::Path,
+) -> crate::engine::store::ModelFacts {
+    crate::engine::fallback::facts::with_local_config(facts, dir)
 }

@@ -160,6 +160,7 @@ pub(super) fn plan_round(
         library_name: info.library_name.clone(),
         tags: info.tags.clone(),
         parameters: info.parameters,
+        facts: crate::engine::fallback::facts::from_hub(info),
         created_at: previous
             .as_ref()
             .map(|p| p.created_at.clone())

@@ -72,6 +72,13 @@ pub struct ModelInfo {
     pub library_name: Option<String>,
     pub tags: Vec<String>,
     pub parameters: Option<u64>,
+    /// `safetensors.parameters`: parameter count per dtype.
+    pub parameters_by_dtype: std::collections::BTreeMap<String, u64>,
+    /// `cardData.base_model` (a string or a list), as a list.
+    pub base_models: Vec<String>,
+    /// `config.architectures` and `config.model_type`, when the hub sends its `config` summary.
+    pub architectures: Vec<String>,
+    pub model_type: Option<String>,
     pub last_modified: Option<String>,
     /// The siblings with sizes and hashes (when the server sent them).
     pub siblings: Vec<RemoteFile>,
@@ -106,6 +113,10 @@ pub(super) struct RawInfo {
     tags: Vec<String>,
     #[serde(default)]
     safetensors: Option<RawSafetensors>,
+    #[serde(default, rename = "cardData")]
+    card_data: Option<serde_json::Value>,
+    #[serde(default)]
+    config: Option<serde_json::Value>,
     #[serde(default, rename = "lastModified")]
     last_modified: Option<String>,
     #[serde(default)]
@@ -116,6 +127,22 @@ pub(super) struct RawInfo {
 struct RawSafetensors {
     #[serde(default)]
     total: Option<u64>,
+    #[serde(default)]
+    parameters: std::collections::BTreeMap<String, u64>,
+}
+
+/// `cardData.base_model`: a string or a list of strings (anything else is ignored).
+fn base_models(card: Option<&serde_json::Value>) -> Vec<String> {
+    match card.and_then(|c| c.get("base_model")) {
+        Some(serde_json::Value::String(s)) if !s.trim().is_empty() => vec![s.trim().to_string()],
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -205,7 +232,29 @@ pub(super) fn parse_info(repo: &RepoId, raw: RawInfo) -> Result<ModelInfo> {
         pipeline_tag: raw.pipeline_tag,
         library_name: raw.library_name,
         tags: raw.tags,
-        parameters: raw.safetensors.and_then(|s| s.total),
+        base_models: base_models(raw.card_data.as_ref()),
+        architectures: raw
+            .config
+            .as_ref()
+            .and_then(|c| c.get("architectures"))
+            .and_then(|a| a.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        model_type: raw
+            .config
+            .as_ref()
+            .and_then(|c| c.get("model_type"))
+            .and_then(|t| t.as_str())
+            .map(str::to_string),
+        parameters: raw.safetensors.as_ref().and_then(|s| {
+            s.total
+                .or_else(|| (!s.parameters.is_empty()).then(|| s.parameters.values().sum()))
+        }),
+        parameters_by_dtype: raw.safetensors.map(|s| s.parameters).unwrap_or_default(),
         last_modified: raw.last_modified,
         siblings,
     })
@@ -262,6 +311,25 @@ fn remote_file(
 mod tests {
     use super::*;
     use crate::engine::hub::headers::tests::hm;
+
+    #[test]
+    fn card_base_model_and_dtype_counts() {
+        let raw: RawInfo = serde_json::from_value(serde_json::json!({
+            "sha": "a".repeat(40),
+            "cardData": {"base_model": ["org/base", " ", "org/other"]},
+            "safetensors": {"parameters": {"BF16": 10, "U8": 4}},
+        }))
+        .unwrap();
+        let i = parse_info(&RepoId::parse("o/m").unwrap(), raw).unwrap();
+        assert_eq!(i.base_models, vec!["org/base", "org/other"]);
+        assert_eq!(i.parameters, Some(14));
+        assert_eq!(i.parameters_by_dtype["U8"], 4);
+        assert_eq!(
+            base_models(Some(&serde_json::json!({"base_model": "x/y"}))),
+            vec!["x/y"]
+        );
+        assert!(base_models(Some(&serde_json::json!({"base_model": 3}))).is_empty());
+    }
 
     #[test]
     fn hex_checks() {

@@ -61,6 +61,8 @@ pub struct HubRepoFiles {
     pub library_name: Option<String>,
     pub tags: Vec<String>,
     pub parameters: Option<u64>,
+    /// The hub's facts for the fallback score.
+    pub facts: crate::engine::store::ModelFacts,
 }
 
 /// Where published hashes come from (the Hub client implements it).
@@ -346,6 +348,10 @@ pub fn generate_metadata(
         library_name: extra.as_ref().and_then(|e| e.library_name.clone()),
         tags: extra.as_ref().map(|e| e.tags.clone()).unwrap_or_default(),
         parameters: extra.as_ref().and_then(|e| e.parameters),
+        facts: crate::engine::fallback::facts::with_local_config(
+            extra.as_ref().map(|e| e.facts.clone()).unwrap_or_default(),
+            &store.model_dir(id),
+        ),
         created_at: now.clone(),
         updated_at: now.clone(),
         last_verified_at: (verification != VerificationState::Failed).then_some(now),

@@ -311,6 +311,7 @@ impl HubSource for HubMetadataSource {
                         mtime_ns: None,
                     })
                     .collect(),
+                facts: crate::engine::fallback::facts::from_hub(&info),
                 pipeline_tag: info.pipeline_tag,
                 library_name: info.library_name,
                 tags: info.tags,

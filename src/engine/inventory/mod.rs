@@ -42,6 +42,7 @@ fn test_metadata(id: &str, files: &[(&str, u64)]) -> crate::engine::store::Model
         library_name: None,
         tags: vec![],
         parameters: None,
+        facts: Default::default(),
         created_at: now_rfc3339(),
         updated_at: now_rfc3339(),
         last_verified_at: None,

@@ -684,6 +684,10 @@ fn sidecar(plan: &Plan, opts: &AdoptOptions) -> Result<Sidecar> {
         library_name: hub.as_ref().and_then(|h| h.library_name.clone()),
         tags: hub.as_ref().map(|h| h.tags.clone()).unwrap_or_default(),
         parameters: hub.as_ref().and_then(|h| h.parameters),
+        facts: crate::engine::fallback::facts::with_local_config(
+            hub.as_ref().map(|h| h.facts.clone()).unwrap_or_default(),
+            &plan.target,
+        ),
         created_at: now.clone(),
         updated_at: now.clone(),
         last_verified_at: (verification == VerificationState::Verified).then_some(now),

@@ -1,5 +1,5 @@
-//! Pane 4, Fallback: what can stand in for a model that is not available (same task, ranked), and the keys to use a
-//! suggestion or queue the requested model's download.
+//! Pane 4, Fallback: the engine's answer for a model (operator rules, the scored ranking with every term of the
+//! selected suggestion, the mock flagged), and the keys to use a suggestion or queue the requested model's download.
 
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
@@ -8,11 +8,13 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
 
-use crate::engine::events::{Availability, Severity};
+use crate::engine::events::Severity;
+use crate::engine::fallback::{Offer, Via};
 
 use crate::tui::action::Action;
 use crate::tui::component::{DrawCtx, KeyHelp, ListPos, Reply, k};
 use crate::tui::state::ConsoleState;
+use crate::tui::units::human_bytes;
 use crate::tui::widgets::{availability_style, block};
 
 pub const KEYS: &[KeyHelp] = &[
@@ -49,17 +51,14 @@ impl FallbackPane {
             return Reply::Done;
         };
         match key.code {
-            KeyCode::Enter => {
-                let sugg = state.fallback_for(&target);
-                match sugg.get(self.pos.selected) {
-                    Some(s) => Reply::Request(Action::UseFallback {
-                        requested: target,
-                        alternative: s.model_id.clone(),
-                    }),
-                    None => Reply::say(Severity::Warning, "no suggestion to use"),
-                }
-            }
-            KeyCode::Char('d') => Reply::Request(Action::Download(target)),
+            KeyCode::Enter => match state.fallback_offers(&target).get(self.pos.selected) {
+                Some(s) => Reply::Request(Action::UseFallback {
+                    requested: target,
+                    alternative: s.model_id.clone(),
+                }),
+                None => Reply::say(Severity::Warning, "no suggestion to use"),
+            },
+            KeyCode::Char('d') => Reply::Request(Action::QueueRequest(target)),
             _ => Reply::Done,
         }
     }
@@ -87,9 +86,10 @@ impl FallbackPane {
             );
             return None;
         };
-        let [head, list, foot] = inner.layout(&Layout::vertical([
+        let [head, list, terms, foot] = inner.layout(&Layout::vertical([
             Constraint::Length(3),
             Constraint::Min(3),
+            Constraint::Length(8),
             Constraint::Length(2),
         ]));
         let (status, task) = match ctx.state.model(&target) {
@@ -106,6 +106,26 @@ impl FallbackPane {
             .state
             .model(&target)
             .map(|m| ctx.state.effective_availability(m));
+        let report = ctx.state.fallback.get(&target);
+        let facts_line = match report {
+            None => "asking the engine…".to_string(),
+            Some(r) if r.unknown.is_empty() => format!(
+                "facts from {} · threshold {:.2}{}",
+                r.facts_from.describe(),
+                r.threshold,
+                if r.scoring {
+                    ""
+                } else {
+                    " · scoring off: rules only"
+                }
+            ),
+            Some(r) => format!(
+                "facts from {} · unknown: {} · threshold {:.2}",
+                r.facts_from.describe(),
+                r.unknown.join(", "),
+                r.threshold
+            ),
+        };
         frame.render_widget(
             Paragraph::new(vec![
                 Line::from(vec![
@@ -120,27 +140,31 @@ impl FallbackPane {
                     ),
                     Span::raw(format!(" · task {task}")),
                 ]),
-                Line::styled(
-                    if avail == Some(Availability::Available) {
-                        "It is available: no fallback needed, but these would also do."
-                    } else {
-                        "Unavailable: these available models can stand in."
-                    },
-                    t.dim,
-                ),
+                Line::styled(facts_line, t.dim),
             ]),
             head,
         );
-        let sugg = ctx.state.fallback_for(&target);
+        let sugg: &[Offer] = ctx.state.fallback_offers(&target);
         if sugg.is_empty() {
-            frame.render_widget(
-                Paragraph::new(format!(
-                    "No available model with the same task ({task}). Press d to queue {target}'s download."
-                ))
-                .style(t.warn)
-                .wrap(Wrap { trim: true }),
-                list,
-            );
+            let mut lines = vec![Line::styled(
+                match report {
+                    None => String::new(),
+                    Some(r) => format!(
+                        "No real model qualifies ({} left out for another task, {} below the threshold). Press d to \
+                         queue {target}'s download.",
+                        r.task_mismatches,
+                        r.below_threshold.len()
+                    ),
+                },
+                t.warn,
+            )];
+            if let Some(m) = report.and_then(|r| r.mock.as_ref()) {
+                lines.push(Line::styled(
+                    format!("MOCK (not a real model, no files): {}", m.reason),
+                    t.warn.add_modifier(Modifier::BOLD),
+                ));
+            }
+            frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), list);
         } else {
             let h = list.height.saturating_sub(1) as usize;
             page = Some(h.max(1));
@@ -153,7 +177,11 @@ impl FallbackPane {
                         Cell::from(format!("{}", range.start + i + 1)),
                         Cell::from(s.model_id.clone()),
                         Cell::from(format!("{:.2}", s.score)).style(t.accent),
-                        Cell::from(s.reasons.join(" · ")).style(t.dim),
+                        Cell::from(match s.via {
+                            Via::Rule => "operator rule",
+                            Via::Scored => "scored",
+                        }),
+                        Cell::from(human_bytes(s.size_bytes)).style(t.dim),
                     ])
                 })
                 .collect();
@@ -163,21 +191,41 @@ impl FallbackPane {
                     rows,
                     [
                         Constraint::Length(3),
-                        Constraint::Percentage(35),
+                        Constraint::Percentage(45),
                         Constraint::Length(5),
-                        Constraint::Min(20),
+                        Constraint::Length(14),
+                        Constraint::Min(8),
                     ],
                 )
-                .header(Row::new(vec!["#", "suggestion", "score", "reasons"]).style(t.header))
+                .header(Row::new(vec!["#", "suggestion", "score", "how", "size"]).style(t.header))
                 .row_highlight_style(if focused { t.selected } else { t.text }),
                 list,
                 &mut ts,
             );
         }
+        let selected = sugg.get(self.pos.selected);
+        let term_lines: Vec<Line> = match selected {
+            None => Vec::new(),
+            Some(s) => s
+                .reasons
+                .iter()
+                .map(|r| {
+                    Line::from(vec![
+                        Span::styled(format!("{:<13}", r.term), t.header),
+                        Span::styled(
+                            format!("{:.2}×{:.2}={:.3} ", r.weight, r.value, r.contribution),
+                            t.accent,
+                        ),
+                        Span::styled(r.detail.clone(), t.dim),
+                    ])
+                })
+                .collect(),
+        };
+        frame.render_widget(Paragraph::new(term_lines), terms);
         frame.render_widget(
             Paragraph::new(
-                "Ranking: same task, health and size (the scored fallback engine comes later). Enter uses the \
-                 selected one; d queues the requested download.",
+                "Score = the sum of the terms above (rules first). Enter uses the selected one; d queues the \
+                 requested download.",
             )
             .style(t.dim)
             .wrap(Wrap { trim: true }),
@@ -190,36 +238,31 @@ impl FallbackPane {
 #[cfg(test)]
 mod tests {
     use crate::tui::app::App;
-    use crate::tui::state::RemoteModel;
+    use crate::tui::panes::Pane;
     use crate::tui::tests::fixtures::*;
     use crate::tui::theme::Theme;
 
     #[test]
-    fn hub_facts_give_missing_models_a_task_size_and_fallbacks() {
-        let mut st = demo_state();
-        // tiny-gpt2 is wanted but not in the store: no task, so no suggestions yet.
-        assert!(st.fallback_for("ema-demo/tiny-gpt2").is_empty());
-        st.set_remote(
-            "ema-demo/tiny-gpt2".into(),
-            RemoteModel {
-                pipeline_tag: Some("text-classification".into()),
-                total_size: 10_000_000,
-                commit: "c".repeat(40),
-            },
-        );
-        let s = st.fallback_for("ema-demo/tiny-gpt2");
-        assert_eq!(s.len(), 2);
-        assert_eq!(s[0].model_id, "ema-demo/tiny-distilbert");
+    fn shows_the_engine_answer_its_terms_and_a_flagged_mock() {
+        let st = demo_state();
         let mut a = App::new(st, Theme::monochrome());
-        chars(&mut a, "/classification");
-        assert_eq!(a.models.view.len(), 4);
-        let t = render(&mut a, 120, 40);
+        a.focus = Pane::Fallback;
+        a.fallback.target = Some("ema-demo/tiny-roberta".into());
+        let s = screen(&render(&mut a, 120, 40));
+        // The selected suggestion's terms, each with weight × value = contribution.
         assert!(
-            screen(&t).lines().any(|l| l.contains("tiny-gpt2")
-                && l.contains("text-classification")
-                && l.contains("10 MB")),
-            "{}",
-            screen(&t)
+            s.contains("task         0.25×1.00=0.250 same task (text-classification)"),
+            "{s}"
         );
+        assert!(
+            s.contains("recent use   0.10×0.00=0.000 no usage data"),
+            "{s}"
+        );
+        // Nothing real for the missing model whose task nobody knows: the mock, flagged.
+        a.fallback.target = Some("ema-demo/tiny-gpt2".into());
+        let s = screen(&render(&mut a, 120, 40));
+        assert!(s.contains("No real model qualifies"), "{s}");
+        assert!(s.contains("MOCK (not a real model, no files)"), "{s}");
+        assert!(s.contains("unknown: task"), "{s}");
     }
 }

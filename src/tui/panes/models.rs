@@ -653,7 +653,7 @@ mod tests {
         assert!(press(&mut a, KeyCode::Char('f')).is_empty());
         assert_eq!(a.focus, Pane::Fallback);
         assert_eq!(a.fallback_target().unwrap(), "ema-demo/tiny-roberta");
-        let s = a.state.fallback_for("ema-demo/tiny-roberta");
+        let s = a.state.fallback_offers("ema-demo/tiny-roberta");
         // Both are the same task and healthy; the closer size ranks first.
         assert_eq!(s[0].model_id, "ema-demo/tiny-distilbert");
         assert!(s[0].score > s[1].score);
@@ -667,7 +667,7 @@ mod tests {
         expect_actions(
             &mut a,
             KeyCode::Char('d'),
-            vec![Action::Download("ema-demo/tiny-roberta".into())],
+            vec![Action::QueueRequest("ema-demo/tiny-roberta".into())],
         );
     }
 

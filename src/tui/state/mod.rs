@@ -8,11 +8,11 @@ use std::path::PathBuf;
 
 use crate::engine::download::queue::QueueState;
 use crate::engine::download::{Control, DownloadSnapshot};
-use crate::engine::events::{Availability, Event, HealthState, Severity};
+use crate::engine::events::{Availability, Event, Severity};
+use crate::engine::fallback::{Offer, Report};
 use crate::engine::inventory::ModelInfo;
 use crate::engine::migration::MigrationState;
 
-use super::units::human_bytes;
 use alerts::AlertView;
 
 /// Samples kept for the throughput sparkline (one a second).
@@ -94,14 +94,6 @@ pub struct RemoteModel {
     pub commit: String,
 }
 
-/// A ranked alternative for an unavailable model.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Suggestion {
-    pub model_id: String,
-    pub score: f64,
-    pub reasons: Vec<String>,
-}
-
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StorageFacts {
     pub used_bytes: u64,
@@ -153,6 +145,8 @@ pub struct ConsoleState {
     pub models_generation: u64,
     /// Hub facts about models that are not in the store, by id.
     pub remote: HashMap<String, RemoteModel>,
+    /// The engine's fallback answer per requested model (the Fallback pane); cleared when the store is rescanned.
+    pub fallback: HashMap<String, Report>,
 }
 
 impl ConsoleState {
@@ -273,55 +267,12 @@ impl ConsoleState {
         }
     }
 
-    /// Alternatives for `id`: available models with the same task, ranked. Until the engine's scored fallback
-    /// exists, the score is transparent: same task 0.6, proven healthy 0.2, closeness in size up to 0.2.
-    pub fn fallback_for(&self, id: &str) -> Vec<Suggestion> {
-        let Some(req) = self.model(id) else {
-            return Vec::new();
-        };
-        let Some(task) = self.task_of(req) else {
-            return Vec::new();
-        };
-        let req_size = self.size_of(req);
-        let mut out: Vec<Suggestion> = self
-            .models
-            .iter()
-            .filter(|m| m.id != req.id)
-            .filter(|m| m.availability == Availability::Available)
-            .filter(|m| m.pipeline_tag() == Some(task))
-            .map(|m| {
-                let mut score = 0.6;
-                let mut reasons = vec![format!("same task ({task})"), "available now".into()];
-                if m.health == HealthState::Healthy {
-                    score += 0.2;
-                    reasons.push("verified healthy".into());
-                } else {
-                    reasons.push(format!("health {}", m.health.as_str()));
-                }
-                let s = m.size();
-                if req_size > 0 && s > 0 {
-                    let closeness = req_size.min(s) as f64 / req_size.max(s) as f64;
-                    score += 0.2 * closeness;
-                    reasons.push(format!(
-                        "size {} vs {} requested",
-                        human_bytes(s),
-                        human_bytes(req_size)
-                    ));
-                }
-                Suggestion {
-                    model_id: m.id.to_string(),
-                    score,
-                    reasons,
-                }
-            })
-            .collect();
-        out.sort_by(|a, b| {
-            b.score
-                .partial_cmp(&a.score)
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then_with(|| a.model_id.cmp(&b.model_id))
-        });
-        out
+    /// The engine's suggestions for `id` (empty until its answer arrived).
+    pub fn fallback_offers(&self, id: &str) -> &[Offer] {
+        self.fallback
+            .get(id)
+            .map(|r| r.suggestions.as_slice())
+            .unwrap_or(&[])
     }
 
     fn entry(&mut self, model_id: &str) -> &mut DownloadView {
@@ -549,6 +500,12 @@ impl ConsoleState {
             }
             Event::Log { level, message } => {
                 self.push_log(*level, message.clone());
+            }
+            // Recorded by analytics; the Fallback pane shows the engine's answer itself.
+            Event::ModelRequested { .. }
+            | Event::FallbackOffered { .. }
+            | Event::MockServed { .. } => {
+                return false;
             }
         }
         true

@@ -8,6 +8,7 @@ use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::engine::events::{Availability, Event, HealthState, Severity};
+use crate::engine::fallback::{Mock, Offer, Report, Requirements, Source, UsageHints, Via};
 use crate::engine::inventory::ModelInfo;
 use crate::engine::migration::{
     LogLine, MigrationPlan, MigrationState, Mode, PlannedModel, StepState,
@@ -56,6 +57,7 @@ pub(crate) fn meta(
         library_name: Some("transformers".into()),
         tags: vec!["demo".into()],
         parameters: None,
+        facts: Default::default(),
         created_at: T0.into(),
         updated_at: T0.into(),
         last_verified_at: (v == VerificationState::Verified).then(|| T0.into()),
@@ -346,7 +348,81 @@ pub(crate) fn demo_state() -> ConsoleState {
         store: None,
     });
     st.migration = mig;
+    let ids: Vec<String> = st.models.iter().map(|m| m.id.to_string()).collect();
+    for id in ids {
+        let r = fallback_report(&st, &id);
+        st.fallback.insert(id, r);
+    }
     st
+}
+
+/// The engine's fallback answer for `target` over the fixture models, scored with the engine's own gates and terms
+/// (threshold 0.3, no rules, the mock when nothing qualifies).
+pub(crate) fn fallback_report(st: &ConsoleState, target: &str) -> Report {
+    use crate::engine::fallback::score::{self, Profile, Proof};
+    let req = st
+        .model(target)
+        .and_then(|m| m.metadata.as_ref())
+        .map(Profile::from_meta)
+        .unwrap_or_else(|| Profile {
+            id: target.into(),
+            ..Profile::default()
+        });
+    let mut offers: Vec<Offer> = st
+        .models
+        .iter()
+        .filter(|m| m.id.as_str() != target && m.availability == Availability::Available)
+        .filter_map(|m| m.metadata.as_ref())
+        .map(Profile::from_meta)
+        .filter(|p| score::gate(&req, p, &Requirements::default()).is_ok())
+        .map(|p| {
+            let (s, reasons) = score::score(&req, &p, Proof::Verified, &UsageHints::default(), 0);
+            Offer {
+                path: st.store_root.join(p.id.replace('/', "--")),
+                model_id: p.id,
+                score: s,
+                via: Via::Scored,
+                rule: None,
+                task: p.task,
+                size_bytes: p.size_bytes,
+                reasons,
+                mock: false,
+            }
+        })
+        .filter(|o| o.score >= 0.3)
+        .collect();
+    offers.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.model_id.cmp(&b.model_id))
+    });
+    Report {
+        requested: target.into(),
+        requested_status: st
+            .model(target)
+            .map(|m| m.availability)
+            .unwrap_or(Availability::Missing),
+        facts_from: if st.model(target).is_some_and(|m| m.metadata.is_some()) {
+            Source::Store
+        } else {
+            Source::Nothing
+        },
+        unknown: req.unknown(),
+        requested_facts: req,
+        requirements: Requirements::default(),
+        threshold: 0.3,
+        scoring: true,
+        mock: offers.is_empty().then(|| Mock {
+            mock: true,
+            model_id: "mock".into(),
+            path: None,
+            reason: format!("no real model qualifies for {target}"),
+        }),
+        suggestions: offers,
+        below_threshold: Vec::new(),
+        refused: Vec::new(),
+        task_mismatches: 0,
+    }
 }
 
 pub(crate) fn app() -> App {
