@@ -86,6 +86,7 @@ const ENHANCED: &[(&str, &str)] = &[
     ("GET", "/api/v1/downloads"),
     ("GET", "/api/v1/downloads/{job}"),
     ("GET", "/ws"),
+    ("POST", "/api/v1/models/fallback/suggest"),
 ];
 
 /// The document through openapi-spec-validator (PyPI; scripts/test.sh installs it with schemathesis).
@@ -288,7 +289,7 @@ fn schemathesis_fuzzes_every_route_and_finds_no_5xx_and_no_schema_violation() {
         "schemathesis found problems (seed {seed}):\n{text}"
     );
     // It really tested every operation but /ws, and generated cases.
-    assert!(text.contains("Tested: 9"), "{text}");
+    assert!(text.contains("Tested: 10"), "{text}");
     assert!(text.contains(" passed"), "{text}");
     assert!(!text.contains(token), "the token leaked into the output");
     eprintln!("schemathesis: {:.1} s", t.elapsed().as_secs_f64());
@@ -360,4 +361,76 @@ async fn a_bounded_load_of_concurrent_requests_is_all_answered_without_5xx() {
     assert!(m.contains("ema_http_requests_total"));
     let (code, stderr) = srv.stop();
     assert_eq!(code, 0, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_suggest_answers_with_the_engines_scored_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().join("models"));
+    store.ensure().unwrap();
+    // Two text-generation models: one available, one whose file is missing (incomplete).
+    for (id, present) in [("org/here", true), ("org/gone", false)] {
+        let mut meta = one_file_metadata(id, "config.json", b"{}", VerificationState::LocalOnly);
+        meta.pipeline_tag = Some("text-generation".into());
+        meta.library_name = Some("transformers".into());
+        std::fs::create_dir_all(store.model_dir(&meta.repo_id)).unwrap();
+        if present {
+            std::fs::write(store.model_dir(&meta.repo_id).join("config.json"), b"{}").unwrap();
+        }
+        store.write_metadata(&meta).unwrap();
+    }
+    let cfg = write_config(
+        dir.path(),
+        json!({"fallback": {"suggestion_threshold": 0.3}}),
+    );
+    let srv = EmaServer::start(&cfg, &dead_hub(), &["--port", "0"], &[]);
+    let url = format!("{}/api/v1/models/fallback/suggest", srv.url(0));
+    let r = client()
+        .post(&url)
+        .json(&json!({"requested_model": "org/gone", "requirements": {"task": "text-generation"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["requested"], "org/gone");
+    assert_eq!(v["requested_status"], "incomplete");
+    assert_eq!(v["facts_from"], "store");
+    assert_eq!(v["suggestions"][0]["model_id"], "org/here", "{v}");
+    let score = v["suggestions"][0]["score"].as_f64().unwrap();
+    let sum: f64 = v["suggestions"][0]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["contribution"].as_f64().unwrap())
+        .sum();
+    assert!((score - sum).abs() < 1e-9 && score >= 0.3, "{v}");
+    assert!(v["mock"].is_null(), "{v}");
+    // Bad input: a 4xx naming the problem, never a 500.
+    for (body, code) in [
+        (
+            json!({"requested_model": "org/gone", "requirements": {"speed": "high"}}),
+            "unknown_field",
+        ),
+        (
+            json!({"requested_model": "org/gone", "requirements": {"task": "  "}}),
+            "bad_request",
+        ),
+        (
+            json!({"requested_model": "org/gone", "requirements": {"quality": null, "max_size_gb": -1}}),
+            "bad_request",
+        ),
+        (json!({"requested_model": "../etc"}), "bad_model_id"),
+        (
+            json!({"requested_model": "org/gone", "extra": 1}),
+            "unknown_field",
+        ),
+    ] {
+        let r = client().post(&url).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["code"], code, "{e}");
+        assert!(!e["error"].as_str().unwrap().is_empty());
+    }
+    srv.stop();
 }

@@ -252,6 +252,7 @@ pub fn route_label(path: &str) -> &'static str {
         "/api/v1/downloads" => "/api/v1/downloads",
         "/api/v1/admin/health" => "/api/v1/admin/health",
         "/api/v1/openapi.json" => "/api/v1/openapi.json",
+        "/api/v1/models/fallback/suggest" => "/api/v1/models/fallback/suggest",
         "/ws" => "/ws",
         "/metrics" => "/metrics",
         p if p.starts_with("/api/v1/downloads/") => "/api/v1/downloads/{job}",

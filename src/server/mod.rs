@@ -64,7 +64,7 @@ pub(crate) fn api_app(
     guard: security::GuardCell,
     surface: api::Surface,
 ) -> Router {
-    let (r, _) = openapi::app_routes(surface, guard.requires_token());
+    let (r, _) = openapi::app_routes(surface, guard.clone());
     let r = r
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(ctx.clone());

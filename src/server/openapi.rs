@@ -15,6 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::api::{self, ApiContext, Surface};
+use super::security::GuardCell;
 use super::{metrics, ws};
 
 #[derive(OpenApi)]
@@ -51,9 +52,12 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The document as served, kept once per listener.
+/// The document of one listener and the guard in force (a reload may add or drop the token).
 #[derive(Clone)]
-struct Served(Arc<String>);
+struct Served {
+    doc: Arc<Document>,
+    guard: GuardCell,
+}
 
 /// This document (OpenAPI 3.1, JSON).
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "admin", operation_id = "openapi",
@@ -64,8 +68,15 @@ struct Served(Arc<String>);
          body = api::types::ErrorBody),
         (status = 403, description = "Host or Origin not allowed", body = api::types::ErrorBody),
     ))]
-async fn document(Extension(doc): Extension<Served>) -> Response {
-    let mut r = doc.0.as_str().to_owned().into_response();
+async fn document(Extension(served): Extension<Served>) -> Response {
+    let mut doc = (*served.doc).clone();
+    if served.guard.current().requires_token() {
+        BearerAuth.modify(&mut doc);
+    }
+    let mut r = doc
+        .to_pretty_json()
+        .unwrap_or_else(|_| "{}".to_string())
+        .into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -74,8 +85,9 @@ async fn document(Extension(doc): Extension<Served>) -> Response {
 }
 
 /// Every route of `surface` (the API's, `/metrics`, `/ws` on the enhanced surface, the document itself) and the
-/// document listing them (with the Bearer scheme when `token` is required, as the security layer enforces).
-pub fn app_routes(surface: Surface, token: bool) -> (Router<Arc<ApiContext>>, Document) {
+/// document listing them (served with the Bearer scheme while `guard` requires a token, as the security layer
+/// enforces).
+pub fn app_routes(surface: Surface, guard: GuardCell) -> (Router<Arc<ApiContext>>, Document) {
     let mut r = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(api::routes(surface))
         .routes(routes!(metrics::handler))
@@ -83,10 +95,10 @@ pub fn app_routes(surface: Surface, token: bool) -> (Router<Arc<ApiContext>>, Do
     if surface.enhanced {
         r = r.routes(routes!(ws::handler));
     }
-    let (router, mut doc) = r.split_for_parts();
-    if token {
-        BearerAuth.modify(&mut doc);
-    }
-    let json = doc.to_pretty_json().unwrap_or_else(|_| "{}".to_string());
-    (router.layer(Extension(Served(Arc::new(json)))), doc)
+    let (router, doc) = r.split_for_parts();
+    let served = Served {
+        doc: Arc::new(doc.clone()),
+        guard,
+    };
+    (router.layer(Extension(served)), doc)
 }

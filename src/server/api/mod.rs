@@ -5,11 +5,12 @@
 //! [`routes`] registers each handler with its OpenAPI description (utoipa-axum), so the document
 //! (`server/openapi.rs`) lists exactly the routes served; the bodies' types are in `types.rs`.
 //!
-//! Seam for the parts not built yet: `GET /api/v1/models/analytics` and `POST /api/v1/models/fallback/suggest`
-//! are merged here (in [`routes`]) once their engine parts exist; until then they answer the API's JSON 404.
+//! Seam for the part not built yet: `GET /api/v1/models/analytics` is merged here (in [`routes`]) once its
+//! engine part exists; until then it answers the API's JSON 404. `fallback.rs` serves the scored fallback.
 
 pub mod enhanced;
 pub mod error;
+pub mod fallback;
 pub mod legacy;
 pub mod types;
 pub mod views;
@@ -69,7 +70,8 @@ pub fn routes(surface: Surface) -> OpenApiRouter<Arc<ApiContext>> {
             .routes(routes!(enhanced::detailed))
             .routes(routes!(enhanced::manage))
             .routes(routes!(enhanced::list_jobs))
-            .routes(routes!(enhanced::one_job));
+            .routes(routes!(enhanced::one_job))
+            .routes(routes!(fallback::suggest));
     }
     r.route("/api/v1", any(unknown_api_path))
         .route("/api/v1/", any(unknown_api_path))
