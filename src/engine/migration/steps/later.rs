@@ -1,5 +1,4 @@
-//! Steps whose engine work depends on parts of ema that are not built yet (the analytics import, the API server,
-//! monitoring): each says exactly what is missing — a blocked outcome, never a pass — except "Database migrated", which is honestly not applicable when there is no database or usage log.
+//! Steps whose engine work depends on parts of ema that are not built yet (the analytics import, monitoring): each says exactly what is missing — a blocked outcome, never a pass — except "Database migrated", which is honestly not applicable when there is no database or usage log.
 
 use crate::engine::migration::context::{MigrationContext, StepOutcome};
 
@@ -29,21 +28,6 @@ pub(super) fn database_migrated(ctx: &MigrationContext) -> StepOutcome {
             .iter()
             .map(|f| format!("to import once the analytics import exists: {f}"))
             .collect(),
-    )
-}
-
-pub(super) fn services_started() -> StepOutcome {
-    StepOutcome::blocked(
-        "not built yet: ema's API server (`ema start`, the REST and WebSocket API) does not exist yet, so there is \
-         no enhanced service to start; the console and the CLI work without it",
-        vec![],
-    )
-}
-
-pub(super) fn api_responding() -> StepOutcome {
-    StepOutcome::blocked(
-        "not built yet: ema's REST API (/api/v1/models/…) does not exist yet, so there are no endpoints to check",
-        vec![],
     )
 }
 
