@@ -65,10 +65,10 @@ pub fn run(a: ApiCompatArgs, ctx: &Ctx) -> Result<i32> {
             c.reason
         );
     }
-    if report.checks.iter().all(|c| c.http_status.is_none()) {
-        if let Ok(Err(why)) = api_check::blocking(api_check::alive(&target)) {
-            println!("{why}");
-        }
+    if report.checks.iter().all(|c| c.http_status.is_none())
+        && let Ok(Err(why)) = api_check::blocking(api_check::alive(&target))
+    {
+        println!("{why}");
     }
     println!(
         "api compatibility: {} passed, {} failed",
