@@ -29,7 +29,8 @@ chmod 755 "$TMP"
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$TMP" 2>/dev/null || true
 }
 trap cleanup EXIT
 
