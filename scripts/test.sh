@@ -28,6 +28,9 @@ python3 -c 'import requests' 2>/dev/null || python3 -m pip install -q requests
 . scripts/pg_cluster.sh
 trap pg_cluster_stop EXIT
 pg_cluster_start
+# The OpenAPI document is validated and every route fuzzed from it (tests/server_openapi.rs).
+python3 -c 'import schemathesis, openapi_spec_validator' 2>/dev/null \
+  || python3 -m pip install -q schemathesis==4.32.5 openapi-spec-validator==0.9.0
 
 cargo fmt --check
 python3 scripts/check_layout.py

@@ -12,6 +12,7 @@ use ema::engine::legacy::sample::legacy_install;
 use serde_json::Value;
 use support::cli::{Run, ema_cmd, run};
 use support::data::{find_in, strs_in};
+use support::server::EmaServer;
 
 /// `ema` run in `cwd` with the platform directories inside `home` (no configuration of the machine is found).
 fn ema_in(cwd: &Path, home: &Path, args: &[&str]) -> Run {
@@ -75,6 +76,17 @@ fn migrated_install(t: &Path, flip_a_byte: bool) -> std::path::PathBuf {
 fn validate_migration_passes_on_a_migrated_legacy_install_and_says_what_is_not_applicable() {
     let t = tempfile::tempdir().unwrap();
     let root = migrated_install(t.path(), false);
+    // The migrated configuration's server runs (on a free port): the api check reaches it.
+    let cfg_path = root.join("config/enhanced_model_config.json");
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    cfg["api"]["port"] = port.into();
+    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    let srv = EmaServer::start(&cfg_path, "http://127.0.0.1:9", &[], &[]);
     let r = ema_in(&root, t.path(), &["validate-migration", "--json"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let v = r.json();
@@ -93,8 +105,8 @@ fn validate_migration_passes_on_a_migrated_legacy_install_and_says_what_is_not_a
     });
     let detail = text(&c["details"], 0);
     assert!(detail.contains("config.json is converted"), "{c}");
-    check_says(&v, "api", "not_applicable", "reason", |s| {
-        s.contains("the REST API (ema start) is not built yet (issue 14)")
+    check_says(&v, "api", "pass", "figure", |s| {
+        s == format!("9 of 9 endpoints pass at http://127.0.0.1:{port}")
     });
     let f = check_says(&v, "features", "pass", "reason", |s| {
         s.contains("every feature switched on has its engine part")
@@ -115,8 +127,15 @@ fn validate_migration_passes_on_a_migrated_legacy_install_and_says_what_is_not_a
     // One check asked for by name: only that one runs; human output names the verdicts.
     let r = ema_in(&root, t.path(), &["validate-migration", "--check-api"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.starts_with("not applicable  api"), "{}", r.stdout);
+    assert!(r.stdout.starts_with("pass            api"), "{}", r.stdout);
     assert!(!r.stdout.contains("models"), "{}", r.stdout);
+    // With the server stopped, the api check fails and says how to start it.
+    let (code, _) = srv.stop();
+    assert_eq!(code, 0);
+    let r = ema_in(&root, t.path(), &["validate-migration", "--check-api"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stdout.starts_with("fail            api"), "{}", r.stdout);
+    assert!(r.stdout.contains("`ema start`"), "{}", r.stdout);
 }
 
 #[test]

@@ -428,3 +428,146 @@ fn the_side_by_side_wizard_leaves_the_legacy_install_as_it_was_and_rolls_back_em
         0
     );
 }
+
+#[test]
+fn services_started_and_api_responding_check_a_live_ema_start_on_the_configured_address() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let root = planned(d, free_port());
+    // The configuration in force names the server's address (no migrated configuration exists yet).
+    let port = free_port();
+    let cfg = support::server::write_config(d, serde_json::json!({"api": {"port": port}}));
+    let cfg_s = cfg.to_str().unwrap();
+
+    // Nothing listens there yet: both fail, saying how to start the server.
+    let r = ema(
+        d,
+        &root,
+        &[
+            "--config",
+            cfg_s,
+            "migrate",
+            "run",
+            "services_started",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let rec = r.json();
+    assert_eq!(rec["state"], "failed", "{rec}");
+    let details = rec["details"].as_str().unwrap();
+    assert!(
+        details.contains(&format!("http://127.0.0.1:{port}"))
+            && details.contains("`ema start`")
+            && details.contains("systemctl start enhanced-model-availability"),
+        "{details}"
+    );
+
+    let r = ema(
+        d,
+        &root,
+        &[
+            "--config",
+            cfg_s,
+            "migrate",
+            "run",
+            "api_responding",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["state"], "failed");
+
+    // With `ema start` on that address: both pass (run again), one log line per endpoint.
+    let srv = support::server::EmaServer::start(&cfg, "http://127.0.0.1:9", &[], &[]);
+    assert_eq!(srv.port(0), port);
+    let r = ema(
+        d,
+        &root,
+        &[
+            "--config",
+            cfg_s,
+            "migrate",
+            "run",
+            "services_started",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let rec = r.json();
+    assert_eq!(rec["state"], "done", "{rec}");
+    assert!(
+        rec["details"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("answers at http://127.0.0.1:{port}")),
+        "{rec}"
+    );
+    let r = ema(
+        d,
+        &root,
+        &[
+            "--config",
+            cfg_s,
+            "migrate",
+            "run",
+            "api_responding",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let rec = r.json();
+    assert_eq!(rec["state"], "done", "{rec}");
+    let log: Vec<String> = rec["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["text"].as_str().unwrap().to_string())
+        .collect();
+    for endpoint in [
+        "GET /api/v1/models/status",
+        "POST /api/v1/models/download",
+        "GET /api/v1/models/status/detailed",
+        "POST /api/v1/models/download/manage",
+        "GET /ws",
+    ] {
+        assert!(
+            log.iter()
+                .any(|l| l.starts_with("pass ") && l.contains(&format!(" {endpoint}: "))),
+            "{endpoint} not passed in {log:?}"
+        );
+    }
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("pass ")).count(),
+        9,
+        "{log:?}"
+    );
+
+    // The same checks from the command line: every endpoint passes while it runs, none once it stopped.
+    let r = ema(
+        d,
+        &root,
+        &["--config", cfg_s, "test-api-compatibility", "--json"],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["passed"], 9);
+    let (code, _) = srv.stop();
+    assert_eq!(code, 0);
+    let r = ema(
+        d,
+        &root,
+        &[
+            "--config",
+            cfg_s,
+            "test-api-compatibility",
+            "--legacy-endpoints",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("api compatibility: 0 passed, 3 failed"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("`ema start`"), "{}", r.stdout);
+}

@@ -8,6 +8,7 @@ use crate::engine::config::{self, LoadedConfig};
 use crate::engine::error::{Result, exit};
 
 pub mod analytics;
+pub mod api_compat;
 pub mod backup;
 pub mod benchmark;
 pub mod config_cmds;
@@ -94,6 +95,8 @@ pub enum Command {
     VerifyMigration(migrate::VerifyMigrationArgs),
     /// The guide's post-migration validation: models, configuration, API, features (pass / fail / not applicable).
     ValidateMigration(validate::ValidateMigrationArgs),
+    /// Check a running server endpoint by endpoint against the shapes the guide's legacy and enhanced clients read.
+    TestApiCompatibility(api_compat::ApiCompatArgs),
     /// Self-test on this machine: an interrupted download resumed, verified, a byte corrupted and repaired, against
     /// the built-in sample hub in a temporary store.
     TestInstallation(selftest::TestInstallationArgs),
@@ -222,6 +225,7 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::MigrateModels(a) => migrate::migrate_models(a, ctx),
         Command::VerifyMigration(a) => migrate::verify_migration(a, ctx),
         Command::ValidateMigration(a) => validate::validate_migration(a, ctx),
+        Command::TestApiCompatibility(a) => api_compat::run(a, ctx),
         Command::TestInstallation(a) => selftest::test_installation(a, ctx),
         Command::TestEnhancedFeatures(a) => selftest::test_enhanced_features(a, ctx),
         Command::Migrate(a) => migrate_wizard::run(a, ctx),

@@ -24,7 +24,7 @@ pub const MAX_FINISHED_JOBS: usize = 256;
 pub const MAX_RETRIES_LIMIT: u32 = 20;
 
 /// Where a job stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     Queued,
@@ -47,7 +47,7 @@ impl JobState {
 }
 
 /// A job as its callers see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobView {
     pub job_id: String,
     pub model_id: String,

@@ -1,6 +1,7 @@
 //! The model engine: configuration, store, hub client, downloads, integrity, health, events. No UI code here.
 
 pub mod analytics;
+pub mod api_check;
 pub mod atomic;
 pub mod backup;
 pub mod benchmark;

@@ -5,7 +5,8 @@
 //!   intact, damaged and unadopted counts and every damaged file named;
 //! - config: the configuration in force validated (every problem listed), and a legacy `config.json` in the
 //!   install directory that was never converted pointed at `migrate-config`;
-//! - api: the REST API does not exist yet (issue 14), so it is not applicable — never a pass;
+//! - api: the server on the configured `api.host:api.port` answers every legacy and enhanced endpoint in the shape
+//!   the guide's clients read ([`crate::engine::api_check`], as `test-api-compatibility`); no server answering fails;
 //! - features: each `features.*` flag in force and whether the engine part behind it exists.
 
 use std::path::{Path, PathBuf};
@@ -471,17 +472,85 @@ fn legacy_differences(legacy_path: &Path, text: &str, inforce: &Config) -> Vec<S
 }
 
 fn check_api(cfg: &InForce) -> Check {
-    let figure = match &cfg.config {
-        Some(c) => format!("api {}:{} configured, not served", c.api.host, c.api.port),
-        None => "not checked".into(),
+    use crate::engine::api_check::{self, Target};
+    let Some(c) = &cfg.config else {
+        return check(
+            "api",
+            CheckStatus::Fail,
+            "not checked".into(),
+            "the server's address is unknown: the configuration in force does not load (see the config check)"
+                .into(),
+        );
     };
-    check(
-        "api",
-        CheckStatus::NotApplicable,
-        figure,
-        "not applicable: the REST API (ema start) is not built yet (issue 14), so there is no endpoint to check"
-            .into(),
-    )
+    let target = match Target::new(c, None, std::env::var("EMA_API_TOKEN").ok()) {
+        Ok(t) => t,
+        Err(e) => {
+            return check(
+                "api",
+                CheckStatus::Fail,
+                "not checked".into(),
+                e.to_string(),
+            );
+        }
+    };
+    let report = match api_check::blocking(async {
+        match api_check::alive(&target).await {
+            Ok(_) => Ok(api_check::compatibility(&target, true, true).await),
+            Err(why) => Err(why),
+        }
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            return check(
+                "api",
+                CheckStatus::Fail,
+                "not checked".into(),
+                e.to_string(),
+            );
+        }
+    };
+    let report = match report {
+        Ok(r) => r,
+        Err(why) => {
+            return check(
+                "api",
+                CheckStatus::Fail,
+                format!("no server at {}", target.base),
+                why,
+            );
+        }
+    };
+    let figure = format!(
+        "{} of {} endpoints pass at {}",
+        report.passed,
+        report.checks.len(),
+        target.base
+    );
+    let mut out = if report.all_passed() {
+        check(
+            "api",
+            CheckStatus::Pass,
+            figure,
+            "every legacy and enhanced endpoint answers as the guide's clients read it".into(),
+        )
+    } else {
+        check(
+            "api",
+            CheckStatus::Fail,
+            figure,
+            format!(
+                "endpoints failed; see below, or run `ema test-api-compatibility --url {}`",
+                target.base
+            ),
+        )
+    };
+    out.details = report
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.endpoint, c.reason))
+        .collect();
+    out
 }
 
 fn check_features(cfg: &InForce) -> Check {

@@ -251,6 +251,8 @@ pub fn route_label(path: &str) -> &'static str {
         "/api/v1/models/download/manage" => "/api/v1/models/download/manage",
         "/api/v1/downloads" => "/api/v1/downloads",
         "/api/v1/admin/health" => "/api/v1/admin/health",
+        "/api/v1/openapi.json" => "/api/v1/openapi.json",
+        "/api/v1/models/fallback/suggest" => "/api/v1/models/fallback/suggest",
         "/ws" => "/ws",
         "/metrics" => "/metrics",
         p if p.starts_with("/api/v1/downloads/") => "/api/v1/downloads/{job}",
@@ -273,6 +275,13 @@ pub async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> R
 }
 
 /// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "metrics", operation_id = "metrics", security(()),
+    responses(
+        (status = 200, description = "the Prometheus text exposition (format 0.0.4)", body = String,
+         content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        (status = 403, description = "Host not allowed", body = super::api::types::ErrorBody),
+        (status = 500, description = "the metrics could not be gathered", body = super::api::types::ErrorBody),
+    ))]
 pub async fn handler(State(ctx): State<Arc<super::api::ApiContext>>) -> Response {
     let c = ctx.clone();
     match tokio::task::spawn_blocking(move || c.metrics.encode(&c.engine)).await {

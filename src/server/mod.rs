@@ -5,7 +5,7 @@
 //! the store's repo index, the CDN secret) from the Hub protocol's routes (`hub::routes()`, under `hub/`). Before
 //! routing, `hub::paths::canonical_path` turns the Hub's one-or-two-segment repo ids into one segment and keeps
 //! the mirror read-only. `api_app()` is `ema start`'s app: the REST API (`api/`), `/ws` (`ws.rs`) and `/metrics`
-//! (`metrics.rs`) over an `ApiContext` (the engine, its download jobs, the metrics), with the mirror's app as the
+//! (`metrics.rs`), registered with their OpenAPI document (`openapi.rs`), over an `ApiContext` (the engine, its download jobs, the metrics), with the mirror's app as the
 //! fallback for every other path, inside the security layer (`security.rs`) and the HTTP metrics layer.
 //! `start.rs` runs it.
 //!
@@ -19,6 +19,7 @@ pub(crate) mod hub;
 pub mod metrics;
 pub mod mirror;
 pub mod notify;
+pub mod openapi;
 pub mod options;
 pub mod sample_hub;
 pub mod security;
@@ -31,7 +32,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
 
 use state::ServerState;
 
@@ -64,10 +64,7 @@ pub(crate) fn api_app(
     guard: security::GuardCell,
     surface: api::Surface,
 ) -> Router {
-    let mut r = api::routes(surface).route("/metrics", get(metrics::handler));
-    if surface.enhanced {
-        r = r.route("/ws", get(ws::handler));
-    }
+    let (r, _) = openapi::app_routes(surface, guard.clone());
     let r = r
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(ctx.clone());

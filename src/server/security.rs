@@ -91,6 +91,11 @@ impl Guard {
         }
     }
 
+    /// Whether requests need the token (every route but the open ones).
+    pub fn requires_token(&self) -> bool {
+        self.token_digest.is_some()
+    }
+
     fn token_ok(&self, offered: &str) -> bool {
         match &self.token_digest {
             Some(want) => bool::from(digest(offered.as_bytes()).ct_eq(want)),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
@@ -24,8 +25,37 @@ use crate::engine::events::Event;
 /// Events buffered per client before it counts as lagging.
 pub const CLIENT_BUFFER: usize = 256;
 
-/// `GET /ws`: upgrade, echoing the `ema.v1` subprotocol when the client offers it.
-pub async fn handler(State(ctx): State<Arc<ApiContext>>, ws: WebSocketUpgrade) -> Response {
+/// `GET /ws`: upgrade, echoing the `ema.v1` subprotocol when the client offers it; a request that is not a
+/// WebSocket handshake gets the API's JSON error.
+#[utoipa::path(get, path = "/ws", tag = "enhanced", operation_id = "websocket",
+    responses(
+        (status = 101, description = "the WebSocket: a `snapshot`, then every engine event as a JSON text frame"),
+        (status = 400, description = "not a WebSocket handshake", body = super::api::types::ErrorBody),
+        (status = 401, description = "a token is configured and the handshake carries none or another",
+         body = super::api::types::ErrorBody),
+        (status = 403, description = "Host or Origin not allowed", body = super::api::types::ErrorBody),
+        (status = 426, description = "the connection cannot be upgraded", body = super::api::types::ErrorBody),
+    ))]
+pub async fn handler(
+    State(ctx): State<Arc<ApiContext>>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => {
+            let status = e.status();
+            let code = if status == axum::http::StatusCode::UPGRADE_REQUIRED {
+                "upgrade_required"
+            } else {
+                "not_a_websocket_handshake"
+            };
+            let msg = format!(
+                "{}; connect with a WebSocket client (ws://HOST:PORT/ws)",
+                e.body_text()
+            );
+            return super::api::error::error_response(status, code, &msg);
+        }
+    };
     ws.protocols([WS_PROTOCOL])
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| session(socket, ctx))
@@ -63,7 +93,7 @@ async fn snapshot(ctx: &Arc<ApiContext>) -> Value {
         .await
         .ok()
         .and_then(|r| r.ok())
-        .map(|mut v| v["models"].take())
+        .and_then(|d| serde_json::to_value(d.models).ok())
         .unwrap_or_else(|| json!({}));
     json!({"type": "snapshot", "models": models, "downloads": ctx.jobs.list()})
 }

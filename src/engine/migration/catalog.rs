@@ -210,7 +210,9 @@ pub const STEPS: &[StepDef] = &[
         "services_started",
         Migration,
         "Services started",
-        "Starts ema's API server — which does not exist yet (`ema start`): reported as not built, never as a pass.",
+        "An ema server answers GET /api/v1/admin/health on the configured api.host:api.port (the migrated \
+         configuration's); else it fails saying how to start one (`ema start`, or `systemctl start \
+         enhanced-model-availability`).",
     ),
     step(
         Automatic,
@@ -233,7 +235,8 @@ pub const STEPS: &[StepDef] = &[
         "api_responding",
         PostMigration,
         "API endpoints responding",
-        "Needs ema's REST API server, which does not exist yet: reported as not built, never as a pass.",
+        "Every legacy and enhanced endpoint of the running server answers in the shape the guide's clients read \
+         (the checks of `ema test-api-compatibility`); nothing is changed on the server.",
     ),
     step(
         Automatic,

@@ -83,15 +83,24 @@ fn every_automatic_step_does_real_work_on_a_legacy_install() {
     let db = run(&w, "database_migrated");
     assert_eq!(db.state, StepState::Done, "{db:?}");
     assert!(db.details.unwrap().contains("5 imported"));
-    for s in [
-        "services_started",
-        "api_responding",
-        "monitoring_configured",
-    ] {
-        let r = run(&w, s);
-        assert_eq!(r.state, StepState::Blocked, "{r:?}");
-        assert!(r.details.unwrap().contains("not built yet"));
-    }
+    // No ema server runs on the migrated configuration's address: both fail, saying how to start one.
+    let r = run(&w, "services_started");
+    assert_eq!(r.state, StepState::Failed, "{r:?}");
+    let d = r.details.unwrap();
+    assert!(
+        d.contains("`ema start`") && d.contains("systemctl start enhanced-model-availability"),
+        "{d}"
+    );
+    let r = run(&w, "api_responding");
+    assert_eq!(r.state, StepState::Failed, "{r:?}");
+    assert!(
+        r.details
+            .unwrap()
+            .contains("ema test-api-compatibility --url http://")
+    );
+    let r = run(&w, "monitoring_configured");
+    assert_eq!(r.state, StepState::Blocked, "{r:?}");
+    assert!(r.details.unwrap().contains("not built yet"));
     let r = run(&w, "features_working");
     assert_eq!(r.state, StepState::Blocked, "{r:?}");
     assert!(

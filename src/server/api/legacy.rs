@@ -1,34 +1,28 @@
 //! The legacy endpoints, shaped as the migration guide's legacy client reads them: `GET /api/v1/models/status`
 //! (`{"<id>": {"available": bool, …}}`), `POST /api/v1/models/download` (`{"model_id"}`) and
-//! `GET /api/v1/models/health`.
+//! `GET /api/v1/models/health`. Each handler carries its OpenAPI description (`#[utoipa::path]`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::ApiContext;
 use super::error::{ApiError, StrictJson, model_id};
+use super::types::{DownloadRequest, DownloadStarted, ErrorBody, LegacyModelStatus, ModelsHealth};
 use super::views;
 use crate::engine::Engine;
 use crate::engine::error::{EmaError, Result};
 
-pub fn routes() -> Router<Arc<ApiContext>> {
-    Router::new()
-        .route("/api/v1/models/status", get(status))
-        .route("/api/v1/models/download", post(download))
-}
-
 /// Run a blocking engine read off the async threads.
-pub async fn blocking(
+pub async fn blocking<T: Serialize + Send + 'static>(
     ctx: &ApiContext,
-    f: impl FnOnce(&Engine) -> Result<Value> + Send + 'static,
-) -> std::result::Result<Json<Value>, ApiError> {
+    f: impl FnOnce(&Engine) -> Result<T> + Send + 'static,
+) -> std::result::Result<Json<T>, ApiError> {
     let engine = ctx.engine.clone();
     let v = tokio::task::spawn_blocking(move || f(&engine))
         .await
@@ -36,46 +30,61 @@ pub async fn blocking(
     Ok(Json(v))
 }
 
-async fn status(State(ctx): State<Arc<ApiContext>>) -> std::result::Result<Json<Value>, ApiError> {
+/// Every model in the store and on the watch list.
+#[utoipa::path(get, path = "/api/v1/models/status", tag = "legacy",
+    responses(
+        (status = 200, description = "every model in the store and on the watch list, by id",
+         body = BTreeMap<String, LegacyModelStatus>),
+        (status = 401, description = "a token is configured and the request has none or another", body = ErrorBody),
+        (status = 403, description = "Host or Origin not allowed", body = ErrorBody),
+        (status = 500, description = "the store could not be read", body = ErrorBody),
+    ))]
+pub async fn status(
+    State(ctx): State<Arc<ApiContext>>,
+) -> std::result::Result<Json<BTreeMap<String, LegacyModelStatus>>, ApiError> {
     blocking(&ctx, views::legacy_status).await
 }
 
+/// A quick health check of every model, the recent alerts and the storage use.
+#[utoipa::path(get, path = "/api/v1/models/health", tag = "legacy",
+    responses(
+        (status = 200, description = "quick check of every model", body = ModelsHealth),
+        (status = 401, description = "a token is configured and the request has none or another", body = ErrorBody),
+        (status = 403, description = "Host or Origin not allowed", body = ErrorBody),
+        (status = 500, description = "the store could not be read", body = ErrorBody),
+    ))]
 pub async fn models_health(
     State(ctx): State<Arc<ApiContext>>,
-) -> std::result::Result<Json<Value>, ApiError> {
+) -> std::result::Result<Json<ModelsHealth>, ApiError> {
     blocking(&ctx, views::models_health).await
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DownloadBody {
-    model_id: String,
-}
-
 /// Start (or join) the model's download job: `202` with the job when it started, `200` when one was running.
-async fn download(
+#[utoipa::path(post, path = "/api/v1/models/download", tag = "legacy",
+    request_body = DownloadRequest,
+    responses(
+        (status = 202, description = "a download job started", body = DownloadStarted),
+        (status = 200, description = "the model's job was already running; the caller shares it", body = DownloadStarted),
+        (status = 400, description = "malformed JSON, an unknown field or a bad model id", body = ErrorBody),
+        (status = 401, description = "a token is configured and the request has none or another", body = ErrorBody),
+        (status = 403, description = "Host or Origin not allowed", body = ErrorBody),
+        (status = 413, description = "the body is over 64 KiB", body = ErrorBody),
+    ))]
+pub async fn download(
     State(ctx): State<Arc<ApiContext>>,
-    StrictJson(body): StrictJson<DownloadBody>,
+    StrictJson(body): StrictJson<DownloadRequest>,
 ) -> std::result::Result<Response, ApiError> {
     let repo = model_id(&body.model_id)?;
     let started = ctx.jobs.start(&repo, 0)?;
-    let status = if started.created {
-        StatusCode::ACCEPTED
+    let (status, word) = if started.created {
+        (StatusCode::ACCEPTED, "started")
     } else {
-        StatusCode::OK
+        (StatusCode::OK, "already_downloading")
     };
-    let word = if started.created {
-        "started"
-    } else {
-        "already_downloading"
+    let answer = DownloadStarted {
+        status: word.to_string(),
+        model_id: repo.to_string(),
+        job_id: started.job.job_id,
     };
-    Ok((
-        status,
-        Json(json!({
-            "status": word,
-            "model_id": repo.to_string(),
-            "job_id": started.job.job_id,
-        })),
-    )
-        .into_response())
+    Ok((status, Json(answer)).into_response())
 }

@@ -2,21 +2,27 @@
 //! views both build on (`views.rs`) and the error answer and strict body reader (`error.rs`), over one
 //! [`ApiContext`] (the engine, its download jobs, the metrics).
 //!
-//! Seam for the parts not built yet: `GET /api/v1/models/analytics` and `POST /api/v1/models/fallback/suggest`
-//! are merged here (in [`routes`]) once their engine parts exist; until then they answer the API's JSON 404.
+//! [`routes`] registers each handler with its OpenAPI description (utoipa-axum), so the document
+//! (`server/openapi.rs`) lists exactly the routes served; the bodies' types are in `types.rs`.
+//!
+//! Seam for the part not built yet: `GET /api/v1/models/analytics` is merged here (in [`routes`]) once its
+//! engine part exists; until then it answers the API's JSON 404. `fallback.rs` serves the scored fallback.
 
 pub mod enhanced;
 pub mod error;
+pub mod fallback;
 pub mod legacy;
+pub mod types;
 pub mod views;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Router;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{any, get};
+use axum::routing::any;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::engine::Engine;
 use crate::engine::jobs::JobBoard;
@@ -48,17 +54,24 @@ pub struct Surface {
     pub enhanced: bool,
 }
 
-/// The API routes of `surface` (admin health and an API-wide JSON 404 always).
-pub fn routes(surface: Surface) -> Router<Arc<ApiContext>> {
-    let mut r = Router::new().route("/api/v1/admin/health", get(enhanced::admin_health));
+/// The API routes of `surface` with their OpenAPI descriptions (admin health and an API-wide JSON 404 always).
+pub fn routes(surface: Surface) -> OpenApiRouter<Arc<ApiContext>> {
+    let mut r = OpenApiRouter::new().routes(routes!(enhanced::admin_health));
     if surface.legacy || surface.enhanced {
-        r = r.route("/api/v1/models/health", get(legacy::models_health));
+        r = r.routes(routes!(legacy::models_health));
     }
     if surface.legacy {
-        r = r.merge(legacy::routes());
+        r = r
+            .routes(routes!(legacy::status))
+            .routes(routes!(legacy::download));
     }
     if surface.enhanced {
-        r = r.merge(enhanced::routes());
+        r = r
+            .routes(routes!(enhanced::detailed))
+            .routes(routes!(enhanced::manage))
+            .routes(routes!(enhanced::list_jobs))
+            .routes(routes!(enhanced::one_job))
+            .routes(routes!(fallback::suggest));
     }
     r.route("/api/v1", any(unknown_api_path))
         .route("/api/v1/", any(unknown_api_path))
@@ -69,7 +82,6 @@ async fn unknown_api_path() -> Response {
     error::error_response(
         StatusCode::NOT_FOUND,
         "unknown_endpoint",
-        "no such API endpoint on this server; GET /api/v1/openapi.json is not served yet, see the README's \
-         Server section for the endpoints",
+        "no such API endpoint on this server; GET /api/v1/openapi.json lists the endpoints it serves",
     )
 }

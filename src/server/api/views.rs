@@ -4,15 +4,18 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
-
 use crate::engine::Engine;
 use crate::engine::error::{EmaError, Result};
-use crate::engine::events::Availability;
+use crate::engine::events::{Availability, HealthState};
 use crate::engine::health::{self, HealthSnapshot};
 use crate::engine::integrity::{hash, verify};
 use crate::engine::inventory::ModelStatus;
 use crate::engine::store::RepoId;
+
+use super::types::{
+    AlertView, DetailedModel, DetailedStatus, DetailedSummary, DownloadView, HealthView,
+    LegacyModelStatus, LegacyStatus, ModelsHealth, QuickHealth, StorageView, wire_name,
+};
 
 /// Every model in the store and on the watch list, by id (blocking: reads the sidecars).
 pub fn statuses(engine: &Engine) -> Result<BTreeMap<String, Option<ModelStatus>>> {
@@ -36,115 +39,143 @@ fn availability(m: &Option<ModelStatus>) -> Availability {
 }
 
 /// The legacy client's map: `{"<id>": {"available": bool, "status", "size_bytes", …}}`.
-pub fn legacy_status(engine: &Engine) -> Result<Value> {
-    let mut map = serde_json::Map::new();
-    for (id, m) in statuses(engine)? {
-        let a = availability(&m);
-        map.insert(
-            id,
-            json!({
-                "available": a == Availability::Available,
-                "status": a.as_str(),
-                "size_bytes": m.as_ref().map(|m| m.size_bytes).unwrap_or(0),
-                "commit": m.as_ref().and_then(|m| m.commit.clone()),
-            }),
-        );
-    }
-    Ok(Value::Object(map))
+pub fn legacy_status(engine: &Engine) -> Result<LegacyStatus> {
+    Ok(statuses(engine)?
+        .into_iter()
+        .map(|(id, m)| {
+            let a = availability(&m);
+            let v = LegacyModelStatus {
+                available: a == Availability::Available,
+                status: a.as_str().to_string(),
+                size_bytes: m.as_ref().map(|m| m.size_bytes).unwrap_or(0),
+                commit: m.as_ref().and_then(|m| m.commit.clone()),
+            };
+            (id, v)
+        })
+        .collect())
 }
 
 /// The enhanced client's document: `{"models": {"<id>": {"is_available": bool, …}}, "summary": {…}}`.
-pub fn detailed_status(engine: &Engine) -> Result<Value> {
+pub fn detailed_status(engine: &Engine) -> Result<DetailedStatus> {
     let snap = HealthSnapshot::load(engine.store());
-    let mut models = serde_json::Map::new();
-    let mut summary: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut models = BTreeMap::new();
+    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
     for (id, m) in statuses(engine)? {
         let a = availability(&m);
-        *summary.entry(a.as_str()).or_default() += 1;
-        let health = snap.models.get(&id).map(|h| {
-            json!({"state": h.state, "reason": h.reason, "checked_at": h.checked_at, "mode": h.mode})
+        *by_status.entry(a.as_str().to_string()).or_default() += 1;
+        let health = snap.models.get(&id).map(|h| HealthView {
+            state: h.state.as_str().to_string(),
+            reason: h.reason.clone(),
+            checked_at: h.checked_at.clone(),
+            mode: wire_name(&h.mode),
         });
-        let v = match &m {
-            Some(m) => json!({
-                "is_available": a == Availability::Available,
-                "status": a.as_str(),
-                "commit": m.commit,
-                "requested_revision": m.requested_revision,
-                "size_bytes": m.size_bytes,
-                "present_bytes": m.present_bytes,
-                "files_total": m.files_total,
-                "files_present": m.files_present,
-                "verification": m.verification,
-                "last_verified_at": m.last_verified_at,
-                "pipeline_tag": m.pipeline_tag,
-                "health": health,
-                "download": m.download.as_ref().map(|d| json!({
-                    "state": d.state, "bytes_done": d.bytes_done, "bytes_total": d.bytes_total,
-                    "rate_bytes_per_sec": d.rate_bytes_per_sec, "eta_seconds": d.eta_seconds,
-                    "error": d.error,
-                })),
-            }),
-            None => json!({
-                "is_available": false,
-                "status": a.as_str(),
-                "commit": null,
-                "size_bytes": 0,
-                "present_bytes": 0,
-                "files_total": 0,
-                "files_present": 0,
-                "verification": null,
-                "last_verified_at": null,
-                "pipeline_tag": null,
-                "health": health,
-                "download": null,
-                "watched": true,
-            }),
+        let v = match m {
+            Some(m) => DetailedModel {
+                is_available: a == Availability::Available,
+                status: a.as_str().to_string(),
+                commit: m.commit,
+                requested_revision: m.requested_revision,
+                size_bytes: m.size_bytes,
+                present_bytes: m.present_bytes,
+                files_total: m.files_total as u64,
+                files_present: m.files_present as u64,
+                verification: m.verification.as_ref().map(wire_name),
+                last_verified_at: m.last_verified_at,
+                pipeline_tag: m.pipeline_tag,
+                health,
+                download: m.download.map(|d| DownloadView {
+                    state: wire_name(&d.state),
+                    bytes_done: d.bytes_done,
+                    bytes_total: d.bytes_total,
+                    rate_bytes_per_sec: d.rate_bytes_per_sec,
+                    eta_seconds: d.eta_seconds,
+                    error: d.error,
+                }),
+                watched: false,
+            },
+            None => DetailedModel {
+                is_available: false,
+                status: a.as_str().to_string(),
+                commit: None,
+                requested_revision: None,
+                size_bytes: 0,
+                present_bytes: 0,
+                files_total: 0,
+                files_present: 0,
+                verification: None,
+                last_verified_at: None,
+                pipeline_tag: None,
+                health,
+                download: None,
+                watched: true,
+            },
         };
         models.insert(id, v);
     }
-    Ok(json!({
-        "models": models,
-        "summary": {"total": models.len(), "by_status": summary},
-    }))
+    Ok(DetailedStatus {
+        summary: DetailedSummary {
+            total: models.len() as u64,
+            by_status,
+        },
+        models,
+    })
 }
 
 /// The legacy health answer: a quick check of every model (existence, size, mtime), recent alerts, storage.
-pub fn models_health(engine: &Engine) -> Result<Value> {
+pub fn models_health(engine: &Engine) -> Result<ModelsHealth> {
     let store = engine.store();
     let ids = store.list_models()?;
     let checked = verify::quick_check(store, &ids, hash::default_threads());
     let counts = verify::count_states(&checked);
-    let healthy = checked
-        .iter()
-        .all(|m| m.state == crate::engine::events::HealthState::Healthy);
-    let models: serde_json::Map<String, Value> = checked
+    let healthy = checked.iter().all(|m| m.state == HealthState::Healthy);
+    let models = checked
         .iter()
         .map(|m| {
-            (
-                m.model_id.clone(),
-                json!({"state": m.state, "reason": m.reason, "healthy": m.state == crate::engine::events::HealthState::Healthy}),
-            )
+            let v = QuickHealth {
+                state: m.state.as_str().to_string(),
+                reason: m.reason.clone(),
+                healthy: m.state == HealthState::Healthy,
+            };
+            (m.model_id.clone(), v)
         })
         .collect();
     let alerts = engine
         .alerts()
         .recent(20)
-        .map_err(|e| EmaError::Other(format!("cannot read the alert history: {e}")))?;
+        .map_err(|e| EmaError::Other(format!("cannot read the alert history: {e}")))?
+        .into_iter()
+        .map(|a| AlertView {
+            id: a.id,
+            kind: a.kind,
+            severity: wire_name(&a.severity),
+            model_id: a.model_id,
+            message: a.message,
+            suggested_action: a.suggested_action,
+            first_at: a.first_at,
+            last_at: a.last_at,
+            count: a.count,
+            acknowledged: a.acknowledged,
+            resolved: a.resolved,
+        })
+        .collect();
     let usage = health::storage_usage(store, engine.config());
-    Ok(json!({
-        "status": if healthy { "healthy" } else { "degraded" },
-        "models": models,
-        "summary": counts,
-        "alerts": alerts,
-        "storage": {
-            "used_bytes": usage.used_bytes,
-            "budget_bytes": usage.budget_bytes,
-            "percent_of_budget": usage.percent_of_budget,
-            "disk_available_bytes": usage.disk_available_bytes,
-            "disk_total_bytes": usage.disk_total_bytes,
-            "threshold_percent": usage.threshold_percent,
-            "models_directory": usage.path,
+    Ok(ModelsHealth {
+        status: if healthy { "healthy" } else { "degraded" }.to_string(),
+        models,
+        summary: counts
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v as u64))
+            .collect(),
+        alerts,
+        storage: StorageView {
+            used_bytes: usage.used_bytes,
+            budget_bytes: usage.budget_bytes,
+            percent_of_budget: usage.percent_of_budget,
+            disk_available_bytes: usage.disk_available_bytes,
+            disk_total_bytes: usage.disk_total_bytes,
+            threshold_percent: usage.threshold_percent,
+            models_directory: usage.path.clone(),
         },
-        "monitoring_enabled": health::HealthMonitor::enabled(engine.config()),
-    }))
+        monitoring_enabled: health::HealthMonitor::enabled(engine.config()),
+    })
 }

@@ -1,6 +1,6 @@
-//! "Database migrated" (the legacy usage log into the analytics database), and the steps whose engine work depends
-//! on parts of ema that are not built yet (the API server, monitoring): each of those says exactly what is missing —
-//! a blocked outcome, never a pass.
+//! "Database migrated" (the legacy usage log into the analytics database), and the step whose engine work depends on
+//! a part of ema that is not built yet (monitoring): it says exactly what is missing — a blocked outcome, never a
+//! pass.
 
 use crate::engine::analytics;
 use crate::engine::migration::context::{MigrationContext, StepOutcome};
@@ -94,21 +94,6 @@ pub(super) fn database_migrated(ctx: &MigrationContext) -> StepOutcome {
             log,
         ),
     }
-}
-
-pub(super) fn services_started() -> StepOutcome {
-    StepOutcome::blocked(
-        "not built yet: ema's API server (`ema start`, the REST and WebSocket API) does not exist yet, so there is \
-         no enhanced service to start; the console and the CLI work without it",
-        vec![],
-    )
-}
-
-pub(super) fn api_responding() -> StepOutcome {
-    StepOutcome::blocked(
-        "not built yet: ema's REST API (/api/v1/models/…) does not exist yet, so there are no endpoints to check",
-        vec![],
-    )
 }
 
 pub(super) fn monitoring_configured() -> StepOutcome {

@@ -2,6 +2,7 @@
 //! to its runner. Every runner does real engine work on the recorded plan, or says plainly that the part it needs
 //! is not built yet (a blocked outcome, never a pass).
 
+mod api;
 mod backup;
 mod config;
 mod features;
@@ -26,10 +27,10 @@ pub fn run_step(id: &str, ctx: &MigrationContext) -> StepOutcome {
         "config_migrated" => StepOutcome::from_result(config::config_migrated(ctx)),
         "model_data_migrated" => StepOutcome::from_result(models::model_data_migrated(ctx)),
         "database_migrated" => later::database_migrated(ctx),
-        "services_started" => later::services_started(),
+        "services_started" => StepOutcome::from_result(api::services_started(ctx)),
         "basic_functionality" => StepOutcome::from_result(models::basic_functionality(ctx)),
         "models_accessible" => StepOutcome::from_result(models::models_accessible(ctx)),
-        "api_responding" => later::api_responding(),
+        "api_responding" => StepOutcome::from_result(api::api_responding(ctx)),
         "features_working" => StepOutcome::from_result(features::features_working(ctx)),
         "performance_acceptable" => StepOutcome::from_result(models::performance_acceptable(ctx)),
         "monitoring_configured" => later::monitoring_configured(),
