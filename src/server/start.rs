@@ -201,14 +201,52 @@ impl ApiServer {
         self.ctx.jobs.active_count()
     }
 
-    /// Stop accepting, let requests in flight finish (up to five seconds), stop the background work.
+    /// Stop accepting, let requests in flight finish (up to five seconds), stop the background work. Downloads
+    /// running here are paused first (their partial files and progress flushed, bounded by five seconds) and left
+    /// queued, so the next start continues them where they stopped.
     pub async fn shutdown(self) {
         self.stop.cancel();
+        self.park_downloads().await;
         for h in self.handles {
             h.shutdown().await;
         }
         for t in self.tasks {
             t.abort();
+        }
+    }
+
+    async fn park_downloads(&self) {
+        use crate::engine::download::Control;
+        use crate::engine::download::queue::{Queue, QueueState};
+        let engine = &self.ctx.engine;
+        let running: Vec<crate::engine::store::RepoId> = engine
+            .downloads()
+            .into_iter()
+            .filter(|d| d.in_process && d.state == QueueState::Downloading)
+            .filter_map(|d| crate::engine::store::RepoId::parse(&d.model_id).ok())
+            .collect();
+        if running.is_empty() {
+            return;
+        }
+        for r in &running {
+            let _ = engine.pause(r);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline
+            && engine
+                .downloads()
+                .iter()
+                .any(|d| d.in_process && d.state == QueueState::Downloading)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // Paused only to stop cleanly: the next start resumes them (an operator's pause stays a pause).
+        let q = Queue::new(engine.store());
+        for r in &running {
+            let _ = q.modify(r, |e| {
+                e.control = Control::Run;
+                e.state = QueueState::Queued;
+            });
         }
     }
 }
