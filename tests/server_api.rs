@@ -457,3 +457,69 @@ async fn a_real_prometheus_scrapes_the_bytes_a_download_moved() {
     srv.stop();
     hub.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_records_usage_analytics_and_serves_the_summary() {
+    let hub = Hub::start(sample_hub(), false, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("analytics.db");
+    let cfg = write_config(
+        dir.path(),
+        json!({"analytics": {"enabled": true, "db_url": format!("sqlite://{}", db.display())}}),
+    );
+    let srv = EmaServer::start(&cfg, &hub.endpoint(), &["--port", "0"], &[]);
+    let base = srv.url(0);
+    let tiny = "ema-demo/tiny-gpt";
+    let (s, v) = post(
+        &format!("{base}/api/v1/models/download/manage"),
+        json!({"model_id": tiny, "action": "start"}),
+    )
+    .await;
+    assert!(s.is_success(), "{v}");
+    let job = v["job_id"].as_str().unwrap().to_string();
+    poll(&format!("{base}/api/v1/downloads/{job}"), 60, |v| {
+        v["state"] == "completed"
+    })
+    .await;
+    let (s, v) = post(
+        &format!("{base}/api/v1/models/fallback/suggest"),
+        json!({"requested_model": "ema-demo/small-gpt"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // The recorder writes in batches: the summary shows the download and the request within a bounded wait.
+    let url = format!("{base}/api/v1/models/analytics");
+    let v = poll(&url, 30, |v| {
+        v["downloads"]["completed"].as_u64().unwrap_or(0) >= 1
+            && v["fallback"]["requests"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    assert!(v["downloads"]["bytes"].as_u64().unwrap() > 0, "{v}");
+    assert!(
+        v["database"].as_str().unwrap().contains("analytics.db"),
+        "{v}"
+    );
+    let (s, v) = get(&format!("{url}?since=7d")).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = get(&format!("{url}?since=yesterday-ish")).await;
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (400, Some("bad_request")),
+        "{v}"
+    );
+    let (code, _) = srv.stop();
+    assert_eq!(code, 0);
+    assert!(db.is_file());
+
+    // Recording off: the route says so.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), json!({"analytics": {"enabled": false}}));
+    let srv = EmaServer::start(&cfg, &hub.endpoint(), &["--port", "0"], &[]);
+    let (s, v) = get(&format!("{}/api/v1/models/analytics", srv.url(0))).await;
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (503, Some("analytics_off")),
+        "{v}"
+    );
+    srv.stop();
+}

@@ -92,6 +92,9 @@ pub fn run(args: StartArgs, ctx: &Ctx) -> Result<i32> {
         let mut term = signal(SignalKind::terminate()).map_err(signal_err)?;
         let mut int = signal(SignalKind::interrupt()).map_err(signal_err)?;
         let event_log = daemon::spawn_event_log(engine.bus());
+        // Usage analytics: downloads, requests and alerts handled by the server are recorded (when enabled).
+        let recorder = engine.clone();
+        recorder.start_analytics();
         let server = ApiServer::start(engine, opts).await?;
         if ctx.out.json {
             ctx.out.json_line(&serde_json::json!({
@@ -166,6 +169,9 @@ pub fn run(args: StartArgs, ctx: &Ctx) -> Result<i32> {
             daemon::log(Severity::Info, "stopping the server");
         }
         server.shutdown().await;
+        recorder
+            .stop_analytics(std::time::Duration::from_secs(2))
+            .await;
         event_log.abort();
         Ok(exit::OK)
     })

@@ -8,6 +8,7 @@
 //! Seam for the part not built yet: `GET /api/v1/models/analytics` is merged here (in [`routes`]) once its
 //! engine part exists; until then it answers the API's JSON 404. `fallback.rs` serves the scored fallback.
 
+pub mod analytics;
 pub mod enhanced;
 pub mod error;
 pub mod fallback;
@@ -71,7 +72,8 @@ pub fn routes(surface: Surface) -> OpenApiRouter<Arc<ApiContext>> {
             .routes(routes!(enhanced::manage))
             .routes(routes!(enhanced::list_jobs))
             .routes(routes!(enhanced::one_job))
-            .routes(routes!(fallback::suggest));
+            .routes(routes!(fallback::suggest))
+            .routes(routes!(analytics::summary));
     }
     r.route("/api/v1", any(unknown_api_path))
         .route("/api/v1/", any(unknown_api_path))
