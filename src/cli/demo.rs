@@ -184,7 +184,6 @@ fn demo_config(path: &std::path::Path, samples: &[RepoId], rate_mbps: f64) -> Re
         // The built-in hub's store is a local source for repair: a damaged demo model is repaired even when the
         // demo is not running (`ema verify-all-models --repair-corrupted`).
         c.storage.repair_sources = vec![PathBuf::from("hub")];
-        c.analytics.enabled = false;
         // Quick checks are cheap (milliseconds): in the demo, a damaged file shows up within seconds.
         c.health_monitoring.quick_check_interval_minutes = 0.1;
         c
@@ -231,6 +230,7 @@ fn headless_demo(
     let engine = Engine::new(loaded.config.clone(), hub_env)?;
     let rt = super::download::runtime()?;
     let mut code = exit::OK;
+    rt.block_on(async { engine.start_analytics() });
     for repo in samples {
         let res = rt.block_on(super::download::with_event_printer(
             ctx,
@@ -242,6 +242,7 @@ fn headless_demo(
             Err(e) => code = code.max(super::download::stream_error(ctx, &e)),
         }
     }
+    rt.block_on(engine.stop_analytics(std::time::Duration::from_secs(2)));
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     let models = engine.model_statuses(false)?;
     if ctx.out.json {

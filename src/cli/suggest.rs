@@ -57,12 +57,22 @@ pub fn run(a: SuggestArgs, ctx: &Ctx) -> Result<i32> {
         }
     }
     let rt = super::download::runtime()?;
-    let report = rt.block_on(engine.suggest(&Request {
-        model_id: repo.clone(),
-        requirements,
-        face: Face::Cli,
-        usage: UsageHints::default(),
-    }))?;
+    // The request, the offers and the mock are usage analytics (when recording is on); flushed before exiting.
+    let report = rt.block_on(async {
+        engine.start_analytics();
+        let r = engine
+            .suggest(&Request {
+                model_id: repo.clone(),
+                requirements,
+                face: Face::Cli,
+                usage: UsageHints::default(),
+            })
+            .await;
+        engine
+            .stop_analytics(std::time::Duration::from_secs(2))
+            .await;
+        r
+    })?;
     let queued = if a.queue && report.requested_status != Availability::Available {
         fallback::enqueue(engine.config(), engine.store(), &repo)?;
         let exe = std::env::current_exe().map_err(|e| {
