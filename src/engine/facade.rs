@@ -33,6 +33,8 @@ pub struct Engine {
     fallback: super::fallback::index::Index,
     /// The usage-analytics recorder, once started ([`Engine::start_analytics`]).
     recorder: std::sync::Arc<std::sync::OnceLock<Recorder>>,
+    /// The analytics database the fallback score reads, opened once (schema checked once) and shared by every call.
+    usage_db: std::sync::Arc<std::sync::Mutex<Option<analytics::AnalyticsDb>>>,
 }
 
 impl Engine {
@@ -54,6 +56,7 @@ impl Engine {
             downloads,
             fallback: Default::default(),
             recorder: Default::default(),
+            usage_db: Default::default(),
         })
     }
 
@@ -295,8 +298,18 @@ impl Engine {
             return hints;
         }
         let since = analytics::record::now_ms() - 30 * 24 * 3600 * 1000;
+        let cached = self.usage_db.lock().ok().and_then(|g| g.clone());
         let query = async {
-            let db = analytics::db::AnalyticsDb::open(&url).await.ok()?;
+            let db = match cached {
+                Some(db) => db,
+                None => {
+                    let db = analytics::db::AnalyticsDb::open(&url).await.ok()?;
+                    if let Ok(mut g) = self.usage_db.lock() {
+                        *g = Some(db.clone());
+                    }
+                    db
+                }
+            };
             analytics::report::successes_since(&db, since).await.ok()
         };
         if let Ok(Some(m)) =

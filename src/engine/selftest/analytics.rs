@@ -34,11 +34,12 @@ async fn run(
     started: Instant,
 ) -> Result<Proof> {
     let db_path = ws.path().join("analytics.db");
+    let db_url = format!("sqlite://{}", db_path.display());
     let base = proof_engine(&ws.store_dir("analytics"), endpoint, 0.0)?;
     let mut config = base.config().clone();
     config.analytics.enabled = true;
     config.features.usage_analytics = true;
-    config.analytics.db_url = Some(format!("sqlite://{}", db_path.display()));
+    config.analytics.db_url = Some(db_url.clone());
     let engine = Engine::new(config, base.hub_env().clone())?;
     if engine.start_analytics().is_none() {
         return Ok(p.failed(
@@ -64,7 +65,7 @@ async fn run(
         .await?;
     let stats = engine.stop_analytics(Duration::from_secs(5)).await;
     let db = AnalyticsDb::open(&analytics::url::DbUrl::resolve(
-        Some(&format!("sqlite://{}", db_path.display())),
+        Some(&db_url),
         engine.config(),
     )?)
     .await?;
