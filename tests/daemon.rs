@@ -193,3 +193,86 @@ async fn sigterm_during_a_download_then_a_restart_resumes_it_with_bounded_refetc
         served - total
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_killed_with_include_globs_is_resumed_by_the_next_start_with_the_same_globs() {
+    let hub = Hub::start(sample_hub(), false, |_| {}).await;
+    hub.plan.set_connection_cap(Some(3_000_000));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), json!({}));
+    let wanted = ["config.json", "model-00001-of-00002.safetensors"];
+    let mut dl = support::cli::ema_cmd()
+        .arg("--config")
+        .arg(&cfg)
+        .args([
+            "download",
+            SMALL,
+            "--include",
+            wanted[0],
+            "--include",
+            wanted[1],
+        ])
+        .env("HF_ENDPOINT", hub.endpoint())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let shard_bytes = || {
+        hub.plan
+            .requests()
+            .iter()
+            .filter(|q| q.path.ends_with(wanted[1]))
+            .map(|q| q.body_bytes)
+            .sum::<u64>()
+    };
+    assert!(
+        support::wait::wait_for(60, || shard_bytes() > 4_000_000),
+        "the shard did not start downloading within 60 s"
+    );
+    dl.kill().unwrap();
+    dl.wait().unwrap();
+
+    // `ema start` continues it with the globs it was asked with: the shard and config, nothing else.
+    let srv = EmaServer::start(&cfg, &hub.endpoint(), &["--port", "0"], &[]);
+    let base = srv.url(0);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let v: Value = client()
+            .get(format!("{base}/api/v1/downloads"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let state = v["downloads"]
+            .as_array()
+            .and_then(|l| l.iter().find(|j| j["model_id"] == SMALL))
+            .map(|j| j["state"].clone());
+        if state == Some(json!("completed")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not resumed within 120 s: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, log) = srv.stop();
+    assert_eq!(code, 0, "{log}");
+    let folder = dir.path().join("models").join("ema-demo--small-gpt");
+    for f in wanted {
+        assert!(folder.join(f).is_file(), "{f} missing after the resume");
+    }
+    for f in ["model-00002-of-00002.safetensors", "README.md"] {
+        assert!(
+            !folder.join(f).exists(),
+            "{f} was downloaded: the globs were lost"
+        );
+        assert!(
+            !hub.plan
+                .requests()
+                .iter()
+                .any(|q| q.path.contains("/resolve/") && q.path.ends_with(f)),
+            "the hub was asked for {f}"
+        );
+    }
+}

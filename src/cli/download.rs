@@ -532,11 +532,7 @@ fn resume(engine: Engine, repo: Option<String>, ctx: &Ctx) -> Result<i32> {
             }
             // Nobody runs it: continue it here.
             queue.modify(&repo, |e| e.control = crate::engine::download::Control::Run)?;
-            let opts = DownloadOptions {
-                revision: entry.revision,
-                include: entry.include,
-                exclude: entry.exclude,
-            };
+            let opts = entry.options();
             let res = rt.block_on(async {
                 engine.start_analytics();
                 let r = with_event_printer(ctx, &engine, engine.download(&repo, opts)).await;

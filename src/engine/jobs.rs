@@ -122,6 +122,16 @@ impl JobBoard {
     /// Start a job for `repo`, or hand back the one already running for it. Must be called inside a tokio
     /// runtime (the job runs on it, detached from the caller).
     pub fn start(&self, repo: &RepoId, max_retries: u32) -> Result<Started> {
+        self.start_with(repo, max_retries, DownloadOptions::default())
+    }
+
+    /// [`Self::start`] with the revision and globs to download (a persisted download continues as it was asked).
+    fn start_with(
+        &self,
+        repo: &RepoId,
+        max_retries: u32,
+        opts: DownloadOptions,
+    ) -> Result<Started> {
         if max_retries > MAX_RETRIES_LIMIT {
             return Err(EmaError::Config(format!(
                 "max_retries {max_retries} is over the limit of {MAX_RETRIES_LIMIT}; ask for fewer"
@@ -168,7 +178,7 @@ impl JobBoard {
         let me = self.clone();
         let repo = repo.clone();
         let job_id = id.clone();
-        tokio::spawn(async move { me.run(job_id, repo, max_retries, stop_rx).await });
+        tokio::spawn(async move { me.run(job_id, repo, opts, max_retries, stop_rx).await });
         Ok(Started {
             job: view,
             created: true,
@@ -206,15 +216,34 @@ impl JobBoard {
                     created: false,
                 })
             }
-            None => {
-                if self.engine.download_manager().queue().get(repo).is_none() {
-                    return Err(EmaError::NotFound(format!(
-                        "no download of {repo} to resume; start one with action \"start\""
-                    )));
-                }
-                self.start(repo, max_retries)
-            }
+            None => match self.engine.download_manager().queue().get(repo) {
+                Some(e) => self.start_with(repo, max_retries, e.options()),
+                None => Err(EmaError::NotFound(format!(
+                    "no download of {repo} to resume; start one with action \"start\""
+                ))),
+            },
         }
+    }
+
+    /// Continue, as jobs of `max_retries` each, the persisted downloads nobody works on that were running or queued
+    /// when their process stopped (what a SIGTERM interrupted resumes on the next start), with the revision and
+    /// globs they were asked with. A download paused or cancelled by an operator, or one that failed, stays as it
+    /// is. Returns one result per model, in queue order.
+    pub fn resume_persisted(&self, max_retries: u32) -> Vec<(RepoId, Result<Started>)> {
+        use super::download::queue::QueueState;
+        self.engine
+            .download_manager()
+            .orphaned()
+            .into_iter()
+            .filter(|e| {
+                matches!(e.state, QueueState::Queued | QueueState::Downloading)
+                    && e.control == Control::Run
+            })
+            .map(|e| {
+                let r = self.start_with(&e.repo_id, max_retries, e.options());
+                (e.repo_id, r)
+            })
+            .collect()
     }
 
     /// Cancel the job of `repo` (its partial data is deleted). A download with no job here (persisted by another
@@ -310,6 +339,7 @@ impl JobBoard {
         self,
         id: String,
         repo: RepoId,
+        opts: DownloadOptions,
         max_retries: u32,
         mut stop: watch::Receiver<bool>,
     ) {
@@ -323,7 +353,7 @@ impl JobBoard {
                     v.state = JobState::Running;
                 }
             });
-            let dl = self.engine.download(&repo, DownloadOptions::default());
+            let dl = self.engine.download(&repo, opts.clone());
             tokio::pin!(dl);
             let r = loop {
                 tokio::select! {

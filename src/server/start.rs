@@ -170,30 +170,14 @@ impl ApiServer {
     }
 
     /// Continue the downloads a stopped server (or another `ema`) left persisted and nobody works on, as jobs
-    /// (`max_retries` each): what a SIGTERM interrupted resumes on the next start. A download paused or cancelled by
-    /// an operator, or one that failed, stays as it is. Returns the models resumed.
+    /// (see [`crate::engine::jobs::JobBoard::resume_persisted`]). Returns the models resumed and their job ids.
     pub fn resume_persisted(&self, max_retries: u32) -> Vec<(String, Result<String>)> {
-        use crate::engine::download::Control;
-        use crate::engine::download::queue::{Queue, QueueState};
-        use crate::engine::download::util::pid_alive;
-        let mut out = Vec::new();
-        for e in Queue::new(self.ctx.engine.store()).list() {
-            let orphan = e
-                .pid
-                .is_none_or(|p| p != std::process::id() && !pid_alive(p));
-            let wanted = matches!(e.state, QueueState::Queued | QueueState::Downloading)
-                && e.control == Control::Run;
-            if !(orphan && wanted) {
-                continue;
-            }
-            let r = self
-                .ctx
-                .jobs
-                .resume(&e.repo_id, max_retries)
-                .map(|s| s.job.job_id);
-            out.push((e.repo_id.to_string(), r));
-        }
-        out
+        self.ctx
+            .jobs
+            .resume_persisted(max_retries)
+            .into_iter()
+            .map(|(repo, r)| (repo.to_string(), r.map(|s| s.job.job_id)))
+            .collect()
     }
 
     /// Jobs still running (the caller may say so on stop; their progress is persisted and resumable).

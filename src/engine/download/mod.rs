@@ -230,36 +230,35 @@ impl DownloadManager {
         }
     }
 
-    /// Continue every persisted download nobody is working on (after a crash or a restart). Returns one result per
-    /// download, in queue order.
+    /// The persisted downloads nobody works on: no live other process holds them and no job of this process runs
+    /// them (what a crash, a kill or a stop left behind). In queue order.
+    pub fn orphaned(&self) -> Vec<queue::QueueEntry> {
+        let running = self.inner.jobs.lock().expect("jobs lock");
+        self.inner
+            .queue
+            .list()
+            .into_iter()
+            .filter(|e| {
+                let other_alive = e
+                    .pid
+                    .is_some_and(|p| p != std::process::id() && pid_alive(p));
+                !other_alive && !running.contains_key(&e.repo_id)
+            })
+            .collect()
+    }
+
+    /// Continue every persisted download nobody is working on (after a crash or a restart), paused ones included.
+    /// Returns one result per download, in queue order.
     pub async fn resume_unfinished(&self) -> Vec<(RepoId, Result<DownloadReport>)> {
         let mut out = Vec::new();
-        for e in self.inner.queue.list() {
-            let alive = e
-                .pid
-                .is_some_and(|p| p != std::process::id() && pid_alive(p));
-            if alive
-                || self
-                    .inner
-                    .jobs
-                    .lock()
-                    .expect("jobs lock")
-                    .contains_key(&e.repo_id)
-            {
-                continue;
-            }
+        for e in self.orphaned() {
             if e.control == Control::Pause {
                 let _ = self
                     .inner
                     .queue
                     .modify(&e.repo_id, |x| x.control = Control::Run);
             }
-            let opts = DownloadOptions {
-                revision: e.revision.clone(),
-                include: e.include.clone(),
-                exclude: e.exclude.clone(),
-            };
-            let r = self.download(&e.repo_id, opts).await;
+            let r = self.download(&e.repo_id, e.options()).await;
             out.push((e.repo_id, r));
         }
         out
