@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use fs4::fs_std::FileExt;
 use serde::{Deserialize, Serialize};
 
-use super::types::DownloadOptions;
 use super::util::Control;
 use crate::engine::atomic::{open_lock_file, write_json_atomic};
 use crate::engine::error::Result;
@@ -61,17 +60,6 @@ pub struct QueueEntry {
     pub error: Option<String>,
     pub queued_at: String,
     pub updated_at: String,
-}
-
-impl QueueEntry {
-    /// The revision and globs this download was asked with, to continue it as it was started.
-    pub fn options(&self) -> DownloadOptions {
-        DownloadOptions {
-            revision: self.revision.clone(),
-            include: self.include.clone(),
-            exclude: self.exclude.clone(),
-        }
-    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::queue::QueueState;
+use super::queue::{QueueEntry, QueueState};
 use super::util::Control;
 
 /// What to download.
@@ -17,6 +17,17 @@ pub struct DownloadOptions {
     pub include: Vec<String>,
     /// Never files matching one of these globs.
     pub exclude: Vec<String>,
+}
+
+impl QueueEntry {
+    /// The revision and globs this download was asked with, to continue it as it was started.
+    pub fn options(&self) -> DownloadOptions {
+        DownloadOptions {
+            revision: self.revision.clone(),
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+        }
+    }
 }
 
 /// The outcome of a finished download.
