@@ -8,19 +8,12 @@ use std::path::Path;
 
 use serde_json::Value;
 use support::cli::{Run, ema_cmd, run};
+use support::http::free_port;
 
 fn ema(cfg: &Path, args: &[&str]) -> Run {
     let mut c = ema_cmd();
     c.arg("--config").arg(cfg).args(args);
     run(&mut c)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

@@ -6,12 +6,12 @@
 mod support;
 
 use std::os::unix::net::UnixDatagram;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use support::http::client;
+use support::http::{client, poll};
 use support::hub::Hub;
 use support::server::{EmaServer, write_config};
 use support::store::sample_hub;
@@ -131,23 +131,11 @@ async fn sigterm_during_a_download_then_a_restart_resumes_it_with_bounded_refetc
         "{base}/api/v1/downloads/{}",
         job["job_id"].as_str().unwrap()
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let total = loop {
-        let v: Value = client()
-            .get(&job_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let done = v["bytes_done"].as_u64().unwrap_or(0);
-        if done > 10_000_000 {
-            break v["bytes_total"].as_u64().unwrap();
-        }
-        assert!(Instant::now() < deadline, "no progress within 60 s: {v}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let v = poll(&job_url, 60, |v| {
+        v["bytes_done"].as_u64().unwrap_or(0) > 10_000_000
+    })
+    .await;
+    let total = v["bytes_total"].as_u64().unwrap();
     let (code, log) = srv.stop();
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("1 download(s) interrupted"), "{log}");
@@ -155,22 +143,10 @@ async fn sigterm_during_a_download_then_a_restart_resumes_it_with_bounded_refetc
     // The next start resumes it without being asked.
     let srv = EmaServer::start(&cfg, &hub.endpoint(), &["--port", "0"], &[]);
     let base = srv.url(0);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let v: Value = client()
-            .get(format!("{base}/api/v1/models/status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if v[SMALL]["available"] == true {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not resumed within 120 s: {v}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    poll(&format!("{base}/api/v1/models/status"), 120, |v| {
+        v[SMALL]["available"] == true
+    })
+    .await;
     let (code, log) = srv.stop();
     assert_eq!(code, 0);
     assert!(
@@ -236,26 +212,13 @@ async fn a_download_killed_with_include_globs_is_resumed_by_the_next_start_with_
     // `ema start` continues it with the globs it was asked with: the shard and config, nothing else.
     let srv = EmaServer::start(&cfg, &hub.endpoint(), &["--port", "0"], &[]);
     let base = srv.url(0);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let v: Value = client()
-            .get(format!("{base}/api/v1/downloads"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let state = v["downloads"]
+    poll(&format!("{base}/api/v1/downloads"), 120, |v| {
+        v["downloads"]
             .as_array()
             .and_then(|l| l.iter().find(|j| j["model_id"] == SMALL))
-            .map(|j| j["state"].clone());
-        if state == Some(json!("completed")) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not resumed within 120 s: {v}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            .is_some_and(|j| j["state"] == "completed")
+    })
+    .await;
     let (code, log) = srv.stop();
     assert_eq!(code, 0, "{log}");
     let folder = dir.path().join("models").join("ema-demo--small-gpt");

@@ -850,10 +850,7 @@ fn cli_json_gated_offline_disk_and_status() {
 #[test]
 fn an_endpoint_where_nothing_listens_fails_within_seconds() {
     // A port nothing listens on (bound, then closed).
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = support::http::free_port();
     let d = tempfile::tempdir().unwrap();
     let models = d.path().join("models");
     let cfg = write_config(d.path(), &models, |c| {

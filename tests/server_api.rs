@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use support::http::client;
+use support::http::{client, poll};
 use support::hub::Hub;
 use support::server::{EmaServer, write_config};
 use support::store::sample_hub;
@@ -28,22 +28,6 @@ async fn post(url: &str, body: Value) -> (StatusCode, Value) {
     let r = client().post(url).json(&body).send().await.unwrap();
     let s = r.status();
     (s, r.json().await.unwrap_or(Value::Null))
-}
-
-/// Poll `GET url` (JSON) until `pred` holds; the last value. Fails after `secs`.
-async fn poll(url: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let (_, v) = get(url).await;
-        if pred(&v) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out polling {url}; last: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 type Ws =
@@ -408,11 +392,7 @@ async fn a_real_prometheus_scrapes_the_bytes_a_download_moved() {
     .await;
     let moved = done["bytes_total"].as_u64().unwrap();
 
-    let prom_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let prom_port = support::http::free_port();
     let target = base.trim_start_matches("http://");
     let yml = dir.path().join("prometheus.yml");
     std::fs::write(

@@ -7,30 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use support::cli::{Run, ema_cmd, run};
+use support::cli::ema_isolated as ema;
 use support::data::find_in;
-
-/// `ema` run in `cwd` with its home, state, config, data and cache directories inside `d`, offline.
-fn ema(d: &Path, cwd: &Path, args: &[&str]) -> Run {
-    let mut c = ema_cmd();
-    c.current_dir(cwd)
-        .env("HOME", d.join("home"))
-        .env("XDG_STATE_HOME", d.join("state"))
-        .env("XDG_CONFIG_HOME", d.join("xdg-config"))
-        .env("XDG_DATA_HOME", d.join("data"))
-        .env("XDG_CACHE_HOME", d.join("xdg-cache"))
-        .env("HF_HUB_OFFLINE", "1")
-        .args(args);
-    run(&mut c)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::http::free_port;
 
 /// A legacy install written by `ema demo --legacy`, planned with a legacy port nothing uses.
 fn planned(d: &Path, port: u16) -> PathBuf {
@@ -242,6 +221,14 @@ fn services_stopped_names_a_listener_and_a_process_holding_a_model_file() {
             && log.contains(&format!("listening on port {port}")),
         "{log}"
     );
+    // Where systemd is not the service manager the step says so and relies on ports and processes
+    // (tests/systemd.rs runs it under a real systemd).
+    if !Path::new("/run/systemd/system").exists() {
+        assert!(
+            log.contains("systemd is not the service manager here"),
+            "{log}"
+        );
+    }
     drop(listener);
 
     // Another process holds a model file open.
@@ -570,4 +557,24 @@ fn services_started_and_api_responding_check_a_live_ema_start_on_the_configured_
         r.stdout
     );
     assert!(r.stdout.contains("`ema start`"), "{}", r.stdout);
+}
+
+#[test]
+fn a_unit_name_systemd_cannot_have_is_refused_when_planning() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let r = ema(d, d, &["demo", "--legacy", "--dir", "install", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let root = PathBuf::from(r.json()["legacy_dir"].as_str().unwrap());
+    let r = ema(d, &root, &["migrate", "plan", "--legacy-unit", "models;reboot"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("\"models;reboot\" is not a systemd unit name")
+            && r.stderr.contains("systemctl list-units"),
+        "{}",
+        r.stderr
+    );
+    // Nothing was planned.
+    let r = ema(d, &root, &["migrate", "status", "--json"]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
 }

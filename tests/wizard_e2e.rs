@@ -8,31 +8,12 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::cli::{EMA, Run, ema_cmd, run};
+use support::cli::{EMA, ema_isolated as ema, isolated_env};
+use support::http::free_port;
 use support::tmux::{Tmux, tmux_test_dir};
 
 fn shell_quote(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
-}
-
-/// The isolated environment every `ema` of this test runs in.
-fn env_of(d: &Path) -> Vec<(&'static str, PathBuf)> {
-    vec![
-        ("HOME", d.join("home")),
-        ("XDG_STATE_HOME", d.join("state")),
-        ("XDG_CONFIG_HOME", d.join("xdg-config")),
-        ("XDG_DATA_HOME", d.join("data")),
-        ("XDG_CACHE_HOME", d.join("xdg-cache")),
-    ]
-}
-
-fn ema(d: &Path, cwd: &Path, args: &[&str]) -> Run {
-    let mut c = ema_cmd();
-    c.current_dir(cwd).env("HF_HUB_OFFLINE", "1").args(args);
-    for (k, v) in env_of(d) {
-        c.env(k, v);
-    }
-    run(&mut c)
 }
 
 #[test]
@@ -42,11 +23,7 @@ fn a_newcomer_walks_the_wizard_in_the_console() {
     let r = ema(d, d, &["demo", "--legacy", "--dir", "install", "--json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let root = PathBuf::from(r.json()["legacy_dir"].as_str().unwrap());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let r = ema(
         d,
         &root,
@@ -54,7 +31,7 @@ fn a_newcomer_walks_the_wizard_in_the_console() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
 
-    let envs: Vec<String> = env_of(d)
+    let envs: Vec<String> = isolated_env(d)
         .into_iter()
         .map(|(k, v)| format!("{k}={}", shell_quote(&v)))
         .collect();

@@ -82,6 +82,12 @@ pub struct PlanArgs {
     /// The legacy service's API port (default: from its config.json, else 8000).
     #[arg(long, value_name = "PORT")]
     pub legacy_port: Option<u16>,
+    /// The legacy service's systemd unit, which "Services stopped" asks systemd about where systemd runs.
+    #[arg(long, value_name = "UNIT", default_value = "model-management-service")]
+    pub legacy_unit: String,
+    /// ema's own systemd unit, which "Services started" asks systemd about where systemd runs.
+    #[arg(long, value_name = "UNIT", default_value = "enhanced-model-availability")]
+    pub ema_unit: String,
     /// Start over: keep the current state aside and plan afresh (needed to plan another install mid-way).
     #[arg(long)]
     pub reset: bool,
@@ -132,6 +138,8 @@ fn plan(p: PlanArgs, wizard: &Wizard, ctx: &Ctx) -> Result<i32> {
             ModeArg::SideBySide => Mode::SideBySide,
         },
         legacy_port: p.legacy_port,
+        legacy_unit: Some(p.legacy_unit),
+        ema_unit: Some(p.ema_unit),
         backups_dir: loaded.config.storage.cache_dir().join("backups"),
         state_dir: wizard.dir().to_path_buf(),
         install_dir: match p.install_dir {
@@ -191,6 +199,10 @@ fn plan(p: PlanArgs, wizard: &Wizard, ctx: &Ctx) -> Result<i32> {
         );
     }
     println!("  legacy API port: {}", plan.legacy_api_port);
+    println!(
+        "  systemd units: {} (legacy), {} (ema)",
+        plan.legacy_unit, plan.ema_unit
+    );
     let extras: Vec<String> = [&plan.database, &plan.usage_log]
         .into_iter()
         .flatten()

@@ -541,6 +541,8 @@ mod tests {
                     root,
                     mode: crate::engine::migration::Mode::InPlace,
                     legacy_port: None,
+                    legacy_unit: None,
+                    ema_unit: None,
                     backups_dir: d.path().join("backups"),
                     state_dir: d.path().join("state"),
                     install_dir: d.path().join("ema"),

@@ -2,6 +2,7 @@
 //! environment, and its outcome (exit code, stdout, stderr) as text.
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
 use serde_json::Value;
@@ -18,6 +19,27 @@ pub fn ema_cmd() -> Command {
         .env_remove("EMA_CONFIG")
         .env("NO_COLOR", "1");
     c
+}
+
+/// The home, state, configuration, data and cache directories of an operator whose whole world lies inside `d`.
+pub fn isolated_env(d: &Path) -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("HOME", d.join("home")),
+        ("XDG_STATE_HOME", d.join("state")),
+        ("XDG_CONFIG_HOME", d.join("xdg-config")),
+        ("XDG_DATA_HOME", d.join("data")),
+        ("XDG_CACHE_HOME", d.join("xdg-cache")),
+    ]
+}
+
+/// `ema ARGS` run offline in `cwd` with the [`isolated_env`] of `d`.
+pub fn ema_isolated(d: &Path, cwd: &Path, args: &[&str]) -> Run {
+    let mut c = ema_cmd();
+    c.current_dir(cwd).env("HF_HUB_OFFLINE", "1").args(args);
+    for (k, v) in isolated_env(d) {
+        c.env(k, v);
+    }
+    run(&mut c)
 }
 
 /// The words of a command line, split at white space (no quoting: for arguments without spaces).

@@ -5,6 +5,27 @@ use std::time::Duration;
 use reqwest::{Client, IntoUrl, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 
+/// Poll `GET url` (JSON) every 100 ms until `pred` holds; the last value. Fails after `secs`.
+pub async fn poll(
+    url: &str,
+    secs: u64,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let r = client().get(url).send().await.unwrap();
+        let v = r.json().await.unwrap_or(serde_json::Value::Null);
+        if pred(&v) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out polling {url}; last: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A client that shows redirects instead of following them, with a 30 s bound on every request.
 pub fn client() -> Client {
     Client::builder()
@@ -12,6 +33,15 @@ pub fn client() -> Client {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
+}
+
+/// A loopback port nothing listens on (bound, then closed).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Send a request (it must get an answer, whatever its status).

@@ -19,6 +19,7 @@ mod checklist;
 mod context;
 mod plan;
 mod steps;
+pub mod systemd;
 mod wizard;
 
 pub use catalog::{Phase, STEPS, StepDef, StepKind, step_def, step_ids};

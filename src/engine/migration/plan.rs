@@ -82,6 +82,20 @@ pub struct MigrationPlan {
     /// Side-by-side: ema's store, where the models are recorded as links to where they lie.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<PathBuf>,
+    /// The legacy service's systemd unit: "Services stopped" asks systemd about it where systemd runs.
+    #[serde(default = "default_legacy_unit")]
+    pub legacy_unit: String,
+    /// ema's own systemd unit: "Services started" asks systemd about it where systemd runs.
+    #[serde(default = "default_ema_unit")]
+    pub ema_unit: String,
+}
+
+fn default_legacy_unit() -> String {
+    super::systemd::DEFAULT_LEGACY_UNIT.into()
+}
+
+fn default_ema_unit() -> String {
+    super::systemd::DEFAULT_EMA_UNIT.into()
 }
 
 /// What to plan.
@@ -95,6 +109,10 @@ pub struct PlanRequest {
     pub state_dir: PathBuf,
     /// Side-by-side: ema's own installation directory (the spec's "new location"); ignored in place.
     pub install_dir: PathBuf,
+    /// The legacy service's systemd unit (default `model-management-service`).
+    pub legacy_unit: Option<String>,
+    /// ema's own systemd unit (default `enhanced-model-availability`).
+    pub ema_unit: Option<String>,
 }
 
 /// Detect the legacy setup at `req.root`.
@@ -141,6 +159,16 @@ pub fn make_plan(req: &PlanRequest) -> Result<MigrationPlan> {
     let models_dir = models_dir
         .canonicalize()
         .map_err(|e| EmaError::io("cannot resolve", &models_dir, e))?;
+    let legacy_unit = super::systemd::unit_name(
+        req.legacy_unit
+            .as_deref()
+            .unwrap_or(super::systemd::DEFAULT_LEGACY_UNIT),
+    )?;
+    let ema_unit = super::systemd::unit_name(
+        req.ema_unit
+            .as_deref()
+            .unwrap_or(super::systemd::DEFAULT_EMA_UNIT),
+    )?;
     let legacy_api_port = req
         .legacy_port
         .or_else(|| legacy.as_ref().and_then(port_of))
@@ -222,6 +250,8 @@ pub fn make_plan(req: &PlanRequest) -> Result<MigrationPlan> {
         state_dir,
         install_dir,
         store,
+        legacy_unit,
+        ema_unit,
     })
 }
 

@@ -38,6 +38,8 @@ fn planned(d: &Path) -> Wizard {
             backups_dir: d.join("backups"),
             state_dir: d.join("state"),
             install_dir: d.join("ema"),
+            legacy_unit: None,
+            ema_unit: None,
         },
         false,
     )
@@ -159,6 +161,8 @@ fn database_not_applicable_without_db_or_usage_log_and_bad_plans_refused() {
         backups_dir: d.path().join("backups"),
         state_dir: state.to_path_buf(),
         install_dir: d.path().join("ema"),
+        legacy_unit: None,
+        ema_unit: None,
     };
     let w = Wizard::at(d.path().join("state"));
     // Side by side, ema's installation may not overlap what the legacy system owns.

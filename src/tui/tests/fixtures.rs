@@ -346,6 +346,8 @@ pub(crate) fn demo_state() -> ConsoleState {
         state_dir: "/root/.local/state/ema/migration".into(),
         install_dir: None,
         store: None,
+        legacy_unit: "model-management-service.service".into(),
+        ema_unit: "enhanced-model-availability.service".into(),
     });
     st.migration = mig;
     let ids: Vec<String> = st.models.iter().map(|m| m.id.to_string()).collect();

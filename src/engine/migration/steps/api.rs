@@ -1,4 +1,5 @@
-//! "Services started" (an ema server answers `GET /api/v1/admin/health` on the configured address) and "API
+//! "Services started" (where systemd runs, ema's unit is active; and an ema server answers
+//! `GET /api/v1/admin/health` on the configured address) and "API
 //! endpoints responding" (every endpoint in the shape the guide's clients read: `engine::api_check`, the checks
 //! of `ema test-api-compatibility`). The configured address is the migrated configuration's `api.host:api.port`
 //! when it exists, else the configuration in force's; the token is `EMA_API_TOKEN`, else `api.token`.
@@ -7,6 +8,7 @@ use crate::engine::api_check::{self, Target};
 use crate::engine::config::{self, Config};
 use crate::engine::error::Result;
 use crate::engine::migration::context::{MigrationContext, StepOutcome};
+use crate::engine::migration::systemd;
 
 /// The configuration that says where the server listens, and which file it came from.
 fn server_config(ctx: &MigrationContext) -> (Config, String) {
@@ -33,11 +35,35 @@ fn target(ctx: &MigrationContext) -> Result<(Target, String)> {
 
 pub(super) fn services_started(ctx: &MigrationContext) -> Result<StepOutcome> {
     let (t, from) = target(ctx)?;
-    let log = vec![format!("address {} (api.host/api.port of {from})", t.base)];
+    let unit = &ctx.plan.ema_unit;
+    let mut log = vec![format!("address {} (api.host/api.port of {from})", t.base)];
+    let mut by_systemd = "";
+    match systemd::ask(unit) {
+        Ok(s) if !s.exists() => log.push(format!(
+            "systemd: no unit {unit} installed (the Debian package installs it: scripts/package.sh); checked the \
+             address only"
+        )),
+        Ok(s) if !s.running() => {
+            log.push(format!("systemd: {unit} is {}", s.describe()));
+            return Ok(StepOutcome::fail(
+                format!(
+                    "ema's unit {unit} is {} (systemd); start it with `systemctl start {unit}` (and `systemctl \
+                     enable {unit}` to start it at boot), then run this step again",
+                    s.describe()
+                ),
+                log,
+            ));
+        }
+        Ok(s) => {
+            log.push(format!("systemd: {unit} is {}", s.describe()));
+            by_systemd = " under systemd";
+        }
+        Err(why) => log.push(why),
+    }
     Ok(match api_check::blocking(api_check::alive(&t))? {
         Ok(a) => StepOutcome::pass(
             format!(
-                "ema {} answers at {} (up {:.0} s)",
+                "ema {} answers at {} (up {:.0} s){by_systemd}",
                 a.version, t.base, a.uptime_seconds
             ),
             log,

@@ -1,7 +1,7 @@
-//! "Services stopped", checked rather than taken on trust: nothing listens on the legacy API port (from
-//! `/proc/net/tcp` and `/proc/net/tcp6`) and no other process has a file open or mapped under the legacy models
-//! directory (`/proc/*/fd` links and `/proc/*/maps`). Whatever holds them is named (pid and command). ema stops
-//! nothing itself.
+//! "Services stopped", checked rather than taken on trust: where systemd runs, the legacy unit is not active
+//! (`systemctl show`); and everywhere, nothing listens on the legacy API port (from `/proc/net/tcp` and
+//! `/proc/net/tcp6`) and no other process has a file open or mapped under the legacy models directory (`/proc/*/fd`
+//! links and `/proc/*/maps`). Whatever holds them is named (unit, pid and command). ema stops nothing itself.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -34,6 +34,21 @@ pub(super) fn services_stopped(ctx: &MigrationContext) -> StepOutcome {
     }
     let port = ctx.plan.legacy_api_port;
     let dir = &ctx.plan.models_dir;
+    let unit = &ctx.plan.legacy_unit;
+    let mut log = Vec::new();
+    let mut unit_running = None;
+    match crate::engine::migration::systemd::ask(unit) {
+        Ok(s) if !s.exists() => log.push(format!(
+            "systemd: no unit {unit} on this machine (name the legacy unit with `ema migrate plan --legacy-unit \
+             NAME`); checked by ports and processes"
+        )),
+        Ok(s) if s.running() => {
+            log.push(format!("systemd: {unit} is {}", s.describe()));
+            unit_running = Some(s);
+        }
+        Ok(s) => log.push(format!("systemd: {unit} is {}", s.describe())),
+        Err(why) => log.push(why),
+    }
     let (mut holders, hidden_sockets) = match listeners_on(port) {
         Ok(h) => h,
         Err(e) => {
@@ -47,11 +62,11 @@ pub(super) fn services_stopped(ctx: &MigrationContext) -> StepOutcome {
     };
     let (open, unreadable) = open_under(dir, std::process::id());
     holders.extend(open);
-    let mut log = vec![format!(
+    log.push(format!(
         "checked: listeners on port {port} (/proc/net/tcp, tcp6); open and mapped files under {} (/proc/*/fd, \
          /proc/*/maps)",
         dir.display()
-    )];
+    ));
     if unreadable > 0 {
         log.push(format!(
             "{unreadable} process(es) could not be inspected (another user's; run as root to see them)"
@@ -72,6 +87,16 @@ pub(super) fn services_stopped(ctx: &MigrationContext) -> StepOutcome {
             h.what
         ));
     }
+    if let Some(s) = unit_running {
+        return StepOutcome::fail(
+            format!(
+                "the legacy unit {unit} is {} (systemd); stop it with `systemctl stop {unit}` (and `systemctl \
+                 disable {unit}` so it stays stopped after a reboot), then run this step again",
+                s.describe()
+            ),
+            log,
+        );
+    }
     if holders.is_empty() {
         StepOutcome::pass(
             format!(
@@ -84,8 +109,8 @@ pub(super) fn services_stopped(ctx: &MigrationContext) -> StepOutcome {
         let first = &holders[0];
         StepOutcome::fail(
             format!(
-                "the legacy system still runs: {} — {} ({}); stop it (e.g. `systemctl stop \
-                 model-management-service`), then run this step again",
+                "the legacy system still runs: {} — {} ({}); stop it (e.g. `systemctl stop {unit}`), then run this \
+                 step again",
                 holders.len(),
                 first
                     .pid
