@@ -118,10 +118,11 @@ impl Booted {
         Ok(booted)
     }
 
-    /// A command run inside the mount and network namespaces (where systemd's `/run` is).
+    /// A command run inside the namespaces (systemd's `/run`, its loopback; its PID namespace, where systemd can
+    /// tell who asks).
     fn cmd(&self, program: &str) -> Command {
         let mut c = Command::new("nsenter");
-        c.args(["-t", &self.pid.to_string(), "-m", "-n", "--", program]);
+        c.args(["-t", &self.pid.to_string(), "-m", "-n", "-p", "--", program]);
         c
     }
 
@@ -144,8 +145,23 @@ impl Booted {
         run(&mut c)
     }
 
+    /// What went wrong: the start script's output and systemd's view of the test units.
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let status = self.inside(&[
+            "systemctl",
+            "--no-pager",
+            "--full",
+            "status",
+            "ema-test.target",
+            &format!("{LEGACY_UNIT}.service"),
+            &format!("{EMA_UNIT}.service"),
+        ]);
+        format!(
+            "{}\n{}{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default(),
+            status.stdout,
+            status.stderr
+        )
     }
 }
 
@@ -311,9 +327,9 @@ fn services_stopped_and_started_ask_systemd_about_the_named_units() {
     let v = step(&r);
     assert_eq!(v["state"], "done", "{v}");
     assert!(
-        v["log"]
-            .to_string()
-            .contains(&format!("systemd: {LEGACY_UNIT}.service is inactive (dead)")),
+        v["log"].to_string().contains(&format!(
+            "systemd: {LEGACY_UNIT}.service is inactive (dead)"
+        )),
         "{v}"
     );
 
@@ -329,6 +345,7 @@ fn services_stopped_and_started_ask_systemd_about_the_named_units() {
             "migrate",
             "run",
             "services_started",
+            "--again",
             "--json",
         ],
     );
@@ -343,9 +360,19 @@ fn services_stopped_and_started_ask_systemd_about_the_named_units() {
         "{v}"
     );
     // ema stopped gracefully under systemd (SIGTERM → STOPPING=1, exit 0): no failed state.
-    let r = sd.inside(&["systemctl", "show", "-p", "Result", &format!("{EMA_UNIT}.service")]);
+    let r = sd.inside(&[
+        "systemctl",
+        "show",
+        "-p",
+        "Result",
+        &format!("{EMA_UNIT}.service"),
+    ]);
     assert_eq!(r.stdout.trim(), "Result=success", "{}", sd.log());
     drop(sd);
     // The host's /tmp was never the namespaces' /tmp.
-    assert!(marker.path().is_file(), "the host's /tmp lost {}", marker.path().display());
+    assert!(
+        marker.path().is_file(),
+        "the host's /tmp lost {}",
+        marker.path().display()
+    );
 }

@@ -262,6 +262,25 @@ fn services_stopped_names_a_listener_and_a_process_holding_a_model_file() {
     let r = ema(d, &root, &["migrate", "run", "services_stopped"]);
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.contains("nothing listens on port"), "{}", r.stdout);
+
+    // Done: running it again is asked for explicitly.
+    let r = ema(d, &root, &["migrate", "run", "services_stopped"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("`ema migrate run services_stopped --again`"),
+        "{}",
+        r.stderr
+    );
+    let r = ema(d, &root, &["migrate", "run", "services_stopped", "--again"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = ema(
+        d,
+        &root,
+        &["migrate", "reset", "services_stopped", "--json"],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["state"], "pending", "{}", r.stdout);
 }
 
 #[test]
@@ -566,10 +585,15 @@ fn a_unit_name_systemd_cannot_have_is_refused_when_planning() {
     let r = ema(d, d, &["demo", "--legacy", "--dir", "install", "--json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let root = PathBuf::from(r.json()["legacy_dir"].as_str().unwrap());
-    let r = ema(d, &root, &["migrate", "plan", "--legacy-unit", "models;reboot"]);
+    let r = ema(
+        d,
+        &root,
+        &["migrate", "plan", "--legacy-unit", "models;reboot"],
+    );
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(
-        r.stderr.contains("\"models;reboot\" is not a systemd unit name")
+        r.stderr
+            .contains("\"models;reboot\" is not a systemd unit name")
             && r.stderr.contains("systemctl list-units"),
         "{}",
         r.stderr

@@ -43,6 +43,9 @@ pub enum MigrateCommand {
     Run {
         /// The step id (see `ema migrate status`).
         step: String,
+        /// Run it again although it is done (or not applicable): it goes back to pending first.
+        #[arg(long)]
+        again: bool,
     },
     /// Skip a manual step, saying why.
     Skip {
@@ -51,6 +54,8 @@ pub enum MigrateCommand {
         #[arg(long, value_name = "TEXT")]
         note: String,
     },
+    /// Put a step back to pending, to run or confirm it again (recorded in the journal).
+    Reset { step: String },
     /// Confirm a manual step done, saying what was done.
     Done {
         step: String,
@@ -86,7 +91,11 @@ pub struct PlanArgs {
     #[arg(long, value_name = "UNIT", default_value = "model-management-service")]
     pub legacy_unit: String,
     /// ema's own systemd unit, which "Services started" asks systemd about where systemd runs.
-    #[arg(long, value_name = "UNIT", default_value = "enhanced-model-availability")]
+    #[arg(
+        long,
+        value_name = "UNIT",
+        default_value = "enhanced-model-availability"
+    )]
     pub ema_unit: String,
     /// Start over: keep the current state aside and plan afresh (needed to plan another install mid-way).
     #[arg(long)]
@@ -103,13 +112,28 @@ pub fn run(a: MigrateArgs, ctx: &Ctx) -> Result<i32> {
             Ok(exit::OK)
         }
         MigrateCommand::Next => next(&wizard, ctx),
-        MigrateCommand::Run { step } => {
-            let rec = wizard.run(&step, &run_env(ctx)?)?;
+        MigrateCommand::Run { step, again } => {
+            let env = run_env(ctx)?;
+            if again {
+                let st = wizard.load()?;
+                if matches!(
+                    st.state_of(&step),
+                    StepState::Done | StepState::NotApplicable
+                ) {
+                    wizard.reset(&step)?;
+                }
+            }
+            let rec = wizard.run(&step, &env)?;
             print_record(ctx, &rec);
             Ok(code_of(&rec))
         }
         MigrateCommand::Skip { step, note } => confirm(&wizard, ctx, &step, &note, true),
         MigrateCommand::Done { step, note } => confirm(&wizard, ctx, &step, &note, false),
+        MigrateCommand::Reset { step } => {
+            let st = wizard.reset(&step)?;
+            print_record(ctx, st.record(&step).expect("known step"));
+            Ok(exit::OK)
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::db::{AnalyticsDb, DROPPED_PREFIX};
@@ -13,20 +13,20 @@ use crate::engine::error::Result;
 /// How many models the top lists show.
 pub const TOP_N: usize = 10;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelCount {
     pub model_id: String,
     pub count: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubstituteTaken {
     pub requested: String,
     pub substitute: String,
     pub count: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct FallbackFigures {
     pub requests: u64,
     pub offered: u64,
@@ -37,7 +37,7 @@ pub struct FallbackFigures {
     pub substitutes: Vec<SubstituteTaken>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct DownloadFigures {
     pub started: u64,
     pub completed: u64,
@@ -52,14 +52,14 @@ pub struct DownloadFigures {
     pub retries: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KindCount {
     pub kind: String,
     pub count: u64,
 }
 
 /// Everything `ema analytics` reports, for a window starting at `since_ms` (all time when None).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnalyticsSummary {
     /// The database (password redacted).
     pub database: String,

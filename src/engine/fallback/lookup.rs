@@ -16,7 +16,7 @@ use crate::engine::store::{RepoId, Store, now_rfc3339};
 const HUB_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the facts of the requested model came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     Store,

@@ -13,7 +13,7 @@ pub mod worker;
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::config::Config;
 use crate::engine::download::DownloadManager;
@@ -72,7 +72,7 @@ pub struct Request {
 }
 
 /// How a suggestion was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Via {
     Rule,
@@ -80,7 +80,7 @@ pub enum Via {
 }
 
 /// A real model on disk offered as a substitute.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Offer {
     pub model_id: String,
     pub score: f64,
@@ -97,7 +97,7 @@ pub struct Offer {
 }
 
 /// The explicit stand-in when nothing real qualifies (`fallback.mock_fallback_enabled`): no files, never ranked.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Mock {
     pub mock: bool,
     pub model_id: String,
@@ -106,20 +106,20 @@ pub struct Mock {
 }
 
 /// A model that was considered and not offered, and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Refusal {
     pub model_id: String,
     pub reason: String,
 }
 
 /// The answer to one request.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub requested: String,
     pub requested_status: Availability,
     pub facts_from: Source,
     /// Facts of the requested model that are unknown (the terms that use them score 0).
-    pub unknown: Vec<&'static str>,
+    pub unknown: Vec<String>,
     pub requested_facts: Profile,
     pub requirements: Requirements,
     pub threshold: f64,
@@ -214,7 +214,7 @@ pub async fn suggest(ctx: &Context<'_>, req: &Request) -> Result<Report> {
                     task: e.profile.task.clone(),
                     size_bytes: e.profile.size_bytes,
                     reasons: vec![Term {
-                        term: "rule",
+                        term: "rule".into(),
                         weight: 1.0,
                         value: 1.0,
                         contribution: 1.0,
@@ -333,7 +333,7 @@ pub async fn suggest(ctx: &Context<'_>, req: &Request) -> Result<Report> {
         requested: req.model_id.to_string(),
         requested_status: status,
         facts_from: source,
-        unknown: requested.unknown(),
+        unknown: requested.unknown().into_iter().map(String::from).collect(),
         requested_facts: requested,
         requirements: req.requirements.clone(),
         threshold,

@@ -12,7 +12,7 @@
 //!
 //! A fact unknown on either side does not refuse (the reasons say it was unknown).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::engine::error::{EmaError, Result};
@@ -20,7 +20,7 @@ use crate::engine::error::{EmaError, Result};
 /// The known requirement keys.
 pub const KEYS: &[&str] = &["quality", "max_size_gb", "task", "library"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Quality {
     High,
@@ -46,7 +46,7 @@ impl Quality {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Requirements {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quality: Option<Quality>,

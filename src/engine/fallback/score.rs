@@ -11,9 +11,10 @@
 //! | healthy | 0.10 | 1 verified against the hub, 0.5 hashes recorded locally only, 0 not verified |
 //! | recent use | 0.10 | successful uses / the most any candidate has (analytics); 0 with "no usage data" |
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::facts::{self, Relation};
 use super::requirements::Requirements;
@@ -34,7 +35,7 @@ pub struct UsageHints {
 }
 
 /// What the score knows about one model (requested or candidate).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
     pub id: String,
     pub task: Option<String>,
@@ -86,9 +87,9 @@ impl Profile {
 }
 
 /// One term of a score: its weight, its value and their product (the contribution), and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Term {
-    pub term: &'static str,
+    pub term: Cow<'static, str>,
     pub weight: f64,
     pub value: f64,
     pub contribution: f64,
@@ -98,7 +99,7 @@ pub struct Term {
 fn term(name: &'static str, weight: f64, value: f64, detail: String) -> Term {
     let value = value.clamp(0.0, 1.0);
     Term {
-        term: name,
+        term: Cow::Borrowed(name),
         weight,
         value,
         contribution: weight * value,

@@ -182,7 +182,8 @@ impl MigrationState {
             .ok_or_else(|| unknown_step(id))
     }
 
-    fn state_of(&self, id: &str) -> StepState {
+    /// A step's state (pending when it never ran).
+    pub fn state_of(&self, id: &str) -> StepState {
         self.record(id)
             .map(|r| r.state)
             .unwrap_or(StepState::Pending)
@@ -208,7 +209,7 @@ impl MigrationState {
             }
             StepState::Done | StepState::NotApplicable => {
                 return Err(EmaError::Config(format!(
-                    "\"{}\" is already {}; retry it (console: t) to run it again",
+                    "\"{}\" is already {}; run it again with `ema migrate run {id} --again` (console: t)",
                     def.title,
                     self.state_of(id).as_str()
                 )));
@@ -288,7 +289,7 @@ impl MigrationState {
         let r = self.record_mut(id)?;
         if r.state.complete() {
             return Err(EmaError::Config(format!(
-                "\"{}\" is already {}; retry it (console: t) first to change that",
+                "\"{}\" is already {}; put it back with `ema migrate reset {id}` (console: t) first to change that",
                 def.title,
                 r.state.as_str()
             )));

@@ -117,7 +117,7 @@ async fn run(
                 best.reasons
                     .iter()
                     .filter(|t| t.contribution > 0.0)
-                    .map(|t| t.term)
+                    .map(|t| t.term.as_ref())
                     .collect::<Vec<_>>()
                     .join(", ")
             ),

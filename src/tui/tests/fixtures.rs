@@ -409,7 +409,7 @@ pub(crate) fn fallback_report(st: &ConsoleState, target: &str) -> Report {
         } else {
             Source::Nothing
         },
-        unknown: req.unknown(),
+        unknown: req.unknown().into_iter().map(String::from).collect(),
         requested_facts: req,
         requirements: Requirements::default(),
         threshold: 0.3,
