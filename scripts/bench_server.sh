@@ -45,7 +45,8 @@ now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"
 for i in range(n):
     rid, folder = f"bench/model-{i:04d}", f"bench--model-{i:04d}"
     os.makedirs(os.path.join(root, folder), exist_ok=True)
-    body = json.dumps({"model_type": "gpt2", "n_layer": i % 48}).encode() * 4
+    # Valid JSON (the health monitor parses config files: a broken one would be "corrupted" and sent to repair).
+    body = json.dumps({"model_type": "gpt2", "n_layer": i % 48, "vocab": "x" * 100}).encode()
     with open(os.path.join(root, folder, "config.json"), "wb") as f:
         f.write(body)
     meta = {
