@@ -277,7 +277,7 @@ pub async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> R
         (status = 403, description = "Host not allowed", body = super::api::types::ErrorBody),
     ))]
 pub async fn handler(State(ctx): State<Arc<super::api::ApiContext>>) -> Response {
-    let snap = ctx.status.status().await;
+    let snap = ctx.status.status_for_scrape().await;
     let mut r = ctx.metrics.encode(snap.gauges.as_ref()).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -6,7 +6,8 @@
 //! from it unless:
 //! - the engine changed since (a download queued, paused, finished or failed, a health change or alert: a state
 //!   event on the bus), an API call changed something ([`StatusCache::invalidate`]), or it is older than
-//!   [`MAX_AGE`]: the request waits for a new one (one build serves every request waiting for it);
+//!   [`MAX_AGE`] ([`REFRESH_AFTER`] for a `/metrics` scrape): the request waits for a new one (one build serves
+//!   every request waiting for it);
 //! - only progress events arrived, or it is older than [`REFRESH_AFTER`] (changes made by other processes or by
 //!   hand: a model added, removed or damaged): the request is answered from it and a new one is built in the
 //!   background.
@@ -199,12 +200,18 @@ impl StatusCache {
 
     /// The status maps and gauges as of now (see the module's rules).
     pub async fn status(self: &Arc<Self>) -> Arc<StatusSnapshot> {
-        self.get(|c| &c.status).await
+        self.get(|c| &c.status, MAX_AGE).await
+    }
+
+    /// The same, never older than [`REFRESH_AFTER`] (a scrape's gauges are of the scrape; at most one walk per
+    /// [`REFRESH_AFTER`] however often `/metrics` is asked).
+    pub async fn status_for_scrape(self: &Arc<Self>) -> Arc<StatusSnapshot> {
+        self.get(|c| &c.status, REFRESH_AFTER).await
     }
 
     /// The legacy health answer as of now.
     pub async fn health(self: &Arc<Self>) -> Arc<Answer> {
-        self.get(|c| &c.health).await
+        self.get(|c| &c.health, MAX_AGE).await
     }
 
     /// Something changed that the bus does not carry (an API call started, paused or cancelled a job): the next
@@ -228,6 +235,7 @@ impl StatusCache {
     async fn get<T: Send + Sync + 'static>(
         self: &Arc<Self>,
         slot: fn(&StatusCache) -> &Slot<T>,
+        max_age: Duration,
     ) -> Arc<T> {
         let (v, inv) = self.now_versions();
         let now = Instant::now();
@@ -235,7 +243,7 @@ impl StatusCache {
             state: v.state,
             progress: 0,
             invalidated: inv,
-            not_before: now.checked_sub(MAX_AGE),
+            not_before: now.checked_sub(max_age),
         };
         let current = slot(self).current.read().expect("cache lock").clone();
         if let Some(b) = current
