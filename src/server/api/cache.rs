@@ -169,6 +169,9 @@ pub struct StatusCache {
     invalidated: AtomicU64,
     /// `ema_status_builds_total`.
     builds: Counter,
+    /// [`REFRESH_AFTER`] and [`MAX_AGE`] (longer in the unit tests, so that their counts never depend on speed).
+    refresh_after: Duration,
+    max_age: Duration,
 }
 
 fn build_health(engine: &Engine) -> Answer {
@@ -178,6 +181,15 @@ fn build_health(engine: &Engine) -> Answer {
 impl StatusCache {
     /// The cache of `engine`'s answers; each walk of the store counts on `builds`.
     pub fn new(engine: Engine, builds: Counter) -> Arc<StatusCache> {
+        Self::with_ages(engine, builds, REFRESH_AFTER, MAX_AGE)
+    }
+
+    fn with_ages(
+        engine: Engine,
+        builds: Counter,
+        refresh_after: Duration,
+        max_age: Duration,
+    ) -> Arc<StatusCache> {
         fn slot<T>(make: fn(&Engine) -> T, failed: fn(String) -> T) -> Slot<T> {
             Slot {
                 current: RwLock::new(None),
@@ -195,23 +207,25 @@ impl StatusCache {
             health: slot(build_health, |m| Answer::failed(EmaError::Other(m))),
             invalidated: AtomicU64::new(0),
             builds,
+            refresh_after,
+            max_age,
         })
     }
 
     /// The status maps and gauges as of now (see the module's rules).
     pub async fn status(self: &Arc<Self>) -> Arc<StatusSnapshot> {
-        self.get(|c| &c.status, MAX_AGE).await
+        self.get(|c| &c.status, self.max_age).await
     }
 
     /// The same, never older than [`REFRESH_AFTER`] (a scrape's gauges are of the scrape; at most one walk per
     /// [`REFRESH_AFTER`] however often `/metrics` is asked).
     pub async fn status_for_scrape(self: &Arc<Self>) -> Arc<StatusSnapshot> {
-        self.get(|c| &c.status, REFRESH_AFTER).await
+        self.get(|c| &c.status, self.refresh_after).await
     }
 
     /// The legacy health answer as of now.
     pub async fn health(self: &Arc<Self>) -> Arc<Answer> {
-        self.get(|c| &c.health, MAX_AGE).await
+        self.get(|c| &c.health, self.max_age).await
     }
 
     /// Something changed that the bus does not carry (an API call started, paused or cancelled a job): the next
@@ -251,7 +265,7 @@ impl StatusCache {
         {
             let fresh = Need {
                 progress: v.progress,
-                not_before: now.checked_sub(REFRESH_AFTER),
+                not_before: now.checked_sub(self.refresh_after),
                 ..must
             };
             if !b.serves(&fresh) {
@@ -311,5 +325,93 @@ impl StatusCache {
         });
         *s.current.write().expect("cache lock") = Some(built);
         value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::config::Config;
+    use crate::engine::config::hub_env::HubEnv;
+    use crate::engine::events::Event;
+
+    fn cache(dir: &std::path::Path) -> (Arc<StatusCache>, Engine) {
+        let mut cfg = Config::default();
+        cfg.storage.models_directory = dir.to_path_buf();
+        cfg.storage.wanted_models = vec!["org/wanted".into()];
+        let engine = Engine::new(cfg, HubEnv::from_env()).unwrap();
+        engine.store().ensure().unwrap();
+        let hour = Duration::from_secs(3600);
+        let c = StatusCache::with_ages(engine.clone(), Counter::default(), hour, hour);
+        (c, engine)
+    }
+
+    fn body(a: &Answer) -> serde_json::Value {
+        match a {
+            Answer::Json(b) => serde_json::from_slice(b).unwrap(),
+            Answer::Error { message, .. } => panic!("{message}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn answers_are_reused_until_a_state_change_or_an_api_change() {
+        let d = tempfile::tempdir().unwrap();
+        let (c, engine) = cache(d.path());
+        let first = c.status().await;
+        assert_eq!(c.builds(), 1);
+        let v = body(&first.detailed);
+        assert_eq!(v["models"]["org/wanted"]["status"], "missing");
+        assert_eq!(body(&first.legacy)["org/wanted"]["available"], false);
+        // The same snapshot while nothing changed, whatever the number of requests.
+        for _ in 0..50 {
+            assert!(Arc::ptr_eq(&c.status().await, &first));
+        }
+        assert_eq!(c.builds(), 1);
+        // A log line changes nothing; a state event does, and the next request waits for it.
+        engine.bus().emit(Event::Log {
+            level: crate::engine::events::Severity::Info,
+            message: "x".into(),
+        });
+        assert!(Arc::ptr_eq(&c.status().await, &first));
+        engine.bus().emit(Event::DownloadCancelled {
+            model_id: "org/wanted".into(),
+        });
+        let second = c.status().await;
+        assert!(!Arc::ptr_eq(&second, &first));
+        assert_eq!(c.builds(), 2);
+        assert!(Arc::ptr_eq(&c.status().await, &second));
+        // An API call that changed a job.
+        c.invalidate();
+        assert!(!Arc::ptr_eq(&c.status().await, &second));
+        assert_eq!(c.builds(), 3);
+        // The gauges come with it.
+        let g = c.status().await.gauges.clone().unwrap();
+        assert_eq!(
+            (g.downloads_active, g.downloads_queued, g.store_bytes),
+            (0, 0, 0)
+        );
+        assert_eq!(g.models_by_health.len(), views::HEALTH_STATES.len());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_after_a_change_share_one_build() {
+        let d = tempfile::tempdir().unwrap();
+        let (c, engine) = cache(d.path());
+        c.status().await;
+        engine.bus().emit(Event::DownloadCancelled {
+            model_id: "org/wanted".into(),
+        });
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let c = c.clone();
+                tokio::spawn(async move { c.status().await })
+            })
+            .collect();
+        let mut got = Vec::new();
+        for t in tasks {
+            got.push(t.await.unwrap());
+        }
+        assert_eq!(c.builds(), 2, "one build for the 16 requests");
+        assert!(got.iter().all(|s| Arc::ptr_eq(s, &got[0])));
     }
 }
