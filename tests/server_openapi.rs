@@ -90,6 +90,18 @@ const ENHANCED: &[(&str, &str)] = &[
     ("GET", "/api/v1/models/analytics"),
 ];
 
+/// The Hub mirror's routes, served (and documented) beside the enhanced set.
+const HUB: &[(&str, &str)] = &[
+    ("GET", "/api/models"),
+    ("GET", "/api/models/{repo}"),
+    ("GET", "/api/models/{repo}/revision/{rev}"),
+    ("GET", "/api/models/{repo}/tree/{rev}"),
+    ("GET", "/api/models/{repo}/tree/{rev}/{path}"),
+    ("POST", "/api/models/{repo}/paths-info/{rev}"),
+    ("GET", "/{repo}/resolve/{rev}/{path}"),
+    ("GET", "/cdn/{sha}"),
+];
+
 /// The document through openapi-spec-validator (PyPI; scripts/test.sh installs it with schemathesis).
 fn assert_valid_openapi(doc: &Value, dir: &Path) {
     let p = dir.join(format!("openapi-{}.json", rand_id()));
@@ -153,7 +165,7 @@ async fn the_document_is_valid_openapi_and_lists_exactly_the_served_routes() {
         doc["openapi"]
     );
     assert_valid_openapi(&doc, dir.path());
-    let all: BTreeSet<_> = [COMMON, LEGACY, ENHANCED]
+    let all: BTreeSet<_> = [COMMON, LEGACY, ENHANCED, HUB]
         .concat()
         .iter()
         .copied()
@@ -191,7 +203,10 @@ async fn the_document_is_valid_openapi_and_lists_exactly_the_served_routes() {
     let legacy = document(&srv.url(0), None).await;
     let enhanced = document(&srv.url(1), None).await;
     assert_eq!(operations(&legacy), ops(&[COMMON, LEGACY].concat()));
-    assert_eq!(operations(&enhanced), ops(&[COMMON, ENHANCED].concat()));
+    assert_eq!(
+        operations(&enhanced),
+        ops(&[COMMON, ENHANCED, HUB].concat())
+    );
     assert_served(&srv.url(0), &operations(&legacy)).await;
     assert_served(&srv.url(1), &operations(&enhanced)).await;
     srv.stop();
@@ -289,8 +304,8 @@ fn schemathesis_fuzzes_every_route_and_finds_no_5xx_and_no_schema_violation() {
         status.success(),
         "schemathesis found problems (seed {seed}):\n{text}"
     );
-    // It really tested every operation but /ws, and generated cases.
-    assert!(text.contains("Tested: 11"), "{text}");
+    // It really tested every operation but /ws (the API's 11 and the Hub mirror's 8), and generated cases.
+    assert!(text.contains("Tested: 19"), "{text}");
     assert!(text.contains(" passed"), "{text}");
     assert!(!text.contains(token), "the token leaked into the output");
     eprintln!("schemathesis: {:.1} s", t.elapsed().as_secs_f64());

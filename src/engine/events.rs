@@ -178,10 +178,47 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// What the event says about the engine's state: a [`Change::State`] (a download queued, paused or finished, a
+    /// model's health or availability changed, an alert), mere [`Change::Progress`] of a transfer, or nothing the
+    /// faces' views of the store show (logs, retries, fallback requests).
+    pub fn change(&self) -> Change {
+        match self {
+            Event::FileProgress { .. } | Event::ModelProgress { .. } => Change::Progress,
+            Event::Log { .. }
+            | Event::Retry { .. }
+            | Event::ModelRequested { .. }
+            | Event::FallbackOffered { .. }
+            | Event::MockServed { .. } => Change::None,
+            _ => Change::State,
+        }
+    }
+}
+
+/// The kind of change an event reports (see [`Event::change`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    State,
+    Progress,
+    None,
+}
+
+/// How many events of each kind the bus has carried since it was made: a view built from the engine records these
+/// before it reads, and is stale once they moved on (see [`EventBus::versions`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Versions {
+    /// Events that changed the engine's state.
+    pub state: u64,
+    /// Progress events.
+    pub progress: u64,
+}
+
 /// A cloneable handle to the broadcast bus.
 #[derive(Clone, Debug)]
 pub struct EventBus {
     tx: broadcast::Sender<Event>,
+    state: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Default for EventBus {
@@ -193,12 +230,37 @@ impl Default for EventBus {
 impl EventBus {
     pub fn new() -> Self {
         let (tx, _) = broadcast::channel(4096);
-        EventBus { tx }
+        EventBus {
+            tx,
+            state: Default::default(),
+            progress: Default::default(),
+        }
     }
 
-    /// Publish an event. Having no subscriber is fine.
+    /// Publish an event. Having no subscriber is fine. The change is counted before it is sent, so a reader that
+    /// saw the event also sees the count moved.
     pub fn emit(&self, event: Event) {
+        use std::sync::atomic::Ordering::SeqCst;
+        match event.change() {
+            Change::State => {
+                self.state.fetch_add(1, SeqCst);
+            }
+            Change::Progress => {
+                self.progress.fetch_add(1, SeqCst);
+            }
+            Change::None => {}
+        }
         let _ = self.tx.send(event);
+    }
+
+    /// The change counts so far. The engine emits after it changed what it reports, so a view built after reading
+    /// these shows every change they count.
+    pub fn versions(&self) -> Versions {
+        use std::sync::atomic::Ordering::SeqCst;
+        Versions {
+            state: self.state.load(SeqCst),
+            progress: self.progress.load(SeqCst),
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
@@ -220,6 +282,32 @@ mod tests {
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["type"], "model_availability_change");
         assert_eq!(v["new_status"], "available");
+    }
+
+    #[test]
+    fn state_changes_and_progress_are_counted_apart() {
+        let bus = EventBus::new();
+        let v0 = bus.versions();
+        bus.emit(Event::Log {
+            level: Severity::Info,
+            message: "x".into(),
+        });
+        assert_eq!(bus.versions(), v0);
+        bus.emit(Event::ModelProgress {
+            model_id: "a/b".into(),
+            bytes_done: 1,
+            bytes_total: 2,
+            files_done: 0,
+            files_total: 1,
+            progress_percent: 50.0,
+            rate_bytes_per_sec: 1.0,
+            eta_seconds: None,
+        });
+        assert_eq!((bus.versions().state, bus.versions().progress), (0, 1));
+        bus.clone().emit(Event::DownloadPaused {
+            model_id: "a/b".into(),
+        });
+        assert_eq!((bus.versions().state, bus.versions().progress), (1, 1));
     }
 
     #[tokio::test]

@@ -3,7 +3,7 @@
 //! set of values (the route template, never the path; the outcome; the health state).
 //!
 //! Counters and histograms of downloads and verifications follow the engine's event bus ([`Metrics::follow`]);
-//! the gauges are read from the engine when scraped; HTTP requests are counted by the [`track`] middleware.
+//! the gauges come from the status snapshot the status routes answer from (`api/cache.rs`); HTTP requests are counted by the [`track`] middleware.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,10 +20,9 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::api::views::Gauges;
 use crate::engine::Engine;
-use crate::engine::download::queue::QueueState;
-use crate::engine::events::{Event, HealthState};
-use crate::engine::health::HealthSnapshot;
+use crate::engine::events::Event;
 
 type Labels = Vec<(&'static str, String)>;
 type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
@@ -36,6 +35,8 @@ pub struct Metrics {
     retries: Counter,
     verifications: Family<Labels, Counter>,
     http_requests: Family<Labels, Counter>,
+    /// Walks of the store made to build the status answers (shared with `api/cache.rs`).
+    pub status_builds: Counter,
     downloads_active: Gauge,
     downloads_queued: Gauge,
     models: Family<Labels, Gauge>,
@@ -69,6 +70,7 @@ impl Metrics {
             retries: Counter::default(),
             verifications: Family::default(),
             http_requests: Family::default(),
+            status_builds: Counter::default(),
             downloads_active: Gauge::default(),
             downloads_queued: Gauge::default(),
             models: Family::default(),
@@ -102,6 +104,11 @@ impl Metrics {
             "http_requests",
             "HTTP requests answered, by route template, method and status code",
             m.http_requests.clone(),
+        );
+        r.register(
+            "status_builds",
+            "Walks of the store made to build the status answers (cached between changes, never one per request)",
+            m.status_builds.clone(),
         );
         r.register(
             "downloads_active",
@@ -185,38 +192,22 @@ impl Metrics {
         })
     }
 
-    /// Read the gauges from the engine (blocking: reads the store's sidecars and the health snapshot).
-    fn refresh_gauges(&self, engine: &Engine) {
-        let downloads = engine.downloads();
-        let active = downloads
-            .iter()
-            .filter(|d| d.state == QueueState::Downloading)
-            .count();
-        self.downloads_active.set(active as i64);
-        self.downloads_queued.set((downloads.len() - active) as i64);
-        let snap = HealthSnapshot::load(engine.store());
-        for s in [
-            HealthState::Healthy,
-            HealthState::Degraded,
-            HealthState::Corrupted,
-            HealthState::Incomplete,
-            HealthState::Missing,
-            HealthState::Unknown,
-        ] {
-            let n = snap.models.values().filter(|h| h.state == s).count();
+    /// Set the gauges from the status snapshot's (`None`: the store could not be read, the last values stay).
+    fn set_gauges(&self, g: Option<&Gauges>) {
+        let Some(g) = g else { return };
+        self.downloads_active.set(clamp(g.downloads_active));
+        self.downloads_queued.set(clamp(g.downloads_queued));
+        for (s, n) in &g.models_by_health {
             self.models
                 .get_or_create(&vec![("health", s.as_str().to_string())])
-                .set(n as i64);
+                .set(clamp(*n));
         }
-        if let Ok(all) = engine.model_statuses(false) {
-            let bytes: u64 = all.iter().map(|m| m.present_bytes).sum();
-            self.store_bytes.set(bytes.min(i64::MAX as u64) as i64);
-        }
+        self.store_bytes.set(clamp(g.store_bytes));
     }
 
-    /// The exposition text.
-    pub fn encode(&self, engine: &Engine) -> String {
-        self.refresh_gauges(engine);
+    /// The exposition text, with the gauges of the status snapshot `gauges`.
+    pub fn encode(&self, gauges: Option<&Gauges>) -> String {
+        self.set_gauges(gauges);
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_text::encode(&mut out, &self.registry);
@@ -239,6 +230,10 @@ impl Metrics {
             .get_or_create(&vec![("route", route.to_string())])
             .observe(secs);
     }
+}
+
+fn clamp(n: u64) -> i64 {
+    n.min(i64::MAX as u64) as i64
 }
 
 /// The route template of a path: a fixed, small set of values (never the path itself).
@@ -280,25 +275,15 @@ pub async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> R
         (status = 200, description = "the Prometheus text exposition (format 0.0.4)", body = String,
          content_type = "text/plain; version=0.0.4; charset=utf-8"),
         (status = 403, description = "Host not allowed", body = super::api::types::ErrorBody),
-        (status = 500, description = "the metrics could not be gathered", body = super::api::types::ErrorBody),
     ))]
 pub async fn handler(State(ctx): State<Arc<super::api::ApiContext>>) -> Response {
-    let c = ctx.clone();
-    match tokio::task::spawn_blocking(move || c.metrics.encode(&c.engine)).await {
-        Ok(body) => {
-            let mut r = body.into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(prometheus_text::CONTENT_TYPE),
-            );
-            r
-        }
-        Err(_) => super::api::error::error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the metrics could not be gathered",
-        ),
-    }
+    let snap = ctx.status.status_for_scrape().await;
+    let mut r = ctx.metrics.encode(snap.gauges.as_ref()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(prometheus_text::CONTENT_TYPE),
+    );
+    r
 }
 
 #[cfg(test)]

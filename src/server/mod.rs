@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod mirror;
 pub mod notify;
 pub mod openapi;
+pub mod openapi_hub;
 pub mod options;
 pub mod sample_hub;
 pub mod security;

@@ -84,7 +84,8 @@ async fn document(Extension(served): Extension<Served>) -> Response {
     r
 }
 
-/// Every route of `surface` (the API's, `/metrics`, `/ws` on the enhanced surface, the document itself) and the
+/// Every route of `surface` (the API's, `/metrics`, `/ws` and the Hub mirror's on the enhanced surface, the document
+/// itself) and the
 /// document listing them (served with the Bearer scheme while `guard` requires a token, as the security layer
 /// enforces).
 pub fn app_routes(surface: Surface, guard: GuardCell) -> (Router<Arc<ApiContext>>, Document) {
@@ -95,7 +96,11 @@ pub fn app_routes(surface: Surface, guard: GuardCell) -> (Router<Arc<ApiContext>
     if surface.enhanced {
         r = r.routes(routes!(ws::handler));
     }
-    let (router, doc) = r.split_for_parts();
+    let (router, mut doc) = r.split_for_parts();
+    if surface.enhanced {
+        // The mirror is the enhanced listeners' fallback router: its routes are described apart.
+        super::openapi_hub::add_hub(&mut doc);
+    }
     let served = Served {
         doc: Arc::new(doc.clone()),
         guard,

@@ -117,6 +117,8 @@ impl ApiServer {
         let mirror = Mirror::load(engine.store().root(), MirrorOptions::default()).await?;
         let metrics = Arc::new(Metrics::new());
         let ctx = Arc::new(ApiContext::new(engine.clone(), metrics.clone()));
+        // The first status snapshot, so the first client does not wait for it.
+        ctx.status.status().await;
         let guard = GuardCell::new(Guard::new(
             opts.host,
             opts.token.as_deref(),

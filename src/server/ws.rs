@@ -18,7 +18,6 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
 use super::api::ApiContext;
-use super::api::views;
 use super::security::WS_PROTOCOL;
 use crate::engine::events::Event;
 
@@ -88,12 +87,13 @@ async fn pump(mut bus: broadcast::Receiver<Event>, queue: mpsc::Sender<Event>, l
 
 /// The snapshot a client starts from (and gets again after lagging).
 async fn snapshot(ctx: &Arc<ApiContext>) -> Value {
-    let engine = ctx.engine.clone();
-    let models = tokio::task::spawn_blocking(move || views::detailed_status(&engine))
+    let models = ctx
+        .status
+        .status()
         .await
-        .ok()
-        .and_then(|r| r.ok())
-        .and_then(|d| serde_json::to_value(d.models).ok())
+        .detailed_value
+        .as_ref()
+        .and_then(|d| serde_json::to_value(&d.models).ok())
         .unwrap_or_else(|| json!({}));
     json!({"type": "snapshot", "models": models, "downloads": ctx.jobs.list()})
 }

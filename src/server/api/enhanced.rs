@@ -12,9 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::ApiContext;
 use super::error::{ApiError, StrictJson, model_id};
-use super::legacy::blocking;
 use super::types::{AdminHealth, DetailedStatus, ErrorBody, JobList, ManageAnswer, ManageRequest};
-use super::views;
 use crate::engine::jobs::{JobView, MAX_RETRIES_LIMIT};
 
 /// `max_retries` when the request does not say.
@@ -28,10 +26,8 @@ pub const DEFAULT_MAX_RETRIES: u32 = 3;
         (status = 403, description = "Host or Origin not allowed", body = ErrorBody),
         (status = 500, description = "the store could not be read", body = ErrorBody),
     ))]
-pub async fn detailed(
-    State(ctx): State<Arc<ApiContext>>,
-) -> Result<Json<DetailedStatus>, ApiError> {
-    blocking(&ctx, views::detailed_status).await
+pub async fn detailed(State(ctx): State<Arc<ApiContext>>) -> Response {
+    ctx.status.status().await.detailed.response()
 }
 
 /// Start, pause, resume or cancel a model's download job.
@@ -87,6 +83,7 @@ pub async fn manage(
             ));
         }
     };
+    ctx.status.invalidate();
     let answer = ManageAnswer {
         model_id: repo.to_string(),
         action: body.action,

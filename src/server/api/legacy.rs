@@ -1,34 +1,17 @@
 //! The legacy endpoints, shaped as the migration guide's legacy client reads them: `GET /api/v1/models/status`
 //! (`{"<id>": {"available": bool, …}}`), `POST /api/v1/models/download` (`{"model_id"}`) and
-//! `GET /api/v1/models/health`. Each handler carries its OpenAPI description (`#[utoipa::path]`).
+//! `GET /api/v1/models/health` (the two GETs answered from the status cache). Each handler carries its OpenAPI description (`#[utoipa::path]`).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 
 use super::ApiContext;
 use super::error::{ApiError, StrictJson, model_id};
 use super::types::{DownloadRequest, DownloadStarted, ErrorBody, LegacyModelStatus, ModelsHealth};
-use super::views;
-use crate::engine::Engine;
-use crate::engine::error::{EmaError, Result};
-
-/// Run a blocking engine read off the async threads.
-pub async fn blocking<T: Serialize + Send + 'static>(
-    ctx: &ApiContext,
-    f: impl FnOnce(&Engine) -> Result<T> + Send + 'static,
-) -> std::result::Result<Json<T>, ApiError> {
-    let engine = ctx.engine.clone();
-    let v = tokio::task::spawn_blocking(move || f(&engine))
-        .await
-        .map_err(|e| EmaError::Other(format!("the request's task failed: {e}")))??;
-    Ok(Json(v))
-}
 
 /// Every model in the store and on the watch list.
 #[utoipa::path(get, path = "/api/v1/models/status", tag = "legacy",
@@ -39,10 +22,8 @@ pub async fn blocking<T: Serialize + Send + 'static>(
         (status = 403, description = "Host or Origin not allowed", body = ErrorBody),
         (status = 500, description = "the store could not be read", body = ErrorBody),
     ))]
-pub async fn status(
-    State(ctx): State<Arc<ApiContext>>,
-) -> std::result::Result<Json<BTreeMap<String, LegacyModelStatus>>, ApiError> {
-    blocking(&ctx, views::legacy_status).await
+pub async fn status(State(ctx): State<Arc<ApiContext>>) -> Response {
+    ctx.status.status().await.legacy.response()
 }
 
 /// A quick health check of every model, the recent alerts and the storage use.
@@ -53,10 +34,8 @@ pub async fn status(
         (status = 403, description = "Host or Origin not allowed", body = ErrorBody),
         (status = 500, description = "the store could not be read", body = ErrorBody),
     ))]
-pub async fn models_health(
-    State(ctx): State<Arc<ApiContext>>,
-) -> std::result::Result<Json<ModelsHealth>, ApiError> {
-    blocking(&ctx, views::models_health).await
+pub async fn models_health(State(ctx): State<Arc<ApiContext>>) -> Response {
+    ctx.status.health().await.response()
 }
 
 /// Start (or join) the model's download job: `202` with the job when it started, `200` when one was running.
@@ -76,6 +55,7 @@ pub async fn download(
 ) -> std::result::Result<Response, ApiError> {
     let repo = model_id(&body.model_id)?;
     let started = ctx.jobs.start(&repo, 0)?;
+    ctx.status.invalidate();
     let (status, word) = if started.created {
         (StatusCode::ACCEPTED, "started")
     } else {

@@ -1,5 +1,5 @@
 //! The REST API of `ema start`: the legacy endpoints (`legacy.rs`), the enhanced ones (`enhanced.rs`), the model
-//! views both build on (`views.rs`) and the error answer and strict body reader (`error.rs`), over one
+//! views both build on (`views.rs`), kept between changes (`cache.rs`), and the error answer and strict body reader (`error.rs`), over one
 //! [`ApiContext`] (the engine, its download jobs, the metrics).
 //!
 //! [`routes`] registers each handler with its OpenAPI description (utoipa-axum), so the document
@@ -9,6 +9,7 @@
 //! engine part exists; until then it answers the API's JSON 404. `fallback.rs` serves the scored fallback.
 
 pub mod analytics;
+pub mod cache;
 pub mod enhanced;
 pub mod error;
 pub mod fallback;
@@ -34,6 +35,8 @@ pub struct ApiContext {
     pub engine: Engine,
     pub jobs: JobBoard,
     pub metrics: Arc<Metrics>,
+    /// The status answers between changes (`cache.rs`).
+    pub status: Arc<cache::StatusCache>,
     pub started: Instant,
 }
 
@@ -41,6 +44,7 @@ impl ApiContext {
     pub fn new(engine: Engine, metrics: Arc<Metrics>) -> Self {
         ApiContext {
             jobs: JobBoard::new(engine.clone()),
+            status: cache::StatusCache::new(engine.clone(), metrics.status_builds.clone()),
             engine,
             metrics,
             started: Instant::now(),

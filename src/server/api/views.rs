@@ -1,10 +1,12 @@
 //! The model views the API answers with, built from the engine: the legacy status map
 //! (`{"<id>": {"available": …}}`), the enhanced detailed map (`{"models": {"<id>": {"is_available": …}}}`), both
-//! over every model in the store plus the configured watch list, and the quick health of every model.
+//! over every model in the store plus the configured watch list, and the quick health of every model. One pass over
+//! the store ([`status_views`]) builds both maps and the metrics' gauges; `cache.rs` keeps them between changes.
 
 use std::collections::BTreeMap;
 
 use crate::engine::Engine;
+use crate::engine::download::queue::QueueState;
 use crate::engine::error::{EmaError, Result};
 use crate::engine::events::{Availability, HealthState};
 use crate::engine::health::{self, HealthSnapshot};
@@ -40,27 +42,102 @@ fn availability(m: &Option<ModelStatus>) -> Availability {
 
 /// The legacy client's map: `{"<id>": {"available": bool, "status", "size_bytes", …}}`.
 pub fn legacy_status(engine: &Engine) -> Result<LegacyStatus> {
-    Ok(statuses(engine)?
-        .into_iter()
+    Ok(legacy_of(&statuses(engine)?))
+}
+
+fn legacy_of(all: &BTreeMap<String, Option<ModelStatus>>) -> LegacyStatus {
+    all.iter()
         .map(|(id, m)| {
-            let a = availability(&m);
+            let a = availability(m);
             let v = LegacyModelStatus {
                 available: a == Availability::Available,
                 status: a.as_str().to_string(),
                 size_bytes: m.as_ref().map(|m| m.size_bytes).unwrap_or(0),
                 commit: m.as_ref().and_then(|m| m.commit.clone()),
             };
-            (id, v)
+            (id.clone(), v)
         })
-        .collect())
+        .collect()
+}
+
+/// The gauges `/metrics` exposes, read in the same pass as the status maps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// Downloads transferring now.
+    pub downloads_active: u64,
+    /// Downloads waiting (queued, paused, failed and resumable).
+    pub downloads_queued: u64,
+    /// Models by their last recorded health state (every state, 0 included).
+    pub models_by_health: Vec<(HealthState, u64)>,
+    /// Bytes of model files present in the store.
+    pub store_bytes: u64,
+}
+
+/// The legacy map, the detailed document and the gauges, from one pass over the store.
+#[derive(Debug)]
+pub struct StatusViews {
+    pub legacy: LegacyStatus,
+    pub detailed: DetailedStatus,
+    pub gauges: Gauges,
+}
+
+/// Every health state, in the order the gauges list them.
+pub const HEALTH_STATES: [HealthState; 6] = [
+    HealthState::Healthy,
+    HealthState::Degraded,
+    HealthState::Corrupted,
+    HealthState::Incomplete,
+    HealthState::Missing,
+    HealthState::Unknown,
+];
+
+/// Both status maps and the gauges (blocking: reads every sidecar, stats every file, reads the health snapshot
+/// and the download queue once).
+pub fn status_views(engine: &Engine) -> Result<StatusViews> {
+    let downloads = engine.downloads();
+    let active = downloads
+        .iter()
+        .filter(|d| d.state == QueueState::Downloading)
+        .count() as u64;
+    let snap = HealthSnapshot::load(engine.store());
+    let all = statuses(engine)?;
+    let store_bytes = all.values().flatten().map(|m| m.present_bytes).sum();
+    let models_by_health = HEALTH_STATES
+        .iter()
+        .map(|s| {
+            (
+                *s,
+                snap.models.values().filter(|h| h.state == *s).count() as u64,
+            )
+        })
+        .collect();
+    Ok(StatusViews {
+        legacy: legacy_of(&all),
+        detailed: detailed_of(all, &snap),
+        gauges: Gauges {
+            downloads_active: active,
+            downloads_queued: downloads.len() as u64 - active,
+            models_by_health,
+            store_bytes,
+        },
+    })
 }
 
 /// The enhanced client's document: `{"models": {"<id>": {"is_available": bool, …}}, "summary": {…}}`.
 pub fn detailed_status(engine: &Engine) -> Result<DetailedStatus> {
-    let snap = HealthSnapshot::load(engine.store());
+    Ok(detailed_of(
+        statuses(engine)?,
+        &HealthSnapshot::load(engine.store()),
+    ))
+}
+
+fn detailed_of(
+    all: BTreeMap<String, Option<ModelStatus>>,
+    snap: &HealthSnapshot,
+) -> DetailedStatus {
     let mut models = BTreeMap::new();
     let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
-    for (id, m) in statuses(engine)? {
+    for (id, m) in all {
         let a = availability(&m);
         *by_status.entry(a.as_str().to_string()).or_default() += 1;
         let health = snap.models.get(&id).map(|h| HealthView {
@@ -112,13 +189,13 @@ pub fn detailed_status(engine: &Engine) -> Result<DetailedStatus> {
         };
         models.insert(id, v);
     }
-    Ok(DetailedStatus {
+    DetailedStatus {
         summary: DetailedSummary {
             total: models.len() as u64,
             by_status,
         },
         models,
-    })
+    }
 }
 
 /// The legacy health answer: a quick check of every model (existence, size, mtime), recent alerts, storage.

@@ -154,11 +154,19 @@ pub(crate) async fn canonical_path(
         && raw_path.starts_with("/api/models/")
         && raw_path.contains("/paths-info/");
     if method != Method::GET && method != Method::HEAD && !paths_info_post {
-        return with_length(hub_error(
+        let mut r = hub_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
             "this mirror is read-only: use GET or HEAD",
-        ));
+        );
+        let allow = if raw_path.contains("/paths-info/") {
+            "GET, HEAD, POST"
+        } else {
+            "GET, HEAD"
+        };
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+        return with_length(r);
     }
     let segs: Vec<String> = raw_path
         .split('/')
