@@ -88,6 +88,7 @@ const ENHANCED: &[(&str, &str)] = &[
     ("GET", "/ws"),
     ("POST", "/api/v1/models/fallback/suggest"),
     ("GET", "/api/v1/models/analytics"),
+    ("POST", "/api/v1/admin/test-alerts"),
 ];
 
 /// The document through openapi-spec-validator (PyPI; scripts/test.sh installs it with schemathesis).

@@ -5,7 +5,9 @@
 //! Counters and histograms of downloads and verifications follow the engine's event bus ([`Metrics::follow`]);
 //! the gauges are read from the engine when scraped; HTTP requests are counted by the [`track`] middleware.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{Request, State};
@@ -22,11 +24,13 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::engine::Engine;
 use crate::engine::download::queue::QueueState;
-use crate::engine::events::{Event, HealthState};
-use crate::engine::health::HealthSnapshot;
+use crate::engine::events::{Event, HealthState, Severity};
+use crate::engine::health::{HealthSnapshot, PerfBaselines, storage_usage};
 
 type Labels = Vec<(&'static str, String)>;
 type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
+/// A float gauge that is absent (no sample) while its value is unknown: a family over the empty label set.
+type Optional = Family<Labels, Gauge<f64, AtomicU64>>;
 
 /// Every metric of the server, registered once.
 pub struct Metrics {
@@ -42,6 +46,15 @@ pub struct Metrics {
     store_bytes: Gauge,
     download_duration: Histogram,
     http_latency: HistogramFamily,
+    store_usage: Optional,
+    store_threshold: Gauge<f64, AtomicU64>,
+    verify_throughput: Optional,
+    verify_ratio: Optional,
+    verify_models: Gauge,
+    alerts_open: Family<Labels, Gauge>,
+    alerts_raised: Family<Labels, Counter>,
+    /// The (kind, severity) pairs `alerts_open` has exposed (set back to 0 when their alerts leave the history).
+    alert_keys: Mutex<BTreeSet<(String, String)>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -75,6 +88,29 @@ impl Metrics {
             store_bytes: Gauge::default(),
             download_duration: Histogram::new(exponential_buckets(0.5, 2.0, 14)),
             http_latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            store_usage: Family::default(),
+            store_threshold: Gauge::default(),
+            verify_throughput: Family::default(),
+            verify_ratio: Family::default(),
+            verify_models: Gauge::default(),
+            alerts_open: Family::default(),
+            alerts_raised: Family::default(),
+            // The engine's alert kinds with their severities, exposed from the start (0).
+            alert_keys: Mutex::new(
+                [
+                    ("health", "critical"),
+                    ("health", "warning"),
+                    ("health", "info"),
+                    ("storage", "warning"),
+                    ("storage_disk", "warning"),
+                    ("performance", "warning"),
+                    ("repair", "critical"),
+                    ("test", "warning"),
+                ]
+                .into_iter()
+                .map(|(k, s)| (k.to_string(), s.to_string()))
+                .collect(),
+            ),
         };
         let r = &mut m.registry;
         r.register_with_unit(
@@ -136,6 +172,63 @@ impl Metrics {
             Unit::Seconds,
             m.http_latency.clone(),
         );
+        r.register(
+            "store_usage_ratio",
+            "Use of the models directory as a fraction of the storage budget (of=budget, absent without one) and \
+             of its disk (of=disk)",
+            m.store_usage.clone(),
+        );
+        r.register(
+            "store_cleanup_threshold_ratio",
+            "storage.cleanup_threshold_percent as a fraction: the engine alerts when a store_usage_ratio reaches it",
+            m.store_threshold.clone(),
+        );
+        r.register(
+            "verification_throughput_bytes_per_second",
+            "Median over the measured models of their read throughput in their last full verification (absent \
+             until one is measured)",
+            m.verify_throughput.clone(),
+        );
+        r.register(
+            "verification_throughput_ratio",
+            "Lowest ratio, over the measured models, of the last verification's read throughput to the model's \
+             baseline (median of its earlier measurements); absent until a model has two",
+            m.verify_ratio.clone(),
+        );
+        r.register(
+            "verification_measured_models",
+            "Models with a recorded read-throughput measurement (the two throughput gauges are absent while none \
+             has one; the ratio needs two measurements of a model)",
+            m.verify_models.clone(),
+        );
+        r.register(
+            "alerts_open",
+            "Alerts in the alert history not resolved, by kind and severity (kind=test: raised by ema \
+             test-monitoring)",
+            m.alerts_open.clone(),
+        );
+        r.register(
+            "alerts_raised",
+            "Alerts published by the engine, by severity",
+            m.alerts_raised.clone(),
+        );
+        for sev in ["info", "warning", "critical"] {
+            let _ = m
+                .alerts_raised
+                .get_or_create(&vec![("severity", sev.to_string())]);
+        }
+        for h in [
+            HealthState::Healthy,
+            HealthState::Degraded,
+            HealthState::Corrupted,
+            HealthState::Incomplete,
+            HealthState::Missing,
+            HealthState::Unknown,
+        ] {
+            let _ = m
+                .verifications
+                .get_or_create(&vec![("result", h.as_str().to_string())]);
+        }
         // Every outcome is exposed from the start (0), so rates and absences are queryable.
         for o in ["completed", "failed", "cancelled"] {
             let _ = m.downloads.get_or_create(&vec![("outcome", o.to_string())]);
@@ -155,6 +248,11 @@ impl Metrics {
             Event::DownloadCancelled { .. } => self.outcome("cancelled"),
             Event::Retry { .. } => {
                 self.retries.inc();
+            }
+            Event::HealthAlert { severity, .. } => {
+                self.alerts_raised
+                    .get_or_create(&vec![("severity", severity_name(*severity).to_string())])
+                    .inc();
             }
             Event::HealthChanged { state, .. } => {
                 self.verifications
@@ -212,6 +310,82 @@ impl Metrics {
             let bytes: u64 = all.iter().map(|m| m.present_bytes).sum();
             self.store_bytes.set(bytes.min(i64::MAX as u64) as i64);
         }
+        self.refresh_storage(engine);
+        self.refresh_throughput(engine);
+        self.refresh_alerts(engine);
+    }
+
+    /// Store use against the budget and the disk, and the threshold (what the monitor's storage alerts compare).
+    fn refresh_storage(&self, engine: &Engine) {
+        let u = storage_usage(engine.store(), engine.config());
+        self.store_threshold.set(u.threshold_percent as f64 / 100.0);
+        for (of, pct) in [
+            (
+                "budget",
+                (u.budget_bytes > 0).then_some(u.percent_of_budget),
+            ),
+            ("disk", u.percent_of_disk),
+        ] {
+            let l = vec![("of", of.to_string())];
+            match pct {
+                Some(p) => {
+                    self.store_usage.get_or_create(&l).set(p / 100.0);
+                }
+                None => {
+                    self.store_usage.remove(&l);
+                }
+            }
+        }
+    }
+
+    /// Read throughput recorded by full verifications (`perf_baseline.json`).
+    fn refresh_throughput(&self, engine: &Engine) {
+        let perf = PerfBaselines::load(engine.store());
+        let mut latest: Vec<f64> = perf.models.keys().filter_map(|m| perf.latest(m)).collect();
+        latest.sort_by(|a, b| a.total_cmp(b));
+        self.verify_models.set(latest.len() as i64);
+        let lowest = perf
+            .models
+            .keys()
+            .filter_map(|m| perf.latest_ratio(m))
+            .min_by(|a, b| a.total_cmp(b));
+        let none: Labels = Vec::new();
+        match latest.get(latest.len() / 2) {
+            Some(v) if !latest.is_empty() => {
+                self.verify_throughput.get_or_create(&none).set(*v);
+            }
+            _ => self.verify_throughput.clear(),
+        }
+        match lowest {
+            Some(r) => {
+                self.verify_ratio.get_or_create(&none).set(r);
+            }
+            None => self.verify_ratio.clear(),
+        }
+    }
+
+    /// Open alerts by kind and severity, from the alert history.
+    fn refresh_alerts(&self, engine: &Engine) {
+        let Ok(list) = engine.alerts().list() else {
+            return;
+        };
+        let mut keys = self.alert_keys.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts: std::collections::BTreeMap<(String, String), i64> =
+            keys.iter().map(|k| (k.clone(), 0)).collect();
+        for a in &list {
+            let n = counts
+                .entry((a.kind.clone(), severity_name(a.severity).to_string()))
+                .or_insert(0);
+            if !a.resolved {
+                *n += 1;
+            }
+        }
+        for ((kind, sev), n) in counts {
+            self.alerts_open
+                .get_or_create(&vec![("kind", kind.clone()), ("severity", sev.clone())])
+                .set(n);
+            keys.insert((kind, sev));
+        }
     }
 
     /// The exposition text.
@@ -241,6 +415,14 @@ impl Metrics {
     }
 }
 
+fn severity_name(s: Severity) -> &'static str {
+    match s {
+        Severity::Info => "info",
+        Severity::Warning => "warning",
+        Severity::Critical => "critical",
+    }
+}
+
 /// The route template of a path: a fixed, small set of values (never the path itself).
 pub fn route_label(path: &str) -> &'static str {
     match path {
@@ -251,6 +433,7 @@ pub fn route_label(path: &str) -> &'static str {
         "/api/v1/models/download/manage" => "/api/v1/models/download/manage",
         "/api/v1/downloads" => "/api/v1/downloads",
         "/api/v1/admin/health" => "/api/v1/admin/health",
+        "/api/v1/admin/test-alerts" => "/api/v1/admin/test-alerts",
         "/api/v1/openapi.json" => "/api/v1/openapi.json",
         "/api/v1/models/fallback/suggest" => "/api/v1/models/fallback/suggest",
         "/ws" => "/ws",
@@ -339,6 +522,24 @@ mod tests {
         );
         assert!(
             out.contains("ema_download_duration_seconds_count 1\n"),
+            "{out}"
+        );
+        m.observe(&Event::HealthAlert {
+            id: "x".into(),
+            severity: Severity::Critical,
+            model_id: None,
+            message: "m".into(),
+            suggested_action: None,
+            at: "t".into(),
+        });
+        let mut out = String::new();
+        prometheus_text::encode(&mut out, &m.registry).unwrap();
+        assert!(
+            out.contains("ema_alerts_raised_total{severity=\"critical\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("ema_verifications_total{result=\"corrupted\"} 0\n"),
             "{out}"
         );
     }

@@ -9,7 +9,7 @@ use crate::engine::error::Result;
 use crate::engine::migration::context::{MigrationContext, StepOutcome};
 
 /// The configuration that says where the server listens, and which file it came from.
-fn server_config(ctx: &MigrationContext) -> (Config, String) {
+pub(super) fn server_config(ctx: &MigrationContext) -> (Config, String) {
     let migrated = &ctx.plan.enhanced_config;
     if migrated.is_file()
         && let Ok(l) = config::load(Some(migrated))
