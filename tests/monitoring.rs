@@ -574,3 +574,133 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_written() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("--url"), "{}", r.stderr);
 }
+
+/// A child process killed when the test ends, whichever way.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Poll Prometheus' alerts API until `pred` holds for the `EmaTestAlert` entries (bounded: 60 s).
+async fn prometheus_alerts_until(prom: &str, what: &str, pred: impl Fn(&[Value]) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = client().get(format!("{prom}/api/v1/alerts")).send().await
+            && let Ok(v) = r.json::<Value>().await
+            && let Some(list) = v["data"]["alerts"].as_array()
+        {
+            let ours: Vec<Value> = list
+                .iter()
+                .filter(|a| a["labels"]["alertname"] == "EmaTestAlert")
+                .cloned()
+                .collect();
+            if pred(&ours) {
+                return;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Prometheus: {what} not seen within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_loads_the_generated_files_and_fires_the_test_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), json!({"api": {"token": TOKEN}}));
+    let srv = EmaServer::start(&cfg, "http://127.0.0.1:9", &["--port", "0"], &[]);
+    let base = srv.url(0);
+    let out = dir.path().join("mon");
+    let r = run(ema_cmd()
+        .arg("--config")
+        .arg(&cfg)
+        .args([
+            "setup-monitoring",
+            "--prometheus",
+            "--alerting",
+            "--url",
+            &base,
+            "--out",
+        ])
+        .arg(&out));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::fs::write(out.join("ema-api-token"), TOKEN).unwrap();
+    // The generated configuration as written, its intervals shortened so the test does not wait 15 s per step.
+    let prom_yml = std::fs::read_to_string(out.join("prometheus.yml"))
+        .unwrap()
+        .replace("scrape_interval: 15s", "scrape_interval: 1s")
+        .replace("evaluation_interval: 15s", "evaluation_interval: 1s");
+    std::fs::write(out.join("prometheus.yml"), prom_yml).unwrap();
+    let prom_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let prom = std::process::Command::new("prometheus")
+        .arg(format!(
+            "--config.file={}",
+            out.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+        .spawn()
+        .expect("prometheus (Debian package `prometheus`; scripts/test.sh installs it)");
+    let prom = Reaped(prom);
+    let prom_url = format!("http://127.0.0.1:{prom_port}");
+
+    // Scraped with the token from the credentials file; no test alert yet.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let q = format!("{prom_url}/api/v1/query?query=up{{job=\"ema\"}}");
+        if let Ok(r) = client().get(&q).send().await
+            && let Ok(v) = r.json::<Value>().await
+            && v["data"]["result"][0]["value"][1] == "1"
+        {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let log =
+                std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
+            panic!("Prometheus did not scrape ema within 60 s:\n{log}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    prometheus_alerts_until(&prom_url, "no EmaTestAlert", |a| a.is_empty()).await;
+
+    // A test alert raised on ema fires EmaTestAlert in Prometheus; resolved, it goes away.
+    let (s, v) = post_test_alerts(
+        &base,
+        Some(TOKEN),
+        json!({"action": "raise", "run_id": "prom-1"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    prometheus_alerts_until(&prom_url, "EmaTestAlert firing", |a| {
+        a.iter()
+            .any(|x| x["state"] == "firing" && x["labels"]["severity"] == "info")
+    })
+    .await;
+    let (s, _) = post_test_alerts(
+        &base,
+        Some(TOKEN),
+        json!({"action": "resolve", "run_id": "prom-1"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    prometheus_alerts_until(&prom_url, "EmaTestAlert gone", |a| a.is_empty()).await;
+
+    drop(prom);
+    let (code, stderr) = srv.stop();
+    assert_eq!(code, 0, "{stderr}");
+}
