@@ -108,18 +108,18 @@ fn present(e: &Exposition, what: &str, wanted: Vec<String>) -> Result<String, St
         .partition(|m| MEASURED_ONLY.contains(&m.as_str()) && e.has(MEASURED_COUNT));
     if !missing.is_empty() {
         return Err(format!(
-            "{} of the {} metrics {what} names are not exported: {} (a server older than these files? regenerate \
+            "{} of the {} metrics {what} are not exported: {} (a server older than these files? regenerate \
              them with `ema setup-monitoring --force`, or upgrade the server)",
             missing.len(),
             wanted.len(),
             missing.join(", ")
         ));
     }
-    let mut s = format!("all {} metrics {what} names are exported", wanted.len());
+    let mut s = format!("all {} metrics {what} are exported", wanted.len());
     if !waiting.is_empty() {
         s = format!(
-            "{} metrics {what} names are exported; {} appear once a full verification measured a model's read \
-             throughput ({MEASURED_COUNT} = {})",
+            "{} metrics {what} are exported; these appear once a full verification measured a model's \
+             read throughput: {} ({MEASURED_COUNT} = {})",
             wanted.len() - waiting.len(),
             waiting.join(", "),
             e.sum(MEASURED_COUNT, &[]).unwrap_or(0.0)
@@ -151,7 +151,7 @@ pub async fn check(t: &Target, test_alerts: bool) -> LiveReport {
             let rule_metrics: Vec<String> = rules::RULES.iter().flat_map(|r| r.metrics()).collect();
             run.add(
                 "alert rules' metrics exported",
-                present(e, "the alert rules", rule_metrics),
+                present(e, "the alert rules name", rule_metrics),
             );
             let dash: Vec<String> = dashboard::queries()
                 .into_iter()
@@ -159,7 +159,7 @@ pub async fn check(t: &Target, test_alerts: bool) -> LiveReport {
                 .collect();
             run.add(
                 "dashboard's metrics exported",
-                present(e, "the dashboard", dash),
+                present(e, "the dashboard names", dash),
             );
         }
         if test_alerts {
@@ -274,7 +274,8 @@ async fn post_test_alerts(t: &Target, body: Value) -> Result<Value, String> {
             "POST /api/v1/admin/test-alerts answered {s}: {}{}",
             v["error"].as_str().unwrap_or(""),
             if s.as_u16() == 404 {
-                " (a server without test alerts: upgrade it)"
+                " (not served here: test alerts are on the enhanced port — legacy-only or split ports? check \
+                 --url — or the server predates them)"
             } else {
                 ""
             }
