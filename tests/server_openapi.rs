@@ -88,6 +88,7 @@ const ENHANCED: &[(&str, &str)] = &[
     ("GET", "/ws"),
     ("POST", "/api/v1/models/fallback/suggest"),
     ("GET", "/api/v1/models/analytics"),
+    ("POST", "/api/v1/admin/test-alerts"),
 ];
 
 /// The Hub mirror's routes, served (and documented) beside the enhanced set.
@@ -304,8 +305,8 @@ fn schemathesis_fuzzes_every_route_and_finds_no_5xx_and_no_schema_violation() {
         status.success(),
         "schemathesis found problems (seed {seed}):\n{text}"
     );
-    // It really tested every operation but /ws (the API's 11 and the Hub mirror's 8), and generated cases.
-    assert!(text.contains("Tested: 19"), "{text}");
+    // It really tested every operation but /ws (the API's 12 and the Hub mirror's 8), and generated cases.
+    assert!(text.contains("Tested: 20"), "{text}");
     assert!(text.contains(" passed"), "{text}");
     assert!(!text.contains(token), "the token leaked into the output");
     eprintln!("schemathesis: {:.1} s", t.elapsed().as_secs_f64());

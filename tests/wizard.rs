@@ -557,6 +557,54 @@ fn services_started_and_api_responding_check_a_live_ema_start_on_the_configured_
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(r.json()["passed"], 9);
+
+    // "Monitoring configured": setup-monitoring's files beside the migrated configuration, the live server checked;
+    // and test-monitoring on the configured address, a test alert followed end to end.
+    let r = ema(
+        d,
+        &root,
+        &[
+            "--config",
+            cfg_s,
+            "migrate",
+            "run",
+            "monitoring_configured",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let rec = r.json();
+    assert_eq!(rec["state"], "done", "{rec}");
+    assert!(
+        rec["details"]
+            .as_str()
+            .unwrap()
+            .contains("exports every metric they name"),
+        "{rec}"
+    );
+    for f in [
+        "prometheus.yml",
+        "ema-alerts.yml",
+        "ema-alerts.test.yml",
+        "ema-dashboard.json",
+    ] {
+        assert!(root.join("config/monitoring").join(f).is_file(), "{f}");
+    }
+    let prom = std::fs::read_to_string(root.join("config/monitoring/prometheus.yml")).unwrap();
+    assert!(prom.contains(&format!("\"127.0.0.1:{port}\"")), "{prom}");
+    let r = ema(
+        d,
+        &root,
+        &[
+            "--config",
+            cfg_s,
+            "test-monitoring",
+            "--generate-test-alerts",
+            "--json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["failed"], 0);
     let (code, _) = srv.stop();
     assert_eq!(code, 0);
     let r = ema(

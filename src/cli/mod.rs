@@ -19,6 +19,7 @@ pub mod integrity;
 pub mod migrate;
 pub mod migrate_wizard;
 pub mod mirror;
+pub mod monitoring;
 pub mod output;
 pub mod selftest;
 pub mod start;
@@ -127,6 +128,12 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Measure download throughput, API latency and model read throughput; keep and compare baselines.
     Benchmark(benchmark::BenchmarkArgs),
+    /// Write monitoring for this server: a Prometheus scrape configuration, alerting rules with their promtool
+    /// unit tests, a Grafana dashboard (into --out DIR, default ./monitoring).
+    SetupMonitoring(monitoring::SetupMonitoringArgs),
+    /// Check a running server's metrics against the generated monitoring; --generate-test-alerts follows a test
+    /// alert through the WebSocket, `ema health` and /metrics, then clears it.
+    TestMonitoring(monitoring::TestMonitoringArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -239,6 +246,8 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::Start(a) => start::run(a, ctx),
         Command::Demo(a) => demo::run(a, ctx),
         Command::Benchmark(a) => benchmark::run(a, ctx),
+        Command::SetupMonitoring(a) => monitoring::setup(a, ctx),
+        Command::TestMonitoring(a) => monitoring::test(a, ctx),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ema", &mut std::io::stdout());

@@ -70,7 +70,17 @@ impl Target {
         Ok(Target { base, token })
     }
 
-    fn client(&self) -> reqwest::Client {
+    /// Whether a token is sent (its value is never shown).
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// The token, for the WebSocket handshake of the engine's own checks.
+    pub(crate) fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    pub(crate) fn client(&self) -> reqwest::Client {
         reqwest::Client::builder()
             .timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
@@ -78,11 +88,16 @@ impl Target {
             .expect("an HTTP client")
     }
 
-    fn get(&self, c: &reqwest::Client, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn get(&self, c: &reqwest::Client, path: &str) -> reqwest::RequestBuilder {
         self.auth(c.get(format!("{}{path}", self.base)))
     }
 
-    fn post(&self, c: &reqwest::Client, path: &str, body: Value) -> reqwest::RequestBuilder {
+    pub(crate) fn post(
+        &self,
+        c: &reqwest::Client,
+        path: &str,
+        body: Value,
+    ) -> reqwest::RequestBuilder {
         self.auth(c.post(format!("{}{path}", self.base)).json(&body))
     }
 
@@ -280,7 +295,7 @@ pub async fn compatibility(t: &Target, legacy: bool, enhanced: bool) -> Compatib
     }
 }
 
-fn short(e: &reqwest::Error) -> String {
+pub(crate) fn short(e: &reqwest::Error) -> String {
     let mut s = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(x) = src {

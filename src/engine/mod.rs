@@ -25,6 +25,7 @@ pub mod hub;
 pub mod inventory;
 pub mod jobs;
 pub mod migration;
+pub mod monitoring;
 pub mod online;
 pub mod selftest;
 pub mod validate_migration;

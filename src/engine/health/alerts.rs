@@ -20,7 +20,7 @@ pub const MAX_ALERTS: usize = 500;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     pub id: String,
-    /// `health`, `storage`, `storage_disk`, `performance`, `repair`.
+    /// `health`, `storage`, `storage_disk`, `performance`, `repair`, `test` (raised by `ema test-monitoring`).
     pub kind: String,
     pub severity: Severity,
     pub model_id: Option<String>,
@@ -174,6 +174,20 @@ impl AlertStore {
                 }
             }
             changed
+        })
+    }
+
+    /// Resolve every open alert `pick` selects. Returns the alerts resolved.
+    pub fn resolve_where(&self, pick: impl Fn(&Alert) -> bool) -> Result<Vec<Alert>> {
+        self.locked(|alerts| {
+            let mut out = Vec::new();
+            for a in alerts.iter_mut() {
+                if !a.resolved && pick(a) {
+                    a.resolved = true;
+                    out.push(a.clone());
+                }
+            }
+            out
         })
     }
 

@@ -44,6 +44,23 @@ impl PerfBaselines {
         s.sort_by(|a, b| a.total_cmp(b));
         Some(s[s.len() / 2])
     }
+    /// The latest measurement of `model` over the median of the ones before it (what the monitor compares against
+    /// [`PERF_REGRESSION_RATIO`]); None with fewer than two measurements.
+    pub fn latest_ratio(&self, model: &str) -> Option<f64> {
+        let v = self.models.get(model)?;
+        let (latest, earlier) = v.split_last()?;
+        if earlier.is_empty() {
+            return None;
+        }
+        let mut s = earlier.to_vec();
+        s.sort_by(|a, b| a.total_cmp(b));
+        let base = s[s.len() / 2];
+        (base > 0.0).then(|| latest / base)
+    }
+    /// The latest measurement of `model`, bytes/s.
+    pub fn latest(&self, model: &str) -> Option<f64> {
+        self.models.get(model)?.last().copied()
+    }
     /// Record a measurement (keeps the last 5). Returns the baseline before it, if any.
     pub fn observe(&mut self, model: &str, bytes_per_sec: f64) -> Option<f64> {
         let before = self.baseline(model);
@@ -67,5 +84,10 @@ mod tests {
         p.observe("m", 300.0);
         p.observe("m", 200.0);
         assert_eq!(p.baseline("m"), Some(200.0));
+        p.observe("m", 100.0);
+        // 100 against the median of 100, 300, 200.
+        assert_eq!(p.latest_ratio("m"), Some(0.5));
+        assert_eq!(p.latest("m"), Some(100.0));
+        assert_eq!(p.latest_ratio("unknown"), None);
     }
 }

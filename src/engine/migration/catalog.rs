@@ -262,7 +262,7 @@ pub const STEPS: &[StepDef] = &[
         "monitoring_configured",
         PostMigration,
         "Monitoring configured",
-        "Needs `ema setup-monitoring` and the metrics endpoint (issue 15), not built yet: reported as such.",
+        "Writes `ema setup-monitoring`'s files (Prometheus scrape configuration, alerting rules and their promtool tests, Grafana dashboard) into monitoring/ beside the migrated configuration, then checks that the running server's /metrics exports every metric they name (`ema test-monitoring`).",
     ),
     step(
         Manual,

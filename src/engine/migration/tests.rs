@@ -100,9 +100,23 @@ fn every_automatic_step_does_real_work_on_a_legacy_install() {
             .unwrap()
             .contains("ema test-api-compatibility --url http://")
     );
+    // The monitoring files are written beside the migrated configuration; no server answers, so the check fails.
     let r = run(&w, "monitoring_configured");
-    assert_eq!(r.state, StepState::Blocked, "{r:?}");
-    assert!(r.details.unwrap().contains("not built yet"));
+    assert_eq!(r.state, StepState::Failed, "{r:?}");
+    assert!(
+        r.details
+            .unwrap()
+            .contains("ema test-monitoring --url http://")
+    );
+    let mon = plan.enhanced_config.parent().unwrap().join("monitoring");
+    for f in [
+        "prometheus.yml",
+        "ema-alerts.yml",
+        "ema-alerts.test.yml",
+        "ema-dashboard.json",
+    ] {
+        assert!(mon.join(f).is_file(), "{f}");
+    }
     let r = run(&w, "features_working");
     assert_eq!(r.state, StepState::Blocked, "{r:?}");
     assert!(

@@ -2,12 +2,15 @@
 //! views both build on (`views.rs`), kept between changes (`cache.rs`), and the error answer and strict body reader (`error.rs`), over one
 //! [`ApiContext`] (the engine, its download jobs, the metrics).
 //!
+//! `admin.rs` raises and resolves test alerts (`ema test-monitoring`).
+//!
 //! [`routes`] registers each handler with its OpenAPI description (utoipa-axum), so the document
 //! (`server/openapi.rs`) lists exactly the routes served; the bodies' types are in `types.rs`.
 //!
 //! Seam for the part not built yet: `GET /api/v1/models/analytics` is merged here (in [`routes`]) once its
 //! engine part exists; until then it answers the API's JSON 404. `fallback.rs` serves the scored fallback.
 
+pub mod admin;
 pub mod analytics;
 pub mod cache;
 pub mod enhanced;
@@ -77,7 +80,8 @@ pub fn routes(surface: Surface) -> OpenApiRouter<Arc<ApiContext>> {
             .routes(routes!(enhanced::list_jobs))
             .routes(routes!(enhanced::one_job))
             .routes(routes!(fallback::suggest))
-            .routes(routes!(analytics::summary));
+            .routes(routes!(analytics::summary))
+            .routes(routes!(admin::test_alerts));
     }
     r.route("/api/v1", any(unknown_api_path))
         .route("/api/v1/", any(unknown_api_path))

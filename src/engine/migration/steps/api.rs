@@ -11,7 +11,7 @@ use crate::engine::migration::context::{MigrationContext, StepOutcome};
 use crate::engine::migration::systemd;
 
 /// The configuration that says where the server listens, and which file it came from.
-fn server_config(ctx: &MigrationContext) -> (Config, String) {
+pub(super) fn server_config(ctx: &MigrationContext) -> (Config, String) {
     let migrated = &ctx.plan.enhanced_config;
     if migrated.is_file()
         && let Ok(l) = config::load(Some(migrated))

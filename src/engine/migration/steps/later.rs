@@ -1,6 +1,4 @@
-//! "Database migrated" (the legacy usage log into the analytics database), and the step whose engine work depends on
-//! a part of ema that is not built yet (monitoring): it says exactly what is missing — a blocked outcome, never a
-//! pass.
+//! "Database migrated": the legacy usage log into the analytics database.
 
 use crate::engine::analytics;
 use crate::engine::migration::context::{MigrationContext, StepOutcome};
@@ -94,12 +92,4 @@ pub(super) fn database_migrated(ctx: &MigrationContext) -> StepOutcome {
             log,
         ),
     }
-}
-
-pub(super) fn monitoring_configured() -> StepOutcome {
-    StepOutcome::blocked(
-        "not built yet: monitoring (`ema setup-monitoring --prometheus`, the metrics endpoint; issue 15) does not \
-         exist yet",
-        vec![],
-    )
 }

@@ -8,6 +8,7 @@ mod config;
 mod features;
 mod later;
 mod models;
+mod monitoring;
 mod services;
 mod system;
 
@@ -33,7 +34,7 @@ pub fn run_step(id: &str, ctx: &MigrationContext) -> StepOutcome {
         "api_responding" => StepOutcome::from_result(api::api_responding(ctx)),
         "features_working" => StepOutcome::from_result(features::features_working(ctx)),
         "performance_acceptable" => StepOutcome::from_result(models::performance_acceptable(ctx)),
-        "monitoring_configured" => later::monitoring_configured(),
+        "monitoring_configured" => StepOutcome::from_result(monitoring::monitoring_configured(ctx)),
         "rollback_verified" => StepOutcome::from_result(backup::rollback_verified(ctx)),
         other => match step_def(other) {
             Some(d) if d.kind == StepKind::Manual => StepOutcome::fail(
