@@ -19,6 +19,7 @@ pub mod integrity;
 pub mod migrate;
 pub mod migrate_wizard;
 pub mod mirror;
+pub mod optimize;
 pub mod output;
 pub mod selftest;
 pub mod start;
@@ -127,6 +128,15 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Measure download throughput, API latency and model read throughput; keep and compare baselines.
     Benchmark(benchmark::BenchmarkArgs),
+    /// The facts ema reads (benchmark baseline, download history, cores, memory, disk, hub) and, with
+    /// --generate-recommendations, configuration changes with their evidence (saved for `ema optimize`).
+    AnalyzePerformance(optimize::AnalyzeArgs),
+    /// Apply the recommendations analyze-performance saved to the configuration in force (backup first; a running
+    /// server told to reload).
+    Optimize(optimize::OptimizeArgs),
+    /// Analyze now and apply the recommendations to the configuration in force (--for-performance --system-specs
+    /// auto-detect).
+    OptimizeConfig(optimize::OptimizeConfigArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -239,6 +249,9 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::Start(a) => start::run(a, ctx),
         Command::Demo(a) => demo::run(a, ctx),
         Command::Benchmark(a) => benchmark::run(a, ctx),
+        Command::AnalyzePerformance(a) => optimize::analyze_performance(a, ctx),
+        Command::Optimize(a) => optimize::optimize(a, ctx),
+        Command::OptimizeConfig(a) => optimize::optimize_config(a, ctx),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ema", &mut std::io::stdout());
