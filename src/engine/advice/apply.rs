@@ -109,6 +109,48 @@ impl Outcome {
     }
 }
 
+/// The saved recommendations not yet in force in `file` (all of them when no file is in force): what the console
+/// offers to apply.
+pub fn pending(cache_dir: &Path, file: Option<&Path>) -> Result<Vec<Recommendation>> {
+    let Some(set) = load_set(&set_path(cache_dir))? else {
+        return Ok(Vec::new());
+    };
+    let Some(file) = file.filter(|f| f.is_file()) else {
+        return Ok(set.recommendations);
+    };
+    let shown = apply(file, &set.recommendations, true)?;
+    Ok(set
+        .recommendations
+        .into_iter()
+        .filter(|r| {
+            r.key.is_none()
+                || shown
+                    .changes
+                    .iter()
+                    .any(|c| c.id == r.id && c.status == Status::WouldApply)
+        })
+        .collect())
+}
+
+/// Apply the saved recommendation `id` alone to `file`.
+pub fn apply_saved(cache_dir: &Path, file: &Path, id: &str) -> Result<Outcome> {
+    let set = load_set(&set_path(cache_dir))?.ok_or_else(|| {
+        EmaError::Config(
+            "no saved recommendations: run `ema analyze-performance --generate-recommendations` first".into(),
+        )
+    })?;
+    let r = set
+        .recommendations
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| {
+            EmaError::Config(format!(
+                "no saved recommendation `{id}`: run `ema analyze-performance --generate-recommendations` again"
+            ))
+        })?;
+    apply(file, &[r], false)
+}
+
 fn same(a: &Value, b: &Value) -> bool {
     match (a.as_f64(), b.as_f64()) {
         (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(1.0),
@@ -205,4 +247,56 @@ pub fn apply(file: &Path, recs: &[Recommendation], dry_run: bool) -> Result<Outc
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rec(key: &str, from: Value, to: Value) -> Recommendation {
+        Recommendation {
+            id: key.into(),
+            title: String::new(),
+            evidence: vec![],
+            key: Some(key.into()),
+            from: Some(from),
+            to: Some(to),
+            takes: Takes::Restart,
+            action: None,
+        }
+    }
+
+    #[test]
+    fn the_console_sees_what_is_pending_and_applies_one_recommendation_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("c.json");
+        std::fs::write(&file, r#"{"downloads": {"max_retries": 2}}"#).unwrap();
+        let cache = d.path().join("cache");
+        assert!(pending(&cache, Some(&file)).unwrap().is_empty());
+        let set = SavedSet {
+            format: SET_FORMAT.into(),
+            generated_at: "now".into(),
+            config_file: Some(file.clone()),
+            recommendations: vec![
+                rec("downloads.connections_per_file", json!(4), json!(8)),
+                rec("downloads.max_concurrent_downloads", json!(4), json!(2)),
+            ],
+        };
+        save_set(&set_path(&cache), &set).unwrap();
+        assert_eq!(pending(&cache, Some(&file)).unwrap().len(), 2);
+        let out = apply_saved(&cache, &file, "downloads.connections_per_file").unwrap();
+        assert_eq!(out.changes.len(), 1);
+        assert_eq!(out.changes[0].status, Status::Applied);
+        assert!(out.backup.as_ref().unwrap().is_file());
+        let doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(
+            doc,
+            json!({"downloads": {"max_retries": 2, "connections_per_file": 8}})
+        );
+        let left = pending(&cache, Some(&file)).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].id, "downloads.max_concurrent_downloads");
+        assert!(apply_saved(&cache, &file, "nope").is_err());
+    }
 }
