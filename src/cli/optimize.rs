@@ -281,7 +281,8 @@ pub fn optimize(a: OptimizeArgs, ctx: &Ctx) -> Result<i32> {
             path.display()
         ))
     })?;
-    if set.config_file.as_deref() != Some(file.as_path()) {
+    let canon = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    if set.config_file.as_deref().map(canon) != Some(canon(&file)) {
         return Err(EmaError::Config(format!(
             "the saved recommendations were made for {}, but {} is in force: run `ema analyze-performance \
              --generate-recommendations` again; nothing was written",

@@ -256,7 +256,19 @@ pub fn concurrent_files(i: &Inputs) -> Outcome {
     let cores = i.system.cores.max(1) as u64;
     let mut to = now;
     let mut ev = vec![format!("{cores} CPU core(s)")];
-    if rot == Some(true) {
+    // Virtual disks (virtio `vd*`, Xen `xvd*`) report themselves rotational whatever lies beneath: the flag alone
+    // is no evidence there.
+    let dev = i.system.disk_device.as_deref().unwrap_or("");
+    let virtual_disk = dev.starts_with("vd") || dev.starts_with("xvd");
+    if rot == Some(true) && virtual_disk && read.is_none() {
+        return Outcome::Note(
+            KEY,
+            format!(
+                "{dev} is a virtual disk, which reports itself rotational whatever lies beneath; measure it:                  {BENCH_READS}"
+            ),
+        );
+    }
+    if rot == Some(true) && !virtual_disk {
         to = to.min(SLOW_DISK_FILES);
         ev.push(format!(
             "the models directory is on {}, a rotational disk: files written at once make its head seek between them",
@@ -281,7 +293,7 @@ pub fn concurrent_files(i: &Inputs) -> Outcome {
     }
     if to >= now {
         let disk = match (rot, read) {
-            (Some(true), _) => "a rotational disk".to_string(),
+            (Some(true), _) if !virtual_disk => "a rotational disk".to_string(),
             (_, Some((r, _))) => format!("a disk reading {r:.0} MB/s"),
             _ => "a non-rotational disk".to_string(),
         };

@@ -139,6 +139,16 @@ fn a_slow_or_rotational_disk_means_fewer_concurrent_files() {
     assert_eq!(r.to, Some(json!(2)));
     assert!(r.evidence.join("\n").contains("sdb, a rotational disk"));
 
+    // A virtual disk's rotational flag is no evidence alone; its measured read rate is.
+    let mut i = inputs();
+    i.system.disk_rotational = Some(true);
+    i.system.disk_device = Some("vda".into());
+    let a = analyze(&i);
+    assert!(rec(&a, "downloads.max_concurrent_downloads").is_none());
+    assert!(note(&a, "downloads.max_concurrent_downloads").contains("virtual disk"));
+    i.baseline = baseline(vec![fig("read:a/b", 2000.0, &[])]);
+    assert!(rec(&analyze(&i), "downloads.max_concurrent_downloads").is_none());
+
     // A fast SSD with 8 cores: 4 at once is fine.
     let mut i = inputs();
     i.system.disk_rotational = Some(false);
