@@ -156,6 +156,10 @@ async fn the_remote_backend_drives_a_download_in_the_server_and_follows_its_even
         b.watch("a/b".into()).await.unwrap_err(),
         b.acknowledge("all".into()).await.unwrap_err(),
         b.migration_run("plan_reviewed".into()).await.unwrap_err(),
+        b.recommendations().await.unwrap_err(),
+        b.apply_recommendation("downloads.connections_per_file".into())
+            .await
+            .unwrap_err(),
     ] {
         assert!(
             e.to_string()

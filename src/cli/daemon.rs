@@ -10,8 +10,8 @@ use crate::engine::download::disk::human_bytes;
 use crate::engine::events::{Event, EventBus, Severity};
 use crate::server::start::ApiServer;
 
-/// Configuration keys a reload applies while the server runs.
-pub const LIVE_KEYS: &[&str] = &["api.token", "api.allowed_hosts", "api.allowed_origins"];
+/// Configuration keys a reload applies while the server runs (kept in the engine, where advice reads it too).
+pub use crate::engine::config::LIVE_KEYS;
 
 /// One log line on stderr with its level prefix.
 pub fn log(level: Severity, msg: &str) {

@@ -20,6 +20,7 @@ pub mod migrate;
 pub mod migrate_wizard;
 pub mod mirror;
 pub mod monitoring;
+pub mod optimize;
 pub mod output;
 pub mod selftest;
 pub mod start;
@@ -134,6 +135,15 @@ pub enum Command {
     /// Check a running server's metrics against the generated monitoring; --generate-test-alerts follows a test
     /// alert through the WebSocket, `ema health` and /metrics, then clears it.
     TestMonitoring(monitoring::TestMonitoringArgs),
+    /// The facts ema reads (benchmark baseline, download history, cores, memory, disk, hub) and, with
+    /// --generate-recommendations, configuration changes with their evidence (saved for `ema optimize`).
+    AnalyzePerformance(optimize::AnalyzeArgs),
+    /// Apply the recommendations analyze-performance saved to the configuration in force (backup first; a running
+    /// server told to reload).
+    Optimize(optimize::OptimizeArgs),
+    /// Analyze now and apply the recommendations to the configuration in force (--for-performance --system-specs
+    /// auto-detect).
+    OptimizeConfig(optimize::OptimizeConfigArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -248,6 +258,9 @@ fn run(cli: Cli, ctx: &Ctx) -> Result<i32> {
         Command::Benchmark(a) => benchmark::run(a, ctx),
         Command::SetupMonitoring(a) => monitoring::setup(a, ctx),
         Command::TestMonitoring(a) => monitoring::test(a, ctx),
+        Command::AnalyzePerformance(a) => optimize::analyze_performance(a, ctx),
+        Command::Optimize(a) => optimize::optimize(a, ctx),
+        Command::OptimizeConfig(a) => optimize::optimize_config(a, ctx),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ema", &mut std::io::stdout());

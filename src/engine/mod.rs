@@ -1,5 +1,6 @@
 //! The model engine: configuration, store, hub client, downloads, integrity, health, events. No UI code here.
 
+pub mod advice;
 pub mod analytics;
 pub mod api_check;
 pub mod atomic;

@@ -81,7 +81,8 @@ pub fn overall(checks: &[Check]) -> Status {
         .unwrap_or(Status::Pass)
 }
 
-fn existing_ancestor(p: &Path) -> PathBuf {
+/// The nearest existing directory at or above `p`.
+pub fn existing_ancestor(p: &Path) -> PathBuf {
     p.ancestors()
         .find(|a| a.exists())
         .map(Path::to_path_buf)
@@ -140,15 +141,20 @@ fn disk(models_dir: &Path) -> Vec<Check> {
     v
 }
 
-fn memory() -> Check {
-    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+/// The machine's memory (`MemTotal` of /proc/meminfo), None when unreadable.
+pub fn mem_total() -> Option<u64> {
+    std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
         let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
         line.split_whitespace()
             .nth(1)?
             .parse::<u64>()
             .ok()
             .map(|kb| kb * 1024)
-    });
+    })
+}
+
+fn memory() -> Check {
+    let total = mem_total();
     let Some(total) = total else {
         return check(
             "memory",
@@ -178,7 +184,8 @@ fn memory() -> Check {
     )
 }
 
-async fn hub(input: &SystemCheckInput) -> Check {
+/// The hub reached with a real API request (not checked in offline mode).
+pub async fn hub(input: &SystemCheckInput) -> Check {
     let Some(endpoint) = &input.hub_endpoint else {
         return check(
             "hub",

@@ -59,6 +59,8 @@ pub enum Action {
     MigrationRetry(String),
     /// Add a repo id to the watch list (`storage.wanted_models` in the configuration file in force).
     Watch(String),
+    /// Apply one saved performance recommendation (by id) to the configuration file in force.
+    ApplyRecommendation(String),
     /// Rescan the store.
     Refresh,
     /// Leave the console (`confirmed: false` asks first when downloads are active).

@@ -78,6 +78,16 @@ pub trait ConsoleBackend: Send + Sync + 'static {
     fn analytics(
         &self,
     ) -> impl Future<Output = Result<Option<crate::engine::analytics::AnalyticsSummary>>> + Send + 'static;
+    /// The saved performance recommendations (`ema analyze-performance --generate-recommendations`) not yet in force.
+    fn recommendations(
+        &self,
+    ) -> impl Future<Output = Result<Vec<crate::engine::advice::Recommendation>>> + Send + 'static;
+    /// Apply one saved recommendation to the configuration file in force (backup first, a running server told);
+    /// the text says what changed and what needs a restart.
+    fn apply_recommendation(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<String>> + Send + 'static;
     /// Acknowledge an alert in the persisted history.
     fn acknowledge(
         &self,
@@ -566,6 +576,66 @@ impl ConsoleBackend for EngineBackend {
                 })
                 .collect())
         })
+    }
+
+    fn recommendations(
+        &self,
+    ) -> impl Future<Output = Result<Vec<crate::engine::advice::Recommendation>>> + Send + 'static
+    {
+        let cache = self.inner.loaded.config.storage.cache_dir();
+        let file = self.inner.loaded.path.clone();
+        blocking(move || crate::engine::advice::apply::pending(&cache, file.as_deref()))
+    }
+
+    fn apply_recommendation(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<String>> + Send + 'static {
+        use crate::engine::advice::{Takes, apply, server};
+        let config = self.inner.loaded.config.clone();
+        let file = self.inner.loaded.path.clone();
+        async move {
+            let file = file.ok_or_else(|| {
+                EmaError::Config(
+                    "no configuration file is in force, so there is nothing to change; create one with `ema \
+                     configure` (or start ema with --config FILE)"
+                        .into(),
+                )
+            })?;
+            let cache = config.storage.cache_dir();
+            let out = tokio::task::spawn_blocking(move || apply::apply_saved(&cache, &file, &id))
+                .await
+                .map_err(|e| EmaError::Other(format!("the apply task failed: {e}")))??;
+            let mut parts: Vec<String> = out
+                .changes
+                .iter()
+                .map(|c| match c.status {
+                    apply::Status::Applied => format!("applied {}: {} → {}", c.key, c.from, c.to),
+                    apply::Status::AlreadyApplied => format!("{} is already {}", c.key, c.to),
+                    _ => format!(
+                        "{} is now {} (changed since the analysis): left alone",
+                        c.key, c.before
+                    ),
+                })
+                .collect();
+            parts.extend(
+                out.manual
+                    .iter()
+                    .map(|m| format!("to do by hand: {}", m.change())),
+            );
+            if let Some(b) = &out.backup {
+                parts.push(format!("backup {}", b.display()));
+            }
+            let told = server::tell(
+                &config,
+                out.keys(Takes::Live),
+                out.keys(Takes::Restart),
+                false,
+            )
+            .await;
+            parts.extend(told.lines);
+            Ok(parts.join("; "))
+        }
     }
 
     fn acknowledge(

@@ -41,6 +41,7 @@ pub enum Outcome {
     Quiet(Result<String>),
     Storage(Result<StorageFacts>),
     Analytics(Box<Result<Option<crate::engine::analytics::AnalyticsSummary>>>),
+    Recommendations(Result<Vec<crate::engine::advice::Recommendation>>),
     Hub(bool),
     Done {
         result: Result<String>,
@@ -87,6 +88,7 @@ impl<K: ConsoleBackend> Runtime<K> {
             let _ = tx.send(Outcome::Storage(storage));
             let _ = tx.send(Outcome::Alerts(b.alerts().await));
             let _ = tx.send(Outcome::Analytics(Box::new(b.analytics().await)));
+            let _ = tx.send(Outcome::Recommendations(b.recommendations().await));
         });
     }
 
@@ -250,6 +252,10 @@ impl<K: ConsoleBackend> Runtime<K> {
             Action::Acknowledge(id) => self.spawn_quiet(b.acknowledge(id)),
             Action::AcknowledgeAll => self.spawn_quiet(b.acknowledge("all".into())),
             Action::Watch(id) => self.spawn_call(b.watch(id), true),
+            Action::ApplyRecommendation(id) => {
+                app.say(Severity::Info, format!("applying {id}…"));
+                self.spawn_call(b.apply_recommendation(id), true)
+            }
             Action::QueueRequest(id) => {
                 app.say(Severity::Info, format!("queueing {id}'s download…"));
                 self.spawn_call(b.queue_request(id), true)
@@ -360,6 +366,14 @@ impl<K: ConsoleBackend> Runtime<K> {
                     Ok(None) => AnalyticsFacts::Off,
                     Err(e) => AnalyticsFacts::Unavailable(e.to_string()),
                 };
+            }
+            Outcome::Recommendations(r) => {
+                use super::state::RecommendationFacts;
+                app.state.recommendations = match r {
+                    Ok(v) => RecommendationFacts::Ready(v),
+                    Err(e) => RecommendationFacts::Unavailable(e.to_string()),
+                };
+                app.health.clamp_recommendation(&app.state);
             }
             Outcome::Hub(ok) => {
                 if app.state.hub.reachable == Some(ok) {

@@ -167,6 +167,64 @@ fn quit_asks_when_downloads_are_active() {
     );
 }
 
+/// Two saved recommendations (one a configuration change, one a manual cleanup).
+fn two_recommendations() -> Vec<crate::engine::advice::Recommendation> {
+    use crate::engine::advice::{Recommendation, Takes};
+    vec![
+        Recommendation {
+            id: "downloads.connections_per_file".into(),
+            title: "Use 8 parallel connections per large file".into(),
+            evidence: vec!["one connection 10.0 MB/s".into()],
+            key: Some("downloads.connections_per_file".into()),
+            from: Some(4.into()),
+            to: Some(8.into()),
+            takes: Takes::Restart,
+            action: None,
+        },
+        Recommendation {
+            id: "storage.cleanup".into(),
+            title: "Free space in the store".into(),
+            evidence: vec![],
+            key: None,
+            from: None,
+            to: None,
+            takes: Takes::Manual,
+            action: Some("remove models no longer used".into()),
+        },
+    ]
+}
+
+#[test]
+fn snapshot_health_with_recommendations_and_the_key_that_applies_the_selected_one() {
+    use crate::tui::state::RecommendationFacts;
+    let mut a = app();
+    a.state.recommendations = RecommendationFacts::Ready(two_recommendations());
+    press(&mut a, KeyCode::Char('3'));
+    let t = render(&mut a, 120, 40);
+    let s = screen(&t);
+    assert!(s.contains("recommendations 2 pending"), "{s}");
+    assert!(
+        s.contains("▸ downloads.connections_per_file: 4 → 8 · restart"),
+        "{s}"
+    );
+    insta::assert_snapshot!("pane_health_recommendations_120x40", s);
+    assert_eq!(
+        press(&mut a, KeyCode::Char('o')),
+        vec![Action::ApplyRecommendation(
+            "downloads.connections_per_file".into()
+        )]
+    );
+    // The manual one has nothing to apply.
+    assert!(press(&mut a, KeyCode::Char(']')).is_empty());
+    assert!(press(&mut a, KeyCode::Char('o')).is_empty());
+    // Attached: the section says it is not available.
+    a.state.recommendations = RecommendationFacts::Unavailable(
+        "performance recommendations is not available when attached to http://h:1".into(),
+    );
+    let s = screen(&render(&mut a, 120, 40));
+    assert!(s.contains("not available when attached"), "{s}");
+}
+
 #[test]
 fn snapshot_health_with_the_analytics_summary() {
     use crate::engine::analytics::report::{AnalyticsSummary, DownloadFigures, FallbackFigures};

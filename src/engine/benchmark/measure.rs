@@ -88,13 +88,31 @@ pub async fn downloads(
             samples.push(rate);
             let _ = std::fs::remove_dir_all(&dir);
         }
-        out.push(Figure::new(
+        let mut fig = Figure::new(
             name,
             "MB/s",
             true,
             samples,
             format!("{what}, {} each run", human_bytes(bytes)),
-        ));
+        );
+        fig.settings = [
+            ("hub".to_string(), endpoint.into()),
+            (
+                "downloads.max_concurrent_downloads".to_string(),
+                cfg.max_concurrent_downloads.into(),
+            ),
+            (
+                "downloads.connections_per_file".to_string(),
+                cfg.connections_per_file.into(),
+            ),
+            (
+                "downloads.parallel_threshold_mb".to_string(),
+                cfg.parallel_threshold_mb.into(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        out.push(fig);
     }
     Ok(out)
 }

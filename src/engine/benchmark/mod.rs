@@ -32,6 +32,10 @@ pub struct Figure {
     pub samples: Vec<f64>,
     /// What was measured, for people.
     pub detail: String,
+    /// What the figure was measured with: configuration keys (e.g. `downloads.connections_per_file`) and, for
+    /// downloads, the `hub` endpoint — so advice read later knows what the figure says.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub settings: BTreeMap<String, serde_json::Value>,
 }
 
 impl Figure {
@@ -49,6 +53,7 @@ impl Figure {
             median: median(&samples),
             samples,
             detail,
+            settings: BTreeMap::new(),
         }
     }
 

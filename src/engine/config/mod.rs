@@ -337,6 +337,9 @@ pub struct LoadedConfig {
 
 pub const CONFIG_FILE_NAME: &str = "enhanced_model_config.json";
 
+/// Configuration keys a running server applies on reload (SIGHUP); every other key needs a restart.
+pub const LIVE_KEYS: &[&str] = &["api.token", "api.allowed_hosts", "api.allowed_origins"];
+
 /// The platform directories (config and data), e.g. `~/.config/ema` and `~/.local/share/ema` on Linux.
 pub fn project_dirs() -> Option<directories::ProjectDirs> {
     directories::ProjectDirs::from("", "", "ema")

@@ -1,5 +1,6 @@
-//! Pane 3, Health: storage against its budget, the models' health, the alert list (open ones first) with the
-//! selected alert's details, and the acknowledge keys.
+//! Pane 3, Health: storage against its budget, the models' health, the saved performance recommendations (the
+//! selected one applied with `o`), the alert list (open ones first) with the selected alert's details, and the
+//! acknowledge keys.
 
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
@@ -7,10 +8,11 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState, Wrap};
 
+use crate::engine::advice::Recommendation;
 use crate::tui::action::Action;
 use crate::tui::component::{DrawCtx, KeyHelp, ListPos, Reply, k};
-use crate::tui::state::ConsoleState;
 use crate::tui::state::alerts::AlertView;
+use crate::tui::state::{ConsoleState, RecommendationFacts};
 use crate::tui::units::human_bytes;
 use crate::tui::widgets::{
     block, health_style, line_gauge, severity_style, severity_symbol, short_date,
@@ -19,12 +21,34 @@ use crate::tui::widgets::{
 pub const KEYS: &[KeyHelp] = &[
     k("a", "ack", "acknowledge the alert"),
     k("A", "ack all", "acknowledge every alert"),
+    k(
+        "]",
+        "next rec",
+        "select the next performance recommendation",
+    ),
+    k(
+        "o",
+        "optimize",
+        "apply the selected recommendation to the configuration file (backup first)",
+    ),
 ];
+
+/// Recommendation rows shown at most.
+const MAX_REC_ROWS: usize = 3;
 
 /// The Health pane's view state.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HealthPane {
     pub pos: ListPos,
+    /// The selected recommendation.
+    pub rec: usize,
+}
+
+fn recs(state: &ConsoleState) -> &[Recommendation] {
+    match &state.recommendations {
+        RecommendationFacts::Ready(v) => v,
+        _ => &[],
+    }
 }
 
 impl HealthPane {
@@ -32,9 +56,27 @@ impl HealthPane {
         state.alerts.get(self.pos.selected)
     }
 
+    /// Keep the recommendation selection within the list.
+    pub fn clamp_recommendation(&mut self, state: &ConsoleState) {
+        self.rec = self.rec.min(recs(state).len().saturating_sub(1));
+    }
+
     /// The pane's own keys.
     pub fn on_key(&mut self, key: KeyEvent, state: &ConsoleState) -> Reply {
         match key.code {
+            KeyCode::Char(']') => {
+                let n = recs(state).len();
+                if n > 0 {
+                    self.rec = (self.rec + 1) % n;
+                }
+                Reply::Done
+            }
+            KeyCode::Char('o') => match recs(state).get(self.rec) {
+                Some(r) if r.key.is_some() => {
+                    Reply::Request(Action::ApplyRecommendation(r.id.clone()))
+                }
+                _ => Reply::Done,
+            },
             KeyCode::Char('a') => match self.selected(state).map(|a| a.id.clone()) {
                 Some(id) => Reply::Request(Action::Acknowledge(id)),
                 None => Reply::Done,
@@ -55,13 +97,22 @@ impl HealthPane {
         );
         let inner = outer.inner(area);
         frame.render_widget(outer, area);
-        let [storage_a, alerts_a, detail_a] = inner.layout(&Layout::vertical([
+        let rec_rows = match &ctx.state.recommendations {
+            RecommendationFacts::Unknown => 0,
+            RecommendationFacts::Ready(v) => 1 + v.len().clamp(1, MAX_REC_ROWS) as u16,
+            RecommendationFacts::Unavailable(_) => 2,
+        };
+        let [storage_a, recs_a, alerts_a, detail_a] = inner.layout(&Layout::vertical([
             Constraint::Length(4),
+            Constraint::Length(rec_rows),
             Constraint::Min(4),
             Constraint::Length(6),
         ]));
 
         draw_storage(frame, ctx, storage_a);
+        if rec_rows > 0 {
+            self.draw_recommendations(frame, ctx, recs_a);
+        }
         let page = self.draw_alerts(frame, ctx, alerts_a);
         self.draw_details(frame, ctx, detail_a);
         page
@@ -131,6 +182,52 @@ impl HealthPane {
             );
             Some(h.max(1))
         }
+    }
+
+    /// The recommendations section: a title with the keys, then the rows around the selected one.
+    fn draw_recommendations(&self, frame: &mut Frame, ctx: &DrawCtx, area: Rect) {
+        let t = ctx.theme;
+        let list = recs(ctx.state);
+        let mut lines = vec![Line::from(vec![
+            Span::styled("recommendations ", t.header),
+            Span::styled(
+                match &ctx.state.recommendations {
+                    RecommendationFacts::Ready(v) if !v.is_empty() => {
+                        format!("{} pending · ] next · o apply the selected one", v.len())
+                    }
+                    _ => String::new(),
+                },
+                t.dim,
+            ),
+        ])];
+        match &ctx.state.recommendations {
+            RecommendationFacts::Unavailable(e) => lines.push(Line::styled(e.clone(), t.dim)),
+            RecommendationFacts::Ready(v) if v.is_empty() => lines.push(Line::styled(
+                "none pending: `ema analyze-performance --generate-recommendations` makes them from `ema \
+                 benchmark --save-baseline` and the download history",
+                t.dim,
+            )),
+            _ => {
+                let start = self
+                    .rec
+                    .saturating_sub(MAX_REC_ROWS - 1)
+                    .min(list.len().saturating_sub(MAX_REC_ROWS));
+                for (i, r) in list.iter().enumerate().skip(start).take(MAX_REC_ROWS) {
+                    let sel = i == self.rec;
+                    let style = if sel && ctx.focused {
+                        t.selected
+                    } else {
+                        t.text
+                    };
+                    lines.push(Line::from(vec![
+                        Span::styled(if sel { "▸ " } else { "  " }, style),
+                        Span::styled(r.change(), style),
+                        Span::styled(format!(" · {} · {}", r.takes.as_str(), r.title), t.dim),
+                    ]));
+                }
+            }
+        }
+        frame.render_widget(Paragraph::new(lines), area);
     }
 
     /// The selected alert's fix and its model's health and problems.

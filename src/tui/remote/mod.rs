@@ -358,6 +358,28 @@ impl ConsoleBackend for RemoteBackend {
         async move { convert::alerts(&health(&inner, true).await?) }
     }
 
+    fn recommendations(
+        &self,
+    ) -> impl Future<Output = Result<Vec<crate::engine::advice::Recommendation>>> + Send + 'static
+    {
+        let e = self.not_available(
+            "performance recommendations",
+            "run `ema analyze-performance --generate-recommendations` on the server's machine",
+        );
+        async move { Err(e) }
+    }
+
+    fn apply_recommendation(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<String>> + Send + 'static {
+        let e = self.not_available(
+            "applying recommendations",
+            &format!("run `ema optimize --apply-recommendations` on the server's machine ({id})"),
+        );
+        async move { Err(e) }
+    }
+
     fn acknowledge(
         &self,
         alert_id: String,

@@ -137,6 +137,18 @@ pub enum AnalyticsFacts {
     Unavailable(String),
 }
 
+/// The Health pane's performance recommendations (the set `ema analyze-performance --generate-recommendations`
+/// saved, those not yet in force).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum RecommendationFacts {
+    /// Not asked yet.
+    #[default]
+    Unknown,
+    Ready(Vec<crate::engine::advice::Recommendation>),
+    /// Not available (why: attached to a server, or the saved set cannot be read).
+    Unavailable(String),
+}
+
 /// The server the console is attached to (`ema --attach URL`) and whether its event stream is up.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LinkFacts {
@@ -163,6 +175,7 @@ pub struct ConsoleState {
     pub log: VecDeque<(Severity, String)>,
     pub storage: StorageFacts,
     pub analytics: AnalyticsFacts,
+    pub recommendations: RecommendationFacts,
     pub hub: HubFacts,
     pub migration: MigrationState,
     /// Migration step currently running in the engine.
