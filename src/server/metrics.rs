@@ -442,6 +442,7 @@ pub fn route_label(path: &str) -> &'static str {
         "/api/v1/admin/test-alerts" => "/api/v1/admin/test-alerts",
         "/api/v1/openapi.json" => "/api/v1/openapi.json",
         "/api/v1/models/fallback/suggest" => "/api/v1/models/fallback/suggest",
+        "/api/v1/models/analytics" => "/api/v1/models/analytics",
         "/ws" => "/ws",
         "/metrics" => "/metrics",
         p if p.starts_with("/api/v1/downloads/") => "/api/v1/downloads/{job}",
@@ -504,6 +505,10 @@ mod tests {
         );
         assert_eq!(route_label("/org/name/resolve/main/x.bin"), "hub");
         assert_eq!(route_label("/api/v1/models/whatever"), "/api/v1/other");
+        assert_eq!(
+            route_label("/api/v1/models/analytics"),
+            "/api/v1/models/analytics"
+        );
         assert_eq!(route_label("/favicon.ico"), "other");
     }
 
