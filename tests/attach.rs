@@ -81,7 +81,9 @@ async fn the_remote_backend_drives_a_download_in_the_server_and_follows_its_even
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(
         dir.path(),
-        json!({"storage": {"wanted_models": [TINY], "cleanup_threshold_percent": 77}}),
+        json!({"storage": {"wanted_models": [TINY], "cleanup_threshold_percent": 77},
+               "analytics": {"enabled": true,
+                             "db_url": format!("sqlite://{}", dir.path().join("analytics.db").display())}}),
     );
     let srv = EmaServer::start(
         &cfg,
@@ -145,6 +147,24 @@ async fn the_remote_backend_drives_a_download_in_the_server_and_follows_its_even
     b.alerts().await.unwrap();
     assert!(b.hub_reachable().await);
 
+    // The fallback answer and the usage analytics come from the server's engine.
+    let report = b.suggest("ema-demo/not-here".into()).await.unwrap();
+    assert_eq!(report.requested, "ema-demo/not-here");
+    assert_eq!(report.requested_status, Availability::Missing);
+    assert!(report.threshold > 0.0, "{report:?}");
+    let e = b.suggest("not a model id".into()).await.unwrap_err();
+    assert!(e.to_string().contains("invalid repo id"), "{e}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let summary = loop {
+        let a = b.analytics().await.unwrap().expect("recording is on");
+        if a.downloads.completed >= 1 || Instant::now() > deadline {
+            break a;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(summary.downloads.completed, 1, "{summary:?}");
+    assert!(summary.fallback.requests >= 1, "{summary:?}");
+
     // Pause with no job: the server's answer, as an error.
     let e = b.pause("ema-demo/mini-embed".into()).await.unwrap_err();
     assert!(e.to_string().contains("on http://127.0.0.1"), "{e}");
@@ -187,7 +207,8 @@ async fn a_download_goes_on_in_the_server_while_no_console_is_attached() {
     let cfg = write_config(
         dir.path(),
         json!({"storage": {"wanted_models": [SMALL]},
-               "downloads": {"connections_per_file": 1, "max_concurrent_downloads": 2}}),
+               "downloads": {"connections_per_file": 1, "max_concurrent_downloads": 2},
+               "analytics": {"enabled": false}}),
     );
     let srv = EmaServer::start(
         &cfg,
@@ -212,6 +233,8 @@ async fn a_download_goes_on_in_the_server_while_no_console_is_attached() {
 
     // Attached again mid-download: the job is there, in progress.
     let second = RemoteBackend::connect(&base, token(TOKEN)).await.unwrap();
+    // The server records no analytics: the console is told so (no summary), not an error.
+    assert!(second.analytics().await.unwrap().is_none());
     let snaps = second.downloads();
     let running = snaps
         .iter()

@@ -178,6 +178,27 @@ impl ApiClient {
         self.answer(path, rq.send().await).await
     }
 
+    /// `GET path`, where a 503 answer with error code `off` means "switched off on the server": `Ok(None)`.
+    pub async fn get_unless_off(&self, path: &str, off: &str) -> Result<Option<Value>> {
+        let mut rq = self.http.get(format!("{}{path}", self.base));
+        if let Some(h) = self.token.header() {
+            rq = rq.header(reqwest::header::AUTHORIZATION, h);
+        }
+        let r = rq.send().await.map_err(|e| self.unreachable(&e))?;
+        if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            if body["code"] == off {
+                return Ok(None);
+            }
+            return Err(EmaError::Other(format!(
+                "{path} on {} answered 503: {}",
+                self.base,
+                body["error"].as_str().unwrap_or("no error body")
+            )));
+        }
+        self.answer(path, Ok(r)).await.map(Some)
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value> {
         let mut rq = self.http.post(format!("{}{path}", self.base)).json(body);
         if let Some(h) = self.token.header() {

@@ -2,8 +2,10 @@
 //! implementation of [`ConsoleBackend`], over the server's REST API and `/ws`. Models from
 //! `GET /api/v1/models/status/detailed`, downloads from `GET /api/v1/downloads` and `POST …/download/manage`
 //! (start, pause, resume, cancel: the jobs live in the server and go on when the console goes away), alerts and
-//! storage from `GET /api/v1/models/health`, live events from `/ws` ([`link`]). What the server has no endpoint
-//! for (verify, repair, delete, watch, acknowledge, the migration wizard) answers "not available when attached".
+//! storage from `GET /api/v1/models/health`, the fallback answer (`POST /api/v1/models/fallback/suggest`), usage
+//! analytics (`GET /api/v1/models/analytics`), live events from `/ws` ([`link`]). What the server has no endpoint
+//! for (verify, repair, delete, watch, acknowledge, the migration wizard, the recommendations) answers "not
+//! available when attached".
 //!
 //! - [`client`]: the URL, the token, REST calls and their errors;
 //! - [`convert`]: the server's JSON read into the console's types;
@@ -274,11 +276,24 @@ impl ConsoleBackend for RemoteBackend {
         &self,
         model_id: String,
     ) -> impl Future<Output = Result<crate::engine::fallback::Report>> + Send + 'static {
-        let e = self.not_available(
-            &format!("the fallback answer for {model_id}"),
-            &format!("run `ema suggest {model_id}` on the server's machine"),
-        );
-        async move { Err(e) }
+        let inner = self.inner.clone();
+        async move {
+            crate::engine::store::RepoId::parse(&model_id)?;
+            let v = inner
+                .client
+                .post(
+                    "/api/v1/models/fallback/suggest",
+                    &json!({"requested_model": model_id}),
+                )
+                .await?;
+            serde_json::from_value(v).map_err(|e| {
+                EmaError::Other(format!(
+                    "the fallback answer of {} for {model_id} is not the report this console reads ({e}); \
+                     attach with an ema of the server's version",
+                    inner.client.base()
+                ))
+            })
+        }
     }
 
     /// Queueing a requested model when attached is starting its download in the server (a job that goes on there).
@@ -289,15 +304,28 @@ impl ConsoleBackend for RemoteBackend {
         self.download(model_id)
     }
 
+    /// The last 24 hours, as the local console shows them; `None` when the server records no analytics.
     fn analytics(
         &self,
     ) -> impl Future<Output = Result<Option<crate::engine::analytics::AnalyticsSummary>>> + Send + 'static
     {
-        let e = self.not_available(
-            "the usage analytics",
-            "run `ema analytics` on the server's machine",
-        );
-        async move { Err(e) }
+        let inner = self.inner.clone();
+        async move {
+            let Some(v) = inner
+                .client
+                .get_unless_off("/api/v1/models/analytics?since=24h", "analytics_off")
+                .await?
+            else {
+                return Ok(None);
+            };
+            serde_json::from_value(v).map(Some).map_err(|e| {
+                EmaError::Other(format!(
+                    "the analytics summary of {} is not the one this console reads ({e}); attach with an ema \
+                     of the server's version",
+                    inner.client.base()
+                ))
+            })
+        }
     }
 
     fn verify(&self, model_id: String) -> impl Future<Output = Result<String>> + Send + 'static {
