@@ -35,30 +35,6 @@ fn promtool(dir: &Path, args: &[&str]) {
     );
 }
 
-fn promtool_check_metrics(text: &str) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The `ema_…` metric names in a query (outside quoted label values).
 fn ema_metrics(expr: &str) -> Vec<String> {
     let mut inq = false;
@@ -171,7 +147,7 @@ async fn generated_files_pass_promtool_and_name_only_metrics_the_live_server_exp
     // HTTP metrics appear once the server has answered a request).
     let _ = metrics_text(&base).await;
     let text = metrics_text(&base).await;
-    promtool_check_metrics(&text);
+    support::http::promtool_check_metrics(&text);
     assert!(
         text.contains("ema_verification_measured_models 1\n"),
         "{text}"

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use support::cli::{Run, ema_cmd, run};
+use support::http::free_port;
 
 /// `ema --config CFG ARGS…`, offline (the hub is not asked), in `dir`.
 fn ema(cfg: &Path, args: &[&str]) -> Run {
@@ -19,14 +20,6 @@ fn ema(cfg: &Path, args: &[&str]) -> Run {
         .arg(cfg)
         .args(args);
     run(&mut c)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn read_json(p: &Path) -> Value {

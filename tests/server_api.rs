@@ -183,37 +183,11 @@ async fn a_real_download_through_the_enhanced_api_with_websocket_events_and_metr
         "ema_http_requests_total{route=\"/api/v1/downloads/{job}\",method=\"GET\",code=\"200\"}"
     ));
     assert!(text.contains("ema_download_duration_seconds_count 1\n"));
-    promtool_check(&text);
+    support::http::promtool_check_metrics(&text);
 
     let (code, stderr) = srv.stop();
     assert_eq!(code, 0, "{stderr}");
     hub.shutdown().await;
-}
-
-/// `promtool check metrics` accepts the exposition (promtool comes with Debian's `prometheus` package, which
-/// scripts/test.sh installs).
-fn promtool_check(text: &str) {
-    use std::io::Write;
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package `prometheus`; scripts/test.sh installs it)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -264,7 +264,8 @@ pub fn concurrent_files(i: &Inputs) -> Outcome {
         return Outcome::Note(
             KEY,
             format!(
-                "{dev} is a virtual disk, which reports itself rotational whatever lies beneath; measure it:                  {BENCH_READS}"
+                "{dev} is a virtual disk, which reports itself rotational whatever lies beneath; measure it: \
+                 {BENCH_READS}"
             ),
         );
     }

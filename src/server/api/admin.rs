@@ -130,8 +130,11 @@ pub async fn test_alerts(
                     "the task failed: {e}"
                 )))
             })??;
+            // The health answer (alerts) is cached between changes: it must show this one.
+            ctx.status.invalidate();
             // Resolved by itself after a bounded time, unless the caller resolved it (or a newer run took it over).
             let engine = ctx.engine.clone();
+            let status = ctx.status.clone();
             let r = run.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs(secs)).await;
@@ -139,6 +142,7 @@ pub async fn test_alerts(
                     test_alerts::resolve(&engine.alerts(), engine.bus(), Some(&r))
                 })
                 .await;
+                status.invalidate();
             });
             Ok(Json(TestAlertsAnswer {
                 action: body.action,
@@ -159,6 +163,7 @@ pub async fn test_alerts(
                     "the task failed: {e}"
                 )))
             })??;
+            ctx.status.invalidate();
             Ok(Json(TestAlertsAnswer {
                 action: body.action,
                 run_id: body.run_id,
