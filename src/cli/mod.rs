@@ -102,7 +102,8 @@ pub enum Command {
     /// Self-test on this machine: an interrupted download resumed, verified, a byte corrupted and repaired, against
     /// the built-in sample hub in a temporary store.
     TestInstallation(selftest::TestInstallationArgs),
-    /// Self-test of the enhanced features: download management, health monitoring (fallback, analytics: not built).
+    /// Self-test of the enhanced features: download management, health monitoring, intelligent fallback, usage
+    /// analytics.
     TestEnhancedFeatures(selftest::TestEnhancedFeaturesArgs),
     /// The migration wizard: plan, status, next, run STEP, skip/done STEP --note (the console's Migration pane
     /// drives the same state).

@@ -40,7 +40,7 @@ pub struct TestEnhancedFeaturesArgs {
     /// A scored, explained fallback suggestion for a missing model (a related sample model on disk).
     #[arg(long)]
     pub intelligent_fallback: bool,
-    /// A usage record in the analytics database (not built yet: issue 13).
+    /// A download and a request recorded in a fresh analytics database and read back.
     #[arg(long)]
     pub usage_analytics: bool,
 }
