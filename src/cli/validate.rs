@@ -24,7 +24,7 @@ pub struct ValidateMigrationArgs {
     /// The configuration in force is valid; no legacy config.json left unconverted.
     #[arg(long)]
     pub check_config: bool,
-    /// The REST API (not built yet: reported as not applicable).
+    /// The configured server's REST API, endpoint by endpoint (as `ema test-api-compatibility`).
     #[arg(long)]
     pub check_api: bool,
     /// Each features.* flag and whether its engine part exists.

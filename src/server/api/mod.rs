@@ -6,9 +6,7 @@
 //!
 //! [`routes`] registers each handler with its OpenAPI description (utoipa-axum), so the document
 //! (`server/openapi.rs`) lists exactly the routes served; the bodies' types are in `types.rs`.
-//!
-//! Seam for the part not built yet: `GET /api/v1/models/analytics` is merged here (in [`routes`]) once its
-//! engine part exists; until then it answers the API's JSON 404. `fallback.rs` serves the scored fallback.
+//! `analytics.rs` serves the usage-analytics summary, `fallback.rs` the scored fallback.
 
 pub mod admin;
 pub mod analytics;
