@@ -43,6 +43,26 @@ fn cannot_boot() -> Option<String> {
     None
 }
 
+/// Shell commands giving the namespaces a private `/tmp` and `/var/tmp`, with the directories in `expose` that lie
+/// under them (a checkout in /tmp: the binary, the test's files) bound back in at their paths.
+fn private_tmp(expose: &[&Path]) -> String {
+    let mut sh = String::new();
+    for dir in ["/tmp", "/var/tmp"] {
+        let keep = format!("/run/ema-host{}", dir.replace('/', "-"));
+        sh += &format!("mkdir -p {keep}; mount --bind {dir} {keep}; mount -t tmpfs tmpfs {dir}; ");
+        for p in expose {
+            if let Ok(rel) = p.strip_prefix(dir) {
+                let p = p.display();
+                sh += &format!(
+                    "mkdir -p '{p}'; mount --bind '{keep}/{}' '{p}'; ",
+                    rel.display()
+                );
+            }
+        }
+    }
+    sh
+}
+
 /// A systemd of the test's own, killed (and its namespaces with it) when dropped.
 struct Booted {
     unshare: Child,
@@ -52,12 +72,13 @@ struct Booted {
 
 impl Booted {
     /// Boot systemd in new namespaces with `units` (a directory of unit files holding `ema-test.target`).
-    fn start(units: &Path, log: &Path) -> Result<Booted, String> {
+    fn start(units: &Path, log: &Path, expose: &[&Path]) -> Result<Booted, String> {
         let script = format!(
             "set -e; mount -t tmpfs tmpfs /run; mkdir -p /run/systemd/system; cp '{units}'/* /run/systemd/system/; \
-             mount -t tmpfs tmpfs /tmp; mount -t tmpfs tmpfs /var/tmp; ip link set lo up; \
+             {private_tmp} ip link set lo up; \
              exec {SYSTEMD} --system --unit=ema-test.target --log-target=console --log-level=info",
-            units = units.display()
+            units = units.display(),
+            private_tmp = private_tmp(expose),
         );
         let out = std::fs::File::create(log).map_err(|e| e.to_string())?;
         let mut unshare = Command::new("unshare")
@@ -262,7 +283,8 @@ fn services_stopped_and_started_ask_systemd_about_the_named_units() {
     );
     write_units(&d.join("units"), d, &cfg);
     let marker = tempfile::NamedTempFile::new().unwrap();
-    let sd = match Booted::start(&d.join("units"), &d.join("systemd.log")) {
+    let bin_dir = Path::new(EMA).parent().unwrap();
+    let sd = match Booted::start(&d.join("units"), &d.join("systemd.log"), &[bin_dir, d]) {
         Ok(b) => b,
         Err(why) if why.contains("Operation not permitted") => {
             eprintln!("skipped: namespaces refused here: {why}");
