@@ -72,8 +72,14 @@ impl Shared {
 pub struct Recorder {
     tx: mpsc::Sender<Record>,
     shared: Arc<Shared>,
+    /// Stops the writer, once the followers are done.
     stop: CancellationToken,
+    /// Stops the followers of the event bus (first, so that what they drain still reaches the writer).
+    follow_stop: CancellationToken,
+    /// The writer.
     tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    /// The followers of the event bus.
+    followers: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     url: DbUrl,
 }
 
@@ -100,7 +106,9 @@ impl Recorder {
             tx,
             shared,
             stop,
+            follow_stop: CancellationToken::new(),
             tasks: Arc::new(Mutex::new(vec![writer])),
+            followers: Arc::new(Mutex::new(Vec::new())),
             url,
         }
     }
@@ -121,7 +129,7 @@ impl Recorder {
     /// subscriber fell behind are counted as dropped (kind `unknown`).
     pub fn follow(&self, mut rx: broadcast::Receiver<Event>) {
         let me = self.clone();
-        let stop = self.stop.clone();
+        let stop = self.follow_stop.clone();
         let task = tokio::spawn(async move {
             use broadcast::error::{RecvError, TryRecvError};
             let mut mapper = EventMapper::default();
@@ -149,10 +157,10 @@ impl Recorder {
                 }
             }
         });
-        self.tasks
+        self.followers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(0, task);
+            .push(task);
     }
 
     pub fn stats(&self) -> RecorderStats {
@@ -206,11 +214,21 @@ impl Recorder {
             .deadline
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + timeout);
+        // A write in flight at the deadline is bounded by the database timeouts; give it a moment beyond.
+        let deadline = tokio::time::Instant::now() + timeout + Duration::from_secs(1);
+        // The followers first: what they take from the bus on the way out must reach a writer still draining.
+        self.follow_stop.cancel();
+        let followers: Vec<_> =
+            std::mem::take(&mut *self.followers.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in followers {
+            let abort = t.abort_handle();
+            if tokio::time::timeout_at(deadline, t).await.is_err() {
+                abort.abort();
+            }
+        }
         self.stop.cancel();
         let tasks: Vec<_> =
             std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
-        // A write in flight at the deadline is bounded by the database timeouts; give it a moment beyond.
-        let deadline = tokio::time::Instant::now() + timeout + Duration::from_secs(1);
         for t in tasks {
             let abort = t.abort_handle();
             if tokio::time::timeout_at(deadline, t).await.is_err() {
@@ -351,5 +369,27 @@ mod tests {
         );
         assert!(st.database_away);
         assert_eq!(st.dropped_unpersisted, 100);
+    }
+
+    /// What the followers take off the bus while stopping still reaches the writer: events emitted just before
+    /// shutdown are written, never lost to a writer that finished first (the selftest's flake).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_on_the_bus_at_shutdown_are_written() {
+        let d = tempfile::tempdir().unwrap();
+        for round in 0..20 {
+            let rec = Recorder::start(DbUrl::sqlite_file(&d.path().join(format!("{round}.db"))));
+            let bus = crate::engine::events::EventBus::new();
+            rec.follow(bus.subscribe());
+            bus.emit(Event::DownloadStarted {
+                model_id: "org/m".into(),
+                commit: "c".into(),
+            });
+            let st = rec.shutdown(Duration::from_secs(5)).await;
+            assert_eq!(
+                (st.accepted, st.written, st.dropped),
+                (1, 1, 0),
+                "round {round}: {st:?}"
+            );
+        }
     }
 }
