@@ -236,11 +236,6 @@ fn write_units(units: &Path, d: &Path, cfg: &Path) {
     }
 }
 
-fn step(r: &Run) -> Value {
-    serde_json::from_str(&r.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr))
-}
-
 #[test]
 fn services_stopped_and_started_ask_systemd_about_the_named_units() {
     if let Some(why) = cannot_boot() {
@@ -306,9 +301,20 @@ fn services_stopped_and_started_ask_systemd_about_the_named_units() {
     );
 
     // The legacy unit runs: "Services stopped" fails naming it and the command that stops it.
-    let r = sd.ema(d, &root, &["migrate", "run", "services_stopped", "--json"]);
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
-    let v = step(&r);
+    // `ema migrate run STEP [--again] --json` inside, with the configuration naming the server's address: the
+    // step's record, after checking the exit code.
+    let run_step = |step: &str, again: bool, code: i32| {
+        let mut args = vec!["--config", cfg_s, "migrate", "run", step, "--json"];
+        if again {
+            args.push("--again");
+        }
+        let r = sd.ema(d, &root, &args);
+        assert_eq!(r.code, code, "{}{}", r.stdout, r.stderr);
+        serde_json::from_str::<Value>(&r.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr))
+    };
+
+    let v = run_step("services_stopped", false, 1);
     assert_eq!(v["state"], "failed", "{v}");
     let details = v["details"].as_str().unwrap();
     assert!(
@@ -318,20 +324,7 @@ fn services_stopped_and_started_ask_systemd_about_the_named_units() {
     );
 
     // ema's unit runs and its server answers: "Services started" passes, saying so.
-    let r = sd.ema(
-        d,
-        &root,
-        &[
-            "--config",
-            cfg_s,
-            "migrate",
-            "run",
-            "services_started",
-            "--json",
-        ],
-    );
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    let v = step(&r);
+    let v = run_step("services_started", false, 0);
     assert_eq!(v["state"], "done", "{v}");
     assert!(
         v["details"].as_str().unwrap().contains("under systemd")
@@ -344,9 +337,7 @@ fn services_stopped_and_started_ask_systemd_about_the_named_units() {
     // The operator stops the legacy unit: the step passes and logs what systemd said.
     let r = sd.inside(&["systemctl", "stop", &format!("{LEGACY_UNIT}.service")]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let r = sd.ema(d, &root, &["migrate", "run", "services_stopped", "--json"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    let v = step(&r);
+    let v = run_step("services_stopped", false, 0);
     assert_eq!(v["state"], "done", "{v}");
     assert!(
         v["log"].to_string().contains(&format!(
@@ -358,21 +349,7 @@ fn services_stopped_and_started_ask_systemd_about_the_named_units() {
     // ema's unit stopped: "Services started" fails naming `systemctl start`.
     let r = sd.inside(&["systemctl", "stop", &format!("{EMA_UNIT}.service")]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let r = sd.ema(
-        d,
-        &root,
-        &[
-            "--config",
-            cfg_s,
-            "migrate",
-            "run",
-            "services_started",
-            "--again",
-            "--json",
-        ],
-    );
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
-    let v = step(&r);
+    let v = run_step("services_started", true, 1);
     assert_eq!(v["state"], "failed", "{v}");
     assert!(
         v["details"]

@@ -22,9 +22,10 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::api::types::wire_name;
 use super::api::views::Gauges;
 use crate::engine::Engine;
-use crate::engine::events::{Event, HealthState, Severity};
+use crate::engine::events::{Event, HealthState};
 use crate::engine::health::PerfBaselines;
 
 type Labels = Vec<(&'static str, String)>;
@@ -259,7 +260,7 @@ impl Metrics {
             }
             Event::HealthAlert { severity, .. } => {
                 self.alerts_raised
-                    .get_or_create(&vec![("severity", severity_name(*severity).to_string())])
+                    .get_or_create(&vec![("severity", wire_name(severity))])
                     .inc();
             }
             Event::HealthChanged { state, .. } => {
@@ -372,7 +373,7 @@ impl Metrics {
             keys.iter().map(|k| (k.clone(), 0)).collect();
         for a in &list {
             let n = counts
-                .entry((a.kind.clone(), severity_name(a.severity).to_string()))
+                .entry((a.kind.clone(), wire_name(&a.severity)))
                 .or_insert(0);
             if !a.resolved {
                 *n += 1;
@@ -419,14 +420,6 @@ impl Metrics {
 
 fn clamp(n: u64) -> i64 {
     n.min(i64::MAX as u64) as i64
-}
-
-fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
-    }
 }
 
 /// The route template of a path: a fixed, small set of values (never the path itself).
@@ -496,6 +489,7 @@ pub async fn handler(State(ctx): State<Arc<super::api::ApiContext>>) -> Response
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::events::Severity;
 
     #[test]
     fn route_labels_are_templates() {

@@ -13,8 +13,7 @@ use utoipa::ToSchema;
 
 use super::ApiContext;
 use super::error::{ApiError, StrictJson};
-use super::types::{AlertView, ErrorBody, wire_name};
-use crate::engine::health::Alert;
+use super::types::{AlertView, ErrorBody};
 use crate::engine::monitoring::test_alerts::{
     self, DEFAULT_AUTO_RESOLVE_SECONDS, MAX_AUTO_RESOLVE_SECONDS,
 };
@@ -65,22 +64,6 @@ fn whole_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, 
         Some(x) => Err(D::Error::custom(format!(
             "auto_resolve_seconds must be a whole number of seconds, not {x}"
         ))),
-    }
-}
-
-fn view(a: Alert) -> AlertView {
-    AlertView {
-        id: a.id,
-        kind: a.kind,
-        severity: wire_name(&a.severity),
-        model_id: a.model_id,
-        message: a.message,
-        suggested_action: a.suggested_action,
-        first_at: a.first_at,
-        last_at: a.last_at,
-        count: a.count,
-        acknowledged: a.acknowledged,
-        resolved: a.resolved,
     }
 }
 
@@ -147,7 +130,7 @@ pub async fn test_alerts(
             Ok(Json(TestAlertsAnswer {
                 action: body.action,
                 run_id: Some(run),
-                alerts: vec![view(alert)],
+                alerts: vec![AlertView::from(alert)],
                 auto_resolve_seconds: Some(secs),
             }))
         }
@@ -167,7 +150,7 @@ pub async fn test_alerts(
             Ok(Json(TestAlertsAnswer {
                 action: body.action,
                 run_id: body.run_id,
-                alerts: done.into_iter().map(view).collect(),
+                alerts: done.into_iter().map(AlertView::from).collect(),
                 auto_resolve_seconds: None,
             }))
         }

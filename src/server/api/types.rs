@@ -237,6 +237,24 @@ fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Er
     }
 }
 
+impl From<crate::engine::health::Alert> for AlertView {
+    fn from(a: crate::engine::health::Alert) -> Self {
+        AlertView {
+            id: a.id,
+            kind: a.kind,
+            severity: wire_name(&a.severity),
+            model_id: a.model_id,
+            message: a.message,
+            suggested_action: a.suggested_action,
+            first_at: a.first_at,
+            last_at: a.last_at,
+            count: a.count,
+            acknowledged: a.acknowledged,
+            resolved: a.resolved,
+        }
+    }
+}
+
 /// A serde enum's wire name (`"local_only"`), for the string fields above.
 pub fn wire_name<T: Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {

@@ -221,19 +221,7 @@ pub fn models_health(engine: &Engine) -> Result<ModelsHealth> {
         .recent(20)
         .map_err(|e| EmaError::Other(format!("cannot read the alert history: {e}")))?
         .into_iter()
-        .map(|a| AlertView {
-            id: a.id,
-            kind: a.kind,
-            severity: wire_name(&a.severity),
-            model_id: a.model_id,
-            message: a.message,
-            suggested_action: a.suggested_action,
-            first_at: a.first_at,
-            last_at: a.last_at,
-            count: a.count,
-            acknowledged: a.acknowledged,
-            resolved: a.resolved,
-        })
+        .map(AlertView::from)
         .collect();
     let usage = health::storage_usage(store, engine.config());
     Ok(ModelsHealth {
